@@ -1,0 +1,248 @@
+"""LLM outputs and their feedback: the sync functions the front ends use and the async ones the
+worker uses. Every worker update names the attempt it belongs to, so a stale attempt changes
+nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from db.models import FeedbackEvent, LLMOutput
+from db.queries import queries
+
+
+def insert_output(
+    conn: psycopg.Connection,
+    *,
+    user_id: int,
+    template: str,
+    model: str,
+    context: dict[str, Any],
+    format: str,
+    queue: str,
+    priority: int,
+    agent_id: int | None = None,
+    kind: str = "original",
+    parent_id: int | None = None,
+    system_prompt: str | None = None,
+) -> int:
+    """Insert a pending output; return its id."""
+    params = {
+        "user_id": user_id,
+        "agent_id": agent_id,
+        "template": template,
+        "model": model,
+        "context": Jsonb(context),
+        "format": format,
+        "queue": queue,
+        "priority": priority,
+        "kind": kind,
+        "parent_id": parent_id,
+        "system_prompt": system_prompt,
+    }
+    return conn.execute(queries["insert_output"], params).fetchone()["id"]
+
+
+def set_output_job(conn: psycopg.Connection, output_id: int, job_id: int) -> None:
+    conn.execute(queries["set_output_job"], {"id": output_id, "job_id": job_id})
+
+
+def get_output(
+    conn: psycopg.Connection, output_id: int, *, viewer_id: int | None = None
+) -> LLMOutput | None:
+    """One output; with viewer_id, None unless that user owns it."""
+    row = conn.execute(queries["get_output"], {"id": output_id, "viewer_id": viewer_id}).fetchone()
+    return LLMOutput.model_validate(row) if row else None
+
+
+def list_outputs(
+    conn: psycopg.Connection,
+    *,
+    user_id: int | None = None,
+    status: str | None = None,
+    model: str | None = None,
+    format: str | None = None,
+    feedback: str | None = None,
+    template: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[LLMOutput]:
+    """One page of outputs, newest first; pass the last id of a page as before_id for the next."""
+    params = {
+        "user_id": user_id,
+        "status": status,
+        "model": model,
+        "format": format,
+        "feedback": feedback,
+        "template": template,
+        "created_after": created_after,
+        "created_before": created_before,
+        "before_id": before_id,
+        "limit": limit,
+    }
+    return [LLMOutput.model_validate(r) for r in conn.execute(queries["list_outputs"], params)]
+
+
+def output_children(conn: psycopg.Connection, output_id: int) -> list[LLMOutput]:
+    rows = conn.execute(queries["output_children"], {"id": output_id})
+    return [LLMOutput.model_validate(r) for r in rows]
+
+
+def set_feedback(
+    conn: psycopg.Connection, output_id: int, *, user_id: int, feedback: str
+) -> FeedbackEvent | None:
+    """Set the feedback of a completed output and record the change; None if not completed."""
+    params = {"output_id": output_id, "user_id": user_id, "feedback": feedback}
+    row = conn.execute(queries["set_feedback"], params).fetchone()
+    return FeedbackEvent.model_validate(row) if row else None
+
+
+def feedback_history(conn: psycopg.Connection, output_id: int) -> list[FeedbackEvent]:
+    rows = conn.execute(queries["feedback_history"], {"output_id": output_id})
+    return [FeedbackEvent.model_validate(r) for r in rows]
+
+
+# The worker's side: async, on the worker's pool.
+
+
+async def start_attempt(
+    conn: psycopg.AsyncConnection,
+    output_id: int,
+    *,
+    attempt: int,
+    prompt: str | None,
+) -> LLMOutput | None:
+    """Mark the output processing for this attempt and store its rendered prompt; None when the
+    output is final or a newer attempt already started."""
+    params = {"id": output_id, "attempt": attempt, "prompt": prompt}
+    cur = await conn.execute(queries["start_attempt"], params)
+    row = await cur.fetchone()
+    return LLMOutput.model_validate(row) if row else None
+
+
+async def get_output_async(conn: psycopg.AsyncConnection, output_id: int) -> LLMOutput | None:
+    cur = await conn.execute(queries["get_output"], {"id": output_id, "viewer_id": None})
+    row = await cur.fetchone()
+    return LLMOutput.model_validate(row) if row else None
+
+
+async def complete_output(
+    conn: psycopg.AsyncConnection,
+    output_id: int,
+    *,
+    attempt: int,
+    raw_response: str,
+    parsed_output: Any,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    cost: float | None,
+    latency_ms: int,
+) -> bool:
+    """Store the answer; False when this attempt is no longer the current one."""
+    params = {
+        "id": output_id,
+        "attempt": attempt,
+        "raw_response": raw_response,
+        "parsed_output": Jsonb(parsed_output),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "cost": cost,
+        "latency_ms": latency_ms,
+    }
+    cur = await conn.execute(queries["complete_output"], params)
+    return await cur.fetchone() is not None
+
+
+async def retry_output(
+    conn: psycopg.AsyncConnection,
+    output_id: int,
+    *,
+    attempt: int,
+    error_message: str,
+    raw_response: str | None = None,
+) -> bool:
+    """Put the output back to pending with the error of this attempt."""
+    params = {
+        "id": output_id,
+        "attempt": attempt,
+        "error_message": error_message,
+        "raw_response": raw_response,
+    }
+    cur = await conn.execute(queries["retry_output"], params)
+    return await cur.fetchone() is not None
+
+
+async def fail_output(
+    conn: psycopg.AsyncConnection,
+    output_id: int,
+    *,
+    attempt: int,
+    error_message: str,
+    raw_response: str | None = None,
+) -> bool:
+    """Mark the output failed; False when this attempt is no longer the current one."""
+    params = {
+        "id": output_id,
+        "attempt": attempt,
+        "error_message": error_message,
+        "raw_response": raw_response,
+    }
+    cur = await conn.execute(queries["fail_output"], params)
+    return await cur.fetchone() is not None
+
+
+async def fail_output_by_job(
+    conn: psycopg.AsyncConnection, job_id: int, *, error_message: str
+) -> list[int]:
+    """Fail the unfinished output of a job that will not run again; return the ids failed."""
+    cur = await conn.execute(
+        queries["fail_output_by_job"], {"job_id": job_id, "error_message": error_message}
+    )
+    return [r["id"] for r in await cur.fetchall()]
+
+
+def queue_estimate(conn: psycopg.Connection, *, priority: int, model: str) -> tuple[int, float | None]:
+    """(jobs ahead at this priority or higher, median latency in ms of the model's recent answers)."""
+    row = conn.execute(queries["queue_estimate"], {"priority": priority, "model": model}).fetchone()
+    return row["ahead"], row["median_latency_ms"]
+
+
+def count_user_outputs(conn: psycopg.Connection, user_id: int) -> dict[str, int]:
+    rows = conn.execute(queries["count_user_outputs"], {"user_id": user_id})
+    return {r["status"]: r["n"] for r in rows}
+
+
+def set_output_state(
+    conn: psycopg.Connection,
+    output_id: int,
+    *,
+    status: str,
+    raw_response: str | None = None,
+    parsed_output: Any = None,
+    feedback: str = "none",
+    error_message: str | None = None,
+) -> LLMOutput:
+    """Put an output in a state directly (test helpers, imports); the worker never uses this."""
+    params = {
+        "id": output_id,
+        "status": status,
+        "raw_response": raw_response,
+        "parsed_output": Jsonb(parsed_output),
+        "feedback": feedback,
+        "error_message": error_message,
+    }
+    return LLMOutput.model_validate(conn.execute(queries["set_output_state"], params).fetchone())
+
+
+def last_job_id(conn: psycopg.Connection) -> int:
+    return conn.execute(queries["last_job_id"]).fetchone()["id"]
+
+
+def llm_jobs_since(conn: psycopg.Connection, after_id: int) -> list[dict[str, Any]]:
+    """LLM jobs queued after a job id, each with its output's template, model, format, context."""
+    return list(conn.execute(queries["llm_jobs_since"], {"after_id": after_id}))

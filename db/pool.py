@@ -1,0 +1,52 @@
+"""Where the database is and how to reach it: URL resolution and connection pools."""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from db import embedded
+
+
+def database_url() -> str:
+    """DATABASE_URL when set, otherwise the embedded server's URL (started on demand)."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    return url or embedded.start()
+
+
+def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
+    """One plain connection with dict rows (for migrations and scripts)."""
+    return psycopg.connect(url or database_url(), row_factory=dict_row, **kwargs)
+
+
+def sync_pool(url: str | None = None, *, max_size: int = 10) -> ConnectionPool:
+    """An open pool of connections with dict rows, for the CLI, the dashboard and the API.
+
+    It does not wait for the database at start: a connection is checked when it is taken, so a
+    database that is down answers each call with an error and the pool recovers when it is back.
+    """
+    return ConnectionPool(
+        url or database_url(),
+        min_size=1,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row},
+        check=ConnectionPool.check_connection,
+        timeout=10,
+        open=True,
+        name="llmjobs",
+    )
+
+
+def async_pool_kwargs(url: str | None = None, *, max_size: int = 10) -> dict:
+    """Arguments for psycopg_pool.AsyncConnectionPool, as procrastinate's connector takes them."""
+    return {
+        "conninfo": url or database_url(),
+        "min_size": 1,
+        "max_size": max_size,
+        "kwargs": {"row_factory": dict_row},
+        "check": AsyncConnectionPool.check_connection,
+        "timeout": 10,
+    }

@@ -1,0 +1,245 @@
+-- Every query of LLM Jobs, by name. A header line `-- name --` starts a query, the next comment
+-- line says what it does. Parameters are psycopg named placeholders; nothing is ever formatted in.
+
+-- create_migrations_table --
+-- Bookkeeping of applied migrations (ours and procrastinate's)
+CREATE TABLE IF NOT EXISTS llmjobs_migrations (
+    source      text NOT NULL,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, name)
+)
+
+-- lock_migrations --
+-- Serialise concurrent `migrate` runs
+SELECT pg_advisory_xact_lock(7305112001)
+
+-- applied_migrations --
+-- Names of the migrations applied from one source
+SELECT name FROM llmjobs_migrations WHERE source = %(source)s
+
+-- record_migration --
+-- Remember that a migration was applied
+INSERT INTO llmjobs_migrations (source, name) VALUES (%(source)s, %(name)s)
+ON CONFLICT DO NOTHING
+
+-- procrastinate_installed --
+-- Whether procrastinate's schema is present
+SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS installed
+
+-- insert_user --
+-- Create a user
+INSERT INTO users (name, email, role) VALUES (%(name)s, %(email)s, %(role)s)
+RETURNING *
+
+-- get_user_by_name --
+-- One user by name
+SELECT * FROM users WHERE name = %(name)s
+
+-- get_user_by_id --
+-- One user by id
+SELECT * FROM users WHERE id = %(id)s
+
+-- get_user_by_email --
+-- One user by e-mail address (case-insensitive)
+SELECT * FROM users WHERE lower(email) = lower(%(email)s)
+
+-- list_users --
+-- All users by name
+SELECT * FROM users ORDER BY name
+
+-- insert_token --
+-- Store the hash of a new API token
+INSERT INTO api_tokens (user_id, name, token_hash) VALUES (%(user_id)s, %(name)s, %(token_hash)s)
+RETURNING *
+
+-- use_token --
+-- The user behind a live token, recording its use
+WITH token AS (
+    UPDATE api_tokens SET last_used_at = now()
+     WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
+    RETURNING user_id
+)
+SELECT users.* FROM users JOIN token ON token.user_id = users.id
+
+-- list_tokens --
+-- Tokens (never their secret), optionally of one user
+SELECT api_tokens.id, api_tokens.user_id, users.name AS user_name, api_tokens.name,
+       api_tokens.created_at, api_tokens.last_used_at, api_tokens.revoked_at
+  FROM api_tokens JOIN users ON users.id = api_tokens.user_id
+ WHERE (%(user_id)s::bigint IS NULL OR api_tokens.user_id = %(user_id)s)
+ ORDER BY api_tokens.id
+
+-- revoke_token --
+-- Revoke a token; returns nothing when it does not exist
+UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now())
+ WHERE id = %(id)s
+RETURNING id
+
+-- insert_agent --
+-- Create an agent
+INSERT INTO agents (name, description, system_prompt, default_model, default_format, owner_id)
+VALUES (%(name)s, %(description)s, %(system_prompt)s, %(default_model)s, %(default_format)s,
+        %(owner_id)s)
+RETURNING *
+
+-- update_agent --
+-- Edit an agent
+UPDATE agents
+   SET name = %(name)s, description = %(description)s, system_prompt = %(system_prompt)s,
+       default_model = %(default_model)s, default_format = %(default_format)s, updated_at = now()
+ WHERE id = %(id)s
+RETURNING *
+
+-- get_agent_by_name --
+-- One agent by name
+SELECT * FROM agents WHERE name = %(name)s
+
+-- get_agent_by_id --
+-- One agent by id
+SELECT * FROM agents WHERE id = %(id)s
+
+-- list_agents --
+-- All agents by name
+SELECT * FROM agents ORDER BY name
+
+-- insert_output --
+-- A new pending output, before its job exists
+INSERT INTO llm_outputs (user_id, agent_id, template, model, context, format, queue, priority,
+                         kind, parent_id, system_prompt)
+VALUES (%(user_id)s, %(agent_id)s, %(template)s, %(model)s, %(context)s, %(format)s, %(queue)s,
+        %(priority)s, %(kind)s, %(parent_id)s, %(system_prompt)s)
+RETURNING id
+
+-- set_output_job --
+-- Link an output to its procrastinate job (same transaction as both inserts)
+UPDATE llm_outputs SET job_id = %(job_id)s WHERE id = %(id)s
+
+-- get_output --
+-- One output; when viewer_id is given, only if that user owns it
+SELECT * FROM llm_outputs
+ WHERE id = %(id)s AND (%(viewer_id)s::bigint IS NULL OR user_id = %(viewer_id)s)
+
+-- list_outputs --
+-- Outputs newest first, filtered, one keyset page (ids below before_id)
+SELECT llm_outputs.*, users.name AS user_name
+  FROM llm_outputs JOIN users ON users.id = llm_outputs.user_id
+ WHERE (%(user_id)s::bigint IS NULL OR llm_outputs.user_id = %(user_id)s)
+   AND (%(status)s::text IS NULL OR llm_outputs.status = %(status)s)
+   AND (%(model)s::text IS NULL OR llm_outputs.model = %(model)s)
+   AND (%(format)s::text IS NULL OR llm_outputs.format = %(format)s)
+   AND (%(feedback)s::text IS NULL OR llm_outputs.feedback = %(feedback)s)
+   AND (%(template)s::text IS NULL
+        OR (md5(llm_outputs.template) = md5(%(template)s) AND llm_outputs.template = %(template)s))
+   AND (%(created_after)s::timestamptz IS NULL OR llm_outputs.created_at >= %(created_after)s)
+   AND (%(created_before)s::timestamptz IS NULL OR llm_outputs.created_at < %(created_before)s)
+   AND (%(before_id)s::bigint IS NULL OR llm_outputs.id < %(before_id)s)
+ ORDER BY llm_outputs.id DESC
+ LIMIT %(limit)s
+
+-- output_children --
+-- Outputs made from this one (re-runs and regenerations)
+SELECT * FROM llm_outputs WHERE parent_id = %(id)s ORDER BY id
+
+-- start_attempt --
+-- Mark an output processing for a new attempt; nothing when it is final or a newer attempt runs
+UPDATE llm_outputs
+   SET status = 'processing', attempts = %(attempt)s, started_at = now(),
+       prompt = COALESCE(%(prompt)s, prompt)
+ WHERE id = %(id)s AND status IN ('pending', 'processing') AND attempts < %(attempt)s
+RETURNING *
+
+-- complete_output --
+-- Store the answer of the current attempt
+UPDATE llm_outputs
+   SET status = 'completed', raw_response = %(raw_response)s, parsed_output = %(parsed_output)s,
+       prompt_tokens = %(prompt_tokens)s, completion_tokens = %(completion_tokens)s,
+       cost = %(cost)s, latency_ms = %(latency_ms)s, error_message = NULL, completed_at = now()
+ WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'processing'
+RETURNING id
+
+-- retry_output --
+-- The current attempt failed and another is scheduled
+UPDATE llm_outputs
+   SET status = 'pending', error_message = %(error_message)s, raw_response = %(raw_response)s
+ WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'processing'
+RETURNING id
+
+-- fail_output --
+-- The current attempt failed for good
+UPDATE llm_outputs
+   SET status = 'failed', error_message = %(error_message)s,
+       raw_response = COALESCE(%(raw_response)s, raw_response), completed_at = now()
+ WHERE id = %(id)s AND attempts = %(attempt)s AND status IN ('pending', 'processing')
+RETURNING id
+
+-- fail_output_by_job --
+-- Fail whatever output belongs to a job that will never run again (stalled past its retries,
+-- cancelled, or lost its task)
+UPDATE llm_outputs
+   SET status = 'failed', error_message = %(error_message)s, completed_at = now()
+ WHERE job_id = %(job_id)s AND status IN ('pending', 'processing')
+RETURNING id
+
+-- set_feedback --
+-- Change the feedback of a completed output and record the change
+WITH old AS (
+    SELECT id, feedback FROM llm_outputs WHERE id = %(output_id)s AND status = 'completed'
+       FOR UPDATE
+), changed AS (
+    UPDATE llm_outputs SET feedback = %(feedback)s
+      FROM old WHERE llm_outputs.id = old.id
+    RETURNING llm_outputs.id, old.feedback AS old_value, llm_outputs.feedback AS new_value
+), event AS (
+    INSERT INTO feedback_events (output_id, user_id, old_value, new_value)
+    SELECT id, %(user_id)s, old_value, new_value FROM changed
+    RETURNING *
+)
+SELECT * FROM event
+
+-- feedback_history --
+-- Every feedback change of one output, oldest first
+SELECT feedback_events.*, users.name AS user_name
+  FROM feedback_events JOIN users ON users.id = feedback_events.user_id
+ WHERE output_id = %(output_id)s
+ ORDER BY feedback_events.id
+
+-- queue_estimate --
+-- Jobs waiting ahead of a new one at this priority, and the model's recent median latency
+SELECT
+    (SELECT count(*) FROM procrastinate_jobs
+      WHERE status IN ('todo', 'doing') AND task_name = 'llm_job'
+        AND priority >= %(priority)s) AS ahead,
+    (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
+       FROM (SELECT latency_ms FROM llm_outputs
+              WHERE model = %(model)s AND status = 'completed' AND latency_ms IS NOT NULL
+              ORDER BY created_at DESC LIMIT 50) AS recent) AS median_latency_ms
+
+-- count_user_outputs --
+-- How many outputs a user has, by status
+SELECT status, count(*) AS n FROM llm_outputs WHERE user_id = %(user_id)s GROUP BY status
+
+-- set_output_state --
+-- Put an output in a given state directly (test helpers and data imports; not the worker's path)
+UPDATE llm_outputs
+   SET status = %(status)s, raw_response = %(raw_response)s, parsed_output = %(parsed_output)s,
+       feedback = %(feedback)s, error_message = %(error_message)s,
+       attempts = GREATEST(attempts, 1),
+       started_at = COALESCE(started_at, now()),
+       completed_at = CASE WHEN %(status)s IN ('completed', 'failed') THEN now() END
+ WHERE id = %(id)s
+RETURNING *
+
+-- llm_jobs_since --
+-- LLM jobs queued after a job id, with their outputs (for assertions on what was enqueued)
+SELECT jobs.id AS job_id, jobs.queue_name, jobs.priority, jobs.status AS job_status,
+       llm_outputs.id AS output_id, llm_outputs.template, llm_outputs.model, llm_outputs.format,
+       llm_outputs.context
+  FROM procrastinate_jobs AS jobs
+  LEFT JOIN llm_outputs ON llm_outputs.job_id = jobs.id
+ WHERE jobs.task_name = 'llm_job' AND jobs.id > %(after_id)s
+ ORDER BY jobs.id
+
+-- last_job_id --
+-- The highest procrastinate job id so far (0 when none)
+SELECT COALESCE(max(id), 0) AS id FROM procrastinate_jobs

@@ -1,0 +1,312 @@
+"""`llmjobs`: the command line of LLM Jobs. Every command prints JSON on stdout.
+
+Invalid input prints `error: <field>: <reason>` on stderr and exits 2; a missing or forbidden
+thing exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from tasks.errors import InvalidInput, LLMJobsError
+
+EXIT_INVALID = 2
+EXIT_FAILED = 1
+
+
+def _json_arg(field: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(field, f"is not valid JSON: {exc.msg} at character {exc.pos}") from exc
+
+    return parse
+
+
+def _print(value: Any) -> None:
+    def plain(item: Any) -> Any:
+        return item.model_dump(mode="json") if isinstance(item, BaseModel) else item
+
+    if isinstance(value, list):
+        value = [plain(v) for v in value]
+    print(json.dumps(plain(value), default=str, ensure_ascii=False, indent=2))
+
+
+def _pool():
+    from db.pool import sync_pool
+
+    return sync_pool(max_size=2)
+
+
+def _user(pool, name: str | None):
+    from tasks.submit import resolve_user
+
+    with pool.connection() as conn:
+        return resolve_user(conn, name)
+
+
+def cmd_migrate(args: argparse.Namespace) -> Any:
+    from db.migrate import apply
+    from db.pool import connect
+    from tasks import accounts
+    from tasks.config import get_settings
+
+    with connect() as conn:
+        applied = apply(conn)
+    pool = _pool()
+    created = None
+    if not accounts.list_users(pool):
+        # A fresh installation works at once: a local admin for the CLI and single-user mode.
+        created = accounts.ensure_user(pool, get_settings().user, admin=True).name
+    return {"applied": applied, "created_user": created}
+
+
+def cmd_submit(args: argparse.Namespace) -> Any:
+    from tasks.submit import submit
+
+    pool = _pool()
+    return submit(
+        pool,
+        user=_user(pool, args.user),
+        template=args.template,
+        model=args.model,
+        context=args.context,
+        format=args.format,
+        queue=args.queue,
+        agent=args.agent,
+        fetcher=args.fetcher,
+        fetcher_args=args.fetcher_args,
+    )
+
+
+def cmd_show(args: argparse.Namespace) -> Any:
+    from tasks.submit import get_output
+
+    pool = _pool()
+    return get_output(pool, args.id, _user(pool, args.user))
+
+
+def cmd_list(args: argparse.Namespace) -> Any:
+    from tasks.submit import list_outputs
+
+    pool = _pool()
+    viewer = _user(pool, args.as_user)
+    filters: dict[str, Any] = {"status": args.status, "model": args.model, "limit": args.limit}
+    if args.user:
+        filters["user_id"] = _user(pool, args.user).id
+    return list_outputs(pool, viewer, **filters)
+
+
+def cmd_feedback(args: argparse.Namespace) -> Any:
+    from tasks.submit import set_feedback
+
+    pool = _pool()
+    return set_feedback(pool, args.id, _user(pool, args.user), args.value)
+
+
+def cmd_rerun(args: argparse.Namespace) -> Any:
+    from tasks.submit import re_run
+
+    pool = _pool()
+    return re_run(pool, args.id, _user(pool, args.user))
+
+
+def cmd_regenerate(args: argparse.Namespace) -> Any:
+    from tasks.submit import regenerate
+
+    pool = _pool()
+    return regenerate(
+        pool,
+        args.id,
+        _user(pool, args.user),
+        new_context=args.context,
+        new_model=args.model,
+        new_format=args.format,
+    )
+
+
+def cmd_models(args: argparse.Namespace) -> Any:
+    from dataclasses import asdict
+
+    from tasks.models import usable_models
+
+    return [asdict(m) for m in usable_models()]
+
+
+def cmd_users(args: argparse.Namespace) -> Any:
+    from tasks import accounts
+
+    pool = _pool()
+    if args.action == "create":
+        return accounts.create_user(pool, args.name, admin=args.admin, email=args.email)
+    return accounts.list_users(pool)
+
+
+def cmd_tokens(args: argparse.Namespace) -> Any:
+    from tasks import accounts
+
+    pool = _pool()
+    if args.action == "create":
+        token = accounts.create_token(pool, args.name, args.token_name)
+        return {"user": args.name, "token": token, "note": "shown once; only its hash is stored"}
+    if args.action == "revoke":
+        accounts.revoke_token(pool, args.id)
+        return {"revoked": args.id}
+    return accounts.list_tokens(pool, args.user)
+
+
+def cmd_agents(args: argparse.Namespace) -> Any:
+    from tasks import agents
+
+    pool = _pool()
+    if args.action == "create":
+        return agents.create_agent(
+            pool,
+            _user(pool, args.user),
+            name=args.name,
+            default_model=args.model,
+            default_format=args.format,
+            system_prompt=args.system_prompt,
+            description=args.description,
+        )
+    return agents.list_agents(pool)
+
+
+def cmd_run(args: argparse.Namespace) -> Any:
+    from tasks.runner import run
+
+    return run(dashboard=not args.no_dashboard, api=not args.no_api)
+
+
+def cmd_worker(args: argparse.Namespace) -> Any:
+    from tasks.queue import app
+
+    app.run_worker(**({"concurrency": args.concurrency} if args.concurrency else {}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmjobs", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("migrate", help="apply database migrations (idempotent)").set_defaults(
+        func=cmd_migrate
+    )
+
+    p = sub.add_parser("submit", help="queue an LLM job")
+    p.add_argument("--template", required=True)
+    p.add_argument("--context", type=_json_arg("context"), default=None, help="JSON object")
+    p.add_argument("--model", default=None, help="litellm model name (default: agent's)")
+    p.add_argument("--format", default=None, help="text, json, markdown or html")
+    p.add_argument("--queue", default="default", help="high, default or low")
+    p.add_argument("--user", default=None)
+    p.add_argument("--agent", default=None)
+    p.add_argument("--fetcher", default=None, help="context fetcher name")
+    p.add_argument("--fetcher-args", type=_json_arg("fetcher_args"), default=None)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("show", help="one output as JSON")
+    p.add_argument("id", type=int)
+    p.add_argument("--user", default=None, help="who asks (default LLMJOBS_USER)")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("list", help="outputs, newest first")
+    p.add_argument("--user", default=None, help="only this user's outputs (admins)")
+    p.add_argument("--as-user", default=None, help="who asks (default LLMJOBS_USER)")
+    p.add_argument("--status", default=None)
+    p.add_argument("--model", default=None)
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("feedback", help="thumbs_up, thumbs_down or none on an output")
+    p.add_argument("id", type=int)
+    p.add_argument("value", help="thumbs_up, thumbs_down or none")
+    p.add_argument("--user", default=None)
+    p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("rerun", help="run an output again with identical parameters")
+    p.add_argument("id", type=int)
+    p.add_argument("--user", default=None)
+    p.set_defaults(func=cmd_rerun)
+
+    p = sub.add_parser("regenerate", help="run an output again with changes")
+    p.add_argument("id", type=int)
+    p.add_argument("--context", type=_json_arg("context"), default=None)
+    p.add_argument("--model", default=None)
+    p.add_argument("--format", default=None)
+    p.add_argument("--user", default=None)
+    p.set_defaults(func=cmd_regenerate)
+
+    sub.add_parser("models", help="the models usable now").set_defaults(func=cmd_models)
+
+    p = sub.add_parser("users", help="create or list users")
+    users_sub = p.add_subparsers(dest="action", required=True)
+    c = users_sub.add_parser("create")
+    c.add_argument("name")
+    c.add_argument("--admin", action="store_true")
+    c.add_argument("--email", default=None)
+    users_sub.add_parser("list")
+    p.set_defaults(func=cmd_users)
+
+    p = sub.add_parser("tokens", help="create, list or revoke API tokens")
+    tokens_sub = p.add_subparsers(dest="action", required=True)
+    c = tokens_sub.add_parser("create")
+    c.add_argument("name", help="user name")
+    c.add_argument("--token-name", default="default")
+    c = tokens_sub.add_parser("list")
+    c.add_argument("--user", default=None)
+    c = tokens_sub.add_parser("revoke")
+    c.add_argument("id", type=int)
+    p.set_defaults(func=cmd_tokens)
+
+    p = sub.add_parser("agents", help="create or list agents")
+    agents_sub = p.add_subparsers(dest="action", required=True)
+    c = agents_sub.add_parser("create")
+    c.add_argument("name")
+    c.add_argument("--model", required=True)
+    c.add_argument("--format", default="text")
+    c.add_argument("--system-prompt", default="")
+    c.add_argument("--description", default="")
+    c.add_argument("--user", default=None, help="owner")
+    agents_sub.add_parser("list")
+    p.set_defaults(func=cmd_agents)
+
+    p = sub.add_parser("run", help="database, migrations, worker and front ends (make run)")
+    p.add_argument("--no-dashboard", action="store_true")
+    p.add_argument("--no-api", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("worker", help="a worker (same as procrastinate --app=tasks.app worker)")
+    p.add_argument("--concurrency", type=int, default=None)
+    p.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tasks.config import get_settings
+    from tasks.logs import configure_logging
+
+    parser = build_parser()
+    configure_logging(get_settings().log_level)
+    try:
+        args = parser.parse_args(argv)
+        result = args.func(args)
+    except InvalidInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except LLMJobsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if result is not None:
+        _print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Settings, read from the environment once per process (see the README for each variable)."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from pydantic import BaseModel, Field
+
+OFFLINE_MODEL = "offline/echo"
+LLM_TASK = "llm_job"
+QUEUES = ("high", "default", "low")
+MAINTENANCE_QUEUE = "maintenance"
+# A worker fetches the highest priority first: high before default before low, whatever the age.
+QUEUE_PRIORITY = {"high": 20, "default": 10, "low": 0}
+MAINTENANCE_PRIORITY = 30
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+class Settings(BaseModel):
+    model_config = {"frozen": True}
+
+    log_level: str = "INFO"
+    default_model: str = OFFLINE_MODEL
+    extra_models: tuple[str, ...] = ()
+    model_timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    retry_base: float = Field(5.0, ge=0)
+    retry_cap: float = Field(300.0, ge=0)
+    # Multiplies every retry wait; 1.0 in production, small in tests.
+    retry_scale: float = Field(1.0, ge=0)
+    json_reasks: int = Field(2, ge=0)
+    worker_concurrency: int = Field(10, ge=1)
+    poll_interval: float = Field(0.5, gt=0)
+    heartbeat_interval: float = Field(5.0, gt=0)
+    stalled_after: float = Field(30.0, gt=0)
+    max_response_chars: int = Field(1_000_000, ge=1000)
+    user: str = "local"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The settings of this process. Raises pydantic.ValidationError on a malformed value."""
+    models = tuple(m.strip() for m in _env("LLMJOBS_MODELS", "").split(",") if m.strip())
+    return Settings(
+        log_level=_env("LLMJOBS_LOG_LEVEL", "INFO").upper(),
+        default_model=_env("LLMJOBS_DEFAULT_MODEL", OFFLINE_MODEL),
+        extra_models=models,
+        model_timeout=_env("LLMJOBS_MODEL_TIMEOUT", "60"),
+        max_retries=_env("LLMJOBS_MAX_RETRIES", "5"),
+        retry_base=_env("LLMJOBS_RETRY_BASE", "5"),
+        retry_cap=_env("LLMJOBS_RETRY_CAP", "300"),
+        retry_scale=_env("LLMJOBS_RETRY_SCALE", "1"),
+        json_reasks=_env("LLMJOBS_JSON_REASKS", "2"),
+        worker_concurrency=_env("LLMJOBS_WORKER_CONCURRENCY", "10"),
+        poll_interval=_env("LLMJOBS_POLL_INTERVAL", "0.5"),
+        heartbeat_interval=_env("LLMJOBS_HEARTBEAT_INTERVAL", "5"),
+        stalled_after=_env("LLMJOBS_STALLED_AFTER", "30"),
+        max_response_chars=_env("LLMJOBS_MAX_RESPONSE_CHARS", "1000000"),
+        user=_env("LLMJOBS_USER", "local"),
+    )

@@ -1,0 +1,28 @@
+"""Errors the job system raises to its callers (CLI, dashboard, API)."""
+
+from __future__ import annotations
+
+
+class LLMJobsError(Exception):
+    """Base of every error meant for a person to read."""
+
+
+class InvalidInput(LLMJobsError):
+    """Input refused at the door; `field` names what to fix."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class NotFound(LLMJobsError):
+    """The thing does not exist, or the caller may not see it (the two are not told apart)."""
+
+
+class Forbidden(LLMJobsError):
+    """The caller may see the thing but not do this to it."""
+
+
+class Conflict(LLMJobsError):
+    """The thing is not in a state that allows this (e.g. feedback on a pending output)."""

@@ -1,0 +1,44 @@
+"""Output formats: what each asks of the model and how its answer is parsed and stored."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import nh3
+
+FORMATS = ("text", "json", "markdown", "html")
+
+INSTRUCTIONS = {
+    "text": "",
+    "json": "Answer with one valid JSON value and nothing else: no prose, no code fences.",
+    "markdown": "Answer in Markdown.",
+    "html": "Answer with an HTML fragment (no <html>, <head> or <body> tags).",
+}
+
+_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
+
+
+class ParseError(ValueError):
+    """The model's answer does not fit the requested format."""
+
+
+def parse(fmt: str, raw: str) -> Any:
+    """The stored form of an answer: text and markdown as they are, JSON decoded (a single code
+    fence around it is tolerated), HTML sanitized. Raises ParseError for invalid JSON."""
+    if fmt == "json":
+        fenced = _FENCE.match(raw)
+        body = fenced.group(1) if fenced else raw
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"the answer is not valid JSON: {exc}") from exc
+    if fmt == "html":
+        return sanitize_html(raw)
+    return raw
+
+
+def sanitize_html(html: str) -> str:
+    """HTML with scripts, event handlers and javascript: links removed (nh3's safe defaults)."""
+    return nh3.clean(html, link_rel="noopener noreferrer")

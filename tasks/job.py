@@ -1,0 +1,115 @@
+"""The LLM job: render, call the model, parse, store. Run by `procrastinate --app=tasks.app worker`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from db import outputs
+from tasks import formats, models, rendering
+from tasks.config import LLM_TASK, get_settings
+from tasks.errors import InvalidInput
+from tasks.logs import get_logger
+from tasks.queue import app
+from tasks.retry import LLMRetryStrategy, PermanentModelError
+
+log = get_logger("llmjobs.worker")
+
+
+class AnswerNotParsed(PermanentModelError):
+    """The model's answer never fitted the format; the last raw answer is kept."""
+
+    def __init__(self, message: str, raw_response: str):
+        super().__init__(message)
+        self.raw_response = raw_response
+
+
+def build_messages(prompt: str, fmt: str, system_prompt: str | None) -> list[dict[str, str]]:
+    """The conversation sent to the model: agent's system prompt and format instruction, prompt."""
+    system = "\n\n".join(p for p in (system_prompt or "", formats.INSTRUCTIONS[fmt]) if p)
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def cap(text: str, limit: int) -> str:
+    """text, cut at limit characters with a note saying so."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[truncated: the answer had {len(text)} characters, {limit} kept]"
+
+
+async def ask(model: str, messages: list[dict[str, str]], fmt: str) -> tuple[Any, str, dict]:
+    """Call the model, re-asking (at most LLMJOBS_JSON_REASKS times) while a json answer does not
+    parse. Returns (parsed, raw, usage figures)."""
+    settings = get_settings()
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "latency_ms": 0}
+    conversation = list(messages)
+    for reask in range(settings.json_reasks + 1):
+        answer = await models.call_model(model, conversation)
+        for key in ("prompt_tokens", "completion_tokens", "cost"):
+            value = getattr(answer, key)
+            usage[key] = None if value is None or usage[key] is None else usage[key] + value
+        usage["latency_ms"] += answer.latency_ms
+        raw = cap(answer.text, settings.max_response_chars)
+        try:
+            return formats.parse(fmt, raw), raw, usage
+        except formats.ParseError as exc:
+            if reask == settings.json_reasks:
+                raise AnswerNotParsed(str(exc), raw) from exc
+            log.info("answer re-asked", model=model, reask=reask + 1, error=str(exc))
+            conversation = [
+                *messages,
+                {"role": "assistant", "content": answer.text},
+                {"role": "user", "content": f"That was not valid JSON ({exc}). "
+                 + formats.INSTRUCTIONS["json"]},
+            ]
+    raise AssertionError("unreachable")
+
+
+@app.task(name=LLM_TASK, pass_context=True, retry=LLMRetryStrategy())
+async def llm_job(context: Any, output_id: int) -> None:
+    """Run one attempt of an output's job. A failure propagates to the retry policy and the
+    final-failure middleware."""
+    job = context.job
+    attempt = job.attempts + 1
+    pool = context.app.connector.pool
+    async with pool.connection() as conn:
+        output = await outputs.get_output_async(conn, output_id)
+    if output is None or output.status in ("completed", "failed"):
+        log.info("skipped", job_id=job.id, output_id=output_id, reason="output final or gone")
+        return
+    try:
+        prompt, refused = rendering.render(output.template, output.context), None
+    except InvalidInput as exc:
+        prompt, refused = None, exc
+    async with pool.connection() as conn:
+        started = await outputs.start_attempt(
+            conn, output_id, attempt=attempt, prompt=prompt
+        )
+    if started is None:
+        log.info("skipped", job_id=job.id, output_id=output_id, reason="a newer attempt runs")
+        return
+    fields = {
+        "job_id": job.id,
+        "output_id": output_id,
+        "template": output.template[:200],
+        "model": output.model,
+        "user_id": output.user_id,
+        "attempt": attempt,
+    }
+    log.info("started", **fields)
+    if refused is not None:
+        raise PermanentModelError(f"the prompt cannot be rendered: {refused}")
+    began = time.perf_counter()
+    messages = build_messages(prompt, output.format, output.system_prompt)
+    parsed, raw, usage = await ask(output.model, messages, output.format)
+    async with pool.connection() as conn:
+        stored = await outputs.complete_output(
+            conn, output_id, attempt=attempt, raw_response=raw, parsed_output=parsed, **usage
+        )
+    duration_ms = int((time.perf_counter() - began) * 1000)
+    if stored:
+        log.info("completed", **fields, duration_ms=duration_ms, response_length=len(raw))
+    else:
+        log.warning("stale attempt discarded", **fields, duration_ms=duration_ms)

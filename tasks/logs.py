@@ -1,0 +1,93 @@
+"""Structured logging: one JSON line per event on stderr, for our events and procrastinate's.
+
+Every line carries level, message and an ISO 8601 UTC timestamp; events about a job add job_id,
+output_id, template, model, user_id, attempt, duration_ms, response_length and error as they apply.
+Values of secret-looking environment variables (API keys, tokens, passwords) are masked wherever
+they would appear.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from typing import Any
+
+import structlog
+
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+_MASK = "***"
+
+
+def _secrets() -> list[str]:
+    return sorted(
+        (v for k, v in os.environ.items() if _SECRET_NAME.search(k.upper()) and len(v) >= 8),
+        key=len,
+        reverse=True,
+    )
+
+
+def _mask_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    secrets = _secrets()
+    if not secrets:
+        return event
+    for key, value in event.items():
+        if isinstance(value, str):
+            for secret in secrets:
+                if secret in value:
+                    value = value.replace(secret, _MASK)
+            event[key] = value
+    return event
+
+
+def _drop_procrastinate_extras(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    # procrastinate attaches its whole job dict; keep the id and task, not the arguments.
+    job = event.pop("job", None)
+    if isinstance(job, dict):
+        event.setdefault("job_id", job.get("id"))
+        event.setdefault("task", job.get("task_name"))
+    return event
+
+
+_STAMP: list[Any] = [
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+]
+
+
+def configure_logging(level: str = "INFO", stream: Any = None) -> None:
+    """Send every log record, ours and the libraries', as JSON lines to stream (stderr)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_STAMP, _drop_procrastinate_extras],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                _mask_secrets,
+                structlog.processors.EventRenamer("message"),
+                structlog.processors.JSONRenderer(default=str),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # litellm and http clients are chatty at INFO and may echo request details.
+    for noisy in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            *_STAMP,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str = "llmjobs") -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)

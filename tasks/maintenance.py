@@ -1,0 +1,64 @@
+"""Recovery of jobs whose worker died: a periodic task every worker runs.
+
+A worker killed mid-job leaves its job `doing` in procrastinate and its output `processing`.
+Workers send heartbeats; a job whose worker has been silent for LLMJOBS_STALLED_AFTER seconds is
+stalled. This task sends it back to the queue (another attempt) or, when its retries are spent,
+fails it and its output with a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from procrastinate.jobs import Status
+
+from db import outputs
+from tasks.config import LLM_TASK, MAINTENANCE_PRIORITY, MAINTENANCE_QUEUE, get_settings
+from tasks.logs import get_logger
+from tasks.queue import app
+
+log = get_logger("llmjobs.maintenance")
+
+
+async def recover_stalled_jobs(procrastinate_app: Any) -> dict[str, int]:
+    """Retry or fail every stalled LLM job; return the counts."""
+    settings = get_settings()
+    manager = procrastinate_app.job_manager
+    stalled = await manager.get_stalled_jobs(
+        task_name=LLM_TASK, seconds_since_heartbeat=settings.stalled_after
+    )
+    counts = {"retried": 0, "failed": 0}
+    for job in stalled:
+        output_id = job.task_kwargs.get("output_id")
+        if job.attempts < settings.max_retries:
+            await manager.retry_job(job)
+            counts["retried"] += 1
+            log.warning("stalled job retried", job_id=job.id, output_id=output_id,
+                        attempt=job.attempts + 1)
+            continue
+        await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+        async with procrastinate_app.connector.pool.connection() as conn:
+            await outputs.fail_output_by_job(
+                conn,
+                job.id,
+                error_message=f"the worker running this job stopped responding "
+                f"{job.attempts + 1} times; no retries left",
+            )
+        counts["failed"] += 1
+        log.error("failed", job_id=job.id, output_id=output_id, attempt=job.attempts + 1,
+                  error="stalled, retries spent")
+    return counts
+
+
+@app.periodic(cron="* * * * * */10", periodic_id="recover_stalled")
+@app.task(
+    name="llmjobs.recover_stalled_jobs",
+    queue=MAINTENANCE_QUEUE,
+    priority=MAINTENANCE_PRIORITY,
+    pass_context=True,
+    queueing_lock="recover_stalled_jobs",
+)
+async def recover_stalled_jobs_task(context: Any, timestamp: int) -> None:
+    counts = await recover_stalled_jobs(context.app)
+    if any(counts.values()):
+        log.info("stalled jobs recovered", **counts)

@@ -1,0 +1,196 @@
+"""Model calls: the only module that imports litellm.
+
+Which models are usable now, the call itself (one attempt: `max_retries=0`, explicit timeout; the
+queue does the retrying), and the translation of provider failures into transient or permanent
+errors.
+"""
+
+from __future__ import annotations
+
+import os
+
+# litellm reads this at import: the bundled price map, never a download.
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+os.environ.setdefault("LITELLM_LOG", "ERROR")
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import litellm
+
+from tasks import offline
+from tasks.config import OFFLINE_MODEL, get_settings
+from tasks.errors import InvalidInput
+from tasks.retry import ModelError, PermanentModelError, TransientModelError
+
+litellm.suppress_debug_info = True
+litellm.telemetry = False
+_extra_providers: dict[str, Any] = {}
+
+# Models listed by default; each shows up only when its credentials are present.
+SUGGESTED_MODELS = (
+    "gpt-4o-mini",
+    "gpt-4o",
+    "anthropic/claude-3-5-haiku-latest",
+    "anthropic/claude-3-5-sonnet-latest",
+    "ollama/llama3.1",
+)
+
+
+def _register_providers() -> None:
+    providers = {offline.PROVIDER: offline.OfflineEcho(), **_extra_providers}
+    litellm.custom_provider_map = [
+        {"provider": name, "custom_handler": handler} for name, handler in providers.items()
+    ]
+    litellm.custom_llm_provider_map = {}  # rebuilt by litellm from custom_provider_map
+    from litellm.utils import custom_llm_setup
+
+    custom_llm_setup()
+
+
+def register_provider(name: str, handler: Any) -> None:
+    """Add a litellm CustomLLM handler under a provider name (used by the test helpers)."""
+    _extra_providers[name] = handler
+    _register_providers()
+
+
+def unregister_provider(name: str) -> None:
+    _extra_providers.pop(name, None)
+    _register_providers()
+
+
+_register_providers()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    provider: str
+    offline: bool
+
+
+@dataclass(frozen=True)
+class ModelAnswer:
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost: float | None
+    latency_ms: int
+
+
+def _openai_compatible_base() -> str | None:
+    return os.environ.get("OPENAI_API_BASE") or os.environ.get("OPENAI_BASE_URL") or None
+
+
+def check_model(model: str) -> ModelInfo:
+    """The model if it can be called now; InvalidInput(field="model") saying why not otherwise."""
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidInput("model", "is empty")
+    provider, _, name = model.partition("/")
+    if provider == offline.PROVIDER:
+        if name not in offline.MODELS:
+            raise InvalidInput("model", f"unknown offline model {model!r} (use {OFFLINE_MODEL})")
+        return ModelInfo(model, provider, offline=True)
+    if provider in _extra_providers:
+        return ModelInfo(model, provider, offline=True)
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model)
+    except Exception as exc:  # litellm raises BadRequestError for unknown names
+        raise InvalidInput(
+            "model", f"unknown model {model!r}: name it as litellm does, e.g. openai/<name>"
+        ) from exc
+    if provider == "openai" and model.startswith("openai/") and _openai_compatible_base():
+        return ModelInfo(model, provider, offline=False)  # a local server may need no key
+    missing = litellm.validate_environment(model).get("missing_keys") or []
+    if missing:
+        raise InvalidInput(
+            "model", f"{model!r} is not configured: set {', '.join(sorted(missing))}"
+        )
+    return ModelInfo(model, provider, offline=False)
+
+
+def usable_models() -> list[ModelInfo]:
+    """The models that can be called now: the offline one first, then the configured ones."""
+    found: list[ModelInfo] = []
+    names = [OFFLINE_MODEL, get_settings().default_model, *get_settings().extra_models]
+    for name in dict.fromkeys([*names, *SUGGESTED_MODELS]):
+        try:
+            found.append(check_model(name))
+        except InvalidInput:
+            continue
+    return found
+
+
+def default_model() -> str:
+    """LLMJOBS_DEFAULT_MODEL when usable, else the offline model."""
+    try:
+        return check_model(get_settings().default_model).name
+    except InvalidInput:
+        return OFFLINE_MODEL
+
+
+def _retry_after(exc: Exception) -> float | None:
+    headers = getattr(exc, "litellm_response_headers", None)
+    response = getattr(exc, "response", None)
+    if headers is None and response is not None:
+        headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def translate_error(exc: Exception) -> ModelError:
+    """A provider failure as TransientModelError (408, 429, 5xx, timeouts, connection) or
+    PermanentModelError (everything else: 400, 401, 403, 404, policy, ...)."""
+    status = getattr(exc, "status_code", None)
+    status = status if isinstance(status, int) else None
+    message = f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
+    transient_types = (litellm.Timeout, litellm.APIConnectionError, litellm.RateLimitError)
+    if isinstance(exc, litellm.ContentPolicyViolationError | litellm.ContextWindowExceededError):
+        return PermanentModelError(message, status_code=status)
+    if isinstance(exc, transient_types) or status in (408, 429) or (status or 0) >= 500:
+        return TransientModelError(message, status_code=status, retry_after=_retry_after(exc))
+    return PermanentModelError(message, status_code=status)
+
+
+async def call_model(
+    model: str, messages: list[dict[str, str]], *, timeout: float | None = None
+) -> ModelAnswer:
+    """One call to the model. Raises TransientModelError or PermanentModelError."""
+    kwargs: dict[str, Any] = {}
+    if model.startswith("openai/") and _openai_compatible_base():
+        kwargs["api_base"] = _openai_compatible_base()
+        kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or "not-needed"
+    started = time.perf_counter()
+    try:
+        response = await litellm.acompletion(
+            model=model,
+            messages=messages,
+            timeout=timeout or get_settings().model_timeout,
+            max_retries=0,
+            **kwargs,
+        )
+    except Exception as exc:
+        raise translate_error(exc) from exc
+    latency_ms = int((time.perf_counter() - started) * 1000)
+    text = response.choices[0].message.content or ""
+    usage = getattr(response, "usage", None)
+    return ModelAnswer(
+        text=text,
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        cost=_cost(model, response),
+        latency_ms=latency_ms,
+    )
+
+
+def _cost(model: str, response: Any) -> float | None:
+    if model.split("/", 1)[0] in (offline.PROVIDER, *_extra_providers):
+        return 0.0
+    try:
+        return float(litellm.completion_cost(completion_response=response))
+    except Exception:  # no price known for this model: cost unknown, not an error
+        return None

@@ -1,0 +1,296 @@
+"""The use-cases every front end calls: submit, re-run, regenerate, feedback, read outputs.
+
+Each validates everything before it writes, then writes the output row and its procrastinate job
+in one transaction: there is never an output without a job nor a job without an output.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import psycopg
+from procrastinate import SyncPsycopgConnector
+from procrastinate.jobs import Job
+from procrastinate.manager import JobManager
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
+
+from db import agents, outputs, users
+from db.models import FEEDBACK_VALUES, Agent, FeedbackEvent, LLMOutput, User
+from tasks import fetchers, rendering
+from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings
+from tasks.errors import Conflict, InvalidInput, NotFound
+from tasks.formats import FORMATS
+from tasks.logs import get_logger
+from tasks.models import check_model
+
+# Jobs are inserted on the caller's own connection, inside its transaction: this manager needs
+# no pool of its own and never touches the worker's async one.
+_job_manager = JobManager(SyncPsycopgConnector())
+
+
+def _defer(conn: psycopg.Connection, output_id: int, queue: str, priority: int) -> int:
+    job = Job(
+        queue=queue,
+        priority=priority,
+        lock=None,
+        queueing_lock=None,
+        task_name=LLM_TASK,
+        task_kwargs={"output_id": output_id},
+    )
+    deferred = _job_manager.defer_job(job=job, connection=conn)
+    assert deferred.id is not None
+    return deferred.id
+
+log = get_logger("llmjobs.submit")
+_DEFAULT_LATENCY_MS = 2000.0
+
+
+class Submission(BaseModel):
+    output_id: int
+    job_id: int
+    status: Literal["queued"] = "queued"
+    estimated_completion: datetime
+
+
+class _Request(BaseModel):
+    """A validated request, ready to be written."""
+
+    template: str
+    model: str
+    context: dict[str, Any]
+    format: str
+    queue: str
+    agent: Agent | None = None
+    system_prompt: str | None = None
+
+
+def resolve_user(conn: psycopg.Connection, name: str | None) -> User:
+    """The user named name (LLMJOBS_USER when None). Raises InvalidInput(field="user")."""
+    name = name or get_settings().user
+    user = users.get_user_by_name(conn, name)
+    if user is None:
+        raise InvalidInput("user", f"no user named {name!r} (create one: llmjobs users create)")
+    return user
+
+
+def _resolve_agent(conn: psycopg.Connection, agent: str | int | None) -> Agent | None:
+    if agent is None or agent == "":
+        return None
+    if isinstance(agent, int):
+        found = agents.get_agent_by_id(conn, agent)
+    else:
+        found = agents.get_agent_by_name(conn, agent)
+    if found is None:
+        raise InvalidInput("agent", f"no agent {agent!r}")
+    return found
+
+
+def validate(
+    conn: psycopg.Connection,
+    *,
+    template: str,
+    model: str | None,
+    context: Any,
+    format: str | None,
+    queue: str | None,
+    agent: str | int | None = None,
+) -> _Request:
+    """Check a request the way submit does, without writing anything.
+
+    Raises InvalidInput naming the field: queue, format, model, agent, context, template.
+    """
+    queue = queue or "default"
+    if queue not in QUEUES:
+        raise InvalidInput("queue", f"unknown queue {queue!r} (one of {', '.join(QUEUES)})")
+    found_agent = _resolve_agent(conn, agent)
+    format = format or (found_agent.default_format if found_agent else "text")
+    if format not in FORMATS:
+        raise InvalidInput("format", f"unknown format {format!r} (one of {', '.join(FORMATS)})")
+    model = model or (found_agent.default_model if found_agent else None)
+    if not model:
+        raise InvalidInput("model", "is required")
+    check_model(model)
+    rendering.check_context(context)
+    rendering.render(template, context)
+    return _Request(
+        template=template,
+        model=model,
+        context=context,
+        format=format,
+        queue=queue,
+        agent=found_agent,
+        system_prompt=(found_agent.system_prompt or None) if found_agent else None,
+    )
+
+
+def _enqueue(
+    pool: ConnectionPool,
+    request: _Request,
+    user: User,
+    *,
+    kind: str = "original",
+    parent_id: int | None = None,
+) -> Submission:
+    priority = QUEUE_PRIORITY[request.queue]
+    with pool.connection() as conn, conn.transaction():
+        output_id = outputs.insert_output(
+            conn,
+            user_id=user.id,
+            agent_id=request.agent.id if request.agent else None,
+            template=request.template,
+            model=request.model,
+            context=request.context,
+            format=request.format,
+            queue=request.queue,
+            priority=priority,
+            kind=kind,
+            parent_id=parent_id,
+            system_prompt=request.system_prompt,
+        )
+        job_id = _defer(conn, output_id, request.queue, priority)
+        outputs.set_output_job(conn, output_id, job_id)
+        ahead, median_ms = outputs.queue_estimate(conn, priority=priority, model=request.model)
+    concurrency = get_settings().worker_concurrency
+    waves = 1 + ahead // concurrency
+    estimated = datetime.now(UTC) + timedelta(milliseconds=(median_ms or _DEFAULT_LATENCY_MS) * waves)
+    log.info(
+        "queued",
+        job_id=job_id,
+        output_id=output_id,
+        template=request.template[:200],
+        model=request.model,
+        user_id=user.id,
+        queue=request.queue,
+        kind=kind,
+    )
+    return Submission(output_id=output_id, job_id=job_id, estimated_completion=estimated)
+
+
+def submit(
+    pool: ConnectionPool,
+    *,
+    user: User,
+    template: str,
+    model: str | None,
+    context: dict[str, Any] | None = None,
+    format: str | None = None,
+    queue: str | None = None,
+    agent: str | int | None = None,
+    fetcher: str | None = None,
+    fetcher_args: dict[str, Any] | None = None,
+) -> Submission:
+    """Queue an LLM job (the seed's `LLMJob.perform_later`).
+
+    The context is the named fetcher's result (if any) overlaid by the explicit context. Raises
+    InvalidInput naming the field; nothing is written then.
+    """
+    if context is None:
+        context = {}
+    rendering.check_context(context)
+    with pool.connection() as conn:
+        if fetcher:
+            context = {**fetchers.fetch_context(conn, fetcher, user, fetcher_args), **context}
+        request = validate(
+            conn,
+            template=template,
+            model=model,
+            context=context,
+            format=format,
+            queue=queue,
+            agent=agent,
+        )
+    return _enqueue(pool, request, user)
+
+
+def get_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:
+    """The output if viewer owns it or is an admin; NotFound otherwise (existence not revealed)."""
+    with pool.connection() as conn:
+        found = outputs.get_output(
+            conn, output_id, viewer_id=None if viewer.is_admin else viewer.id
+        )
+    if found is None:
+        raise NotFound(f"output {output_id} not found")
+    return found
+
+
+def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLMOutput]:
+    """A page of outputs newest first: the viewer's own, or anyone's (user_id filter) for admins."""
+    limit = filters.pop("limit", 50)
+    if not isinstance(limit, int) or not 1 <= limit <= 500:
+        raise InvalidInput("limit", "must be between 1 and 500")
+    if not viewer.is_admin:
+        filters["user_id"] = viewer.id
+    with pool.connection() as conn:
+        return outputs.list_outputs(conn, limit=limit, **filters)
+
+
+def re_run(pool: ConnectionPool, output_id: int, user: User) -> Submission:
+    """A new output with exactly the parameters of output_id (kind re_run, parent linked)."""
+    old = get_output(pool, output_id, user)
+    with pool.connection() as conn:
+        check_model(old.model)
+        agent = agents.get_agent_by_id(conn, old.agent_id) if old.agent_id else None
+    request = _Request(
+        template=old.template,
+        model=old.model,
+        context=old.context,
+        format=old.format,
+        queue=old.queue,
+        agent=agent,
+        system_prompt=old.system_prompt,
+    )
+    return _enqueue(pool, request, user, kind="re_run", parent_id=old.id)
+
+
+def regenerate(
+    pool: ConnectionPool,
+    output_id: int,
+    user: User,
+    *,
+    new_context: dict[str, Any] | None = None,
+    new_model: str | None = None,
+    new_format: str | None = None,
+) -> Submission:
+    """A new output from output_id with changes: given context keys replace the old ones, the
+    rest stay; model and format replaced when given (kind regenerate, parent linked)."""
+    old = get_output(pool, output_id, user)
+    if new_context is not None:
+        rendering.check_context(new_context)
+    with pool.connection() as conn:
+        request = validate(
+            conn,
+            template=old.template,
+            model=new_model or old.model,
+            context={**old.context, **(new_context or {})},
+            format=new_format or old.format,
+            queue=old.queue,
+            agent=old.agent_id,
+        )
+    request = request.model_copy(update={"system_prompt": old.system_prompt})
+    return _enqueue(pool, request, user, kind="regenerate", parent_id=old.id)
+
+
+def set_feedback(pool: ConnectionPool, output_id: int, user: User, feedback: str) -> FeedbackEvent:
+    """Record thumbs_up, thumbs_down or none on a completed output (owner or admin only).
+
+    Raises InvalidInput (value), NotFound (not visible), Conflict (not completed).
+    """
+    if feedback not in FEEDBACK_VALUES:
+        raise InvalidInput("feedback", f"must be one of {', '.join(FEEDBACK_VALUES)}")
+    output = get_output(pool, output_id, user)  # owner or admin, else NotFound
+    with pool.connection() as conn:
+        event = outputs.set_feedback(conn, output_id, user_id=user.id, feedback=feedback)
+    if event is None:
+        raise Conflict(f"output {output_id} is {output.status}: only completed outputs take feedback")
+    log.info(
+        "feedback",
+        output_id=output_id,
+        job_id=output.job_id,
+        user_id=user.id,
+        model=output.model,
+        old=event.old_value,
+        new=event.new_value,
+    )
+    return event

@@ -1,0 +1,191 @@
+"""Test helpers for code built on LLM Jobs (a pytest plugin, loaded automatically once installed).
+
+- `create_test_llm_output(pool, user, ...)` writes an output in any state without a worker.
+- `stub_model_success(answers)` / `stub_model_failure(status_code)` register a litellm provider
+  `stub/...` that answers per format or fails like a provider would; use the model name they yield.
+- `assert_llm_job_enqueued(pool, template=..., model=...)` is a context manager that fails unless
+  the block queued a matching LLM job.
+
+Fixtures: `llm_stub_success` and `llm_stub_failure` give the stub model's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from psycopg_pool import ConnectionPool
+
+from db import outputs
+from db.models import LLMOutput, User
+from tasks.config import QUEUE_PRIORITY
+
+DEFAULT_ANSWERS = {
+    "text": "A stub answer.",
+    "json": '{"answer": "stub", "ok": true}',
+    "markdown": "## Stub\n\n- a *stub* answer\n",
+    "html": "<p>A <strong>stub</strong> answer.</p>",
+}
+_counter = itertools.count(1)
+
+
+def create_test_llm_output(
+    pool: ConnectionPool,
+    user: User,
+    *,
+    template: str = "Explain {{concept}} to a beginner",
+    context: dict[str, Any] | None = None,
+    model: str = "offline/echo",
+    format: str = "text",
+    status: str = "completed",
+    raw_response: str | None = "A test answer.",
+    parsed_output: Any = None,
+    feedback: str = "none",
+    error_message: str | None = None,
+    queue: str = "default",
+) -> LLMOutput:
+    """An output row in the given state, with no job behind it."""
+    if status == "failed" and error_message is None:
+        error_message = "test failure"
+    with pool.connection() as conn:
+        output_id = outputs.insert_output(
+            conn,
+            user_id=user.id,
+            template=template,
+            model=model,
+            context=context if context is not None else {"concept": "recursion"},
+            format=format,
+            queue=queue,
+            priority=QUEUE_PRIORITY[queue],
+        )
+        if status == "pending":
+            return outputs.get_output(conn, output_id)
+        return outputs.set_output_state(
+            conn,
+            output_id,
+            status=status,
+            raw_response=raw_response,
+            parsed_output=parsed_output if parsed_output is not None else raw_response,
+            feedback=feedback,
+            error_message=error_message,
+        )
+
+
+def _stub_handler(respond: Callable[[str, list[dict[str, Any]]], Any]) -> Any:
+    import litellm
+    from litellm import CustomLLM
+
+    class Stub(CustomLLM):
+        def _reply(self, model: str, messages: list[dict[str, Any]]) -> Any:
+            content = respond(model, messages)
+            return litellm.ModelResponse(
+                model=f"stub/{model}",
+                choices=[{"index": 0, "message": {"role": "assistant", "content": content},
+                          "finish_reason": "stop"}],
+                usage={"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
+            )
+
+        def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+            return self._reply(model, messages)
+
+        async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+            return self._reply(model, messages)
+
+    return Stub()
+
+
+def _requested_format(messages: list[dict[str, Any]]) -> str:
+    from tasks.formats import INSTRUCTIONS
+
+    system = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
+    for fmt in ("json", "html", "markdown"):
+        if INSTRUCTIONS[fmt] in system:
+            return fmt
+    return "text"
+
+
+@contextlib.contextmanager
+def _registered(provider: str, handler: Any) -> Iterator[None]:
+    from tasks import models
+
+    models.register_provider(provider, handler)
+    try:
+        yield
+    finally:
+        models.unregister_provider(provider)
+
+
+@contextlib.contextmanager
+def stub_model_success(answers: dict[str, str] | None = None) -> Iterator[str]:
+    """A model that answers every request with answers[requested format]; yields its name."""
+    table = {**DEFAULT_ANSWERS, **(answers or {})}
+    provider = f"stub{next(_counter)}"
+
+    def respond(model: str, messages: list[dict[str, Any]]) -> str:
+        return table[_requested_format(messages)]
+
+    with _registered(provider, _stub_handler(respond)):
+        yield f"{provider}/success"
+
+
+@contextlib.contextmanager
+def stub_model_failure(status_code: int = 500, message: str = "stub failure") -> Iterator[str]:
+    """A model that fails every request like a provider answering status_code; yields its name."""
+    import litellm
+
+    errors = {
+        400: litellm.BadRequestError,
+        401: litellm.AuthenticationError,
+        403: litellm.PermissionDeniedError,
+        404: litellm.NotFoundError,
+        408: litellm.Timeout,
+        429: litellm.RateLimitError,
+        503: litellm.ServiceUnavailableError,
+    }
+    provider = f"stub{next(_counter)}"
+
+    def respond(model: str, messages: list[dict[str, Any]]) -> str:
+        error = errors.get(status_code, litellm.InternalServerError)
+        raise error(message=message, model=model, llm_provider=provider)
+
+    with _registered(provider, _stub_handler(respond)):
+        yield f"{provider}/failure"
+
+
+@contextlib.contextmanager
+def assert_llm_job_enqueued(
+    pool: ConnectionPool, *, template: str | None = None, model: str | None = None, count: int = 1
+) -> Iterator[list[dict[str, Any]]]:
+    """Fail unless the block queues `count` LLM jobs matching template and model (when given).
+    Yields a list that holds the matching jobs after the block."""
+    with pool.connection() as conn:
+        before = outputs.last_job_id(conn)
+    found: list[dict[str, Any]] = []
+    yield found
+    with pool.connection() as conn:
+        queued = outputs.llm_jobs_since(conn, before)
+    found.extend(
+        job
+        for job in queued
+        if (template is None or job["template"] == template)
+        and (model is None or job["model"] == model)
+    )
+    assert len(found) == count, (
+        f"expected {count} LLM job(s) with template={template!r} model={model!r}; "
+        f"queued: {[(j['template'], j['model']) for j in queued]}"
+    )
+
+
+@pytest.fixture
+def llm_stub_success() -> Iterator[str]:
+    with stub_model_success() as model:
+        yield model
+
+
+@pytest.fixture
+def llm_stub_failure() -> Iterator[str]:
+    with stub_model_failure(500) as model:
+        yield model

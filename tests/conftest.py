@@ -1,0 +1,188 @@
+"""Shared fixtures: a real PostgreSQL per test (cloned from a migrated template), pools, the
+procrastinate app opened on it, an in-process worker, and a scripted OpenAI-compatible server.
+
+The server is TEST_DATABASE_URL when set (CI points it at the local server), otherwise the
+embedded PostgreSQL in `.data/test-pg`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+# Retry waits scaled down so retry tests take milliseconds; the formula itself is unchanged.
+os.environ.setdefault("LLMJOBS_RETRY_SCALE", "0.002")
+os.environ.setdefault("LLMJOBS_POLL_INTERVAL", "0.05")
+os.environ.setdefault("LLMJOBS_MODEL_TIMEOUT", "5")
+for _name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_BASE", "OPENAI_BASE_URL"):
+    os.environ.pop(_name, None)
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from db.migrate import apply
+from db.models import User
+from db.pool import sync_pool
+from tasks import accounts
+from tasks.config import get_settings
+from tests.support.provider import ScriptedProvider
+
+get_settings.cache_clear()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _server_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if url:
+        return url
+    from db import embedded
+
+    folder = embedded.data_dir() / "test-pg"
+    return embedded.start(folder)
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    params = conninfo_to_dict(url)
+    params["dbname"] = dbname
+    return make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return _server_url()
+
+
+@pytest.fixture(scope="session")
+def template_db(server_url: str) -> Iterator[str]:
+    """A database migrated once per run; each test clones it."""
+    name = f"llmjobs_tpl_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = _with_dbname(server_url, name)
+    with psycopg.connect(url) as conn:
+        conn.row_factory = psycopg.rows.dict_row
+        apply(conn)
+    yield name
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database_url(
+    server_url: str, template_db: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A fresh migrated database for this test; DATABASE_URL points at it."""
+    name = f"llmjobs_t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_db)
+            )
+        )
+    url = _with_dbname(server_url, name)
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def pool(database_url: str):
+    p = sync_pool(database_url, max_size=4)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def analyst(pool) -> User:
+    return accounts.create_user(pool, "ana")
+
+
+@pytest.fixture
+def other_analyst(pool) -> User:
+    return accounts.create_user(pool, "otto")
+
+
+@pytest.fixture
+def admin(pool) -> User:
+    return accounts.create_user(pool, "root-admin", admin=True)
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Set LLMJOBS_* variables for this test: settings_env(MAX_RETRIES="2")."""
+
+    def set_env(**values: str) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(f"LLMJOBS_{key}", value)
+        get_settings.cache_clear()
+
+    yield set_env
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+async def opened_app(database_url: str) -> AsyncIterator:
+    """The project's procrastinate app, opened on this test's database."""
+    from tasks.queue import app
+
+    async with app.open_async():
+        yield app
+
+
+@pytest.fixture
+def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedProvider]:
+    """A scripted OpenAI-compatible server; models named openai/<anything> reach it."""
+    server = ScriptedProvider().start()
+    monkeypatch.setenv("OPENAI_API_BASE", server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-key-0123456789")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def run_worker(opened_app, pool) -> Callable:
+    """run_worker(until=callable, timeout=s): run an in-process worker until `until()` is true
+    (default: no output pending or processing), then stop it."""
+    from db import outputs as outputs_db
+
+    def all_final() -> bool:
+        with pool.connection() as conn:
+            rows = outputs_db.list_outputs(conn, limit=500)
+        return all(o.status in ("completed", "failed") for o in rows)
+
+    async def run(until: Callable[[], bool] | None = None, timeout: float = 30.0, **options):
+        settings = get_settings()
+        worker_options = {
+            "concurrency": 4,
+            "fetch_job_polling_interval": settings.poll_interval,
+            "install_signal_handlers": False,
+            "wait": True,
+            "delete_jobs": "never",
+            "update_heartbeat_interval": 0.5,
+            **options,
+        }
+        task = asyncio.create_task(opened_app.run_worker_async(**worker_options))
+        check = until or all_final
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    await asyncio.sleep(0.05)
+                    if task.done():
+                        task.result()
+                        return
+                    if await asyncio.to_thread(check):
+                        return
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return run

@@ -1,0 +1,167 @@
+"""The worker end to end: real Postgres, the real procrastinate worker loop, real litellm calls to
+the offline model and to a scripted OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tasks import submit as jobs
+from tests.support.provider import Step, error, ok
+
+
+def _submit(pool, user, **overrides):
+    params = {
+        "template": "Explain {{concept}} to a beginner",
+        "context": {"concept": "recursion"},
+        "model": "offline/echo",
+        "format": "text",
+        **overrides,
+    }
+    return jobs.submit(pool, user=user, **params)
+
+
+def _output(pool, user, sub):
+    return jobs.get_output(pool, sub.output_id, user)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown", "html"])
+async def test_offline_model_completes_each_format(pool, analyst, run_worker, fmt):
+    sub = _submit(pool, analyst, format=fmt)
+    assert _output(pool, analyst, sub).status == "pending"
+    await run_worker()
+    out = _output(pool, analyst, sub)
+    assert out.status == "completed", out.error_message
+    assert out.prompt == "Explain recursion to a beginner"
+    assert out.attempts == 1
+    assert out.prompt_tokens and out.completion_tokens
+    assert float(out.cost) == 0.0
+    assert out.latency_ms is not None and out.started_at and out.completed_at
+    if fmt == "json":
+        assert out.parsed_output["prompt"] == "Explain recursion to a beginner"
+        assert json.loads(out.raw_response) == out.parsed_output
+    elif fmt == "html":
+        assert out.parsed_output.startswith("<h2>")
+    elif fmt == "markdown":
+        assert out.parsed_output.startswith("## Answer")
+    else:
+        assert out.parsed_output == "Echo: Explain recursion to a beginner"
+
+
+async def test_provider_success_per_format(pool, analyst, run_worker, provider):
+    provider.push(ok("plain words"), ok('{"a": 1}'), ok("# Title"), ok("<p onclick='x()'>hi</p>"))
+    subs = [
+        _submit(pool, analyst, model="openai/test-model", format=fmt)
+        for fmt in ("text", "json", "markdown", "html")
+    ]
+    await run_worker(concurrency=1)
+    got = [_output(pool, analyst, s) for s in subs]
+    assert [o.status for o in got] == ["completed"] * 4
+    assert [o.parsed_output for o in got] == ["plain words", {"a": 1}, "# Title", "<p>hi</p>"]
+    assert got[3].raw_response == "<p onclick='x()'>hi</p>"
+    # the json request carried the format instruction as the system message
+    assert "valid JSON" in provider.requests[1]["messages"][0]["content"]
+
+
+async def test_429_with_retry_after_then_success(pool, analyst, run_worker, provider):
+    provider.push(error(429, "slow down", retry_after="0"), ok("finally"))
+    sub = _submit(pool, analyst, model="openai/test-model")
+    await run_worker()
+    out = _output(pool, analyst, sub)
+    assert out.status == "completed"
+    assert out.parsed_output == "finally"
+    assert out.attempts == 2
+    assert len(provider.requests) == 2
+
+
+async def test_500_six_times_fails_after_five_retries(pool, analyst, run_worker, provider):
+    provider.push(*[error(500, "boom") for _ in range(7)])
+    sub = _submit(pool, analyst, model="openai/test-model")
+    await run_worker()
+    out = _output(pool, analyst, sub)
+    assert out.status == "failed"
+    assert out.attempts == 6
+    assert len(provider.requests) == 6
+    assert "boom" in out.error_message and "InternalServerError" in out.error_message
+
+
+async def test_401_fails_without_retry(pool, analyst, run_worker, provider):
+    provider.push(error(401, "bad key"), ok("never reached"))
+    sub = _submit(pool, analyst, model="openai/test-model")
+    await run_worker()
+    out = _output(pool, analyst, sub)
+    assert out.status == "failed"
+    assert out.attempts == 1
+    assert len(provider.requests) == 1
+    assert "AuthenticationError" in out.error_message
+
+
+async def test_invalid_json_is_reasked_twice_then_fails(pool, analyst, run_worker, provider):
+    provider.push(ok("not json"), ok("still {not json"), ok("nope"), ok('{"late": true}'))
+    sub = _submit(pool, analyst, model="openai/test-model", format="json")
+    await run_worker()
+    out = _output(pool, analyst, sub)
+    assert out.status == "failed"
+    assert len(provider.requests) == 3
+    assert "not valid JSON" in out.error_message
+    assert out.raw_response == "nope"
+    # the re-ask shows the model its bad answer
+    assert provider.requests[1]["messages"][-2] == {"role": "assistant", "content": "not json"}
+
+
+async def test_invalid_json_then_valid_on_reask(pool, analyst, run_worker, provider):
+    provider.push(ok("Sure! here it is"), ok('```json\n{"ok": true}\n```'))
+    sub = _submit(pool, analyst, model="openai/test-model", format="json")
+    await run_worker()
+    out = _output(pool, analyst, sub)
+    assert out.status == "completed"
+    assert out.parsed_output == {"ok": True}
+    assert out.attempts == 1
+
+
+async def test_timeout_is_retried(pool, analyst, run_worker, provider, settings_env):
+    settings_env(MODEL_TIMEOUT="0.5")
+    provider.push(Step(content="late", delay=1.5), ok("in time"))
+    sub = _submit(pool, analyst, model="openai/test-model")
+    await run_worker()
+    out = _output(pool, analyst, sub)
+    assert out.status == "completed"
+    assert out.parsed_output == "in time"
+    assert out.attempts == 2
+
+
+async def test_dropped_connection_is_retried(pool, analyst, run_worker, provider):
+    provider.push(Step(drop=True), ok("recovered"))
+    sub = _submit(pool, analyst, model="openai/test-model")
+    await run_worker()
+    out = _output(pool, analyst, sub)
+    assert (out.status, out.attempts) == ("completed", 2)
+
+
+async def test_system_prompt_of_agent_is_sent(pool, analyst, run_worker, provider):
+    from tasks import agents
+
+    agents.create_agent(
+        pool, analyst, name="tutor", default_model="openai/test-model",
+        system_prompt="You are a patient tutor.",
+    )
+    provider.push(ok("answer"))
+    sub = _submit(pool, analyst, model=None, agent="tutor")
+    await run_worker()
+    out = _output(pool, analyst, sub)
+    assert out.status == "completed" and out.model == "openai/test-model"
+    assert provider.requests[0]["messages"][0] == {
+        "role": "system", "content": "You are a patient tutor.",
+    }
+    assert out.system_prompt == "You are a patient tutor."
+
+
+async def test_high_queue_runs_before_default_before_low(pool, analyst, run_worker, provider):
+    order = [("low", "L"), ("default", "D"), ("high", "H"), ("low", "L2"), ("high", "H2")]
+    for queue, word in order:
+        _submit(pool, analyst, model="openai/test-model", queue=queue,
+                template="say {{w}}", context={"w": word})
+    await run_worker(concurrency=1)
+    sent = [r["messages"][-1]["content"] for r in provider.requests]
+    assert sent == ["say H", "say H2", "say D", "say L", "say L2"]

@@ -1,0 +1,125 @@
+"""A scriptable OpenAI-compatible chat server on 127.0.0.1 for tests and benchmarks.
+
+Each request to /v1/chat/completions takes the next step of the script (or the default step when
+the script is empty): answer with content, answer an HTTP error with headers, sleep first, send a
+body that is not JSON, or drop the connection. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Step:
+    content: str = "ok"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    raw_body: bytes | None = None
+    drop: bool = False
+    error_body: dict[str, Any] | None = None
+
+
+def ok(content: str, delay: float = 0.0) -> Step:
+    return Step(content=content, delay=delay)
+
+
+def error(status: int, message: str = "scripted failure", **headers: str) -> Step:
+    return Step(status=status, headers=headers, error_body={"error": {"message": message}})
+
+
+class ScriptedProvider:
+    def __init__(self, default: Step | None = None):
+        self.script: deque[Step] = deque()
+        self.default = default or ok("default answer")
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                step = provider._next(body)
+                if step.delay:
+                    time.sleep(step.delay)
+                if step.drop:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if step.raw_body is not None:
+                    payload = step.raw_body
+                elif step.status != 200:
+                    payload = json.dumps(step.error_body or {}).encode()
+                else:
+                    payload = json.dumps(_completion(body, step.content)).encode()
+                try:
+                    self.send_response(step.status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    for key, value in step.headers.items():
+                        self.send_header(key.replace("_", "-"), value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout): nothing left to answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _next(self, body: dict[str, Any]) -> Step:
+        with self._lock:
+            self.requests.append(body)
+            return self.script.popleft() if self.script else self.default
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def push(self, *steps: Step) -> None:
+        with self._lock:
+            self.script.extend(steps)
+
+    def start(self) -> ScriptedProvider:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _completion(request: dict[str, Any], content: str) -> dict[str, Any]:
+    prompt_chars = sum(len(str(m.get("content", ""))) for m in request.get("messages", []))
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "test"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": max(1, prompt_chars // 4),
+            "completion_tokens": max(1, len(content) // 4),
+            "total_tokens": max(1, prompt_chars // 4) + max(1, len(content) // 4),
+        },
+    }
