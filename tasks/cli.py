@@ -185,6 +185,21 @@ def cmd_run(args: argparse.Namespace) -> Any:
     return run(dashboard=not args.no_dashboard, api=not args.no_api)
 
 
+def cmd_api(args: argparse.Namespace) -> Any:
+    import os
+
+    import uvicorn
+
+    # Loaded by import string so the job system never imports its front ends.
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port or int(os.environ.get("LLMJOBS_API_PORT", "8000")),
+        log_config=None,
+    )
+
+
 def cmd_worker(args: argparse.Namespace) -> Any:
     from tasks.queue import app
 
@@ -281,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dashboard", action="store_true")
     p.add_argument("--no-api", action="store_true")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default LLMJOBS_API_PORT or 8000")
+    p.set_defaults(func=cmd_api)
 
     p = sub.add_parser("worker", help="a worker (same as procrastinate --app=tasks.app worker)")
     p.add_argument("--concurrency", type=int, default=None)
