@@ -23,7 +23,6 @@ from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings
 from tasks.errors import Conflict, InvalidInput, NotFound
 from tasks.formats import FORMATS
 from tasks.logs import get_logger
-from tasks.models import check_model
 
 # Jobs are inserted on the caller's own connection, inside its transaction: this manager needs
 # no pool of its own and never touches the worker's async one.
@@ -111,6 +110,9 @@ def validate(
     model = model or (found_agent.default_model if found_agent else None)
     if not model:
         raise InvalidInput("model", "is required")
+    # Imported here: litellm takes seconds to import, and reading outputs never needs it.
+    from tasks.models import check_model
+
     check_model(model)
     rendering.check_context(context)
     rendering.render(template, context)
@@ -229,6 +231,8 @@ def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLM
 def re_run(pool: ConnectionPool, output_id: int, user: User) -> Submission:
     """A new output with exactly the parameters of output_id (kind re_run, parent linked)."""
     old = get_output(pool, output_id, user)
+    from tasks.models import check_model
+
     with pool.connection() as conn:
         check_model(old.model)
         agent = agents.get_agent_by_id(conn, old.agent_id) if old.agent_id else None
