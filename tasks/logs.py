@@ -28,16 +28,18 @@ def _secrets() -> list[str]:
     )
 
 
+def redact(text: str) -> str:
+    """text with the value of every secret-looking environment variable masked."""
+    for secret in _secrets():
+        if secret in text:
+            text = text.replace(secret, _MASK)
+    return text
+
+
 def _mask_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    secrets = _secrets()
-    if not secrets:
-        return event
     for key, value in event.items():
         if isinstance(value, str):
-            for secret in secrets:
-                if secret in value:
-                    value = value.replace(secret, _MASK)
-            event[key] = value
+            event[key] = redact(value)
     return event
 
 

@@ -15,7 +15,7 @@ from procrastinate import exceptions as procrastinate_exceptions
 
 from db import outputs
 from tasks.config import LLM_TASK
-from tasks.logs import get_logger
+from tasks.logs import get_logger, redact
 from tasks.retry import ModelError, will_retry
 
 log = get_logger("llmjobs.worker")
@@ -24,11 +24,11 @@ log = get_logger("llmjobs.worker")
 def describe(exc: BaseException) -> str:
     """A readable one-line message for a failure."""
     if isinstance(exc, ModelError):
-        return exc.message
+        return redact(exc.message)
     if isinstance(exc, asyncio.CancelledError | procrastinate_exceptions.JobAborted):
         return "the job was interrupted (worker stopped or job cancelled)"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
 async def final_failure(call_next: Any, context: Any, worker: Any) -> Any:

@@ -24,6 +24,9 @@ from tasks.config import OFFLINE_MODEL, get_settings
 from tasks.errors import InvalidInput
 from tasks.retry import ModelError, PermanentModelError, TransientModelError
 
+from litellm.types.utils import LlmProviders
+
+_BUILTIN_PROVIDERS = frozenset(p.value for p in LlmProviders)
 litellm.suppress_debug_info = True
 litellm.telemetry = False
 _extra_providers: dict[str, Any] = {}
@@ -94,12 +97,15 @@ def check_model(model: str) -> ModelInfo:
         return ModelInfo(model, provider, offline=True)
     if provider in _extra_providers:
         return ModelInfo(model, provider, offline=True)
+    unknown = InvalidInput(
+        "model", f"unknown model {model!r}: name it as litellm does, e.g. openai/<name>"
+    )
     try:
         _, provider, _, _ = litellm.get_llm_provider(model)
     except Exception as exc:  # litellm raises BadRequestError for unknown names
-        raise InvalidInput(
-            "model", f"unknown model {model!r}: name it as litellm does, e.g. openai/<name>"
-        ) from exc
+        raise unknown from exc
+    if provider not in _BUILTIN_PROVIDERS:  # a custom provider registered once, since removed
+        raise unknown
     if provider == "openai" and model.startswith("openai/") and _openai_compatible_base():
         return ModelInfo(model, provider, offline=False)  # a local server may need no key
     missing = litellm.validate_environment(model).get("missing_keys") or []

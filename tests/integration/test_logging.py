@@ -1,0 +1,67 @@
+"""Structured logs: one JSON line per event with the documented fields; no secret ever."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from tasks import submit as jobs
+from tasks.logs import configure_logging
+from tests.support.provider import error, ok
+
+SECRET = "sk-test-secret-key-0123456789"
+
+
+@pytest.fixture
+def captured_logs():
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    configure_logging("INFO", stream=stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    root.handlers[:], _ = saved
+    root.setLevel(saved[1])
+
+
+async def test_job_events_are_json_lines_with_fields(pool, analyst, provider, run_worker,
+                                                    captured_logs):
+    provider.push(error(503, "busy"), ok("fine"))
+    provider.push(error(401, f"Incorrect API key provided: {SECRET}"))
+    ok_sub = jobs.submit(pool, user=analyst, template="T {{x}}", context={"x": 1},
+                         model="openai/m")
+    await run_worker(concurrency=1)
+    bad_sub = jobs.submit(pool, user=analyst, template="T {{x}}", context={"x": 2},
+                          model="openai/m")
+    await run_worker(concurrency=1)
+    jobs.set_feedback(pool, ok_sub.output_id, analyst, "thumbs_up")
+
+    events = captured_logs()
+    by_message: dict[str, list[dict]] = {}
+    for e in events:
+        assert {"level", "message", "timestamp"} <= e.keys()
+        assert e["timestamp"].endswith("Z")
+        by_message.setdefault(e["message"], []).append(e)
+
+    queued = by_message["queued"][0]
+    assert {queued["output_id"], queued["job_id"], queued["model"], queued["user_id"]} >= {
+        ok_sub.output_id, "openai/m", analyst.id}
+    started = by_message["started"][0]
+    assert {"job_id", "output_id", "template", "model", "user_id", "attempt"} <= started.keys()
+    retry = by_message["retry scheduled"][0]
+    assert retry["output_id"] == ok_sub.output_id and retry["retry_in_s"] >= 0
+    assert "ServiceUnavailableError" in retry["error"]
+    completed = by_message["completed"][0]
+    assert completed["attempt"] == 2 and completed["duration_ms"] >= 0
+    assert completed["response_length"] == len("fine")
+    failed = [e for e in by_message["failed"] if e.get("output_id") == bad_sub.output_id][0]
+    assert failed["level"] == "error" and "AuthenticationError" in failed["error"]
+    assert by_message["feedback"][0]["new"] == "thumbs_up"
+
+    everything = json.dumps(events)
+    assert SECRET not in everything
+    assert "***" in failed["error"]
+    stored = jobs.get_output(pool, bad_sub.output_id, analyst).error_message
+    assert SECRET not in stored and "***" in stored
