@@ -42,7 +42,10 @@ def apply(conn: psycopg.Connection) -> list[str]:
         conn.execute(queries["lock_migrations"])
         conn.execute(queries["create_migrations_table"])
 
-        done = {r["name"] for r in conn.execute(queries["applied_migrations"], {"source": PROCRASTINATE})}
+        done = {
+            r["name"]
+            for r in conn.execute(queries["applied_migrations"], {"source": PROCRASTINATE})
+        }
         installed = conn.execute(queries["procrastinate_installed"]).fetchone()["installed"]
         if not installed or not done:
             # A fresh database takes the current schema whole, and a schema installed before this

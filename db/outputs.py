@@ -206,8 +206,10 @@ async def fail_output_by_job(
     return [r["id"] for r in await cur.fetchall()]
 
 
-def queue_estimate(conn: psycopg.Connection, *, priority: int, model: str) -> tuple[int, float | None]:
-    """(jobs ahead at this priority or higher, median latency in ms of the model's recent answers)."""
+def queue_estimate(
+    conn: psycopg.Connection, *, priority: int, model: str
+) -> tuple[int, float | None]:
+    """(jobs ahead at this priority or higher, median latency in ms of recent answers)."""
     row = conn.execute(queries["queue_estimate"], {"priority": priority, "model": model}).fetchone()
     return row["ahead"], row["median_latency_ms"]
 

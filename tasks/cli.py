@@ -25,7 +25,9 @@ def _json_arg(field: str) -> Callable[[str], Any]:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidInput(field, f"is not valid JSON: {exc.msg} at character {exc.pos}") from exc
+            raise InvalidInput(
+                field, f"is not valid JSON: {exc.msg} at character {exc.pos}"
+            ) from exc
 
     return parse
 

@@ -1,4 +1,7 @@
-"""The LLM job: render, call the model, parse, store. Run by `procrastinate --app=tasks.app worker`."""
+"""The LLM job: render, call the model, parse, store.
+
+Run by `procrastinate --app=tasks.app worker`.
+"""
 
 from __future__ import annotations
 
@@ -61,8 +64,10 @@ async def ask(model: str, messages: list[dict[str, str]], fmt: str) -> tuple[Any
             conversation = [
                 *messages,
                 {"role": "assistant", "content": answer.text},
-                {"role": "user", "content": f"That was not valid JSON ({exc}). "
-                 + formats.INSTRUCTIONS["json"]},
+                {
+                    "role": "user",
+                    "content": f"That was not valid JSON ({exc}). " + formats.INSTRUCTIONS["json"],
+                },
             ]
     raise AssertionError("unreachable")
 
@@ -84,9 +89,7 @@ async def llm_job(context: Any, output_id: int) -> None:
     except InvalidInput as exc:
         prompt, refused = None, exc
     async with pool.connection() as conn:
-        started = await outputs.start_attempt(
-            conn, output_id, attempt=attempt, prompt=prompt
-        )
+        started = await outputs.start_attempt(conn, output_id, attempt=attempt, prompt=prompt)
     if started is None:
         log.info("skipped", job_id=job.id, output_id=output_id, reason="a newer attempt runs")
         return

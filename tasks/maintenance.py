@@ -33,8 +33,9 @@ async def recover_stalled_jobs(procrastinate_app: Any) -> dict[str, int]:
         if job.attempts < settings.max_retries:
             await manager.retry_job(job)
             counts["retried"] += 1
-            log.warning("stalled job retried", job_id=job.id, output_id=output_id,
-                        attempt=job.attempts + 1)
+            log.warning(
+                "stalled job retried", job_id=job.id, output_id=output_id, attempt=job.attempts + 1
+            )
             continue
         await manager.finish_job(job, status=Status.FAILED, delete_job=False)
         async with procrastinate_app.connector.pool.connection() as conn:
@@ -45,8 +46,13 @@ async def recover_stalled_jobs(procrastinate_app: Any) -> dict[str, int]:
                 f"{job.attempts + 1} times; no retries left",
             )
         counts["failed"] += 1
-        log.error("failed", job_id=job.id, output_id=output_id, attempt=job.attempts + 1,
-                  error="stalled, retries spent")
+        log.error(
+            "failed",
+            job_id=job.id,
+            output_id=output_id,
+            attempt=job.attempts + 1,
+            error="stalled, retries spent",
+        )
     return counts
 
 

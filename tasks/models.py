@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import litellm
+from litellm.types.utils import LlmProviders
 
 from tasks import offline
 from tasks.config import OFFLINE_MODEL, get_settings
 from tasks.errors import InvalidInput
 from tasks.retry import ModelError, PermanentModelError, TransientModelError
-
-from litellm.types.utils import LlmProviders
 
 _BUILTIN_PROVIDERS = frozenset(p.value for p in LlmProviders)
 litellm.suppress_debug_info = True

@@ -42,9 +42,7 @@ def answer(messages: list[dict[str, Any]]) -> str:
             f"<ul><li>words: {len(words)}</li><li>digest: <code>{digest}</code></li></ul>"
         )
     if INSTRUCTIONS["markdown"] in system:
-        return (
-            f"## Answer\n\n{summary}\n\n- **words:** {len(words)}\n- **digest:** `{digest}`\n"
-        )
+        return f"## Answer\n\n{summary}\n\n- **words:** {len(words)}\n- **digest:** `{digest}`\n"
     return f"Echo: {prompt}"
 
 
@@ -56,8 +54,11 @@ class OfflineEcho(CustomLLM):
         return litellm.ModelResponse(
             model=f"{PROVIDER}/{model}",
             choices=[
-                {"index": 0, "message": {"role": "assistant", "content": content},
-                 "finish_reason": "stop"}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
             ],
             usage={
                 "prompt_tokens": prompt_tokens,

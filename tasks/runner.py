@@ -32,9 +32,15 @@ def commands(dashboard: bool, api: bool) -> dict[str, list[str]]:
     if dashboard and (PROJECT_ROOT / "streamlit_app.py").exists():
         port = os.environ.get("LLMJOBS_DASHBOARD_PORT", "8501")
         found["dashboard"] = [
-            _bin("streamlit"), "run", str(PROJECT_ROOT / "streamlit_app.py"),
-            "--server.port", port, "--server.headless", "true",
-            "--browser.gatherUsageStats", "false",
+            _bin("streamlit"),
+            "run",
+            str(PROJECT_ROOT / "streamlit_app.py"),
+            "--server.port",
+            port,
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
         ]
     if api and (PROJECT_ROOT / "api" / "__init__.py").exists():
         found["api"] = [_bin("llmjobs"), "api"]
@@ -46,8 +52,11 @@ def run(*, dashboard: bool = True, api: bool = True) -> dict[str, int]:
     configure_logging()
     embedded = not os.environ.get("DATABASE_URL")
     url = database_url()
-    env = {**os.environ, "DATABASE_URL": url, "LLMJOBS_SINGLE_USER": os.environ.get(
-        "LLMJOBS_SINGLE_USER", "1" if embedded else "0")}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "LLMJOBS_SINGLE_USER": os.environ.get("LLMJOBS_SINGLE_USER", "1" if embedded else "0"),
+    }
     log.info("database ready", embedded=embedded)
     subprocess.run([_bin("llmjobs"), "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     children = {

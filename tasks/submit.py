@@ -42,6 +42,7 @@ def _defer(conn: psycopg.Connection, output_id: int, queue: str, priority: int) 
     assert deferred.id is not None
     return deferred.id
 
+
 log = get_logger("llmjobs.submit")
 _DEFAULT_LATENCY_MS = 2000.0
 
@@ -156,7 +157,9 @@ def _enqueue(
         ahead, median_ms = outputs.queue_estimate(conn, priority=priority, model=request.model)
     concurrency = get_settings().worker_concurrency
     waves = 1 + ahead // concurrency
-    estimated = datetime.now(UTC) + timedelta(milliseconds=(median_ms or _DEFAULT_LATENCY_MS) * waves)
+    estimated = datetime.now(UTC) + timedelta(
+        milliseconds=(median_ms or _DEFAULT_LATENCY_MS) * waves
+    )
     log.info(
         "queued",
         job_id=job_id,
@@ -287,7 +290,9 @@ def set_feedback(pool: ConnectionPool, output_id: int, user: User, feedback: str
     with pool.connection() as conn:
         event = outputs.set_feedback(conn, output_id, user_id=user.id, feedback=feedback)
     if event is None:
-        raise Conflict(f"output {output_id} is {output.status}: only completed outputs take feedback")
+        raise Conflict(
+            f"output {output_id} is {output.status}: only completed outputs take feedback"
+        )
     log.info(
         "feedback",
         output_id=output_id,

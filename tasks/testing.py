@@ -83,8 +83,13 @@ def _stub_handler(respond: Callable[[str, list[dict[str, Any]]], Any]) -> Any:
             content = respond(model, messages)
             return litellm.ModelResponse(
                 model=f"stub/{model}",
-                choices=[{"index": 0, "message": {"role": "assistant", "content": content},
-                          "finish_reason": "stop"}],
+                choices=[
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
+                ],
                 usage={"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
             )
 

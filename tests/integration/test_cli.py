@@ -13,7 +13,10 @@ BIN = Path(sys.executable).parent / "llmjobs"
 
 def llmjobs(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN), *args], capture_output=True, text=True, timeout=120,
+        [str(BIN), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, **(env or {})},
     )
 
@@ -23,9 +26,19 @@ def test_cli_round_trip(database_url, pool, run_worker):
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["role"] == "analyst"
 
-    result = llmjobs("submit", "--template", "Explain {{concept}} to a beginner",
-                     "--context", '{"concept": "recursion"}', "--model", "offline/echo",
-                     "--format", "json", "--user", "cli-user")
+    result = llmjobs(
+        "submit",
+        "--template",
+        "Explain {{concept}} to a beginner",
+        "--context",
+        '{"concept": "recursion"}',
+        "--model",
+        "offline/echo",
+        "--format",
+        "json",
+        "--user",
+        "cli-user",
+    )
     assert result.returncode == 0, result.stderr
     queued = json.loads(result.stdout)
     assert queued["status"] == "queued" and queued["output_id"] > 0 and queued["job_id"] > 0
@@ -45,8 +58,19 @@ def test_cli_round_trip(database_url, pool, run_worker):
 
 async def test_cli_feedback_rerun_regenerate(database_url, pool, run_worker):
     assert llmjobs("users", "create", "judge").returncode == 0
-    queued = json.loads(llmjobs("submit", "--template", "Say {{w}}", "--context", '{"w": "hi"}',
-                                "--model", "offline/echo", "--user", "judge").stdout)
+    queued = json.loads(
+        llmjobs(
+            "submit",
+            "--template",
+            "Say {{w}}",
+            "--context",
+            '{"w": "hi"}',
+            "--model",
+            "offline/echo",
+            "--user",
+            "judge",
+        ).stdout
+    )
     early = llmjobs("feedback", str(queued["output_id"]), "thumbs_up", "--user", "judge")
     assert early.returncode == 1 and "only completed outputs" in early.stderr
     await run_worker()
@@ -54,15 +78,30 @@ async def test_cli_feedback_rerun_regenerate(database_url, pool, run_worker):
     assert fb.returncode == 0, fb.stderr
     assert json.loads(fb.stdout)["new_value"] == "thumbs_up"
     rerun = json.loads(llmjobs("rerun", str(queued["output_id"]), "--user", "judge").stdout)
-    regen = json.loads(llmjobs("regenerate", str(queued["output_id"]), "--context", '{"w": "yo"}',
-                               "--format", "markdown", "--user", "judge").stdout)
+    regen = json.loads(
+        llmjobs(
+            "regenerate",
+            str(queued["output_id"]),
+            "--context",
+            '{"w": "yo"}',
+            "--format",
+            "markdown",
+            "--user",
+            "judge",
+        ).stdout
+    )
     await run_worker()
     child = json.loads(llmjobs("show", str(regen["output_id"]), "--user", "judge").stdout)
     assert (child["kind"], child["parent_id"], child["format"]) == (
-        "regenerate", queued["output_id"], "markdown")
+        "regenerate",
+        queued["output_id"],
+        "markdown",
+    )
     assert child["prompt"] == "Say yo" and child["status"] == "completed"
-    assert json.loads(llmjobs("show", str(rerun["output_id"]), "--user", "judge").stdout)[
-        "kind"] == "re_run"
+    assert (
+        json.loads(llmjobs("show", str(rerun["output_id"]), "--user", "judge").stdout)["kind"]
+        == "re_run"
+    )
 
 
 def test_cli_errors_exit_2_with_field_on_stderr(database_url, analyst):
@@ -74,8 +113,16 @@ def test_cli_errors_exit_2_with_field_on_stderr(database_url, analyst):
         (["--context", '{"concept": 1}', "--user", "nobody"], "user: no user named 'nobody'"),
     ]
     for extra, message in cases:
-        result = llmjobs("submit", "--template", "{{concept}}", "--model", "offline/echo",
-                         "--user", "ana", *extra)
+        result = llmjobs(
+            "submit",
+            "--template",
+            "{{concept}}",
+            "--model",
+            "offline/echo",
+            "--user",
+            "ana",
+            *extra,
+        )
         assert result.returncode == 2, (extra, result.stderr)
         assert message in result.stderr
         assert result.stdout == ""

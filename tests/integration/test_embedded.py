@@ -31,8 +31,14 @@ def test_embedded_server_keeps_data_across_restart(tmp_path):
     env.pop("DATABASE_URL", None)
 
     def run(mode: str) -> str:
-        done = subprocess.run([sys.executable, "-c", SCRIPT, mode], env=env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", SCRIPT, mode],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
@@ -48,10 +54,12 @@ def test_migrate_on_embedded_server_without_database_url(tmp_path):
     env = {**os.environ, "LLMJOBS_DATA_DIR": str(tmp_path / "data")}
     env.pop("DATABASE_URL", None)
     llmjobs = Path(sys.executable).parent / "llmjobs"
-    first = subprocess.run([str(llmjobs), "migrate"], env=env, capture_output=True, text=True,
-                           timeout=120)
+    first = subprocess.run(
+        [str(llmjobs), "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert first.returncode == 0, first.stderr
     assert '"created_user": "local"' in first.stdout
-    second = subprocess.run([str(llmjobs), "migrate"], env=env, capture_output=True, text=True,
-                            timeout=120)
+    second = subprocess.run(
+        [str(llmjobs), "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert '"applied": []' in second.stdout

@@ -26,15 +26,16 @@ def captured_logs():
     root.setLevel(saved[1])
 
 
-async def test_job_events_are_json_lines_with_fields(pool, analyst, provider, run_worker,
-                                                    captured_logs):
+async def test_job_events_are_json_lines_with_fields(
+    pool, analyst, provider, run_worker, captured_logs
+):
     provider.push(error(503, "busy"), ok("fine"))
     provider.push(error(401, f"Incorrect API key provided: {SECRET}"))
-    ok_sub = jobs.submit(pool, user=analyst, template="T {{x}}", context={"x": 1},
-                         model="openai/m")
+    ok_sub = jobs.submit(pool, user=analyst, template="T {{x}}", context={"x": 1}, model="openai/m")
     await run_worker(concurrency=1)
-    bad_sub = jobs.submit(pool, user=analyst, template="T {{x}}", context={"x": 2},
-                          model="openai/m")
+    bad_sub = jobs.submit(
+        pool, user=analyst, template="T {{x}}", context={"x": 2}, model="openai/m"
+    )
     await run_worker(concurrency=1)
     jobs.set_feedback(pool, ok_sub.output_id, analyst, "thumbs_up")
 
@@ -47,7 +48,10 @@ async def test_job_events_are_json_lines_with_fields(pool, analyst, provider, ru
 
     queued = by_message["queued"][0]
     assert {queued["output_id"], queued["job_id"], queued["model"], queued["user_id"]} >= {
-        ok_sub.output_id, "openai/m", analyst.id}
+        ok_sub.output_id,
+        "openai/m",
+        analyst.id,
+    }
     started = by_message["started"][0]
     assert {"job_id", "output_id", "template", "model", "user_id", "attempt"} <= started.keys()
     retry = by_message["retry scheduled"][0]
@@ -56,7 +60,7 @@ async def test_job_events_are_json_lines_with_fields(pool, analyst, provider, ru
     completed = by_message["completed"][0]
     assert completed["attempt"] == 2 and completed["duration_ms"] >= 0
     assert completed["response_length"] == len("fine")
-    failed = [e for e in by_message["failed"] if e.get("output_id") == bad_sub.output_id][0]
+    failed = next(e for e in by_message["failed"] if e.get("output_id") == bad_sub.output_id)
     assert failed["level"] == "error" and "AuthenticationError" in failed["error"]
     assert by_message["feedback"][0]["new"] == "thumbs_up"
 

@@ -37,8 +37,15 @@ def test_migrate_twice_is_a_no_op(empty_db):
     assert first[0] == "procrastinate:schema.sql"
     assert [f"llmjobs:{n}" for n, _ in _our_migrations()] == first[1:]
     assert second == []
-    assert {"users", "api_tokens", "agents", "llm_outputs", "feedback_events",
-            "procrastinate_jobs", "procrastinate_workers"} <= tables
+    assert {
+        "users",
+        "api_tokens",
+        "agents",
+        "llm_outputs",
+        "feedback_events",
+        "procrastinate_jobs",
+        "procrastinate_workers",
+    } <= tables
     assert len(recorded) == len(_our_migrations()) + len(_procrastinate_migrations())
 
 
@@ -57,14 +64,23 @@ def test_upgrade_applies_only_missing_procrastinate_migrations(empty_db):
 def test_check_constraints_hold(database_url):
     with psycopg.connect(database_url) as conn:
         conn.execute("INSERT INTO users (name) VALUES ('u')")
-        for column, value in (("status", "done"), ("format", "yaml"), ("feedback", "meh"),
-                              ("queue", "urgent"), ("kind", "copy")):
+        for column, value in (
+            ("status", "done"),
+            ("format", "yaml"),
+            ("feedback", "meh"),
+            ("queue", "urgent"),
+            ("kind", "copy"),
+        ):
             with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
                 conn.execute(
-                    sql.SQL("INSERT INTO llm_outputs (user_id, template, model, format, {}) "
-                            "SELECT id, 't', 'm', 'text', %s FROM users").format(
-                        sql.Identifier(column)) if column != "format" else
-                    sql.SQL("INSERT INTO llm_outputs (user_id, template, model, format) "
-                            "SELECT id, 't', 'm', %s FROM users"),
+                    sql.SQL(
+                        "INSERT INTO llm_outputs (user_id, template, model, format, {}) "
+                        "SELECT id, 't', 'm', 'text', %s FROM users"
+                    ).format(sql.Identifier(column))
+                    if column != "format"
+                    else sql.SQL(
+                        "INSERT INTO llm_outputs (user_id, template, model, format) "
+                        "SELECT id, 't', 'm', %s FROM users"
+                    ),
                     (value,),
                 )

@@ -21,13 +21,25 @@ def _count(pool) -> tuple[int, int]:
 
 def test_submit_writes_output_and_job_together(pool, analyst):
     with assert_llm_job_enqueued(pool, template=TEMPLATE, model="offline/echo") as found:
-        sub = jobs.submit(pool, user=analyst, template=TEMPLATE, context={"concept": "recursion"},
-                          model="offline/echo", format="markdown", queue="high")
+        sub = jobs.submit(
+            pool,
+            user=analyst,
+            template=TEMPLATE,
+            context={"concept": "recursion"},
+            model="offline/echo",
+            format="markdown",
+            queue="high",
+        )
     assert sub.status == "queued"
     assert found[0]["job_id"] == sub.job_id and found[0]["output_id"] == sub.output_id
     assert found[0]["queue_name"] == "high" and found[0]["priority"] == 20
     out = jobs.get_output(pool, sub.output_id, analyst)
-    assert (out.status, out.job_id, out.kind, out.queue) == ("pending", sub.job_id, "original", "high")
+    assert (out.status, out.job_id, out.kind, out.queue) == (
+        "pending",
+        sub.job_id,
+        "original",
+        "high",
+    )
     assert sub.estimated_completion > out.created_at
 
 
@@ -49,8 +61,13 @@ def test_submit_writes_output_and_job_together(pool, analyst):
     ],
 )
 def test_invalid_submit_names_field_and_writes_nothing(pool, analyst, overrides, field, fragment):
-    params = {"template": TEMPLATE, "context": {"concept": "c"}, "model": "offline/echo",
-              "format": "text", **overrides}
+    params = {
+        "template": TEMPLATE,
+        "context": {"concept": "c"},
+        "model": "offline/echo",
+        "format": "text",
+        **overrides,
+    }
     with pytest.raises(InvalidInput) as caught:
         jobs.submit(pool, user=analyst, **params)
     assert caught.value.field == field
@@ -64,20 +81,27 @@ def test_output_and_job_roll_back_together(pool, analyst, monkeypatch):
 
     monkeypatch.setattr(outputs_db, "set_output_job", broken_link)
     with pytest.raises(RuntimeError):
-        jobs.submit(pool, user=analyst, template=TEMPLATE, context={"concept": "c"},
-                    model="offline/echo")
+        jobs.submit(
+            pool, user=analyst, template=TEMPLATE, context={"concept": "c"}, model="offline/echo"
+        )
     assert _count(pool) == (0, 0)
 
 
 def test_context_fetcher_merges_under_explicit_context(pool, analyst):
-    sub = jobs.submit(pool, user=analyst, template="Hi {{user.name}}, today is {{today}}",
-                      context={"today": "someday"}, model="offline/echo",
-                      fetcher="user_profile")
+    sub = jobs.submit(
+        pool,
+        user=analyst,
+        template="Hi {{user.name}}, today is {{today}}",
+        context={"today": "someday"},
+        model="offline/echo",
+        fetcher="user_profile",
+    )
     out = jobs.get_output(pool, sub.output_id, analyst)
     assert out.context["user"]["name"] == "ana"
     assert out.context["today"] == "someday"
-    sub2 = jobs.submit(pool, user=analyst, template="{{today}}", model="offline/echo",
-                       fetcher="current_time")
+    sub2 = jobs.submit(
+        pool, user=analyst, template="{{today}}", model="offline/echo", fetcher="current_time"
+    )
     assert len(jobs.get_output(pool, sub2.output_id, analyst).context["today"]) == 10
 
 
@@ -116,7 +140,9 @@ def test_feedback_records_every_change(pool, analyst):
     with pool.connection() as conn:
         history = outputs_db.feedback_history(conn, out.id)
     assert [(e.old_value, e.new_value) for e in history] == [
-        ("none", "thumbs_up"), ("thumbs_up", "thumbs_down"), ("thumbs_down", "none"),
+        ("none", "thumbs_up"),
+        ("thumbs_up", "thumbs_down"),
+        ("thumbs_down", "none"),
     ]
     assert jobs.get_output(pool, out.id, analyst).feedback == "none"
 
@@ -140,7 +166,11 @@ def test_re_run_copies_parameters_and_links_parent(pool, analyst, other_analyst)
     child = jobs.get_output(pool, sub.output_id, analyst)
     assert (child.kind, child.parent_id, child.status) == ("re_run", out.id, "pending")
     assert (child.template, child.model, child.context, child.format, child.queue) == (
-        out.template, out.model, out.context, out.format, out.queue,
+        out.template,
+        out.model,
+        out.context,
+        out.format,
+        out.queue,
     )
     with pytest.raises(NotFound):
         jobs.re_run(pool, out.id, other_analyst)
@@ -148,12 +178,16 @@ def test_re_run_copies_parameters_and_links_parent(pool, analyst, other_analyst)
 
 def test_regenerate_merges_context_and_replaces_model_format(pool, analyst, provider):
     out = create_test_llm_output(pool, analyst, template="{{a}} {{b}}", context={"a": 1, "b": 2})
-    sub = jobs.regenerate(pool, out.id, analyst, new_context={"b": 3},
-                          new_model="openai/other", new_format="markdown")
+    sub = jobs.regenerate(
+        pool, out.id, analyst, new_context={"b": 3}, new_model="openai/other", new_format="markdown"
+    )
     child = jobs.get_output(pool, sub.output_id, analyst)
     assert child.context == {"a": 1, "b": 3}
     assert (child.model, child.format, child.kind, child.parent_id) == (
-        "openai/other", "markdown", "regenerate", out.id,
+        "openai/other",
+        "markdown",
+        "regenerate",
+        out.id,
     )
     with pool.connection() as conn:
         assert [c.id for c in outputs_db.output_children(conn, out.id)] == [child.id]
@@ -168,8 +202,9 @@ def test_regenerate_with_invalid_model_writes_nothing(pool, analyst):
 
 
 async def test_lineage_runs_end_to_end(pool, analyst, run_worker):
-    sub = jobs.submit(pool, user=analyst, template=TEMPLATE, context={"concept": "a"},
-                      model="offline/echo")
+    sub = jobs.submit(
+        pool, user=analyst, template=TEMPLATE, context={"concept": "a"}, model="offline/echo"
+    )
     await run_worker()
     rerun = jobs.re_run(pool, sub.output_id, analyst)
     regen = jobs.regenerate(pool, sub.output_id, analyst, new_context={"concept": "b"})

@@ -14,8 +14,14 @@ from tasks.testing import (
 
 
 def test_create_test_llm_output_in_each_state(pool, analyst):
-    done = create_test_llm_output(pool, analyst, feedback="thumbs_up", format="json",
-                                  raw_response='{"a": 1}', parsed_output={"a": 1})
+    done = create_test_llm_output(
+        pool,
+        analyst,
+        feedback="thumbs_up",
+        format="json",
+        raw_response='{"a": 1}',
+        parsed_output={"a": 1},
+    )
     assert (done.status, done.feedback, done.parsed_output) == ("completed", "thumbs_up", {"a": 1})
     failed = create_test_llm_output(pool, analyst, status="failed")
     assert failed.status == "failed" and failed.error_message
@@ -26,14 +32,18 @@ def test_create_test_llm_output_in_each_state(pool, analyst):
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown", "html"])
 async def test_stub_success_answers_per_format(pool, analyst, run_worker, fmt):
     with stub_model_success({"json": '{"verdict": "yes"}'}) as model:
-        sub = jobs.submit(pool, user=analyst, template="Q {{q}}", context={"q": 1},
-                          model=model, format=fmt)
+        sub = jobs.submit(
+            pool, user=analyst, template="Q {{q}}", context={"q": 1}, model=model, format=fmt
+        )
         await run_worker()
     out = jobs.get_output(pool, sub.output_id, analyst)
     assert out.status == "completed"
-    expected = {"text": "A stub answer.", "json": {"verdict": "yes"},
-                "markdown": "## Stub\n\n- a *stub* answer\n",
-                "html": "<p>A <strong>stub</strong> answer.</p>"}[fmt]
+    expected = {
+        "text": "A stub answer.",
+        "json": {"verdict": "yes"},
+        "markdown": "## Stub\n\n- a *stub* answer\n",
+        "html": "<p>A <strong>stub</strong> answer.</p>",
+    }[fmt]
     assert out.parsed_output == expected
 
 
@@ -56,13 +66,16 @@ def test_stub_model_is_unknown_outside_its_block(pool, analyst):
 
 def test_assert_llm_job_enqueued_passes_and_fails(pool, analyst, llm_stub_success):
     with assert_llm_job_enqueued(pool, template="hello {{n}}", model=llm_stub_success) as found:
-        jobs.submit(pool, user=analyst, template="hello {{n}}", context={"n": 1},
-                    model=llm_stub_success)
+        jobs.submit(
+            pool, user=analyst, template="hello {{n}}", context={"n": 1}, model=llm_stub_success
+        )
     assert len(found) == 1
-    with pytest.raises(AssertionError, match="expected 1 LLM job"), assert_llm_job_enqueued(
-        pool, template="other"
+    with (
+        pytest.raises(AssertionError, match="expected 1 LLM job"),
+        assert_llm_job_enqueued(pool, template="other"),
     ):
-        jobs.submit(pool, user=analyst, template="hello {{n}}", context={"n": 2},
-                    model=llm_stub_success)
+        jobs.submit(
+            pool, user=analyst, template="hello {{n}}", context={"n": 2}, model=llm_stub_success
+        )
     with pytest.raises(AssertionError), assert_llm_job_enqueued(pool):
         pass

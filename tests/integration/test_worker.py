@@ -143,7 +143,10 @@ async def test_system_prompt_of_agent_is_sent(pool, analyst, run_worker, provide
     from tasks import agents
 
     agents.create_agent(
-        pool, analyst, name="tutor", default_model="openai/test-model",
+        pool,
+        analyst,
+        name="tutor",
+        default_model="openai/test-model",
         system_prompt="You are a patient tutor.",
     )
     provider.push(ok("answer"))
@@ -152,7 +155,8 @@ async def test_system_prompt_of_agent_is_sent(pool, analyst, run_worker, provide
     out = _output(pool, analyst, sub)
     assert out.status == "completed" and out.model == "openai/test-model"
     assert provider.requests[0]["messages"][0] == {
-        "role": "system", "content": "You are a patient tutor.",
+        "role": "system",
+        "content": "You are a patient tutor.",
     }
     assert out.system_prompt == "You are a patient tutor."
 
@@ -160,8 +164,14 @@ async def test_system_prompt_of_agent_is_sent(pool, analyst, run_worker, provide
 async def test_high_queue_runs_before_default_before_low(pool, analyst, run_worker, provider):
     order = [("low", "L"), ("default", "D"), ("high", "H"), ("low", "L2"), ("high", "H2")]
     for queue, word in order:
-        _submit(pool, analyst, model="openai/test-model", queue=queue,
-                template="say {{w}}", context={"w": word})
+        _submit(
+            pool,
+            analyst,
+            model="openai/test-model",
+            queue=queue,
+            template="say {{w}}",
+            context={"w": word},
+        )
     await run_worker(concurrency=1)
     sent = [r["messages"][-1]["content"] for r in provider.requests]
     assert sent == ["say H", "say H2", "say D", "say L", "say L2"]

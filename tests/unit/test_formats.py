@@ -24,7 +24,7 @@ def test_json_parsed(raw, value):
     assert parse("json", raw) == value
 
 
-@pytest.mark.parametrize("raw", ["", "not json", '{"a": 1', "Here: {\"a\": 1}", "NaNx"])
+@pytest.mark.parametrize("raw", ["", "not json", '{"a": 1', 'Here: {"a": 1}', "NaNx"])
 def test_invalid_json_raises_with_parser_message(raw):
     with pytest.raises(ParseError, match="not valid JSON"):
         parse("json", raw)
@@ -46,4 +46,7 @@ def test_html_sanitized(raw, forbidden):
 
 
 def test_html_keeps_safe_markup():
-    assert parse("html", "<h2>T</h2><p><strong>b</strong></p>") == "<h2>T</h2><p><strong>b</strong></p>"
+    assert (
+        parse("html", "<h2>T</h2><p><strong>b</strong></p>")
+        == "<h2>T</h2><p><strong>b</strong></p>"
+    )

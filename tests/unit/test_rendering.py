@@ -19,7 +19,9 @@ def test_loops_and_nested_values():
 
 def test_check_template_lists_variables():
     assert check_template("{{a}} {{ b.c }} {% for x in items %}{{x}}{% endfor %}") == {
-        "a", "b", "items",
+        "a",
+        "b",
+        "items",
     }
 
 

@@ -46,7 +46,9 @@ def _high(a: float, b: float) -> float:
     ],
 )
 def test_backoff_table(retries, uniform, retry_after, expected):
-    assert compute_backoff(retries, retry_after=retry_after, uniform=uniform) == pytest.approx(expected)
+    assert compute_backoff(retries, retry_after=retry_after, uniform=uniform) == pytest.approx(
+        expected
+    )
 
 
 def test_backoff_jitter_spreads_within_bounds():
@@ -70,10 +72,18 @@ def _litellm_error(cls, **extra):
         (_litellm_error(litellm.Timeout), TransientModelError),
         (_litellm_error(litellm.InternalServerError), TransientModelError),
         (_litellm_error(litellm.ServiceUnavailableError), TransientModelError),
-        (litellm.APIConnectionError(message="m", model="x", llm_provider="openai"), TransientModelError),
+        (
+            litellm.APIConnectionError(message="m", model="x", llm_provider="openai"),
+            TransientModelError,
+        ),
         (_litellm_error(litellm.BadRequestError), PermanentModelError),
         (_litellm_error(litellm.AuthenticationError), PermanentModelError),
-        (_litellm_error(litellm.PermissionDeniedError, response=httpx.Response(403, request=_request())), PermanentModelError),
+        (
+            _litellm_error(
+                litellm.PermissionDeniedError, response=httpx.Response(403, request=_request())
+            ),
+            PermanentModelError,
+        ),
         (_litellm_error(litellm.NotFoundError), PermanentModelError),
         (_litellm_error(litellm.ContextWindowExceededError), PermanentModelError),
         (_litellm_error(litellm.ContentPolicyViolationError), PermanentModelError),
@@ -92,8 +102,15 @@ def test_retry_after_header_is_read():
 
 
 def _job(attempts: int) -> Job:
-    return Job(id=1, queue="default", lock=None, queueing_lock=None, task_name="llm_job",
-               task_kwargs={"output_id": 9}, attempts=attempts)
+    return Job(
+        id=1,
+        queue="default",
+        lock=None,
+        queueing_lock=None,
+        task_name="llm_job",
+        task_kwargs={"output_id": 9},
+        attempts=attempts,
+    )
 
 
 def test_strategy_retries_transient_until_five_retries(settings_env):

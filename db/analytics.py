@@ -1,0 +1,151 @@
+"""Aggregates over outputs and their feedback, for the dashboard's analytics.
+
+Every figure is computed in SQL; each function takes the same `OutputFilter` and returns a few
+rows per model, template or time bucket, never one row per output (the CSV export aside).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import psycopg
+
+from db.models import Row
+from db.queries import queries
+
+Bucket = Literal["hour", "day"]
+
+
+class OutputFilter(Row):
+    """Which outputs an aggregate covers; None means no restriction."""
+
+    user_id: int | None = None
+    model: str | None = None
+    template: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+class ModelStats(Row):
+    model: str
+    outputs: int
+    completed: int
+    failed: int
+    finished: int
+    thumbs_up: int
+    thumbs_down: int
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    cost: Decimal | None = None
+    cost_per_thumbs_up: Decimal | None = None
+
+
+class FeedbackPoint(Row):
+    bucket: datetime
+    model: str
+    rated: int
+    thumbs_up: int
+    thumbs_up_rate: float
+
+
+class VolumePoint(Row):
+    bucket: datetime
+    status: str
+    outputs: int
+
+
+class TemplateStats(Row):
+    label: str
+    template_md5: str
+    outputs: int
+    thumbs_up: int
+    thumbs_down: int
+
+
+class FeedbackExportRow(Row):
+    output_id: int
+    created_at: datetime
+    user_name: str
+    model: str
+    format: str
+    feedback: str
+    feedback_at: datetime | None = None
+    latency_ms: int | None = None
+    cost: Decimal | None = None
+    template: str
+
+
+class TemplateUse(Row):
+    template: str
+    outputs: int
+    last_used_at: datetime
+
+
+def _params(flt: OutputFilter, **extra: Any) -> dict[str, Any]:
+    return {**flt.model_dump(), **extra}
+
+
+def by_model(conn: psycopg.Connection, flt: OutputFilter) -> list[ModelStats]:
+    rows = conn.execute(queries["analytics_by_model"], _params(flt))
+    return [ModelStats.model_validate(r) for r in rows]
+
+
+def feedback_over_time(
+    conn: psycopg.Connection, flt: OutputFilter, bucket: Bucket
+) -> list[FeedbackPoint]:
+    rows = conn.execute(queries["analytics_feedback_over_time"], _params(flt, bucket=bucket))
+    return [FeedbackPoint.model_validate(r) for r in rows]
+
+
+def volume_over_time(
+    conn: psycopg.Connection, flt: OutputFilter, bucket: Bucket
+) -> list[VolumePoint]:
+    rows = conn.execute(queries["analytics_volume_over_time"], _params(flt, bucket=bucket))
+    return [VolumePoint.model_validate(r) for r in rows]
+
+
+def by_template(conn: psycopg.Connection, flt: OutputFilter, limit: int) -> list[TemplateStats]:
+    rows = conn.execute(queries["analytics_by_template"], _params(flt, limit=limit))
+    return [TemplateStats.model_validate(r) for r in rows]
+
+
+def feedback_export(
+    conn: psycopg.Connection, flt: OutputFilter, limit: int
+) -> list[FeedbackExportRow]:
+    rows = conn.execute(queries["analytics_feedback_export"], _params(flt, limit=limit))
+    return [FeedbackExportRow.model_validate(r) for r in rows]
+
+
+def models_used(conn: psycopg.Connection, user_id: int | None) -> list[str]:
+    rows = conn.execute(queries["analytics_models_used"], {"user_id": user_id})
+    return [r["model"] for r in rows]
+
+
+def templates_used(conn: psycopg.Connection, user_id: int | None, limit: int) -> list[TemplateUse]:
+    rows = conn.execute(queries["analytics_templates_used"], {"user_id": user_id, "limit": limit})
+    return [TemplateUse.model_validate(r) for r in rows]
+
+
+def set_output_figures(
+    conn: psycopg.Connection,
+    output_id: int,
+    *,
+    latency_ms: int | None,
+    cost: float | Decimal | None,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+    created_at: datetime | None = None,
+) -> bool:
+    """Set an output's usage figures (and creation time) directly: test data and imports only,
+    never the worker's path. False when there is no such output."""
+    params = {
+        "id": output_id,
+        "latency_ms": latency_ms,
+        "cost": cost,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "created_at": created_at,
+    }
+    return conn.execute(queries["analytics_set_output_figures"], params).fetchone() is not None

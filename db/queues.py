@@ -1,0 +1,124 @@
+"""The queue view over procrastinate's tables: counts, throughput, failed, waiting and stalled
+jobs, workers; and the output side of retrying or cancelling a job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+
+from db.models import Row
+from db.queries import queries
+
+
+class QueueCount(Row):
+    queue_name: str
+    status: str
+    jobs: int
+
+
+class ThroughputPoint(Row):
+    hour: datetime
+    event: str
+    jobs: int
+
+
+class FailedJob(Row):
+    job_id: int
+    queue_name: str
+    task_name: str
+    attempts: int
+    failed_at: datetime | None = None
+    output_id: int | None = None
+    model: str | None = None
+    output_status: str | None = None
+    error_message: str | None = None
+    user_name: str | None = None
+
+
+class WaitingJob(Row):
+    job_id: int
+    queue_name: str
+    task_name: str
+    priority: int
+    attempts: int
+    scheduled_at: datetime | None = None
+    queued_at: datetime | None = None
+    output_id: int | None = None
+    model: str | None = None
+    user_name: str | None = None
+
+
+class Worker(Row):
+    worker_id: int
+    last_heartbeat: datetime
+    seconds_since_heartbeat: float
+    stalled: bool
+    running_jobs: int
+
+
+class StalledJob(Row):
+    job_id: int
+    queue_name: str
+    task_name: str
+    attempts: int
+    worker_id: int | None = None
+    last_heartbeat: datetime | None = None
+    started_at: datetime | None = None
+    output_id: int | None = None
+    user_name: str | None = None
+
+
+class LockedJob(Row):
+    id: int
+    status: str
+    queue_name: str
+    task_name: str
+
+
+def job_counts(conn: psycopg.Connection) -> list[QueueCount]:
+    return [QueueCount.model_validate(r) for r in conn.execute(queries["queue_job_counts"])]
+
+
+def throughput(conn: psycopg.Connection, hours: int) -> list[ThroughputPoint]:
+    rows = conn.execute(queries["queue_throughput"], {"hours": hours})
+    return [ThroughputPoint.model_validate(r) for r in rows]
+
+
+def failed_jobs(
+    conn: psycopg.Connection, *, limit: int, before_id: int | None = None
+) -> list[FailedJob]:
+    rows = conn.execute(queries["queue_failed_jobs"], {"limit": limit, "before_id": before_id})
+    return [FailedJob.model_validate(r) for r in rows]
+
+
+def waiting_jobs(conn: psycopg.Connection, *, limit: int) -> list[WaitingJob]:
+    rows = conn.execute(queries["queue_waiting_jobs"], {"limit": limit})
+    return [WaitingJob.model_validate(r) for r in rows]
+
+
+def workers(conn: psycopg.Connection, *, stalled_after: float) -> list[Worker]:
+    rows = conn.execute(queries["queue_workers"], {"stalled_after": stalled_after})
+    return [Worker.model_validate(r) for r in rows]
+
+
+def stalled_jobs(conn: psycopg.Connection, *, stalled_after: float) -> list[StalledJob]:
+    rows = conn.execute(queries["queue_stalled_jobs"], {"stalled_after": stalled_after})
+    return [StalledJob.model_validate(r) for r in rows]
+
+
+def lock_job(conn: psycopg.Connection, job_id: int) -> LockedJob | None:
+    """The job, locked for the rest of the transaction; None when there is no such job."""
+    row = conn.execute(queries["queue_lock_job"], {"job_id": job_id}).fetchone()
+    return LockedJob.model_validate(row) if row else None
+
+
+def requeue_output(conn: psycopg.Connection, job_id: int) -> list[int]:
+    """Put the unfinished or failed output of a job back to pending; return the ids changed."""
+    return [r["id"] for r in conn.execute(queries["queue_requeue_output"], {"job_id": job_id})]
+
+
+def cancel_output(conn: psycopg.Connection, job_id: int, *, error_message: str) -> list[int]:
+    """Fail the unfinished output of a cancelled job with error_message; return the ids failed."""
+    params = {"job_id": job_id, "error_message": error_message}
+    return [r["id"] for r in conn.execute(queries["queue_cancel_output"], params)]

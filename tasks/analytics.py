@@ -1,0 +1,248 @@
+"""Analytics of outputs and feedback, and the other read-only views the dashboard needs: the
+choices for its filters and an output's lineage.
+
+Every aggregate is computed in SQL (db/analytics.py). What is left here is scope (an analyst sees
+only their own outputs, an admin everyone's or one user's), date ranges, and the Wilson interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
+
+from db import analytics, outputs
+from db.analytics import Bucket, FeedbackPoint, OutputFilter, TemplateStats, VolumePoint
+from db.models import FEEDBACK_VALUES, STATUSES, LLMOutput, User
+from tasks.errors import InvalidInput
+
+__all__ = [
+    "FEEDBACK_VALUES",
+    "STATUSES",
+    "FeedbackPoint",
+    "OutputFilter",
+    "TemplateStats",
+    "VolumePoint",
+]
+
+Z_95 = 1.959963984540054  # the standard normal quantile for a two-sided 95% interval
+EXPORT_LIMIT = 50_000
+# A range up to this long is charted per hour, a longer one per day.
+HOURLY_UP_TO = timedelta(days=3)
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion successes/n; None when n is 0.
+
+    Raises ValueError when successes is not between 0 and n.
+    """
+    if n <= 0:
+        return None
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be between 0 and {n}, not {successes}")
+    p = successes / n
+    z2 = z * z
+    denominator = 1 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half_width = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    return max(0.0, centre - half_width), min(1.0, centre + half_width)
+
+
+class ModelQuality(BaseModel):
+    """One model's figures over the filtered outputs."""
+
+    model: str
+    outputs: int
+    completed: int
+    failed: int
+    rated: int
+    thumbs_up: int
+    thumbs_down: int
+    thumbs_up_rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    failure_rate: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    cost: Decimal | None
+    cost_per_thumbs_up: Decimal | None
+
+
+class Totals(BaseModel):
+    outputs: int = 0
+    completed: int = 0
+    failed: int = 0
+    rated: int = 0
+    thumbs_up: int = 0
+    thumbs_up_rate: float | None = None
+    cost: Decimal | None = None
+
+
+class FilterChoices(BaseModel):
+    models: list[str]
+    templates: list[str]
+
+
+class Lineage(BaseModel):
+    parent_id: int | None
+    children: list[LLMOutput]
+
+
+def period(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    """The half-open UTC range [start 00:00, the day after end 00:00). Raises InvalidInput
+    (field="dates") when start is after end."""
+    if start and end and start > end:
+        raise InvalidInput("dates", "the start date is after the end date")
+    after = datetime.combine(start, time.min, UTC) if start else None
+    before = datetime.combine(end + timedelta(days=1), time.min, UTC) if end else None
+    return after, before
+
+
+def output_filter(
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    model: str | None = None,
+    template: str | None = None,
+    user_id: int | None = None,
+) -> OutputFilter:
+    """The filter of a date range (inclusive days, UTC), a model, a template and a user."""
+    after, before = period(start, end)
+    return OutputFilter(
+        user_id=user_id,
+        model=model or None,
+        template=template or None,
+        created_after=after,
+        created_before=before,
+    )
+
+
+def bucket_for(flt: OutputFilter) -> Bucket:
+    """Hourly buckets for a short range, daily ones otherwise (or when the range is open)."""
+    if flt.created_after and flt.created_before:
+        return "hour" if flt.created_before - flt.created_after <= HOURLY_UP_TO else "day"
+    return "day"
+
+
+def _scoped(viewer: User, flt: OutputFilter) -> OutputFilter:
+    """An analyst's filter always covers only their outputs; an admin's what it says."""
+    if viewer.is_admin:
+        return flt
+    return flt.model_copy(update={"user_id": viewer.id})
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def model_quality(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> list[ModelQuality]:
+    """Per model: thumbs-up rate with its Wilson 95% interval, failure rate (of finished
+    outputs), latency p50/p95 (of completed ones), cost and cost per thumbs up."""
+    with pool.connection() as conn:
+        rows = analytics.by_model(conn, _scoped(viewer, flt))
+    found = []
+    for row in rows:
+        rated = row.thumbs_up + row.thumbs_down
+        interval = wilson_interval(row.thumbs_up, rated)
+        found.append(
+            ModelQuality(
+                model=row.model,
+                outputs=row.outputs,
+                completed=row.completed,
+                failed=row.failed,
+                rated=rated,
+                thumbs_up=row.thumbs_up,
+                thumbs_down=row.thumbs_down,
+                thumbs_up_rate=_ratio(row.thumbs_up, rated),
+                ci_low=interval[0] if interval else None,
+                ci_high=interval[1] if interval else None,
+                failure_rate=_ratio(row.failed, row.finished),
+                latency_p50_ms=row.latency_p50_ms,
+                latency_p95_ms=row.latency_p95_ms,
+                cost=row.cost,
+                cost_per_thumbs_up=row.cost_per_thumbs_up,
+            )
+        )
+    return found
+
+
+def totals(rows: list[ModelQuality]) -> Totals:
+    """The sums over the per-model rows (counts and cost add up across models)."""
+    costs = [r.cost for r in rows if r.cost is not None]
+    rated = sum(r.rated for r in rows)
+    thumbs_up = sum(r.thumbs_up for r in rows)
+    return Totals(
+        outputs=sum(r.outputs for r in rows),
+        completed=sum(r.completed for r in rows),
+        failed=sum(r.failed for r in rows),
+        rated=rated,
+        thumbs_up=thumbs_up,
+        thumbs_up_rate=_ratio(thumbs_up, rated),
+        cost=sum(costs, Decimal(0)) if costs else None,
+    )
+
+
+def feedback_over_time(
+    pool: ConnectionPool, viewer: User, flt: OutputFilter
+) -> list[FeedbackPoint]:
+    """Thumbs-up rate per model per hour or day (buckets with no rated output are left out)."""
+    with pool.connection() as conn:
+        return analytics.feedback_over_time(conn, _scoped(viewer, flt), bucket_for(flt))
+
+
+def volume_over_time(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> list[VolumePoint]:
+    """Outputs created per hour or day, by status."""
+    with pool.connection() as conn:
+        return analytics.volume_over_time(conn, _scoped(viewer, flt), bucket_for(flt))
+
+
+def top_templates(
+    pool: ConnectionPool, viewer: User, flt: OutputFilter, limit: int = 10
+) -> list[TemplateStats]:
+    """The `limit` templates with the most rated outputs, with their feedback counts."""
+    if not 1 <= limit <= 100:
+        raise InvalidInput("limit", "must be between 1 and 100")
+    with pool.connection() as conn:
+        return analytics.by_template(conn, _scoped(viewer, flt), limit)
+
+
+def feedback_csv(
+    pool: ConnectionPool, viewer: User, flt: OutputFilter, limit: int = EXPORT_LIMIT
+) -> str:
+    """The rated outputs (newest first, at most `limit`) as CSV text with a header line."""
+    with pool.connection() as conn:
+        rows = analytics.feedback_export(conn, _scoped(viewer, flt), limit)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(analytics.FeedbackExportRow.model_fields))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row.model_dump(mode="json"))
+    return buffer.getvalue()
+
+
+def filter_choices(pool: ConnectionPool, viewer: User, limit: int = 50) -> FilterChoices:
+    """The models and the most recently used templates among the outputs the viewer may see."""
+    user_id = None if viewer.is_admin else viewer.id
+    with pool.connection() as conn:
+        models = analytics.models_used(conn, user_id)
+        templates = [t.template for t in analytics.templates_used(conn, user_id, limit)]
+    return FilterChoices(models=models, templates=templates)
+
+
+def lineage(pool: ConnectionPool, output: LLMOutput, viewer: User) -> Lineage:
+    """The output's parent (when the viewer may see it) and the children the viewer may see."""
+    viewer_id = None if viewer.is_admin else viewer.id
+    with pool.connection() as conn:
+        parent = (
+            outputs.get_output(conn, output.parent_id, viewer_id=viewer_id)
+            if output.parent_id
+            else None
+        )
+        children = outputs.output_children(conn, output.id)
+    visible = [c for c in children if viewer.is_admin or c.user_id == viewer.id]
+    return Lineage(parent_id=parent.id if parent else None, children=visible)

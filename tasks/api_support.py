@@ -1,0 +1,178 @@
+"""What the HTTP API adds to the shared use-cases: a per-user rate limit on job creation,
+idempotent job creation (the Idempotency-Key header) and the health check.
+
+The limit and the keys live in Postgres, so they hold across API processes. A job-creating
+request runs in one transaction on one connection: the idempotency key, the rate-limit count,
+the output, its job and the remembered answer commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from db import api as api_db
+from db.models import User
+from tasks.errors import Conflict, InvalidInput, LLMJobsError
+from tasks.logs import get_logger
+from tasks.submit import Submission
+
+log = get_logger("llmjobs.api")
+
+RATE_LIMIT_ENV = "LLMJOBS_API_RATE_LIMIT"
+DEFAULT_RATE_LIMIT = 60
+RATE_WINDOW_SECONDS = 60
+IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+HEALTH_TIMEOUT_SECONDS = 2.0
+ACCEPTED = 202
+
+
+class RateLimited(LLMJobsError):
+    """The user queued as many jobs as the limit allows in the current window."""
+
+    def __init__(self, limit: int, retry_after: int):
+        super().__init__(f"rate limit of {limit} jobs per minute reached; retry in {retry_after} s")
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+def rate_limit_from_env() -> int:
+    """Jobs a user may create per minute: LLMJOBS_API_RATE_LIMIT, 60 when unset, 0 for no limit.
+
+    Raises ValueError on a value that is not a whole number >= 0.
+    """
+    raw = os.environ.get(RATE_LIMIT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RATE_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{RATE_LIMIT_ENV} must be a whole number of jobs per minute, not {raw!r}")
+    return value
+
+
+def fingerprint(operation: str, body: Any) -> str:
+    """A digest of what a request asks for, to tell a repeat from a different request."""
+    canonical = json.dumps(
+        {"operation": operation, "body": body}, sort_keys=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Accepted:
+    submission: Submission
+    status_code: int = ACCEPTED
+    replayed: bool = False
+
+
+class _OneConnection:
+    """Stands in for the pool while a job is created, so the use-case's queries run on the
+    connection holding the key and the rate-limit row: everything commits as one."""
+
+    def __init__(self, conn: psycopg.Connection):
+        self._conn = conn
+
+    @contextlib.contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        yield self._conn
+
+
+def check_idempotency_key(key: str) -> str:
+    """The key if usable; InvalidInput(field="Idempotency-Key") otherwise."""
+    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
+        raise InvalidInput(IDEMPOTENCY_KEY_HEADER, "must be 1 to 255 visible ASCII characters")
+    return key
+
+
+def create_job(
+    pool: ConnectionPool,
+    user: User,
+    create: Callable[[ConnectionPool], Submission],
+    *,
+    operation: str,
+    body: Any,
+    idempotency_key: str | None = None,
+    rate_limit: int = DEFAULT_RATE_LIMIT,
+    window_seconds: int = RATE_WINDOW_SECONDS,
+    key_ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
+) -> Accepted:
+    """Run create (submit, re_run or regenerate on the pool it is given) under the user's rate
+    limit and, with an idempotency key, at most once per key.
+
+    A repeat of a key (same user, within key_ttl_seconds) returns the first answer with
+    replayed=True and queues nothing; a concurrent repeat waits for the first to finish. Only
+    accepted requests are remembered and counted: a refused one leaves the key free.
+
+    Raises InvalidInput (a bad key, or a key first used for a different operation or body),
+    RateLimited, Conflict (the key's first request vanished while we waited: retry), and
+    whatever create raises.
+    """
+    request_hash = fingerprint(operation, body)
+    if idempotency_key is not None:
+        check_idempotency_key(idempotency_key)
+    with pool.connection() as conn, conn.transaction():
+        if idempotency_key is not None:
+            api_db.delete_expired_idempotency_keys(conn, user.id, ttl_seconds=key_ttl_seconds)
+            if not api_db.claim_idempotency_key(
+                conn, user.id, idempotency_key, request_hash=request_hash
+            ):
+                return _replay(conn, user, idempotency_key, request_hash)
+        if rate_limit and not api_db.hit_rate_limit(
+            conn, user.id, limit=rate_limit, window_seconds=window_seconds
+        ):
+            retry_after = api_db.rate_limit_retry_after(
+                conn, user.id, window_seconds=window_seconds
+            )
+            log.info("rate limited", user_id=user.id, limit=rate_limit, retry_after=retry_after)
+            raise RateLimited(rate_limit, retry_after)
+        submission = create(cast(ConnectionPool, _OneConnection(conn)))
+        if idempotency_key is not None:
+            api_db.store_idempotent_response(
+                conn,
+                user.id,
+                idempotency_key,
+                status_code=ACCEPTED,
+                response=submission.model_dump(mode="json"),
+            )
+    return Accepted(submission)
+
+
+def _replay(conn: psycopg.Connection, user: User, key: str, request_hash: str) -> Accepted:
+    stored = api_db.get_idempotency_key(conn, user.id, key)
+    if stored is None or stored.response is None or stored.status_code is None:
+        raise Conflict(
+            f"the request holding {IDEMPOTENCY_KEY_HEADER} {key!r} did not finish; retry"
+        )
+    if stored.request_hash != request_hash:
+        raise InvalidInput(
+            IDEMPOTENCY_KEY_HEADER,
+            "was already used for a different request; send a new key for a new request",
+        )
+    submission = Submission.model_validate(stored.response)
+    log.info("idempotent replay", user_id=user.id, output_id=submission.output_id)
+    return Accepted(submission, status_code=stored.status_code, replayed=True)
+
+
+def health(pool: ConnectionPool, *, timeout: float = HEALTH_TIMEOUT_SECONDS) -> dict[str, bool]:
+    """{"database": reachable and migrated, "queue": procrastinate's schema present}; both
+    False when no connection comes within timeout seconds. Never raises a database error."""
+    try:
+        with pool.connection(timeout=timeout) as conn:
+            return api_db.health(conn)
+    except psycopg.Error as exc:  # PoolTimeout included: the database is down or saturated
+        log.warning("health check failed", error=f"{type(exc).__name__}: {exc}")
+        return {"database": False, "queue": False}
