@@ -1,0 +1,112 @@
+"""How errors become HTTP answers. Every error body is JSON:
+
+- 422: `{"detail": [{"field": ..., "message": ...}]}`, one entry per problem, for request
+  validation and for tasks.errors.InvalidInput alike;
+- anything else: `{"detail": "<message>"}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from tasks.api_support import RateLimited
+from tasks.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tasks.logs import get_logger
+
+log = get_logger("llmjobs.api")
+_SOURCES = ("body", "query", "path", "header", "cookie")
+_STATUS = {NotFound: 404, Forbidden: 403, Conflict: 409}
+
+
+def field_errors(errors: list[tuple[str, str]]) -> JSONResponse:
+    body = {"detail": [{"field": field, "message": message} for field, message in errors]}
+    return JSONResponse(body, status_code=422)
+
+
+def _field(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc]
+    source, rest = (parts[0], parts[1:]) if parts and parts[0] in _SOURCES else ("body", parts)
+    if source == "body" and rest and loc[1:] and isinstance(loc[1], int):
+        rest = []  # a JSON syntax error's position, not a field
+    if source == "header":
+        return "-".join(word.capitalize() for word in ".".join(rest).split("-")) or "header"
+    return ".".join(rest) or source
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "cannot parse")
+        return f"is not valid JSON: {reason} at character {error['loc'][-1]}"
+    message = str(error.get("msg", "is invalid"))
+    return message.removeprefix("Value error, ")
+
+
+async def _validation_failed(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return field_errors([(_field(e.get("loc", ())), _message(e)) for e in exc.errors()])
+
+
+async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidInput)
+    return field_errors([(exc.field, exc.message)])
+
+
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    status = next(code for kind, code in _STATUS.items() if isinstance(exc, kind))
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    return JSONResponse(
+        {"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)}
+    )
+
+
+def _unparsable(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeError):
+        return "is not valid UTF-8"
+    if isinstance(cause, RecursionError):
+        return "is nested too deeply"
+    return "cannot be parsed as JSON"
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI's answer to a body it could not decode: an input error like any other.
+        return field_errors([("body", _unparsable(exc.__cause__))])
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable", path=request.url.path, error=type(exc).__name__)
+    return JSONResponse(
+        {"detail": "the database is unavailable; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", path=request.url.path)
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_exception_handler(InvalidInput, _invalid_input)
+    for kind in _STATUS:
+        app.add_exception_handler(kind, _refused)
+    app.add_exception_handler(RateLimited, _rate_limited)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected)

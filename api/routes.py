@@ -1,0 +1,239 @@
+"""The endpoints. Each parses its input, calls one use-case of `tasks` and shapes the answer;
+the rules themselves (validation, who sees what, limits) live in `tasks`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from psycopg_pool import ConnectionPool
+
+from api.deps import REPLAYED_HEADER, CurrentUser, JobCreation, Pool
+from api.schemas import (
+    MAX_ID,
+    ErrorMessage,
+    FeedbackChange,
+    FeedbackRequest,
+    Health,
+    JobRequest,
+    ModelInfo,
+    Output,
+    OutputFilters,
+    OutputPage,
+    RegenerateRequest,
+    ValidationErrors,
+)
+from tasks import api_support, submit
+from tasks.errors import InvalidInput
+from tasks.models import usable_models
+from tasks.submit import Submission
+
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorMessage,
+        "description": "Missing, unknown or revoked bearer token.",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
+    },
+    503: {"model": ErrorMessage, "description": "The database is unavailable."},
+}
+_INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": ValidationErrors, "description": "Invalid input: each field and why."},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage, "description": "No such output, or not yours."},
+}
+_CREATES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorMessage, "description": "Body larger than 256 KiB."},
+    429: {
+        "model": ErrorMessage,
+        "description": "Job creation rate limit reached.",
+        "headers": {
+            "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+        },
+    },
+    409: {"model": ErrorMessage, "description": "The same Idempotency-Key is still in use."},
+}
+_ACCEPTED_DOC = (
+    "Queued. With an Idempotency-Key already used by this user in the last 24 h for the same "
+    f"request, the first answer again (header {REPLAYED_HEADER}: true) and nothing is queued."
+)
+
+OutputId = Annotated[int, Path(ge=1, le=MAX_ID, description="An output's id.")]
+
+router = APIRouter(prefix="/api/v1")
+health_router = APIRouter()
+
+
+@router.post(
+    "/llm_jobs",
+    status_code=202,
+    response_model=Submission,
+    responses={**_AUTH, **_INVALID, **_CREATES},
+    summary="Queue an LLM job",
+    response_description=_ACCEPTED_DOC,
+    tags=["jobs"],
+)
+def create_llm_job(body: JobRequest, jobs: JobCreation) -> Submission:
+    """Render the template with the context, queue the call to the model, answer at once.
+
+    Poll `GET /api/v1/llm_outputs/{output_id}` until its status is completed or failed.
+    """
+
+    def create(p: ConnectionPool) -> Submission:
+        return submit.submit(
+            p,
+            user=jobs.user,
+            template=body.template,
+            model=body.model,
+            context=body.context,
+            format=body.format,
+            queue=body.queue,
+            agent=body.agent_id,
+        )
+
+    return jobs.run(create, body=body.model_dump(mode="json"))
+
+
+@router.get(
+    "/llm_outputs",
+    response_model=OutputPage,
+    responses={**_AUTH, **_INVALID},
+    summary="List outputs, newest first",
+    tags=["outputs"],
+)
+def list_llm_outputs(
+    filters: Annotated[OutputFilters, Query()], user: CurrentUser, pool: Pool
+) -> OutputPage:
+    """Your outputs (admins: everyone's, or one user's with user_id), filtered, one page at a
+    time: pass `next_cursor` back as `cursor` until it is null."""
+    wanted = filters.model_dump(exclude={"limit", "cursor"})
+    rows = submit.list_outputs(
+        pool, user, **wanted, before_id=_decode_cursor(filters.cursor), limit=filters.limit + 1
+    )
+    page = rows[: filters.limit]
+    more = len(rows) > filters.limit
+    return OutputPage(
+        items=[Output.of(row) for row in page],
+        next_cursor=_encode_cursor(page[-1].id) if more else None,
+    )
+
+
+@router.get(
+    "/llm_outputs/{output_id}",
+    response_model=Output,
+    responses={**_AUTH, **_INVALID, **_NOT_FOUND},
+    summary="One output",
+    tags=["outputs"],
+)
+def get_llm_output(output_id: OutputId, user: CurrentUser, pool: Pool) -> Output:
+    return Output.of(submit.get_output(pool, output_id, user))
+
+
+@router.post(
+    "/llm_outputs/{output_id}/feedback",
+    response_model=FeedbackChange,
+    responses={
+        **_AUTH,
+        **_INVALID,
+        **_NOT_FOUND,
+        409: {"model": ErrorMessage, "description": "The output is not completed."},
+        413: _CREATES[413],
+    },
+    summary="Judge a completed output",
+    tags=["outputs"],
+)
+def set_llm_output_feedback(
+    output_id: OutputId, body: FeedbackRequest, user: CurrentUser, pool: Pool
+) -> FeedbackChange:
+    event = submit.set_feedback(pool, output_id, user, body.feedback)
+    return FeedbackChange.model_validate(event.model_dump())
+
+
+@router.post(
+    "/llm_outputs/{output_id}/re_run",
+    status_code=202,
+    response_model=Submission,
+    responses={**_AUTH, **_INVALID, **_NOT_FOUND, **_CREATES},
+    summary="Run an output again with identical parameters",
+    response_description=_ACCEPTED_DOC,
+    tags=["jobs"],
+)
+def re_run_llm_output(output_id: OutputId, jobs: JobCreation) -> Submission:
+    return jobs.run(lambda p: submit.re_run(p, output_id, jobs.user), body=None)
+
+
+@router.post(
+    "/llm_outputs/{output_id}/regenerate",
+    status_code=202,
+    response_model=Submission,
+    responses={**_AUTH, **_INVALID, **_NOT_FOUND, **_CREATES},
+    summary="Run an output again with another context, model or format",
+    response_description=_ACCEPTED_DOC,
+    tags=["jobs"],
+)
+def regenerate_llm_output(
+    output_id: OutputId, jobs: JobCreation, body: RegenerateRequest | None = None
+) -> Submission:
+    changes = body or RegenerateRequest()
+
+    def create(p: ConnectionPool) -> Submission:
+        return submit.regenerate(
+            p,
+            output_id,
+            jobs.user,
+            new_context=changes.new_context,
+            new_model=changes.new_model,
+            new_format=changes.new_format,
+        )
+
+    return jobs.run(create, body=changes.model_dump(mode="json"))
+
+
+@router.get(
+    "/models",
+    response_model=list[ModelInfo],
+    responses=_AUTH,
+    summary="Models usable now",
+    tags=["models"],
+)
+def list_models(user: CurrentUser) -> list[ModelInfo]:
+    return [ModelInfo(name=m.name, provider=m.provider, offline=m.offline) for m in usable_models()]
+
+
+@health_router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Database or queue unavailable."}},
+    summary="Liveness and readiness (no token needed)",
+    tags=["health"],
+)
+def healthz(pool: Pool, response: Response) -> Health:
+    state = api_support.health(pool)
+    ok = all(state.values())
+    response.status_code = 200 if ok else 503
+    return Health(status="ok" if ok else "unavailable", **state)
+
+
+_CURSOR_PREFIX = "before:"
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    """The keyset position in a next_cursor; InvalidInput(field="cursor") for anything else."""
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if not text.startswith(_CURSOR_PREFIX):
+            raise ValueError(text)
+        before_id = int(text.removeprefix(_CURSOR_PREFIX))
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidInput("cursor", "is not a next_cursor this API returned") from exc
+    if not 1 <= before_id <= MAX_ID:
+        raise InvalidInput("cursor", "is not a next_cursor this API returned")
+    return before_id

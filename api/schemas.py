@@ -1,0 +1,165 @@
+"""Request and response bodies of the HTTP API, as they appear in /openapi.json.
+
+Field rules (known model, template variables present, sizes) are checked by the use-cases in
+`tasks`; the types here only say what JSON is accepted, plus one guard of the transport: text
+that Postgres cannot store (NUL, lone surrogates) is refused at the door.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from db.models import FeedbackValue, Format, Kind, LLMOutput, Queue, Status
+
+MAX_ID = 2**63 - 1
+
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("is not valid Unicode text") from exc
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobRequest(Body):
+    template: Text = Field(
+        description="Jinja2 prompt template; every variable it uses must be in context.",
+        examples=["Explain {{concept}} to a beginner"],
+    )
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Values of the template's variables (a JSON object, at most 64 KiB).",
+        examples=[{"concept": "recursion"}],
+    )
+    model: Text | None = Field(
+        None,
+        description="litellm model name (see GET /api/v1/models); the agent's when omitted.",
+        examples=["offline/echo"],
+    )
+    format: Format | None = Field(
+        None, description="Output format; the agent's default, else text, when omitted."
+    )
+    queue: Queue | None = Field(None, description="Priority queue; default when omitted.")
+    agent_id: Id | None = Field(
+        None, description="An agent whose system prompt and defaults the job starts from."
+    )
+
+
+class RegenerateRequest(Body):
+    new_context: dict[str, Any] | None = Field(
+        None, description="Context keys to replace; the other keys of the original stay."
+    )
+    new_model: Text | None = Field(None, description="Another model; the original's when omitted.")
+    new_format: Format | None = Field(
+        None, description="Another format; the original's when omitted."
+    )
+
+
+class FeedbackRequest(Body):
+    feedback: FeedbackValue
+
+
+class OutputFilters(Body):
+    status: Status | None = None
+    model: Text | None = Field(None, max_length=500)
+    template: Text | None = Field(None, max_length=32 * 1024, description="Exact template text.")
+    format: Format | None = None
+    feedback: FeedbackValue | None = None
+    created_after: datetime | None = Field(None, description="Created at or after (ISO 8601).")
+    created_before: datetime | None = Field(None, description="Created before (ISO 8601).")
+    user_id: Id | None = Field(
+        None, description="Only this user's outputs (admins; others always see only their own)."
+    )
+    limit: int = Field(50, ge=1, le=200, description="Page size.")
+    cursor: Text | None = Field(
+        None, max_length=200, description="next_cursor of the previous page."
+    )
+
+
+class Output(BaseModel):
+    """One LLM output: what was asked, its state, and the answer once completed."""
+
+    id: int
+    user_id: int
+    user_name: str | None = None
+    agent_id: int | None = None
+    job_id: int | None = None
+    template: str
+    model: str
+    context: dict[str, Any]
+    format: Format
+    queue: Queue
+    kind: Kind
+    parent_id: int | None = Field(None, description="The output re-run or regenerated.")
+    status: Status
+    prompt: str | None = Field(None, description="The rendered prompt, once the job started.")
+    system_prompt: str | None = None
+    raw_response: str | None = None
+    parsed_output: Any = Field(None, description="The answer parsed per format (JSON or text).")
+    feedback: FeedbackValue
+    attempts: int
+    error_message: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = Field(None, description="In US dollars, when the price is known.")
+    latency_ms: int | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: LLMOutput) -> Output:
+        return cls.model_validate(row.model_dump())
+
+
+class OutputPage(BaseModel):
+    items: list[Output]
+    next_cursor: str | None = Field(
+        None, description="Pass as cursor for the next page; null on the last page."
+    )
+
+
+class FeedbackChange(BaseModel):
+    output_id: int
+    old_value: FeedbackValue
+    new_value: FeedbackValue
+    created_at: datetime
+
+
+class ModelInfo(BaseModel):
+    name: str
+    provider: str
+    offline: bool = Field(description="Runs without a network provider.")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: bool = Field(description="PostgreSQL reachable and migrated.")
+    queue: bool = Field(description="The procrastinate job queue is in place.")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="The field, query parameter or header to fix.")
+    message: str
+
+
+class ValidationErrors(BaseModel):
+    detail: list[FieldError]
+
+
+class ErrorMessage(BaseModel):
+    detail: str
