@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.access_log import AccessLog
+from api.body_limit import BodyLimit
 from api.routes import health_router, router
 from db.pool import database_url, sync_pool
 from tasks.api_support import rate_limit_from_env
@@ -53,13 +54,13 @@ def create_app() -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=_lifespan,
-        # Starlette's limit counts the bytes actually received, not only Content-Length.
-        max_body_size=MAX_BODY_BYTES,
     )
     app.state.rate_limit = rate_limit_from_env()
     app.include_router(router)
     app.include_router(health_router)
     errors.install(app)
+    # Added last, so outermost: the access log sees every answer, 413s included.
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(AccessLog)
     # AccessLog writes one line per request; uvicorn's own access line would repeat it.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
