@@ -1,0 +1,119 @@
+"""Agents: named presets of system prompt, model and format; create, edit, and start a
+submission from one."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import auth, deps, ui
+from tasks import agents as agent_cases
+from tasks.errors import LLMJobsError
+from tasks.formats import FORMATS
+
+user = auth.require_user()
+pool = deps.pool()
+agents = deps.agents(pool)
+models = [m.name for m in deps.usable_models()]
+
+st.title(":material/smart_toy: Agents", anchor=False)
+flash = st.session_state.pop("agents_flash", None)
+if flash:
+    st.success(flash, icon=":material/check:")
+
+
+def agent_form(
+    key: str,
+    *,
+    name: str = "",
+    description: str = "",
+    system_prompt: str = "",
+    model: str | None = None,
+    fmt: str = "text",
+) -> dict | None:
+    """The fields of an agent; the values when the form is sent, else None."""
+    choices = list(models)
+    if model and model not in choices:
+        choices.insert(0, model)
+    model = model or deps.default_model()
+    with st.form(key):
+        values = {
+            "name": st.text_input("Name", value=name, max_chars=100, key=f"{key}_name"),
+            "description": st.text_input(
+                "Description", value=description, key=f"{key}_description"
+            ),
+            "system_prompt": st.text_area(
+                "System prompt", value=system_prompt, height=160, key=f"{key}_system_prompt"
+            ),
+            "default_model": st.selectbox(
+                "Default model",
+                choices,
+                index=choices.index(model) if model in choices else 0,
+                key=f"{key}_model",
+            ),
+            "default_format": st.selectbox(
+                "Default format", FORMATS, index=FORMATS.index(fmt), key=f"{key}_format"
+            ),
+        }
+        sent = st.form_submit_button("Save", type="primary", icon=":material/save:")
+    return values if sent else None
+
+
+if agents:
+    st.dataframe(
+        [
+            {
+                "name": a.name,
+                "description": a.description,
+                "default model": a.default_model,
+                "default format": a.default_format,
+                "updated": a.updated_at,
+            }
+            for a in agents
+        ],
+        hide_index=True,
+        key="agents_table",
+    )
+else:
+    st.info("No agents yet: create the first one below.", icon=":material/smart_toy:")
+
+create, edit = st.tabs([":material/add: New agent", ":material/edit: Edit an agent"])
+with create:
+    values = agent_form("agent_new")
+    if values:
+        try:
+            made = agent_cases.create_agent(pool, user, **values)
+        except LLMJobsError as exc:
+            ui.show_error(exc)
+        else:
+            deps.forget_agents()
+            st.session_state["agents_flash"] = f"Agent {made.name} created."
+            st.rerun()
+
+with edit:
+    if not agents:
+        st.caption("Nothing to edit yet.")
+    else:
+        by_id = {a.id: a for a in agents}
+        chosen = st.selectbox(
+            "Agent", list(by_id), format_func=lambda i: by_id[i].name, key="agents_edit"
+        )
+        agent = by_id[chosen]
+        if st.button("Use in Submit", icon=":material/send:", key="agents_use"):
+            st.switch_page(ui.SUBMIT_PAGE, query_params={"agent": str(agent.id)})
+        values = agent_form(
+            f"agent_edit_{agent.id}",
+            name=agent.name,
+            description=agent.description,
+            system_prompt=agent.system_prompt,
+            model=agent.default_model,
+            fmt=agent.default_format,
+        )
+        if values:
+            try:
+                saved = agent_cases.update_agent(pool, agent.id, **values)
+            except LLMJobsError as exc:
+                ui.show_error(exc)
+            else:
+                deps.forget_agents()
+                st.session_state["agents_flash"] = f"Agent {saved.name} saved."
+                st.rerun()

@@ -1,0 +1,160 @@
+"""Analytics: how good the answers are (thumbs-up rate per model with its confidence, over time,
+per template), how many outputs and failures, how fast and how costly. Analysts see their own
+outputs; admins everyone's or one user's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import streamlit as st
+
+from dashboard import auth, charts, deps, ui
+from tasks import analytics
+from tasks.errors import InvalidInput
+
+user = auth.require_user()
+pool = deps.pool()
+choices = deps.filter_choices(pool, user)
+today = datetime.now(UTC).date()
+
+st.title(":material/insights: Analytics", anchor=False)
+with st.container(border=True):
+    row = st.columns([2, 2, 3, 2] if user.is_admin else [2, 2, 3])
+    dates = row[0].date_input(
+        "Created between (UTC)", value=(today - timedelta(days=29), today), key="analytics_dates"
+    )
+    model = row[1].selectbox(
+        "Model",
+        [None, *choices.models],
+        key="analytics_model",
+        format_func=lambda m: "All models" if m is None else m,
+    )
+    template = row[2].selectbox(
+        "Template",
+        [None, *choices.templates],
+        key="analytics_template",
+        format_func=lambda t: "All templates" if t is None else ui.short(t),
+    )
+    user_id = None
+    if user.is_admin:
+        people = {u.id: u.name for u in deps.users(pool)}
+        user_id = row[3].selectbox(
+            "User",
+            [None, *people],
+            key="analytics_user",
+            format_func=lambda u: "Everyone" if u is None else people[u],
+        )
+
+try:
+    start, end = [*dates, None, None][:2]
+    flt = analytics.output_filter(
+        start=start, end=end or start, model=model, template=template, user_id=user_id
+    )
+except InvalidInput as exc:
+    ui.show_error(exc)
+    st.stop()
+
+quality_rows = deps.model_quality(pool, user, flt)
+if not quality_rows:
+    st.info("No outputs in this range.", icon=":material/query_stats:")
+    st.stop()
+quality = charts.frame(quality_rows)
+total = analytics.totals(quality_rows)
+
+kpis = st.columns(5)
+kpis[0].metric("Outputs", f"{total.outputs:,}")
+kpis[1].metric("Completed", f"{total.completed:,}")
+kpis[2].metric("Failed", f"{total.failed:,}")
+kpis[3].metric(
+    "Thumbs-up rate",
+    "–" if total.thumbs_up_rate is None else f"{total.thumbs_up_rate:.0%}",
+    help=f"{total.thumbs_up} thumbs up of {total.rated} rated outputs",
+)
+kpis[4].metric("Cost", ui.dollars(total.cost))
+
+st.subheader(":material/thumb_up: Thumbs-up rate by model", anchor=False)
+if total.rated:
+    st.altair_chart(charts.rate_by_model(quality), use_container_width=True)
+else:
+    st.caption("No rated outputs in this range yet.")
+st.dataframe(
+    quality[
+        [
+            "model",
+            "outputs",
+            "rated",
+            "thumbs_up",
+            "thumbs_down",
+            "thumbs_up_rate",
+            "ci_low",
+            "ci_high",
+            "failure_rate",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "cost",
+            "cost_per_thumbs_up",
+        ]
+    ],
+    hide_index=True,
+    key="analytics_by_model",
+    column_config={
+        "thumbs_up_rate": st.column_config.NumberColumn("thumbs-up rate", format="percent"),
+        "ci_low": st.column_config.NumberColumn("95% low", format="percent"),
+        "ci_high": st.column_config.NumberColumn("95% high", format="percent"),
+        "failure_rate": st.column_config.NumberColumn("failure rate", format="percent"),
+        "latency_p50_ms": st.column_config.NumberColumn("p50 (ms)", format="%.0f"),
+        "latency_p95_ms": st.column_config.NumberColumn("p95 (ms)", format="%.0f"),
+        "cost": st.column_config.NumberColumn("cost ($)", format="%.6f"),
+        "cost_per_thumbs_up": st.column_config.NumberColumn("$ per thumbs up", format="%.6f"),
+    },
+)
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader(":material/timeline: Thumbs-up rate over time", anchor=False)
+    over_time = deps.feedback_over_time(pool, user, flt)
+    if over_time:
+        st.altair_chart(charts.rate_over_time(charts.frame(over_time)), use_container_width=True)
+    else:
+        st.caption("No rated outputs in this range yet.")
+with right:
+    st.subheader(":material/description: By template", anchor=False)
+    top = st.slider("Top templates", 3, 25, 10, key="analytics_top")
+    templates = deps.top_templates(pool, user, flt, top)
+    if templates and any(t.thumbs_up + t.thumbs_down for t in templates):
+        st.altair_chart(charts.by_template(charts.frame(templates)), use_container_width=True)
+    else:
+        st.caption("No rated outputs in this range yet.")
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader(":material/stacked_bar_chart: Volume by status", anchor=False)
+    st.altair_chart(
+        charts.volume_by_status(charts.frame(deps.volume_over_time(pool, user, flt))),
+        use_container_width=True,
+    )
+with right:
+    st.subheader(":material/error: Failure rate by model", anchor=False)
+    st.altair_chart(charts.failure_rate(quality), use_container_width=True)
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader(":material/timer: Latency p50 / p95 by model", anchor=False)
+    st.altair_chart(charts.latency(quality), use_container_width=True)
+with right:
+    st.subheader(":material/payments: Cost by model", anchor=False)
+    st.altair_chart(charts.money(quality, "cost", "cost ($)"), use_container_width=True)
+    st.altair_chart(
+        charts.money(quality, "cost_per_thumbs_up", "cost per thumbs up ($)"),
+        use_container_width=True,
+    )
+
+st.download_button(
+    "Download the feedback (CSV)",
+    data=lambda: analytics.feedback_csv(pool, user, flt),
+    file_name=f"llmjobs-feedback-{today.isoformat()}.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    on_click="ignore",
+    key="analytics_csv",
+)

@@ -1,0 +1,179 @@
+"""The analytics charts (Altair), each drawn from rows already aggregated in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+import altair as alt
+import pandas as pd
+from pydantic import BaseModel
+
+STATUS_COLORS = alt.Scale(
+    domain=["pending", "processing", "completed", "failed"],
+    range=["#9e9e9e", "#1e88e5", "#43a047", "#e53935"],
+)
+
+
+def frame(rows: Sequence[BaseModel]) -> pd.DataFrame:
+    """Rows as a table, money as floats (Altair and Arrow take no Decimal)."""
+    records = [
+        {k: float(v) if isinstance(v, Decimal) else v for k, v in row.model_dump().items()}
+        for row in rows
+    ]
+    return pd.DataFrame.from_records(records)
+
+
+def rate_by_model(quality: pd.DataFrame) -> alt.LayerChart:
+    """Thumbs-up rate per model with its Wilson 95% interval and the counts behind it."""
+    data = quality[quality["rated"] > 0].assign(
+        counts=lambda d: d["thumbs_up"].astype(str) + " / " + d["rated"].astype(str)
+    )
+    base = alt.Chart(data).encode(y=alt.Y("model:N", title=None))
+    tooltip = [
+        "model:N",
+        alt.Tooltip("thumbs_up_rate:Q", format=".1%", title="thumbs-up rate"),
+        alt.Tooltip("ci_low:Q", format=".1%", title="95% low"),
+        alt.Tooltip("ci_high:Q", format=".1%", title="95% high"),
+        "thumbs_up:Q",
+        "thumbs_down:Q",
+    ]
+    bars = base.mark_bar(opacity=0.8).encode(
+        x=alt.X(
+            "thumbs_up_rate:Q",
+            title="thumbs-up rate (95% Wilson interval)",
+            scale=alt.Scale(domain=[0, 1]),
+            axis=alt.Axis(format="%"),
+        ),
+        tooltip=tooltip,
+    )
+    interval = base.mark_rule(strokeWidth=2, color="#212121").encode(x="ci_low:Q", x2="ci_high:Q")
+    labels = base.mark_text(align="left", dx=6).encode(x="ci_high:Q", text="counts:N")
+    return bars + interval + labels
+
+
+def rate_over_time(points: pd.DataFrame) -> alt.Chart:
+    return (
+        alt.Chart(points)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("bucket:T", title=None),
+            y=alt.Y(
+                "thumbs_up_rate:Q",
+                title="thumbs-up rate",
+                axis=alt.Axis(format="%"),
+                scale=alt.Scale(domain=[0, 1]),
+            ),
+            color=alt.Color("model:N", title="model"),
+            tooltip=[
+                "bucket:T",
+                "model:N",
+                alt.Tooltip("thumbs_up_rate:Q", format=".1%"),
+                "thumbs_up:Q",
+                "rated:Q",
+            ],
+        )
+    )
+
+
+def by_template(templates: pd.DataFrame) -> alt.Chart:
+    return (
+        alt.Chart(templates)
+        .transform_fold(["thumbs_up", "thumbs_down"], as_=["feedback", "count"])
+        .mark_bar()
+        .encode(
+            y=alt.Y("label:N", title=None, sort="-x"),
+            x=alt.X("count:Q", title="rated outputs"),
+            color=alt.Color(
+                "feedback:N",
+                scale=alt.Scale(domain=["thumbs_up", "thumbs_down"], range=["#43a047", "#e53935"]),
+            ),
+            tooltip=["label:N", "feedback:N", "count:Q", "outputs:Q"],
+        )
+    )
+
+
+def volume_by_status(volume: pd.DataFrame) -> alt.Chart:
+    return (
+        alt.Chart(volume)
+        .mark_bar()
+        .encode(
+            x=alt.X("bucket:T", title=None),
+            y=alt.Y("outputs:Q", title="outputs", stack=True),
+            color=alt.Color("status:N", scale=STATUS_COLORS),
+            tooltip=["bucket:T", "status:N", "outputs:Q"],
+        )
+    )
+
+
+def failure_rate(quality: pd.DataFrame) -> alt.Chart:
+    return (
+        alt.Chart(quality.dropna(subset=["failure_rate"]))
+        .mark_bar(color="#e53935")
+        .encode(
+            y=alt.Y("model:N", title=None),
+            x=alt.X("failure_rate:Q", title="failed / finished", axis=alt.Axis(format="%")),
+            tooltip=[
+                "model:N",
+                alt.Tooltip("failure_rate:Q", format=".1%"),
+                "failed:Q",
+                "completed:Q",
+            ],
+        )
+    )
+
+
+def latency(quality: pd.DataFrame) -> alt.Chart:
+    return (
+        alt.Chart(quality.dropna(subset=["latency_p50_ms"]))
+        .transform_fold(["latency_p50_ms", "latency_p95_ms"], as_=["percentile", "ms"])
+        .transform_calculate(seconds="datum.ms / 1000")
+        .mark_bar()
+        .encode(
+            y=alt.Y("model:N", title=None),
+            yOffset="percentile:N",
+            x=alt.X("seconds:Q", title="latency (s)"),
+            color=alt.Color(
+                "percentile:N",
+                scale=alt.Scale(
+                    domain=["latency_p50_ms", "latency_p95_ms"], range=["#64b5f6", "#1565c0"]
+                ),
+                legend=alt.Legend(labelExpr="datum.label == 'latency_p50_ms' ? 'p50' : 'p95'"),
+            ),
+            tooltip=["model:N", "percentile:N", alt.Tooltip("seconds:Q", format=".2f")],
+        )
+    )
+
+
+def money(quality: pd.DataFrame, field: str, title: str) -> alt.Chart:
+    return (
+        alt.Chart(quality.dropna(subset=[field]))
+        .mark_bar(color="#8e24aa")
+        .encode(
+            y=alt.Y("model:N", title=None),
+            x=alt.X(f"{field}:Q", title=title, axis=alt.Axis(format="$.4f")),
+            tooltip=["model:N", alt.Tooltip(f"{field}:Q", format="$.6f")],
+        )
+    )
+
+
+def throughput(points: pd.DataFrame) -> alt.Chart:
+    """Jobs queued, succeeded and failed per hour."""
+    names = {"deferred": "queued", "succeeded": "succeeded", "failed": "failed"}
+    return (
+        alt.Chart(points.assign(event=points["event"].map(names)))
+        .mark_bar()
+        .encode(
+            x=alt.X("hour:T", title=None),
+            xOffset="event:N",
+            y=alt.Y("jobs:Q", title="jobs"),
+            color=alt.Color(
+                "event:N",
+                scale=alt.Scale(
+                    domain=["queued", "succeeded", "failed"],
+                    range=["#1e88e5", "#43a047", "#e53935"],
+                ),
+            ),
+            tooltip=["hour:T", "event:N", "jobs:Q"],
+        )
+    )

@@ -1,0 +1,122 @@
+"""What pages share: the connection pool (one per process) and cached query results.
+
+Cached results are keyed by their arguments (the viewer included, so nobody gets another's
+figures); arguments starting with `_` are not hashed. Writers clear what they change.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import streamlit as st
+from psycopg_pool import ConnectionPool
+
+from db.pool import sync_pool
+from tasks import accounts, admin, analytics, models
+from tasks import agents as agent_cases
+from tasks.analytics import OutputFilter
+
+if TYPE_CHECKING:
+    from db.models import Agent, User
+
+# How long a page waits for a database connection before saying the database is unreachable.
+DB_WAIT_SECONDS = float(os.environ.get("LLMJOBS_DASHBOARD_DB_TIMEOUT", "") or 5)
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda p: p.close())
+def _pool_for(url: str) -> ConnectionPool:
+    created = sync_pool(url or None, max_size=10)
+    created.timeout = DB_WAIT_SECONDS  # the factory's default is made for workers, not people
+    return created
+
+
+def pool() -> ConnectionPool:
+    """The pool of DATABASE_URL (the embedded server's when unset)."""
+    return _pool_for(os.environ.get("DATABASE_URL", "").strip())
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def usable_models() -> list[models.ModelInfo]:
+    return models.usable_models()
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def default_model() -> str:
+    return models.default_model()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def agents(_pool: ConnectionPool) -> list[Agent]:
+    return agent_cases.list_agents(_pool)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def users(_pool: ConnectionPool) -> list[User]:
+    return accounts.list_users(_pool)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def user_by_id(_pool: ConnectionPool, user_id: int) -> User | None:
+    return admin.user_by_id(_pool, user_id)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def user_by_email(_pool: ConnectionPool, email: str) -> User | None:
+    return admin.user_by_email(_pool, email)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def local_user(_pool: ConnectionPool, name: str) -> User:
+    return admin.local_user(_pool)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def filter_choices(_pool: ConnectionPool, viewer: User) -> analytics.FilterChoices:
+    return analytics.filter_choices(_pool, viewer)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def model_quality(
+    _pool: ConnectionPool, viewer: User, flt: OutputFilter
+) -> list[analytics.ModelQuality]:
+    return analytics.model_quality(_pool, viewer, flt)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def feedback_over_time(
+    _pool: ConnectionPool, viewer: User, flt: OutputFilter
+) -> list[analytics.FeedbackPoint]:
+    return analytics.feedback_over_time(_pool, viewer, flt)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def volume_over_time(
+    _pool: ConnectionPool, viewer: User, flt: OutputFilter
+) -> list[analytics.VolumePoint]:
+    return analytics.volume_over_time(_pool, viewer, flt)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def top_templates(
+    _pool: ConnectionPool, viewer: User, flt: OutputFilter, limit: int
+) -> list[analytics.TemplateStats]:
+    return analytics.top_templates(_pool, viewer, flt, limit)
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=20)
+def feedback_csv(_pool: ConnectionPool, viewer: User, flt: OutputFilter) -> str:
+    return analytics.feedback_csv(_pool, viewer, flt)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def queue_overview(_pool: ConnectionPool, viewer: User, hours: int) -> admin.QueueOverview:
+    return admin.queue_overview(_pool, viewer, hours=hours)
+
+
+def forget_agents() -> None:
+    agents.clear()
+
+
+def forget_queues() -> None:
+    queue_overview.clear()

@@ -1,0 +1,189 @@
+"""One output (`?id=`): what was asked, the answer as its format shows it, the figures, feedback,
+re-run and regenerate, and where it comes from and what came of it."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from dashboard import auth, deps, forms, ui
+from tasks import analytics
+from tasks import submit as jobs
+from tasks.errors import LLMJobsError, NotFound
+from tasks.formats import FORMATS
+
+FEEDBACK_BUTTONS = (
+    ("thumbs_up", "Thumbs up", ":material/thumb_up:"),
+    ("thumbs_down", "Thumbs down", ":material/thumb_down:"),
+    ("none", "None", ":material/remove:"),
+)
+
+user = auth.require_user()
+pool = deps.pool()
+
+requested = st.query_params.get("id", "").strip()
+if not requested:
+    st.title(":material/article: Output", anchor=False)
+    with st.form("open_output"):
+        number = st.number_input("Output number", min_value=1, step=1, value=None)
+        if st.form_submit_button("Open", icon=":material/open_in_new:") and number:
+            st.query_params["id"] = str(int(number))
+            st.rerun()
+    st.stop()
+
+try:
+    output = jobs.get_output(pool, int(requested), user)
+except (ValueError, NotFound):
+    st.title(":material/article: Output", anchor=False)
+    st.error(f"Output {requested} not found.", icon=":material/search_off:")
+    st.page_link("dashboard/outputs.py", label="Back to the outputs", icon=":material/list_alt:")
+    st.stop()
+
+st.title(f":material/article: Output #{output.id}", anchor=False)
+heading = st.container(horizontal=True)
+with heading:
+    ui.status_badge(output.status)
+    st.badge(output.format, icon=":material/description:", color="gray")
+    if output.kind != "original":
+        st.badge(output.kind.replace("_", "-"), icon=":material/call_split:", color="violet")
+    st.caption(f"{output.model} · {output.queue} queue · by {output.user_name or output.user_id}")
+
+if output.status in ui.ACTIVE:
+
+    def progress() -> bool:
+        now = jobs.get_output(pool, output.id, user)
+        if now.status == "pending":
+            st.info(
+                "Queued: waiting for a worker."
+                + (f" Last attempt failed: {now.error_message}" if now.error_message else ""),
+                icon=":material/schedule:",
+            )
+        else:
+            st.info(
+                f"The model is answering (attempt {now.attempts}).",
+                icon=":material/progress_activity:",
+            )
+        return now.status in ui.ACTIVE
+
+    ui.live(f"output:{output.id}", progress, every=1.5)
+
+figures = st.columns(6)
+figures[0].metric("Prompt tokens", ui.number(output.prompt_tokens))
+figures[1].metric("Completion tokens", ui.number(output.completion_tokens))
+figures[2].metric("Cost", ui.dollars(output.cost))
+figures[3].metric("Latency", ui.seconds(output.latency_ms))
+figures[4].metric("Attempts", output.attempts)
+figures[5].metric("Queue", output.queue)
+st.caption(
+    f"Created {ui.when(output.created_at)} · started {ui.when(output.started_at)} · "
+    f"finished {ui.when(output.completed_at)}"
+)
+
+answer, asked = st.columns([3, 2], gap="large")
+with answer:
+    st.subheader(":material/chat: Answer", anchor=False)
+    if output.status == "failed":
+        st.error(output.error_message or "failed", icon=":material/error:")
+    if output.status == "completed":
+        with st.container(border=True):
+            ui.answer(output)
+    elif output.status != "failed":
+        st.caption("No answer yet.")
+    if output.raw_response is not None:
+        with st.expander("Raw response", icon=":material/code:"):
+            st.code(output.raw_response, language=None, wrap_lines=True)
+
+    if output.status == "completed":
+        st.subheader(":material/reviews: Feedback", anchor=False)
+        buttons = st.columns(len(FEEDBACK_BUTTONS))
+        for column, (value, label, icon) in zip(buttons, FEEDBACK_BUTTONS, strict=True):
+            chosen = output.feedback == value
+            if (
+                column.button(
+                    label,
+                    icon=icon,
+                    type="primary" if chosen else "secondary",
+                    key=f"feedback_{value}",
+                    use_container_width=True,
+                )
+                and not chosen
+            ):
+                try:
+                    jobs.set_feedback(pool, output.id, user, value)
+                except LLMJobsError as exc:
+                    ui.show_error(exc)
+                else:
+                    st.rerun()
+        st.caption(f"Current feedback: {ui.FEEDBACK_LABEL[output.feedback]}")
+
+with asked:
+    st.subheader(":material/edit_note: Asked", anchor=False)
+    st.markdown("**Template**")
+    st.code(output.template, language="jinja2", wrap_lines=True)
+    st.markdown("**Context**")
+    st.json(output.context, expanded=2)
+    if output.system_prompt:
+        st.markdown("**System prompt**")
+        st.code(output.system_prompt, language=None, wrap_lines=True)
+    st.markdown("**Prompt**")
+    if output.prompt is None:
+        st.caption("Rendered when a worker starts the job.")
+    else:
+        st.code(output.prompt, language=None, wrap_lines=True)
+
+st.divider()
+st.subheader(":material/replay: Run again", anchor=False)
+if st.button(
+    "Re-run",
+    icon=":material/replay:",
+    key="re_run",
+    help="A new output with exactly the same template, context, model and format.",
+):
+    try:
+        again = jobs.re_run(pool, output.id, user)
+    except LLMJobsError as exc:
+        ui.show_error(exc)
+    else:
+        st.switch_page(ui.DETAIL_PAGE, query_params={"id": str(again.output_id)})
+
+with st.expander("Regenerate with changes", icon=":material/tune:"):
+    models = [m.name for m in deps.usable_models()]
+    if output.model not in models:
+        models.insert(0, output.model)
+    with st.form("regenerate"):
+        new_context_text = st.text_area(
+            "Context (a JSON object; the keys you give replace the old ones)",
+            value=json.dumps(output.context, indent=2, ensure_ascii=False),
+            height=160,
+        )
+        new_model = st.selectbox("Model", models, index=models.index(output.model))
+        new_format = st.selectbox("Format", FORMATS, index=FORMATS.index(output.format))
+        regenerate = st.form_submit_button(
+            "Regenerate", icon=":material/autorenew:", type="primary"
+        )
+    if regenerate:
+        new_context, problem = forms.parse_context(new_context_text)
+        try:
+            if problem:
+                raise problem
+            made = jobs.regenerate(
+                pool,
+                output.id,
+                user,
+                new_context=new_context,
+                new_model=new_model,
+                new_format=new_format,
+            )
+        except LLMJobsError as exc:
+            ui.show_error(exc)
+        else:
+            st.switch_page(ui.DETAIL_PAGE, query_params={"id": str(made.output_id)})
+
+family = analytics.lineage(pool, output, user)
+if family.parent_id or family.children:
+    st.subheader(":material/account_tree: Lineage", anchor=False)
+    if family.parent_id:
+        ui.output_link(family.parent_id, f"Made from output #{family.parent_id}")
+    for child in family.children:
+        ui.output_link(child.id, f"#{child.id} · {child.kind.replace('_', '-')} · {child.status}")

@@ -1,0 +1,148 @@
+"""Outputs: yours (everyone's for admins) newest first, filtered, one page at a time; a row
+opens its output. The list refreshes itself while a job on it is pending or processing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import auth, deps, ui
+from tasks import submit as jobs
+from tasks.analytics import FEEDBACK_VALUES, STATUSES, period
+from tasks.errors import InvalidInput
+from tasks.formats import FORMATS
+
+PAGE_SIZE = 25
+
+user = auth.require_user()
+pool = deps.pool()
+choices = deps.filter_choices(pool, user)
+
+
+def any_of(label: str, options: list[Any], key: str, names: dict[Any, str] | None = None) -> Any:
+    """A filter: one of options, or None for any."""
+    shown = names or {}
+    return st.selectbox(
+        label,
+        [None, *options],
+        key=key,
+        format_func=lambda v: "Any" if v is None else shown.get(v, str(v)),
+    )
+
+
+st.title(":material/list_alt: Outputs", anchor=False)
+with st.container(border=True):
+    row = st.columns(4 if not user.is_admin else 5)
+    with row[0]:
+        status = any_of("Status", list(STATUSES), "outputs_status")
+    with row[1]:
+        model = any_of("Model", choices.models, "outputs_model")
+    with row[2]:
+        fmt = any_of("Format", list(FORMATS), "outputs_format")
+    with row[3]:
+        feedback = any_of("Feedback", list(FEEDBACK_VALUES), "outputs_feedback")
+    if user.is_admin:
+        with row[4]:
+            people = {u.id: u.name for u in deps.users(pool)}
+            user_id = any_of("User", list(people), "outputs_user", names=people)
+    else:
+        user_id = None
+    row = st.columns([3, 2])
+    with row[0]:
+        template = any_of(
+            "Template",
+            choices.templates,
+            "outputs_template",
+            names={t: ui.short(t, 90) for t in choices.templates},
+        )
+    with row[1]:
+        dates = st.date_input("Created between (UTC)", value=[], key="outputs_dates")
+
+try:
+    start, end = [*dates, None, None][:2]
+    created_after, created_before = period(start, end or start)
+except InvalidInput as exc:
+    ui.show_error(exc)
+    st.stop()
+
+filters = {
+    "status": status,
+    "model": model,
+    "format": fmt,
+    "feedback": feedback,
+    "template": template,
+    "created_after": created_after,
+    "created_before": created_before,
+}
+if user.is_admin and user_id is not None:
+    filters["user_id"] = user_id
+
+# Keyset pages: the ids each page starts below (None: the newest). Changing a filter starts over.
+signature = repr(sorted(filters.items(), key=lambda kv: kv[0]))
+if st.session_state.get("outputs_signature") != signature:
+    st.session_state["outputs_signature"] = signature
+    st.session_state["outputs_cursors"] = [None]
+cursors: list[int | None] = st.session_state["outputs_cursors"]
+
+
+def table() -> bool:
+    page = jobs.list_outputs(pool, user, **filters, before_id=cursors[-1], limit=PAGE_SIZE + 1)
+    has_next, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE]
+    if not page:
+        st.info(
+            "No outputs match." if len(cursors) == 1 else "No more outputs.",
+            icon=":material/inbox:",
+        )
+    else:
+        frame = pd.DataFrame(
+            {
+                "id": [o.id for o in page],
+                "open": [f"output?id={o.id}" for o in page],
+                "created": [o.created_at for o in page],
+                **({"user": [o.user_name for o in page]} if user.is_admin else {}),
+                "template": [ui.short(o.template, 120) for o in page],
+                "model": [o.model for o in page],
+                "format": [o.format for o in page],
+                "status": [o.status for o in page],
+                "feedback": [o.feedback for o in page],
+                "latency (s)": [
+                    None if o.latency_ms is None else o.latency_ms / 1000 for o in page
+                ],
+                "cost ($)": [None if o.cost is None else float(o.cost) for o in page],
+            }
+        )
+        event = st.dataframe(
+            frame,
+            hide_index=True,
+            key=f"outputs_table_{len(cursors)}",
+            on_select="rerun",
+            selection_mode="single-row",
+            column_config={
+                "id": st.column_config.NumberColumn("#", format="%d", width="small"),
+                "open": st.column_config.LinkColumn("", display_text="Open", width="small"),
+                "created": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm:ss"),
+                "latency (s)": st.column_config.NumberColumn(format="%.2f"),
+                "cost ($)": st.column_config.NumberColumn(format="%.6f"),
+            },
+        )
+        if event.selection.rows:
+            chosen = page[event.selection.rows[0]].id
+            st.switch_page(ui.DETAIL_PAGE, query_params={"id": str(chosen)})
+    back, page_no, forward = st.columns([1, 2, 1])
+    if back.button(
+        "Newer", icon=":material/chevron_left:", disabled=len(cursors) == 1, key="outputs_newer"
+    ):
+        cursors.pop()
+        st.rerun()
+    page_no.caption(f"Page {len(cursors)} · {PAGE_SIZE} per page · newest first")
+    if forward.button(
+        "Older", icon=":material/chevron_right:", disabled=not has_next, key="outputs_older"
+    ):
+        cursors.append(page[-1].id)
+        st.rerun()
+    return any(o.status in ui.ACTIVE for o in page)
+
+
+ui.live("outputs", table, every=2.0)

@@ -1,0 +1,32 @@
+"""Sign in: with the identity provider, or with a user name and an API token."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import auth
+
+st.title(":material/login: Sign in to LLM Jobs", anchor=False)
+
+if auth.mode() == "oidc":
+    email = st.user.get("email") if st.user.is_logged_in else None
+    if email:
+        st.error(
+            f"No LLM Jobs account has the e-mail address {email}. Ask an admin to create one "
+            f"(`llmjobs users create NAME --email {email}`).",
+            icon=":material/person_off:",
+        )
+        st.button("Sign out", icon=":material/logout:", on_click=auth.sign_out)
+    else:
+        st.write("Sign in with your organisation's account.")
+        st.button("Sign in", type="primary", icon=":material/login:", on_click=st.login)
+else:
+    st.write("Use your user name and one of your API tokens (`llmjobs tokens create NAME`).")
+    with st.form("sign_in"):
+        name = st.text_input("User name")
+        token = st.text_input("API token", type="password")
+        submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
+    if submitted:
+        if auth.sign_in_with_token(name, token):
+            st.rerun()
+        st.error("Unknown user name or token.", icon=":material/error:")

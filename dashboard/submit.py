@@ -1,0 +1,186 @@
+"""Submit: a template, its variables, a model, a format and a queue; a live preview; then the
+job followed until it is done."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from dashboard import auth, deps, forms, ui
+from tasks import submit as jobs
+from tasks.config import QUEUES
+from tasks.errors import InvalidInput
+from tasks.fetchers import FETCHERS
+from tasks.formats import FORMATS
+
+EXAMPLE_TEMPLATE = "Explain {{ concept }} to a beginner in three sentences."
+
+user = auth.require_user()
+pool = deps.pool()
+agents = {a.id: a for a in deps.agents(pool)}
+models = deps.usable_models()
+model_names = [m.name for m in models]
+offline = {m.name for m in models if m.offline}
+
+
+def apply_agent() -> None:
+    """Start from the chosen agent's model and format."""
+    agent = agents.get(st.session_state.get("submit_agent"))
+    if agent is None:
+        return
+    if agent.default_model in model_names:
+        st.session_state["submit_model"] = agent.default_model
+    st.session_state["submit_format"] = agent.default_format
+
+
+def context_to_json() -> None:
+    """Carry the typed variables over when switching to the JSON editor."""
+    if st.session_state.get("submit_json"):
+        names, _ = forms.variables(st.session_state.get("submit_template", ""))
+        typed = {n: st.session_state.get(f"submit_var_{n}", "") for n in names}
+        st.session_state["submit_context_json"] = json.dumps(typed, indent=2, ensure_ascii=False)
+
+
+st.session_state.setdefault("submit_template", EXAMPLE_TEMPLATE)
+st.session_state.setdefault("submit_model", deps.default_model())
+st.session_state.setdefault("submit_format", "text")
+st.session_state.setdefault("submit_queue", "default")
+st.session_state.setdefault("submit_agent", None)
+requested = st.query_params.get("agent", "")
+if requested and requested != st.session_state.get("submit_agent_requested"):
+    # Arriving from the Agents page (?agent=ID): start from that agent, once.
+    st.session_state["submit_agent_requested"] = requested
+    if requested.isdigit() and int(requested) in agents:
+        st.session_state["submit_agent"] = int(requested)
+        apply_agent()
+
+st.title(":material/send: Submit", anchor=False)
+left, right = st.columns([3, 2], gap="large")
+
+with left:
+    agent_id = st.selectbox(
+        "Agent (optional)",
+        [None, *agents],
+        format_func=lambda a: "No agent" if a is None else agents[a].name,
+        key="submit_agent",
+        on_change=apply_agent,
+        help="An agent brings a system prompt and a default model and format.",
+    )
+    if agent_id is not None:
+        agent = agents[agent_id]
+        if agent.description:
+            st.caption(agent.description)
+        with st.expander("System prompt", icon=":material/smart_toy:"):
+            st.text(agent.system_prompt or "(none)")
+    template = st.text_area(
+        "Template",
+        key="submit_template",
+        height=150,
+        help="Jinja2: each {{ variable }} becomes a field below.",
+    )
+    names, template_error = forms.variables(template)
+    if template_error:
+        ui.show_error(template_error)
+    fetcher = st.selectbox(
+        "Context fetcher (optional)",
+        [None, *sorted(FETCHERS)],
+        format_func=lambda f: "None" if f is None else f,
+        key="submit_fetcher",
+        help="Fills variables from what LLM Jobs knows; what you type wins.",
+    )
+    json_mode = st.toggle(
+        "Edit the context as JSON (for nested values)",
+        key="submit_json",
+        on_change=context_to_json,
+    )
+    context_error = None
+    if json_mode:
+        context, context_error = forms.parse_context(
+            st.text_area("Context (a JSON object)", key="submit_context_json", height=150)
+        )
+        if context_error:
+            ui.show_error(context_error)
+    else:
+        context = {}
+        for name in names:
+            value = st.text_area(name, key=f"submit_var_{name}", height=80)
+            if value:
+                context[name] = value
+        if not names and not template_error and template.strip():
+            st.caption("This template has no variables.")
+
+with right:
+    model = st.selectbox(
+        "Model",
+        model_names,
+        format_func=lambda m: f"{m} (offline)" if m in offline else m,
+        key="submit_model",
+    )
+    fmt = st.selectbox("Format", FORMATS, key="submit_format")
+    queue = st.selectbox("Queue", QUEUES, key="submit_queue", help="high runs before default")
+    st.subheader(":material/preview: Preview", anchor=False)
+    with ui.database_guard():
+        checked = forms.check(
+            pool,
+            user,
+            template=template,
+            context=context,
+            model=model,
+            format=fmt,
+            queue=queue,
+            agent=agent_id,
+            fetcher=fetcher,
+        )
+    if checked.prompt is not None:
+        st.code(checked.prompt, language=None, wrap_lines=True)
+    elif checked.error and not template_error and not context_error:
+        ui.show_error(checked.error)
+    if checked.fetched:
+        with st.expander("Context from the fetcher", icon=":material/download:"):
+            st.json(checked.fetched)
+    if st.button("Submit", type="primary", icon=":material/send:", key="submit_button"):
+        try:
+            if context_error:
+                raise context_error
+            submission = jobs.submit(
+                pool,
+                user=user,
+                template=template,
+                model=model,
+                context=context,
+                format=fmt,
+                queue=queue,
+                agent=agent_id,
+                fetcher=fetcher,
+            )
+        except InvalidInput as exc:
+            ui.show_error(exc)
+        else:
+            st.session_state["submit_following"] = submission.output_id
+            st.toast(f"Output #{submission.output_id} queued", icon=":material/check:")
+
+following = st.session_state.get("submit_following")
+if following:
+    st.divider()
+
+    def follow() -> bool:
+        output = jobs.get_output(pool, following, user)
+        title, badge = st.columns([3, 1])
+        title.markdown(f"**Output #{output.id}** · {output.model} · {output.format}")
+        with badge:
+            ui.status_badge(output.status)
+        if output.status == "pending":
+            st.caption(":material/schedule: Queued: waiting for a worker.")
+        elif output.status == "processing":
+            st.caption(
+                f":material/progress_activity: The model is answering (attempt {output.attempts})."
+            )
+        elif output.status == "failed":
+            st.error(output.error_message or "failed", icon=":material/error:")
+        else:
+            st.success(f"Completed in {ui.seconds(output.latency_ms)}.", icon=":material/check:")
+        ui.output_link(output.id, "Open the output")
+        return output.status in ui.ACTIVE
+
+    ui.live(f"submit:{following}", follow, every=1.0)

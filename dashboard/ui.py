@@ -1,0 +1,141 @@
+"""Small components the pages share: badges, an output's answer, errors, live refresh."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import streamlit as st
+
+from tasks.errors import LLMJobsError
+from tasks.formats import sanitize_html
+
+if TYPE_CHECKING:
+    from db.models import LLMOutput
+
+DETAIL_PAGE = "dashboard/output_detail.py"
+SUBMIT_PAGE = "dashboard/submit.py"
+
+STATUS_LOOK = {
+    "pending": ("gray", ":material/schedule:"),
+    "processing": ("blue", ":material/progress_activity:"),
+    "completed": ("green", ":material/check_circle:"),
+    "failed": ("red", ":material/error:"),
+}
+FEEDBACK_LABEL = {
+    "thumbs_up": ":material/thumb_up: thumbs up",
+    "thumbs_down": ":material/thumb_down: thumbs down",
+    "none": "none",
+}
+ACTIVE = ("pending", "processing")
+
+
+def status_badge(status: str) -> None:
+    color, icon = STATUS_LOOK.get(status, ("gray", ":material/help:"))
+    st.badge(status, icon=icon, color=color)  # type: ignore[arg-type]
+
+
+def short(text: str, limit: int = 80) -> str:
+    """text on one line, cut at limit characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def number(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+def seconds(ms: float | int | None) -> str:
+    return "–" if ms is None else f"{ms / 1000:.2f} s"
+
+
+def dollars(cost: Decimal | float | None) -> str:
+    return "–" if cost is None else f"${float(cost):.6f}".rstrip("0").rstrip(".")
+
+
+def when(value: Any) -> str:
+    return "–" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def show_error(exc: LLMJobsError) -> None:
+    """A refused action, said plainly (InvalidInput names the field to fix)."""
+    st.error(str(exc), icon=":material/error:")
+
+
+def output_link(output_id: int, label: str | None = None) -> None:
+    st.page_link(
+        DETAIL_PAGE,
+        label=label or f"Output #{output_id}",
+        icon=":material/open_in_new:",
+        query_params={"id": str(output_id)},
+    )
+
+
+def answer(output: LLMOutput) -> None:
+    """The parsed answer as its format shows it; HTML sanitized again and never scripted."""
+    value = output.parsed_output
+    if value is None:
+        st.caption("No answer.")
+    elif output.format == "json":
+        st.json(value)
+    elif output.format == "markdown":
+        st.markdown(str(value))
+    elif output.format == "html":
+        st.html(sanitize_html(str(value)))
+    else:
+        st.text(str(value))
+
+
+def database_message(exc: psycopg.Error) -> str:
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        return "The database has no LLM Jobs tables yet: run `llmjobs migrate`."
+    if isinstance(exc, psycopg.OperationalError):
+        return (
+            "The database cannot be reached right now. Check that PostgreSQL is running and "
+            "DATABASE_URL is right, then reload the page."
+        )
+    return "The database answered with an error. Reload the page; tell an admin if it persists."
+
+
+@contextlib.contextmanager
+def database_guard() -> Iterator[None]:
+    """Turn a database failure into a message instead of a stack trace, then stop the page."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        st.error(database_message(exc), icon=":material/database:")
+        st.caption(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        st.stop()
+
+
+def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
+    """database_guard for a function (fragments rerun on their own, outside the page's guard)."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with database_guard():
+            return func(*args, **kwargs)
+
+    return run
+
+
+def live(key: str, body: Callable[[], bool], every: float = 1.5) -> None:
+    """Show body in a fragment that reruns every `every` seconds while body returns True (some
+    job still pending or processing); a change either way reruns the page once, so the timer
+    starts or stops and the rest of the page catches up."""
+    state_key = f"live:{key}"
+    running = bool(st.session_state.get(state_key, False))
+
+    @st.fragment(run_every=every if running else None)
+    def area() -> None:
+        with database_guard():
+            still = body()
+        if still != running:
+            st.session_state[state_key] = still
+            st.rerun()
+
+    area()
