@@ -6,16 +6,24 @@ worker CLI or by `open_app`).
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
 import procrastinate
+import psycopg
+from procrastinate import signals
+from procrastinate.exceptions import ConnectorException
 from psycopg_pool import AsyncConnectionPool
 
 from db.pool import async_pool_kwargs
 from tasks.config import get_settings
-from tasks.logs import configure_logging
+from tasks.logs import configure_logging, get_logger
+
+log = get_logger("llmjobs.worker")
 
 
 def _pool_factory(**kwargs: Any) -> AsyncConnectionPool:
@@ -39,7 +47,50 @@ def _worker_defaults() -> dict[str, Any]:
     }
 
 
-app = procrastinate.App(
+class LLMJobsApp(procrastinate.App):
+    """procrastinate's App, whose workers outlive a database outage.
+
+    A procrastinate worker stops when it loses the database (its listener fails). Unless it was
+    asked to stop (SIGINT/SIGTERM, or `wait=False`), this worker waits for the database with a
+    capped backoff and starts again; jobs it had in flight are recovered as stalled jobs.
+    """
+
+    async def run_worker_async(self, **kwargs: Any) -> None:
+        self.perform_import_paths()
+        install_handlers = kwargs.pop("install_signal_handlers", True)
+        wait = {**self.worker_defaults, **kwargs}.get("wait", True)
+        stop_requested = asyncio.Event()
+        delay = 1.0
+        handlers = signals.on_stop(stop_requested.set) if install_handlers else nullcontext()
+        with handlers:
+            while True:
+                worker = self._worker(**kwargs, install_signal_handlers=False)
+                relay = asyncio.create_task(_stop_when(stop_requested, worker))
+                started = time.monotonic()
+                try:
+                    await worker.run()
+                except (ConnectorException, psycopg.OperationalError) as exc:
+                    log.error("worker lost the database", error=str(exc))
+                finally:
+                    relay.cancel()
+                if stop_requested.is_set() or not wait:
+                    return
+                if time.monotonic() - started > 60:
+                    delay = 1.0  # it ran fine for a while: this is a new outage
+                log.warning("worker restarting after a database outage", retry_in_s=delay)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(stop_requested.wait(), timeout=delay)
+                if stop_requested.is_set():
+                    return
+                delay = min(delay * 2, 30.0)
+
+
+async def _stop_when(event: asyncio.Event, worker: Any) -> None:
+    await event.wait()
+    worker.stop()
+
+
+app = LLMJobsApp(
     connector=procrastinate.PsycopgConnector(pool_factory=_pool_factory),
     import_paths=["tasks.job", "tasks.maintenance"],
     worker_defaults=_worker_defaults(),  # type: ignore[arg-type]
