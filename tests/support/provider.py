@@ -8,9 +8,11 @@ body that is not JSON, or drop the connection. Every request is recorded.
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -36,10 +38,13 @@ def error(status: int, message: str = "scripted failure", **headers: str) -> Ste
 
 
 class ScriptedProvider:
-    def __init__(self, default: Step | None = None):
+    def __init__(self, default: Step | Callable[[dict[str, Any]], Step] | None = None):
         self.script: deque[Step] = deque()
+        # A Step, or a function of the request body returning one (see `chaos`).
         self.default = default or ok("default answer")
         self.requests: list[dict[str, Any]] = []
+        # (last user message, status answered: 200, an HTTP error, "timeout" or "reset")
+        self.outcomes: list[tuple[str, int | str]] = []
         self._lock = threading.Lock()
         provider = self
 
@@ -83,7 +88,13 @@ class ScriptedProvider:
     def _next(self, body: dict[str, Any]) -> Step:
         with self._lock:
             self.requests.append(body)
-            return self.script.popleft() if self.script else self.default
+            step = self.script.popleft() if self.script else self.default
+            if callable(step):
+                step = step(body)
+            prompt = str(body.get("messages", [{}])[-1].get("content", ""))
+            outcome = "reset" if step.drop else "timeout" if step.delay >= 1 else step.status
+            self.outcomes.append((prompt, outcome))
+            return step
 
     @property
     def base_url(self) -> str:
@@ -123,3 +134,42 @@ def _completion(request: dict[str, Any], content: str) -> dict[str, Any]:
             "total_tokens": max(1, prompt_chars // 4) + max(1, len(content) // 4),
         },
     }
+
+
+def chaos(
+    seed: int,
+    *,
+    p5xx: float = 0.20,
+    p429: float = 0.05,
+    ptimeout: float = 0.03,
+    preset: float = 0.03,
+    p400: float = 0.02,
+    timeout_delay: float = 1.5,
+) -> Callable[[dict[str, Any]], Step]:
+    """A provider failing at random (reproducibly for a seed): 5xx, 429 with Retry-After, slow
+    answers (the client times out), dropped connections and a few 400s; otherwise an answer."""
+    rng = random.Random(seed)
+    lock = threading.Lock()
+
+    def step(body: dict[str, Any]) -> Step:
+        with lock:
+            roll = rng.random()
+            status = rng.choice((500, 502, 503))
+        edges = [p5xx, p429, ptimeout, preset, p400]
+        if roll < edges[0]:
+            return error(status, "chaos")
+        roll -= edges[0]
+        if roll < edges[1]:
+            return error(429, "chaos slow down", retry_after="1")
+        roll -= edges[1]
+        if roll < edges[2]:
+            return Step(content="too late", delay=timeout_delay)
+        roll -= edges[2]
+        if roll < edges[3]:
+            return Step(drop=True)
+        roll -= edges[3]
+        if roll < edges[4]:
+            return error(400, "chaos bad request")
+        return ok("answer to " + str(body.get("messages", [{}])[-1].get("content", "")))
+
+    return step
