@@ -74,7 +74,7 @@ kpis[4].metric("Cost", ui.dollars(total.cost))
 
 st.subheader(":material/thumb_up: Thumbs-up rate by model", anchor=False)
 if total.rated:
-    st.altair_chart(charts.rate_by_model(quality), use_container_width=True)
+    st.altair_chart(charts.rate_by_model(quality), width="stretch")
 else:
     st.caption("No rated outputs in this range yet.")
 st.dataframe(
@@ -114,7 +114,7 @@ with left:
     st.subheader(":material/timeline: Thumbs-up rate over time", anchor=False)
     over_time = deps.feedback_over_time(pool, user, flt)
     if over_time:
-        st.altair_chart(charts.rate_over_time(charts.frame(over_time)), use_container_width=True)
+        st.altair_chart(charts.rate_over_time(charts.frame(over_time)), width="stretch")
     else:
         st.caption("No rated outputs in this range yet.")
 with right:
@@ -122,7 +122,7 @@ with right:
     top = st.slider("Top templates", 3, 25, 10, key="analytics_top")
     templates = deps.top_templates(pool, user, flt, top)
     if templates and any(t.thumbs_up + t.thumbs_down for t in templates):
-        st.altair_chart(charts.by_template(charts.frame(templates)), use_container_width=True)
+        st.altair_chart(charts.by_template(charts.frame(templates)), width="stretch")
     else:
         st.caption("No rated outputs in this range yet.")
 
@@ -131,22 +131,22 @@ with left:
     st.subheader(":material/stacked_bar_chart: Volume by status", anchor=False)
     st.altair_chart(
         charts.volume_by_status(charts.frame(deps.volume_over_time(pool, user, flt))),
-        use_container_width=True,
+        width="stretch",
     )
 with right:
     st.subheader(":material/error: Failure rate by model", anchor=False)
-    st.altair_chart(charts.failure_rate(quality), use_container_width=True)
+    st.altair_chart(charts.failure_rate(quality), width="stretch")
 
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader(":material/timer: Latency p50 / p95 by model", anchor=False)
-    st.altair_chart(charts.latency(quality), use_container_width=True)
+    st.altair_chart(charts.latency(quality), width="stretch")
 with right:
     st.subheader(":material/payments: Cost by model", anchor=False)
-    st.altair_chart(charts.money(quality, "cost", "cost ($)"), use_container_width=True)
+    st.altair_chart(charts.money(quality, "cost", "cost ($)"), width="stretch")
     st.altair_chart(
         charts.money(quality, "cost_per_thumbs_up", "cost per thumbs up ($)"),
-        use_container_width=True,
+        width="stretch",
     )
 
 st.download_button(

@@ -9,6 +9,7 @@ import altair as alt
 import pandas as pd
 from pydantic import BaseModel
 
+LABELS = alt.Axis(labelLimit=260)
 STATUS_COLORS = alt.Scale(
     domain=["pending", "processing", "completed", "failed"],
     range=["#9e9e9e", "#1e88e5", "#43a047", "#e53935"],
@@ -29,7 +30,7 @@ def rate_by_model(quality: pd.DataFrame) -> alt.LayerChart:
     data = quality[quality["rated"] > 0].assign(
         counts=lambda d: d["thumbs_up"].astype(str) + " / " + d["rated"].astype(str)
     )
-    base = alt.Chart(data).encode(y=alt.Y("model:N", title=None))
+    base = alt.Chart(data).encode(y=alt.Y("model:N", title=None, axis=LABELS))
     tooltip = [
         "model:N",
         alt.Tooltip("thumbs_up_rate:Q", format=".1%", title="thumbs-up rate"),
@@ -54,7 +55,7 @@ def rate_by_model(quality: pd.DataFrame) -> alt.LayerChart:
 
 def rate_over_time(points: pd.DataFrame) -> alt.Chart:
     return (
-        alt.Chart(points)
+        alt.Chart(points, height=280)
         .mark_line(point=True)
         .encode(
             x=alt.X("bucket:T", title=None),
@@ -82,7 +83,7 @@ def by_template(templates: pd.DataFrame) -> alt.Chart:
         .transform_fold(["thumbs_up", "thumbs_down"], as_=["feedback", "count"])
         .mark_bar()
         .encode(
-            y=alt.Y("label:N", title=None, sort="-x"),
+            y=alt.Y("label:N", title=None, sort="-x", axis=LABELS),
             x=alt.X("count:Q", title="rated outputs"),
             color=alt.Color(
                 "feedback:N",
@@ -95,7 +96,7 @@ def by_template(templates: pd.DataFrame) -> alt.Chart:
 
 def volume_by_status(volume: pd.DataFrame) -> alt.Chart:
     return (
-        alt.Chart(volume)
+        alt.Chart(volume, height=280)
         .mark_bar()
         .encode(
             x=alt.X("bucket:T", title=None),
@@ -111,7 +112,7 @@ def failure_rate(quality: pd.DataFrame) -> alt.Chart:
         alt.Chart(quality.dropna(subset=["failure_rate"]))
         .mark_bar(color="#e53935")
         .encode(
-            y=alt.Y("model:N", title=None),
+            y=alt.Y("model:N", title=None, axis=LABELS),
             x=alt.X("failure_rate:Q", title="failed / finished", axis=alt.Axis(format="%")),
             tooltip=[
                 "model:N",
@@ -130,7 +131,7 @@ def latency(quality: pd.DataFrame) -> alt.Chart:
         .transform_calculate(seconds="datum.ms / 1000")
         .mark_bar()
         .encode(
-            y=alt.Y("model:N", title=None),
+            y=alt.Y("model:N", title=None, axis=LABELS),
             yOffset="percentile:N",
             x=alt.X("seconds:Q", title="latency (s)"),
             color=alt.Color(
@@ -150,7 +151,7 @@ def money(quality: pd.DataFrame, field: str, title: str) -> alt.Chart:
         alt.Chart(quality.dropna(subset=[field]))
         .mark_bar(color="#8e24aa")
         .encode(
-            y=alt.Y("model:N", title=None),
+            y=alt.Y("model:N", title=None, axis=LABELS),
             x=alt.X(f"{field}:Q", title=title, axis=alt.Axis(format="$.4f")),
             tooltip=["model:N", alt.Tooltip(f"{field}:Q", format="$.6f")],
         )
@@ -161,12 +162,11 @@ def throughput(points: pd.DataFrame) -> alt.Chart:
     """Jobs queued, succeeded and failed per hour."""
     names = {"deferred": "queued", "succeeded": "succeeded", "failed": "failed"}
     return (
-        alt.Chart(points.assign(event=points["event"].map(names)))
-        .mark_bar()
+        alt.Chart(points.assign(event=points["event"].map(names)), height=260)
+        .mark_line(point=True)
         .encode(
             x=alt.X("hour:T", title=None),
-            xOffset="event:N",
-            y=alt.Y("jobs:Q", title="jobs"),
+            y=alt.Y("jobs:Q", title="jobs per hour"),
             color=alt.Color(
                 "event:N",
                 scale=alt.Scale(
@@ -177,3 +177,16 @@ def throughput(points: pd.DataFrame) -> alt.Chart:
             tooltip=["hour:T", "event:N", "jobs:Q"],
         )
     )
+
+
+JOB_STATUS_ORDER = ["todo", "doing", "succeeded", "failed", "cancelled", "aborted"]
+
+
+def job_counts(rows: Sequence[BaseModel]) -> pd.DataFrame:
+    """Jobs per queue (rows) and status (columns, every status, zero when none)."""
+    if not rows:
+        return pd.DataFrame(columns=JOB_STATUS_ORDER)
+    table = frame(rows).pivot_table(
+        index="queue_name", columns="status", values="jobs", fill_value=0, aggfunc="sum"
+    )
+    return table.reindex(columns=JOB_STATUS_ORDER, fill_value=0).rename_axis(index="queue")

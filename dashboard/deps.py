@@ -20,14 +20,16 @@ from tasks.analytics import OutputFilter
 if TYPE_CHECKING:
     from db.models import Agent, User
 
-# How long a page waits for a database connection before saying the database is unreachable.
-DB_WAIT_SECONDS = float(os.environ.get("LLMJOBS_DASHBOARD_DB_TIMEOUT", "") or 5)
+
+def _db_wait_seconds() -> float:
+    """How long a page waits for a database connection before saying it cannot reach it."""
+    return float(os.environ.get("LLMJOBS_DASHBOARD_DB_TIMEOUT", "").strip() or 5)
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda p: p.close())
 def _pool_for(url: str) -> ConnectionPool:
     created = sync_pool(url or None, max_size=10)
-    created.timeout = DB_WAIT_SECONDS  # the factory's default is made for workers, not people
+    created.timeout = _db_wait_seconds()  # the factory's 10 s is long for a person waiting
     return created
 
 

@@ -47,7 +47,8 @@ with heading:
     st.badge(output.format, icon=":material/description:", color="gray")
     if output.kind != "original":
         st.badge(output.kind.replace("_", "-"), icon=":material/call_split:", color="violet")
-    st.caption(f"{output.model} · {output.queue} queue · by {output.user_name or output.user_id}")
+    owner = deps.user_by_id(pool, output.user_id)
+    st.caption(f"{output.model} · by {owner.name if owner else output.user_id}")
 
 if output.status in ui.ACTIVE:
 
@@ -105,7 +106,7 @@ with answer:
                     icon=icon,
                     type="primary" if chosen else "secondary",
                     key=f"feedback_{value}",
-                    use_container_width=True,
+                    width="stretch",
                 )
                 and not chosen
             ):

@@ -11,6 +11,14 @@ from tasks import admin
 from tasks.errors import LLMJobsError
 
 PAGE_SIZE = 20
+JOB_STATUSES = {
+    "todo": "Waiting",
+    "doing": "Running",
+    "succeeded": "Succeeded",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    "aborted": "Aborted",
+}
 
 user = auth.require_user()
 pool = deps.pool()
@@ -72,17 +80,19 @@ live = controls[1].toggle("Live (every 5 s)", key="queues_live")
 @ui.guarded
 def overview() -> None:
     data = deps.queue_overview(pool, user, hours)
+    counts = charts.job_counts(data.counts)
+    totals = counts.sum()
+    figures = st.columns(len(JOB_STATUSES))
+    for column, (status, label) in zip(figures, JOB_STATUSES.items(), strict=True):
+        column.metric(label, f"{int(totals.get(status, 0)):,}")
     st.subheader(":material/table_chart: Jobs per queue and status", anchor=False)
-    if data.counts:
-        counts = charts.frame(data.counts).pivot_table(
-            index="queue_name", columns="status", values="jobs", fill_value=0
-        )
-        st.dataframe(counts, key="queues_counts")
+    if len(counts):
+        st.dataframe(counts.rename(columns=JOB_STATUSES), key="queues_counts")
     else:
         st.caption("No jobs yet.")
     st.subheader(f":material/speed: Throughput, last {hours} hours", anchor=False)
     if data.throughput:
-        st.altair_chart(charts.throughput(charts.frame(data.throughput)), use_container_width=True)
+        st.altair_chart(charts.throughput(charts.frame(data.throughput)), width="stretch")
     else:
         st.caption("No job queued or finished in this window.")
     left, right = st.columns(2, gap="large")

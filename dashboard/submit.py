@@ -46,7 +46,8 @@ st.session_state.setdefault("submit_template", EXAMPLE_TEMPLATE)
 st.session_state.setdefault("submit_model", deps.default_model())
 st.session_state.setdefault("submit_format", "text")
 st.session_state.setdefault("submit_queue", "default")
-st.session_state.setdefault("submit_agent", None)
+NO_AGENT = 0  # a selectbox shows None as "nothing chosen", so "no agent" is 0
+st.session_state.setdefault("submit_agent", NO_AGENT)
 requested = st.query_params.get("agent", "")
 if requested and requested != st.session_state.get("submit_agent_requested"):
     # Arriving from the Agents page (?agent=ID): start from that agent, once.
@@ -61,13 +62,13 @@ left, right = st.columns([3, 2], gap="large")
 with left:
     agent_id = st.selectbox(
         "Agent (optional)",
-        [None, *agents],
-        format_func=lambda a: "No agent" if a is None else agents[a].name,
+        [NO_AGENT, *agents],
+        format_func=lambda a: agents[a].name if a in agents else "No agent",
         key="submit_agent",
         on_change=apply_agent,
         help="An agent brings a system prompt and a default model and format.",
     )
-    if agent_id is not None:
+    if agent_id in agents:
         agent = agents[agent_id]
         if agent.description:
             st.caption(agent.description)
@@ -129,7 +130,7 @@ with right:
             model=model,
             format=fmt,
             queue=queue,
-            agent=agent_id,
+            agent=agent_id or None,
             fetcher=fetcher,
         )
     if checked.prompt is not None:
@@ -151,7 +152,7 @@ with right:
                 context=context,
                 format=fmt,
                 queue=queue,
-                agent=agent_id,
+                agent=agent_id or None,
                 fetcher=fetcher,
             )
         except InvalidInput as exc:
