@@ -37,6 +37,7 @@ class Settings(BaseModel):
     poll_interval: float = Field(0.5, gt=0)
     heartbeat_interval: float = Field(5.0, gt=0)
     stalled_after: float = Field(30.0, gt=0)
+    shutdown_grace: float = Field(30.0, ge=0)
     max_response_chars: int = Field(1_000_000, ge=1000)
     user: str = "local"
 
@@ -59,6 +60,7 @@ def get_settings() -> Settings:
         poll_interval=_env("LLMJOBS_POLL_INTERVAL", "0.5"),
         heartbeat_interval=_env("LLMJOBS_HEARTBEAT_INTERVAL", "5"),
         stalled_after=_env("LLMJOBS_STALLED_AFTER", "30"),
+        shutdown_grace=_env("LLMJOBS_SHUTDOWN_GRACE", "30"),
         max_response_chars=_env("LLMJOBS_MAX_RESPONSE_CHARS", "1000000"),
         user=_env("LLMJOBS_USER", "local"),
     )

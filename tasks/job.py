@@ -55,6 +55,8 @@ async def ask(model: str, messages: list[dict[str, str]], fmt: str) -> tuple[Any
             usage[key] = None if value is None or usage[key] is None else usage[key] + value
         usage["latency_ms"] += answer.latency_ms
         raw = cap(answer.text, settings.max_response_chars)
+        if fmt != "json" and not raw.strip():
+            raise PermanentModelError("the model returned an empty answer")
         try:
             return formats.parse(fmt, raw), raw, usage
         except formats.ParseError as exc:

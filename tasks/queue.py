@@ -41,7 +41,8 @@ def _worker_defaults() -> dict[str, Any]:
         "fetch_job_polling_interval": settings.poll_interval,
         "update_heartbeat_interval": settings.heartbeat_interval,
         "stalled_worker_timeout": settings.stalled_after,
-        "shutdown_graceful_timeout": 30.0,
+        # After the grace period, jobs still running are interrupted and go back to the queue.
+        "shutdown_graceful_timeout": settings.shutdown_grace,
         "delete_jobs": "never",
         "worker_middleware": [final_failure],
     }

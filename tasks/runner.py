@@ -15,10 +15,10 @@ from pathlib import Path
 
 from db.embedded import PROJECT_ROOT
 from db.pool import database_url
+from tasks.config import get_settings
 from tasks.logs import configure_logging, get_logger
 
 log = get_logger("llmjobs.run")
-GRACE_SECONDS = 35.0
 
 
 def _bin(name: str) -> str:
@@ -79,7 +79,8 @@ def run(*, dashboard: bool = True, api: bool = True) -> dict[str, int]:
             proc.send_signal(signal.SIGTERM)
         elif not stopping:
             log.error("process exited; stopping the rest", process=name, code=proc.returncode)
-    deadline = time.monotonic() + GRACE_SECONDS
+    # the worker finishes its jobs within its grace period; a little more for the rest
+    deadline = time.monotonic() + get_settings().shutdown_grace + 5
     for proc in children.values():
         try:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -1,0 +1,90 @@
+"""SIGTERM to a real worker process: jobs in flight finish within the grace period, or go back to
+the queue and are finished by the next worker. None is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tasks import submit as jobs
+from tests.support.provider import Step, ok
+
+PROCRASTINATE = Path(sys.executable).parent / "procrastinate"
+
+
+def _start_worker(**env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(PROCRASTINATE), "--app=tasks.app", "worker"],
+        env={**os.environ, "LLMJOBS_HEARTBEAT_INTERVAL": "0.5", **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _submit_three(pool, analyst):
+    return [
+        jobs.submit(
+            pool, user=analyst, template="slow {{n}}", context={"n": i}, model="openai/slow"
+        )
+        for i in range(3)
+    ]
+
+
+def test_sigterm_lets_jobs_in_flight_finish(pool, analyst, provider):
+    provider.default = ok("done", delay=2.0)
+    subs = _submit_three(pool, analyst)
+    worker = _start_worker()
+    try:
+        _wait_for(lambda: len(provider.requests) == 3, 30)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(20) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    outs = [jobs.get_output(pool, s.output_id, analyst) for s in subs]
+    assert [(o.status, o.attempts) for o in outs] == [("completed", 1)] * 3
+
+
+async def test_sigterm_past_grace_requeues_and_next_worker_finishes(
+    pool, analyst, provider, run_worker
+):
+    provider.push(*[Step(content="too slow", delay=10.0) for _ in range(3)])
+    provider.default = ok("second try")
+    subs = _submit_three(pool, analyst)
+    worker = _start_worker(LLMJOBS_SHUTDOWN_GRACE="0.5")
+    try:
+        _wait_for(lambda: len(provider.requests) == 3, 30)
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(20)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    interrupted = [jobs.get_output(pool, s.output_id, analyst) for s in subs]
+    assert {o.status for o in interrupted} == {"pending"}
+    assert all("interrupted" in o.error_message for o in interrupted)
+    with pool.connection() as conn:
+        statuses = {
+            r["status"]
+            for r in conn.execute(
+                "SELECT status FROM procrastinate_jobs WHERE task_name = 'llm_job'"
+            )
+        }
+    assert statuses == {"todo"}
+
+    await run_worker()
+    outs = [jobs.get_output(pool, s.output_id, analyst) for s in subs]
+    assert [(o.status, o.parsed_output, o.attempts) for o in outs] == [
+        ("completed", "second try", 2)
+    ] * 3
