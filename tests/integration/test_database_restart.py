@@ -1,0 +1,89 @@
+"""PostgreSQL restarts while a worker runs: the worker carries on without a restart of its own,
+and no job is lost. The test owns the server it restarts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from db.pool import sync_pool
+from tasks import accounts
+from tasks import submit as jobs
+from tests.support.pgserver import OwnedServer
+from tests.support.provider import ok
+
+PROCRASTINATE = Path(sys.executable).parent / "procrastinate"
+
+
+@pytest.fixture
+def owned_server(tmp_path, monkeypatch):
+    server = OwnedServer(tmp_path / "pg")
+    server.migrate()
+    monkeypatch.setenv("DATABASE_URL", server.url)
+    yield server
+
+
+@pytest.mark.slow
+def test_worker_survives_database_restart(owned_server, provider):
+    provider.default = ok("answer", delay=0.3)
+    pool = sync_pool(owned_server.url, max_size=2)
+    user = accounts.create_user(pool, "ana")
+    worker = subprocess.Popen(
+        [str(PROCRASTINATE), "--app=tasks.app", "worker"],
+        env={
+            **os.environ,
+            "LLMJOBS_HEARTBEAT_INTERVAL": "0.5",
+            "LLMJOBS_STALLED_AFTER": "2",
+            "LLMJOBS_POLL_INTERVAL": "0.2",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        before = [
+            jobs.submit(pool, user=user, template="a {{n}}", context={"n": i}, model="openai/m")
+            for i in range(6)
+        ]
+        deadline = time.monotonic() + 30
+        while not provider.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        owned_server.stop()  # jobs are in flight
+        time.sleep(2)
+        assert worker.poll() is None, "the worker exited during the outage"
+        owned_server.start()
+        after = [
+            jobs.submit(pool, user=user, template="b {{n}}", context={"n": i}, model="openai/m")
+            for i in range(4)
+        ]
+        ids = [s.output_id for s in before + after]
+
+        def unfinished() -> int:
+            with pool.connection() as conn:
+                return conn.execute(
+                    "SELECT count(*) AS n FROM llm_outputs WHERE id = ANY(%s) "
+                    "AND status NOT IN ('completed', 'failed')",
+                    (ids,),
+                ).fetchone()["n"]
+
+        deadline = time.monotonic() + 90
+        while unfinished() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert unfinished() == 0
+        assert worker.poll() is None, "the worker must still be the same process"
+        outs = [jobs.get_output(pool, i, user) for i in ids]
+        assert all(o.status == "completed" for o in outs), [
+            (o.id, o.status, o.error_message) for o in outs
+        ]
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        pool.close()
