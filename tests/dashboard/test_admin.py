@@ -1,0 +1,99 @@
+"""Queue administration (tasks/admin.py) against real procrastinate jobs: the overview, retrying
+a failed job (its output back to pending, then completed by a worker), cancelling a waiting job
+(its output failed "cancelled by <admin>"), stalled workers and jobs, and who may do it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from procrastinate import SyncPsycopgConnector
+from procrastinate.manager import JobManager
+
+from tasks import admin as queue_admin
+from tasks import submit as jobs
+from tasks.errors import Conflict, Forbidden, NotFound
+from tests.support.provider import error, ok
+
+_manager = JobManager(SyncPsycopgConnector())
+
+
+def _job_status(pool, job_id: int) -> str:
+    with pool.connection() as conn:
+        return _manager.get_job_status(job_id, connection=conn).value
+
+
+def _submit(pool, user, model="offline/echo"):
+    return jobs.submit(
+        pool, user=user, template="Explain {{c}}", context={"c": "queues"}, model=model
+    )
+
+
+def test_cancel_a_waiting_job_fails_its_output(pool, analyst, admin):
+    sub = _submit(pool, analyst)
+    waiting = queue_admin.waiting_jobs(pool, admin)
+    assert [j.job_id for j in waiting] == [sub.job_id]
+    assert waiting[0].output_id == sub.output_id and waiting[0].user_name == "ana"
+    with pytest.raises(Forbidden):
+        queue_admin.cancel_waiting_job(pool, sub.job_id, analyst)
+    assert queue_admin.cancel_waiting_job(pool, sub.job_id, admin) == [sub.output_id]
+    assert _job_status(pool, sub.job_id) == "cancelled"
+    output = jobs.get_output(pool, sub.output_id, analyst)
+    assert output.status == "failed"
+    assert output.error_message == "cancelled by root-admin"
+    with pytest.raises(Conflict):
+        queue_admin.cancel_waiting_job(pool, sub.job_id, admin)
+    with pytest.raises(NotFound):
+        queue_admin.cancel_waiting_job(pool, 999_999, admin)
+    counts = {
+        (c.queue_name, c.status): c.jobs for c in queue_admin.queue_overview(pool, admin).counts
+    }
+    assert counts[("default", "cancelled")] == 1
+
+
+async def test_retry_a_failed_job_runs_it_again(pool, analyst, admin, run_worker, provider):
+    provider.push(error(400, "bad request from the provider"))
+    sub = _submit(pool, analyst, model="openai/test-model")
+    await run_worker()
+    failed = jobs.get_output(pool, sub.output_id, analyst)
+    assert failed.status == "failed"
+    listed = queue_admin.failed_jobs(pool, admin)
+    assert [(j.job_id, j.output_id) for j in listed] == [(sub.job_id, sub.output_id)]
+    assert "bad request from the provider" in listed[0].error_message
+    with pytest.raises(Forbidden):
+        queue_admin.retry_failed_job(pool, sub.job_id, analyst)
+
+    assert queue_admin.retry_failed_job(pool, sub.job_id, admin) == [sub.output_id]
+    assert _job_status(pool, sub.job_id) == "todo"
+    assert jobs.get_output(pool, sub.output_id, analyst).status == "pending"
+    assert queue_admin.failed_jobs(pool, admin) == []
+    with pytest.raises(Conflict):
+        queue_admin.retry_failed_job(pool, sub.job_id, admin)  # waiting, not failed
+
+    provider.push(ok("second time lucky"))
+    await run_worker()
+    done = jobs.get_output(pool, sub.output_id, analyst)
+    assert done.status == "completed"
+    assert done.parsed_output == "second time lucky"
+    assert _job_status(pool, sub.job_id) == "succeeded"
+    events = {p.event for p in queue_admin.queue_overview(pool, admin, hours=1).throughput}
+    assert {"deferred", "failed", "succeeded"} <= events
+
+
+async def test_stalled_workers_and_jobs(pool, analyst, admin, opened_app, settings_env):
+    settings_env(STALLED_AFTER="0.2")
+    sub = _submit(pool, analyst)
+    worker_id = await opened_app.job_manager.register_worker()
+    job = await opened_app.job_manager.fetch_job(queues=None, worker_id=worker_id)
+    assert job is not None and job.id == sub.job_id
+    fresh = await asyncio.to_thread(queue_admin.queue_overview, pool, admin)
+    assert [(w.worker_id, w.stalled, w.running_jobs) for w in fresh.workers] == [
+        (worker_id, False, 1)
+    ]
+    assert fresh.stalled_jobs == []
+    await asyncio.sleep(0.4)
+    later = await asyncio.to_thread(queue_admin.queue_overview, pool, admin)
+    assert later.workers[0].stalled
+    assert [(j.job_id, j.output_id) for j in later.stalled_jobs] == [(sub.job_id, sub.output_id)]
+    with pytest.raises(Forbidden):
+        queue_admin.queue_overview(pool, analyst)

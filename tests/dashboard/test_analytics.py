@@ -1,0 +1,190 @@
+"""Analytics aggregates (db/analytics.py through tasks/analytics.py) against hand-computed
+figures on seeded outputs, scoped per viewer; and the Wilson interval against hand-computed
+values."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from db import analytics as analytics_db
+from tasks import analytics
+from tasks.errors import InvalidInput
+from tasks.testing import create_test_llm_output
+
+A = "offline/echo"
+B = "openai/gpt-x"
+T1 = "Explain {{concept}} to a beginner"
+T2 = "Summarise {{text}}"
+
+
+@pytest.mark.parametrize(
+    ("successes", "n", "low", "high"),
+    [
+        # p = 2/3, z = 1.96: centre 0.5731, half-width 0.3654
+        (2, 3, 0.2077, 0.9385),
+        # p = 3/4: centre (0.75 + 0.4802) / 1.9604 = 0.6275, half-width 0.3764
+        (3, 4, 0.3006, 0.9544),
+        # p = 1: centre 1.19207 / 1.38415 = 0.8612, half-width 0.1388
+        (10, 10, 0.7225, 1.0),
+        # p = 0 mirrors p = 1
+        (0, 10, 0.0, 0.2775),
+    ],
+)
+def test_wilson_interval_matches_hand_computed(successes, n, low, high):
+    got = analytics.wilson_interval(successes, n)
+    assert got == pytest.approx((low, high), abs=1e-4)
+
+
+def test_wilson_interval_edges():
+    assert analytics.wilson_interval(0, 0) is None
+    with pytest.raises(ValueError):
+        analytics.wilson_interval(5, 4)
+
+
+def _seed(
+    pool,
+    user,
+    *,
+    model,
+    template=T1,
+    status="completed",
+    feedback="none",
+    latency_ms=None,
+    cost=None,
+    created_at=None,
+):
+    out = create_test_llm_output(
+        pool, user, model=model, template=template, status=status, feedback=feedback
+    )
+    with pool.connection() as conn:
+        analytics_db.set_output_figures(
+            conn, out.id, latency_ms=latency_ms, cost=cost, created_at=created_at
+        )
+    return out
+
+
+@pytest.fixture
+def seeded(pool, analyst, other_analyst):
+    """ana: model A 3 up, 1 down, 1 unrated (latencies 100..500 ms, $0.01 each) and 1 failed;
+    model B 1 up, 2 down ($0.02 each, T2) and 2 failed; plus one A thumbs-up 40 days ago.
+    otto: model A 2 down."""
+    for i, fb in enumerate(["thumbs_up", "thumbs_up", "thumbs_up", "thumbs_down", "none"]):
+        _seed(pool, analyst, model=A, feedback=fb, latency_ms=100 * (i + 1), cost=0.01)
+    _seed(pool, analyst, model=A, status="failed")
+    for fb in ["thumbs_up", "thumbs_down", "thumbs_down"]:
+        _seed(pool, analyst, model=B, template=T2, feedback=fb, latency_ms=1000, cost=0.02)
+    _seed(pool, analyst, model=B, template=T2, status="failed")
+    _seed(pool, analyst, model=B, template=T2, status="failed")
+    old = datetime.now(UTC) - timedelta(days=40)
+    _seed(pool, analyst, model=A, feedback="thumbs_up", latency_ms=50, cost=1, created_at=old)
+    for _ in range(2):
+        _seed(pool, other_analyst, model=A, feedback="thumbs_down", latency_ms=900, cost=0.5)
+
+
+def _last_30_days(**kw):
+    today = datetime.now(UTC).date()
+    return analytics.output_filter(start=today - timedelta(days=29), end=today, **kw)
+
+
+def test_model_quality_for_an_analyst(pool, analyst, seeded):
+    rows = {r.model: r for r in analytics.model_quality(pool, analyst, _last_30_days())}
+    a, b = rows[A], rows[B]
+    assert (a.outputs, a.completed, a.failed) == (6, 5, 1)
+    assert (a.thumbs_up, a.thumbs_down, a.rated) == (3, 1, 4)
+    assert a.thumbs_up_rate == pytest.approx(0.75)
+    assert (a.ci_low, a.ci_high) == pytest.approx((0.3006, 0.9544), abs=1e-4)
+    assert a.failure_rate == pytest.approx(1 / 6)
+    # percentile_cont over 100, 200, 300, 400, 500: p50 300, p95 400 + 0.8 * 100
+    assert a.latency_p50_ms == pytest.approx(300)
+    assert a.latency_p95_ms == pytest.approx(480)
+    assert a.cost == Decimal("0.05")
+    assert float(a.cost_per_thumbs_up) == pytest.approx(0.05 / 3)
+    assert (b.outputs, b.failed, b.thumbs_up, b.thumbs_down) == (5, 2, 1, 2)
+    assert b.failure_rate == pytest.approx(2 / 5)
+    assert float(b.cost_per_thumbs_up) == pytest.approx(0.06)
+    total = analytics.totals(list(rows.values()))
+    assert (total.outputs, total.rated, total.thumbs_up) == (11, 7, 4)
+    assert total.thumbs_up_rate == pytest.approx(4 / 7)
+
+
+def test_scope_admin_everyone_or_one_user_analyst_only_own(
+    pool, analyst, other_analyst, admin, seeded
+):
+    everyone = {r.model: r for r in analytics.model_quality(pool, admin, _last_30_days())}
+    assert everyone[A].thumbs_down == 3 and everyone[A].outputs == 8
+    one = {
+        r.model: r
+        for r in analytics.model_quality(pool, admin, _last_30_days(user_id=other_analyst.id))
+    }
+    assert set(one) == {A} and one[A].thumbs_down == 2 and one[A].thumbs_up == 0
+    # an analyst asking for someone else still gets only their own outputs
+    own = {
+        r.model: r
+        for r in analytics.model_quality(pool, analyst, _last_30_days(user_id=other_analyst.id))
+    }
+    assert own[A].thumbs_down == 1 and own[A].outputs == 6
+
+
+def test_date_range_and_model_and_template_filters(pool, analyst, seeded):
+    no_range = {
+        r.model: r for r in analytics.model_quality(pool, analyst, analytics.OutputFilter())
+    }
+    assert no_range[A].thumbs_up == 4  # the output from 40 days ago counts without a range
+    only_b = analytics.model_quality(pool, analyst, _last_30_days(model=B))
+    assert [r.model for r in only_b] == [B]
+    only_t2 = analytics.model_quality(pool, analyst, _last_30_days(template=T2))
+    assert [(r.model, r.outputs) for r in only_t2] == [(B, 5)]
+    with pytest.raises(InvalidInput):
+        analytics.output_filter(start=datetime(2026, 2, 2).date(), end=datetime(2026, 2, 1).date())
+
+
+def test_over_time_volume_and_templates(pool, analyst, seeded):
+    flt = _last_30_days()
+    assert analytics.bucket_for(flt) == "day"
+    points = {p.model: p for p in analytics.feedback_over_time(pool, analyst, flt)}
+    assert (points[A].rated, points[A].thumbs_up) == (4, 3)
+    assert points[B].thumbs_up_rate == pytest.approx(1 / 3)
+    volume = {v.status: v.outputs for v in analytics.volume_over_time(pool, analyst, flt)}
+    assert volume == {"completed": 8, "failed": 3}
+    top = analytics.top_templates(pool, analyst, flt, limit=1)
+    assert [(t.label, t.thumbs_up, t.thumbs_down) for t in top] == [(T1, 3, 1)]
+    short = analytics.output_filter(start=datetime.now(UTC).date(), end=datetime.now(UTC).date())
+    assert analytics.bucket_for(short) == "hour"
+    hourly = analytics.feedback_over_time(pool, analyst, short)
+    assert sum(p.rated for p in hourly) == 7
+
+
+def test_feedback_csv_holds_only_the_viewers_rated_outputs(pool, analyst, admin, seeded):
+    rows = list(csv.DictReader(io.StringIO(analytics.feedback_csv(pool, analyst, _last_30_days()))))
+    assert len(rows) == 7
+    assert {r["user_name"] for r in rows} == {"ana"}
+    assert {r["feedback"] for r in rows} == {"thumbs_up", "thumbs_down"}
+    assert set(rows[0]) >= {"output_id", "created_at", "model", "feedback", "template", "cost"}
+    everyone = analytics.feedback_csv(pool, admin, _last_30_days())
+    assert len(list(csv.DictReader(io.StringIO(everyone)))) == 9
+
+
+def test_filter_choices_and_lineage(pool, analyst, other_analyst, admin, seeded):
+    mine = analytics.filter_choices(pool, analyst)
+    assert mine.models == [A, B]  # by name
+    assert set(mine.templates) == {T1, T2}
+    parent = create_test_llm_output(pool, analyst)
+    from tasks import submit
+
+    child = submit.re_run(pool, parent.id, analyst)
+    other_child = submit.re_run(pool, parent.id, admin)
+    family = analytics.lineage(pool, parent, analyst)
+    assert family.parent_id is None
+    assert [c.id for c in family.children] == [child.output_id]  # the admin's re-run is not ana's
+    assert [c.id for c in analytics.lineage(pool, parent, admin).children] == [
+        child.output_id,
+        other_child.output_id,
+    ]
+    made = submit.get_output(pool, child.output_id, analyst)
+    assert analytics.lineage(pool, made, analyst).parent_id == parent.id
+    assert analytics.lineage(pool, made, other_analyst).parent_id is None
