@@ -1,0 +1,1 @@
+"""Benchmarks and the soak: they print figures; tests never assert timings."""
