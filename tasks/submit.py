@@ -45,6 +45,7 @@ def _defer(conn: psycopg.Connection, output_id: int, queue: str, priority: int) 
 
 log = get_logger("llmjobs.submit")
 _DEFAULT_LATENCY_MS = 2000.0
+_MAX_ID = 2**63 - 1  # PostgreSQL bigint
 
 
 class Submission(BaseModel):
@@ -211,6 +212,8 @@ def submit(
 
 def get_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:
     """The output if viewer owns it or is an admin; NotFound otherwise (existence not revealed)."""
+    if not isinstance(output_id, int) or not 0 < output_id <= _MAX_ID:
+        raise NotFound(f"output {output_id} not found")
     with pool.connection() as conn:
         found = outputs.get_output(
             conn, output_id, viewer_id=None if viewer.is_admin else viewer.id
@@ -225,6 +228,13 @@ def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLM
     limit = filters.pop("limit", 50)
     if not isinstance(limit, int) or not 1 <= limit <= 500:
         raise InvalidInput("limit", "must be between 1 and 500")
+    before_id = filters.get("before_id")
+    if before_id is not None and (not isinstance(before_id, int) or not 0 < before_id <= _MAX_ID):
+        raise InvalidInput("before_id", "must be a positive output id")
+    for name in ("status", "model", "format", "feedback", "template"):
+        value = filters.get(name)
+        if value is not None and (not isinstance(value, str) or "\x00" in value):
+            raise InvalidInput(name, "must be text without NUL characters")
     if not viewer.is_admin:
         filters["user_id"] = viewer.id
     with pool.connection() as conn:
