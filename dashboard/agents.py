@@ -54,7 +54,9 @@ def agent_form(
                 "Default format", FORMATS, index=FORMATS.index(fmt), key=f"{key}_format"
             ),
         }
-        sent = st.form_submit_button("Save", type="primary", icon=":material/save:")
+        sent = st.form_submit_button(
+            "Save", type="primary", icon=":material/save:", key=f"{key}_save"
+        )
     return values if sent else None
 
 

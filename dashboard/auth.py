@@ -45,7 +45,7 @@ def current_user() -> User | None:
     pool = deps.pool()
     match mode():
         case "oidc":
-            if not st.user.is_logged_in or not st.user.get("email"):
+            if not st.user.get("is_logged_in") or not st.user.get("email"):
                 return None
             return deps.user_by_email(pool, str(st.user.get("email")))
         case "single-user":

@@ -157,11 +157,16 @@ with st.expander("Regenerate with changes", icon=":material/tune:"):
             "Context (a JSON object; the keys you give replace the old ones)",
             value=json.dumps(output.context, indent=2, ensure_ascii=False),
             height=160,
+            key="regenerate_context",
         )
-        new_model = st.selectbox("Model", models, index=models.index(output.model))
-        new_format = st.selectbox("Format", FORMATS, index=FORMATS.index(output.format))
+        new_model = st.selectbox(
+            "Model", models, index=models.index(output.model), key="regenerate_model"
+        )
+        new_format = st.selectbox(
+            "Format", FORMATS, index=FORMATS.index(output.format), key="regenerate_format"
+        )
         regenerate = st.form_submit_button(
-            "Regenerate", icon=":material/autorenew:", type="primary"
+            "Regenerate", icon=":material/autorenew:", type="primary", key="regenerate_submit"
         )
     if regenerate:
         new_context, problem = forms.parse_context(new_context_text)

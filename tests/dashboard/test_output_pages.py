@@ -1,0 +1,136 @@
+"""Outputs and Output: only one's own (all, with a user filter, for admins), filters and keyset
+pages, `?id=` of someone else's output is not found, feedback buttons, re-run and regenerate."""
+
+from __future__ import annotations
+
+import json
+
+from tasks import submit as jobs
+from tasks.testing import create_test_llm_output
+
+OUTPUTS = "dashboard/outputs.py"
+DETAIL = "dashboard/output_detail.py"
+
+
+def _texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def _listed(at) -> list[int]:
+    return [int(i) for i in at.dataframe[0].value["id"]]
+
+
+def test_outputs_list_shows_only_own_outputs(app_as, pool, analyst, other_analyst, admin):
+    mine = [create_test_llm_output(pool, analyst).id for _ in range(2)]
+    failed = create_test_llm_output(pool, analyst, status="failed").id
+    theirs = create_test_llm_output(pool, other_analyst).id
+
+    at = app_as(analyst, OUTPUTS)
+    assert not at.exception
+    assert _listed(at) == [failed, *reversed(mine)]
+    table = at.dataframe[0].value
+    assert "user" not in table.columns
+    assert {"created", "template", "model", "format", "status", "feedback"} <= set(table.columns)
+    at.selectbox(key="outputs_status").set_value("failed").run()
+    assert _listed(at) == [failed]
+
+    at = app_as(admin, OUTPUTS)
+    assert _listed(at) == [theirs, failed, *reversed(mine)]
+    assert set(at.dataframe[0].value["user"]) == {"ana", "otto"}
+    at.selectbox(key="outputs_user").set_value(other_analyst.id).run()
+    assert _listed(at) == [theirs]
+
+
+def test_outputs_are_paged_by_keyset(app_as, pool, analyst):
+    ids = [create_test_llm_output(pool, analyst).id for _ in range(27)]
+    at = app_as(analyst, OUTPUTS)
+    assert _listed(at) == list(reversed(ids))[:25]
+    at.button(key="outputs_older").click().run()
+    assert _listed(at) == [ids[1], ids[0]]
+    assert at.button(key="outputs_older").disabled
+    at.button(key="outputs_newer").click().run()
+    assert len(_listed(at)) == 25
+
+
+def test_someone_elses_output_is_not_found(app_as, pool, analyst, other_analyst, admin):
+    theirs = create_test_llm_output(pool, other_analyst, raw_response="secret answer")
+    at = app_as(analyst, DETAIL, id=str(theirs.id))
+    assert not at.exception
+    assert f"Output {theirs.id} not found." in _texts(at.error)
+    assert "secret answer" not in _texts(at.text)
+    at = app_as(analyst, DETAIL, id="not-a-number")
+    assert "not found" in _texts(at.error)
+    at = app_as(admin, DETAIL, id=str(theirs.id))
+    assert at.title[0].value.endswith(f"Output #{theirs.id}")
+    assert "secret answer" in _texts(at.text)
+
+
+def test_detail_renders_by_format_and_feedback_buttons_change_the_db(app_as, pool, analyst):
+    output = create_test_llm_output(
+        pool, analyst, format="json", raw_response='{"a": 1}', parsed_output={"a": 1}
+    )
+    at = app_as(analyst, DETAIL, id=str(output.id))
+    assert not at.exception
+    answer, context = (json.loads(j.value) for j in at.json)
+    assert (answer, context) == ({"a": 1}, {"concept": "recursion"})
+    assert "Current feedback: none" in _texts(at.caption)
+    at.button(key="feedback_thumbs_up").click().run()
+    assert jobs.get_output(pool, output.id, analyst).feedback == "thumbs_up"
+    assert "thumbs up" in _texts(at.caption)
+    at.button(key="feedback_thumbs_down").click().run()
+    assert jobs.get_output(pool, output.id, analyst).feedback == "thumbs_down"
+    at.button(key="feedback_none").click().run()
+    assert jobs.get_output(pool, output.id, analyst).feedback == "none"
+    assert not at.exception
+
+
+def test_failed_output_shows_its_error_and_no_feedback(app_as, pool, analyst):
+    output = create_test_llm_output(pool, analyst, status="failed", error_message="HTTP 401: no")
+    at = app_as(analyst, DETAIL, id=str(output.id))
+    assert "HTTP 401: no" in _texts(at.error)
+    assert not [b for b in at.button if b.key and b.key.startswith("feedback_")]
+
+
+def test_html_is_sanitized_and_markdown_rendered(app_as, pool, analyst):
+    html = create_test_llm_output(
+        pool, analyst, format="html", raw_response="<p onclick='x()'>hi</p><script>bad()</script>"
+    )
+    at = app_as(analyst, DETAIL, id=str(html.id))
+    [shown] = at.get("html")
+    assert "hi" in shown.proto.body and "script" not in shown.proto.body
+    assert "onclick" not in shown.proto.body
+    md = create_test_llm_output(pool, analyst, format="markdown", raw_response="## Big title")
+    at = app_as(analyst, DETAIL, id=str(md.id))
+    assert "## Big title" in _texts(at.markdown)
+
+
+def test_re_run_and_regenerate_make_children(app_as, pool, analyst):
+    parent = create_test_llm_output(pool, analyst, context={"concept": "recursion"})
+    at = app_as(analyst, DETAIL, id=str(parent.id))
+    at.button(key="re_run").click().run()
+    assert not at.exception
+    newest = jobs.list_outputs(pool, analyst)[0]
+    assert (newest.kind, newest.parent_id, newest.context) == (
+        "re_run",
+        parent.id,
+        {"concept": "recursion"},
+    )
+    assert at.title[0].value.endswith(f"Output #{newest.id}")
+    assert f"Made from output #{parent.id}" in [p.proto.label for p in at.get("page_link")]
+
+    at = app_as(analyst, DETAIL, id=str(parent.id))
+    at.text_area(key="regenerate_context").input('{"concept": "graphs"}')
+    at.selectbox(key="regenerate_format").set_value("json")
+    at.button(key="regenerate_submit").click().run()
+    assert not at.exception
+    made = jobs.list_outputs(pool, analyst)[0]
+    assert (made.kind, made.parent_id, made.context, made.format) == (
+        "regenerate",
+        parent.id,
+        {"concept": "graphs"},
+        "json",
+    )
+    at = app_as(analyst, DETAIL, id=str(parent.id))
+    links = [p.proto.label for p in at.get("page_link")]
+    assert any(label.startswith(f"#{newest.id} · re-run") for label in links)
+    assert any(label.startswith(f"#{made.id} · regenerate") for label in links)

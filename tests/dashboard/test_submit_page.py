@@ -1,0 +1,112 @@
+"""The Submit page: variables become fields, the preview renders, a missing variable is shown
+before submitting and nothing is queued; a submission is queued and followed; JSON context;
+starting from an agent."""
+
+from __future__ import annotations
+
+import json
+
+from tasks import agents as agent_cases
+from tasks import submit as jobs
+
+SUBMIT = "dashboard/submit.py"
+
+
+def _texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def test_missing_variable_is_shown_inline_and_nothing_is_queued(app_as, pool, analyst):
+    at = app_as(analyst)
+    at.text_area(key="submit_template").input("Explain {{ concept }} to {{ audience }}").run()
+    assert {t.key for t in at.text_area} >= {"submit_var_concept", "submit_var_audience"}
+    at.text_area(key="submit_var_concept").input("recursion").run()
+    assert "missing variables: audience" in _texts(at.error)
+    at.button(key="submit_button").click().run()
+    assert not at.exception
+    assert "missing variables: audience" in _texts(at.error)
+    assert jobs.list_outputs(pool, analyst) == []
+
+
+def test_template_error_is_shown_inline(app_as, pool, analyst):
+    at = app_as(analyst)
+    at.text_area(key="submit_template").input("Explain {{ concept ").run()
+    assert "template: syntax error" in _texts(at.error)
+    at.button(key="submit_button").click().run()
+    assert jobs.list_outputs(pool, analyst) == []
+
+
+def test_submit_queues_the_job_and_follows_it(app_as, pool, analyst):
+    at = app_as(analyst)
+    at.text_area(key="submit_template").input("Explain {{ concept }} to {{ audience }}").run()
+    at.text_area(key="submit_var_concept").input("recursion").run()
+    at.text_area(key="submit_var_audience").input("a child").run()
+    assert not at.error
+    assert "Explain recursion to a child" in _texts(at.code)
+    at.selectbox(key="submit_format").set_value("markdown")
+    at.selectbox(key="submit_queue").set_value("high").run()
+    at.button(key="submit_button").click().run()
+    assert not at.exception
+    [output] = jobs.list_outputs(pool, analyst)
+    assert output.status == "pending" and output.job_id is not None
+    assert output.context == {"concept": "recursion", "audience": "a child"}
+    assert (output.model, output.format, output.queue) == ("offline/echo", "markdown", "high")
+    assert at.session_state["submit_following"] == output.id
+    assert f"**Output #{output.id}**" in _texts(at.markdown)
+    assert "Queued: waiting for a worker." in _texts(at.caption)
+
+
+def test_json_context_for_nested_values(app_as, pool, analyst):
+    at = app_as(analyst)
+    at.text_area(key="submit_template").input("Hello {{ person.name }} from {{ city }}").run()
+    at.text_area(key="submit_var_city").input("Oslo").run()
+    at.toggle(key="submit_json").set_value(True).run()
+    assert json.loads(at.text_area(key="submit_context_json").value) == {
+        "city": "Oslo",
+        "person": "",
+    }
+    at.text_area(key="submit_context_json").input('{"person": {"name": "Ana"}, "city": "Oslo"}')
+    at.run()
+    assert "Hello Ana from Oslo" in _texts(at.code)
+    at.text_area(key="submit_context_json").input('{"person": ').run()
+    assert "context: is not valid JSON" in _texts(at.error)
+    at.text_area(key="submit_context_json").input('{"person": {"name": "Ana"}, "city": "Oslo"}')
+    at.button(key="submit_button").click().run()
+    [output] = jobs.list_outputs(pool, analyst)
+    assert output.context == {"person": {"name": "Ana"}, "city": "Oslo"}
+
+
+def test_fetcher_fills_variables(app_as, pool, analyst):
+    at = app_as(analyst)
+    at.text_area(key="submit_template").input("Today is {{ today }}").run()
+    assert "missing variables: today" in _texts(at.error)
+    at.selectbox(key="submit_fetcher").set_value("current_time").run()
+    assert not at.error
+    assert "Today is 20" in _texts(at.code)
+    at.button(key="submit_button").click().run()
+    [output] = jobs.list_outputs(pool, analyst)
+    assert "today" in output.context
+
+
+def test_start_from_an_agent(app_as, pool, analyst):
+    agent = agent_cases.create_agent(
+        pool,
+        analyst,
+        name="Summariser",
+        default_model="offline/echo",
+        default_format="json",
+        system_prompt="You summarise.",
+    )
+    at = app_as(analyst, SUBMIT, agent=str(agent.id))
+    assert not at.exception
+    assert at.selectbox(key="submit_agent").value == agent.id
+    assert at.selectbox(key="submit_format").value == "json"
+    assert "You summarise." in _texts(at.text)
+    at.text_area(key="submit_var_concept").input("tides").run()
+    at.button(key="submit_button").click().run()
+    [output] = jobs.list_outputs(pool, analyst)
+    assert (output.agent_id, output.format, output.system_prompt) == (
+        agent.id,
+        "json",
+        "You summarise.",
+    )
