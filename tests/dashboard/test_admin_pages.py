@@ -1,0 +1,131 @@
+"""Analytics, Queues and Agents pages: figures match hand-computed ones per viewer, the queues
+are for admins only and their retry and cancel buttons work, agents are created and edited."""
+
+from __future__ import annotations
+
+import pytest
+from procrastinate.jobs import Status
+
+from db import outputs as outputs_db
+from tasks import agents as agent_cases
+from tasks import submit as jobs
+from tasks.testing import create_test_llm_output
+
+ANALYTICS = "dashboard/analytics.py"
+QUEUES = "dashboard/queues.py"
+AGENTS = "dashboard/agents.py"
+
+
+def _texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def _by_model(at) -> dict[str, dict]:
+    [table] = [d.value for d in at.dataframe if "thumbs_up_rate" in d.value.columns]
+    return {row["model"]: row for row in table.to_dict("records")}
+
+
+def test_analytics_page_figures_per_viewer(app_as, pool, analyst, other_analyst, admin):
+    for feedback in ["thumbs_up", "thumbs_up", "thumbs_down", "none"]:
+        create_test_llm_output(pool, analyst, feedback=feedback)
+    create_test_llm_output(pool, analyst, status="failed")
+    create_test_llm_output(pool, other_analyst, feedback="thumbs_down")
+
+    at = app_as(analyst, ANALYTICS)
+    assert not at.exception
+    row = _by_model(at)["offline/echo"]
+    assert (row["outputs"], row["rated"], row["thumbs_up"], row["thumbs_down"]) == (5, 3, 2, 1)
+    assert row["thumbs_up_rate"] == pytest.approx(2 / 3)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.2077, 0.9385), abs=1e-4)
+    assert row["failure_rate"] == pytest.approx(1 / 5)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Outputs"] == "5" and metrics["Thumbs-up rate"] == "67%"
+    assert len(at.get("vega_lite_chart")) >= 6
+    assert [b.label for b in at.get("download_button")] == ["Download the feedback (CSV)"]
+
+    at = app_as(admin, ANALYTICS)
+    row = _by_model(at)["offline/echo"]
+    assert (row["outputs"], row["thumbs_down"]) == (6, 2)
+    at.selectbox(key="analytics_user").set_value(other_analyst.id).run()
+    row = _by_model(at)["offline/echo"]
+    assert (row["outputs"], row["thumbs_up"], row["thumbs_down"]) == (1, 0, 1)
+
+
+def test_analytics_page_with_no_outputs(app_as, analyst):
+    at = app_as(analyst, ANALYTICS)
+    assert not at.exception
+    assert "No outputs in this range." in _texts(at.info)
+
+
+def test_queues_are_for_admins_only(app_as, analyst):
+    at = app_as(analyst, QUEUES)
+    assert not at.exception
+    assert "Admins only" in _texts(at.error)
+    assert not at.main.button
+
+
+def test_queues_cancel_button_cancels_a_waiting_job(app_as, pool, analyst, admin):
+    sub = jobs.submit(
+        pool, user=analyst, template="Hi {{x}}", context={"x": "1"}, model="offline/echo"
+    )
+    at = app_as(admin, QUEUES)
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Waiting"] == "1"
+    at.button(key=f"cancel_{sub.job_id}").click().run()
+    assert not at.exception
+    assert f"Job {sub.job_id} cancelled (output #{sub.output_id})." in _texts(at.success)
+    output = jobs.get_output(pool, sub.output_id, analyst)
+    assert (output.status, output.error_message) == ("failed", "cancelled by root-admin")
+    assert not [b for b in at.button if b.key == f"cancel_{sub.job_id}"]
+
+
+async def test_queues_retry_button_requeues_a_failed_job(app_as, pool, analyst, admin, opened_app):
+    sub = jobs.submit(
+        pool, user=analyst, template="Hi {{x}}", context={"x": "1"}, model="offline/echo"
+    )
+    manager = opened_app.job_manager
+    job = await manager.fetch_job(queues=None, worker_id=None)
+    await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+    with pool.connection() as conn:
+        outputs_db.set_output_state(
+            conn, sub.output_id, status="failed", error_message="provider said no"
+        )
+    at = app_as(admin, QUEUES)
+    assert "provider said no" in _texts(at.code)
+    at.button(key=f"retry_{sub.job_id}").click().run()
+    assert not at.exception
+    assert f"Job {sub.job_id} queued again (output #{sub.output_id})." in _texts(at.success)
+    assert jobs.get_output(pool, sub.output_id, analyst).status == "pending"
+    assert {m.label: m.value for m in at.metric}["Waiting"] == "1"
+
+
+def test_agents_create_edit_and_use_in_submit(app_as, pool, analyst):
+    at = app_as(analyst, AGENTS)
+    assert not at.exception
+    at.text_input(key="agent_new_name").input("Critic")
+    at.text_input(key="agent_new_description").input("Finds holes")
+    at.text_area(key="agent_new_system_prompt").input("Be critical.")
+    at.selectbox(key="agent_new_format").set_value("markdown")
+    at.button(key="agent_new_save").click().run()
+    assert not at.exception
+    [agent] = agent_cases.list_agents(pool)
+    assert (agent.name, agent.system_prompt, agent.default_format) == (
+        "Critic",
+        "Be critical.",
+        "markdown",
+    )
+    assert "Agent Critic created." in _texts(at.success)
+
+    at.text_input(key="agent_new_name").input("Critic")
+    at.button(key="agent_new_save").click().run()
+    assert "exists" in _texts(at.error)
+
+    at.text_area(key=f"agent_edit_{agent.id}_system_prompt").input("Be kind.")
+    at.button(key=f"agent_edit_{agent.id}_save").click().run()
+    assert agent_cases.list_agents(pool)[0].system_prompt == "Be kind."
+
+    at.button(key="agents_use").click().run()
+    assert not at.exception
+    assert "Submit" in at.title[0].value
+    assert at.selectbox(key="submit_agent").value == agent.id
+    assert at.selectbox(key="submit_format").value == "markdown"
