@@ -248,3 +248,36 @@ def last_job_id(conn: psycopg.Connection) -> int:
 def llm_jobs_since(conn: psycopg.Connection, after_id: int) -> list[dict[str, Any]]:
     """LLM jobs queued after a job id, each with its output's template, model, format, context."""
     return list(conn.execute(queries["llm_jobs_since"], {"after_id": after_id}))
+
+
+def insert_outputs_bulk(
+    conn: psycopg.Connection,
+    *,
+    user_id: int,
+    template: str,
+    model: str,
+    contexts: list[dict[str, Any]],
+    format: str,
+    queue: str,
+    priority: int,
+    agent_id: int | None = None,
+    system_prompt: str | None = None,
+) -> list[int]:
+    """Insert one pending output per context; return their ids in the order of contexts."""
+    params = {
+        "user_id": user_id,
+        "agent_id": agent_id,
+        "template": template,
+        "model": model,
+        "contexts": [Jsonb(c) for c in contexts],
+        "format": format,
+        "queue": queue,
+        "priority": priority,
+        "system_prompt": system_prompt,
+    }
+    # Identity values are drawn in insertion order, which follows the ORDER BY.
+    return sorted(r["id"] for r in conn.execute(queries["insert_outputs_bulk"], params))
+
+
+def set_output_jobs_bulk(conn: psycopg.Connection, ids: list[int], job_ids: list[int]) -> None:
+    conn.execute(queries["set_output_jobs_bulk"], {"ids": ids, "job_ids": job_ids})

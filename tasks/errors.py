@@ -16,6 +16,17 @@ class InvalidInput(LLMJobsError):
         self.message = message
 
 
+class InvalidRows(InvalidInput):
+    """Some rows of a bulk submission were refused; `rows` lists (row number from 1, field,
+    message) for each."""
+
+    def __init__(self, rows: list[tuple[int, str, str]]):
+        first = rows[0]
+        more = f" (and {len(rows) - 1} more rows)" if len(rows) > 1 else ""
+        super().__init__("contexts", f"row {first[0]}: {first[1]}: {first[2]}{more}")
+        self.rows = rows
+
+
 class NotFound(LLMJobsError):
     """The thing does not exist, or the caller may not see it (the two are not told apart)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 from typing import Any
@@ -37,11 +38,23 @@ class _Sandbox(SandboxedEnvironment):
 _ENV = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
+@functools.lru_cache(maxsize=512)
+def _compile(template: str) -> tuple[jinja2.Template, frozenset[str]]:
+    # Parsing and compiling cost about a millisecond; the same template is rendered many times.
+    return _ENV.from_string(template), frozenset(
+        meta.find_undeclared_variables(_ENV.parse(template))
+    )
+
+
 def check_template(template: str) -> set[str]:
     """Parse a template; return the names of the variables it uses.
 
     Raises InvalidInput(field="template") when it is too large or does not parse.
     """
+    return set(_checked(template)[1])
+
+
+def _checked(template: str) -> tuple[jinja2.Template, frozenset[str]]:
     if not isinstance(template, str) or not template.strip():
         raise InvalidInput("template", "is empty")
     if len(template.encode("utf-8", "surrogatepass")) > MAX_TEMPLATE_BYTES:
@@ -49,7 +62,7 @@ def check_template(template: str) -> set[str]:
     if "\x00" in template:
         raise InvalidInput("template", "contains a NUL character")
     try:
-        return meta.find_undeclared_variables(_ENV.parse(template))
+        return _compile(template)
     except jinja2.TemplateSyntaxError as exc:
         raise InvalidInput("template", f"syntax error on line {exc.lineno}: {exc.message}") from exc
 
@@ -74,13 +87,13 @@ def render(template: str, context: dict[str, Any]) -> str:
 
     Raises InvalidInput naming the missing variables, a sandbox violation or the render error.
     """
-    used = check_template(template)
+    compiled, used = _checked(template)
     check_context(context)
     missing = sorted(used - context.keys())
     if missing:
         raise InvalidInput("context", f"missing variables: {', '.join(missing)}")
     try:
-        prompt = _ENV.from_string(template).render(context)
+        prompt = compiled.render(context)
     except SecurityError as exc:
         raise InvalidInput("template", f"not allowed in the sandbox: {exc}") from exc
     except jinja2.UndefinedError as exc:

@@ -20,7 +20,7 @@ from db import agents, outputs, users
 from db.models import FEEDBACK_VALUES, Agent, FeedbackEvent, LLMOutput, User
 from tasks import fetchers, rendering
 from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings
-from tasks.errors import Conflict, InvalidInput, NotFound
+from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
 from tasks.formats import FORMATS
 from tasks.logs import get_logger
 
@@ -29,23 +29,26 @@ from tasks.logs import get_logger
 _job_manager = JobManager(SyncPsycopgConnector())
 
 
-def _defer(conn: psycopg.Connection, output_id: int, queue: str, priority: int) -> int:
-    job = Job(
-        queue=queue,
-        priority=priority,
-        lock=None,
-        queueing_lock=None,
-        task_name=LLM_TASK,
-        task_kwargs={"output_id": output_id},
-    )
-    deferred = _job_manager.defer_job(job=job, connection=conn)
-    assert deferred.id is not None
-    return deferred.id
+def _defer(conn: psycopg.Connection, output_ids: list[int], queue: str, priority: int) -> list[int]:
+    """Queue one LLM job per output on conn (one statement); return the job ids in order."""
+    batch = [
+        Job(
+            queue=queue,
+            priority=priority,
+            lock=None,
+            queueing_lock=None,
+            task_name=LLM_TASK,
+            task_kwargs={"output_id": output_id},
+        )
+        for output_id in output_ids
+    ]
+    return [job.id for job in _job_manager.batch_defer_jobs(jobs=batch, connection=conn)]
 
 
 log = get_logger("llmjobs.submit")
 _DEFAULT_LATENCY_MS = 2000.0
 _MAX_ID = 2**63 - 1  # PostgreSQL bigint
+MAX_BULK_ROWS = 100_000
 
 
 class Submission(BaseModel):
@@ -97,8 +100,10 @@ def validate(
     format: str | None,
     queue: str | None,
     agent: str | int | None = None,
+    render: bool = True,
 ) -> _Request:
-    """Check a request the way submit does, without writing anything.
+    """Check a request the way submit does, without writing anything (render=False leaves the
+    template and context to the caller).
 
     Raises InvalidInput naming the field: queue, format, model, agent, context, template.
     """
@@ -116,8 +121,9 @@ def validate(
     from tasks.models import check_model
 
     check_model(model)
-    rendering.check_context(context)
-    rendering.render(template, context)
+    if render:
+        rendering.check_context(context)
+        rendering.render(template, context)
     return _Request(
         template=template,
         model=model,
@@ -153,7 +159,7 @@ def _enqueue(
             parent_id=parent_id,
             system_prompt=request.system_prompt,
         )
-        job_id = _defer(conn, output_id, request.queue, priority)
+        [job_id] = _defer(conn, [output_id], request.queue, priority)
         outputs.set_output_job(conn, output_id, job_id)
         ahead, median_ms = outputs.queue_estimate(conn, priority=priority, model=request.model)
     concurrency = get_settings().worker_concurrency
@@ -208,6 +214,87 @@ def submit(
             agent=agent,
         )
     return _enqueue(pool, request, user)
+
+
+class BulkSubmission(BaseModel):
+    output_ids: list[int]
+    job_ids: list[int]
+    status: Literal["queued"] = "queued"
+    skipped: list[tuple[int, str, str]] = []
+
+
+def submit_many(
+    pool: ConnectionPool,
+    *,
+    user: User,
+    template: str,
+    model: str | None,
+    contexts: list[dict[str, Any]],
+    format: str | None = None,
+    queue: str | None = None,
+    agent: str | int | None = None,
+    skip_invalid: bool = False,
+) -> BulkSubmission:
+    """Queue one job per context, all in one transaction (bulk statements).
+
+    Every row is validated first. Raises InvalidRows listing each bad row by number (from 1) and
+    writes nothing, unless skip_invalid: then the good rows are queued and the bad ones reported
+    in `skipped`. Raises InvalidInput for problems common to all rows (model, format, queue).
+    """
+    if not isinstance(contexts, list) or not contexts:
+        raise InvalidInput("contexts", "must be a non-empty list of JSON objects")
+    if len(contexts) > MAX_BULK_ROWS:
+        raise InvalidInput("contexts", f"at most {MAX_BULK_ROWS} rows at once")
+    with pool.connection() as conn:
+        # the first row checks what all rows share; each row is then rendered on its own
+        base = validate(
+            conn,
+            template=template,
+            model=model,
+            context={},
+            format=format,
+            queue=queue,
+            agent=agent,
+            render=False,
+        )
+    rendering.check_template(template)
+    good: list[dict[str, Any]] = []
+    bad: list[tuple[int, str, str]] = []
+    for number, context in enumerate(contexts, start=1):
+        try:
+            rendering.render(template, rendering.check_context(context))
+            good.append(context)
+        except InvalidInput as exc:
+            bad.append((number, exc.field, exc.message))
+    if bad and not skip_invalid:
+        raise InvalidRows(bad)
+    if not good:
+        raise InvalidRows(bad)
+    priority = QUEUE_PRIORITY[base.queue]
+    with pool.connection() as conn, conn.transaction():
+        output_ids = outputs.insert_outputs_bulk(
+            conn,
+            user_id=user.id,
+            agent_id=base.agent.id if base.agent else None,
+            template=template,
+            model=base.model,
+            contexts=good,
+            format=base.format,
+            queue=base.queue,
+            priority=priority,
+            system_prompt=base.system_prompt,
+        )
+        job_ids = _defer(conn, output_ids, base.queue, priority)
+        outputs.set_output_jobs_bulk(conn, output_ids, job_ids)
+    log.info(
+        "queued in bulk",
+        user_id=user.id,
+        model=base.model,
+        template=template[:200],
+        count=len(output_ids),
+        skipped=len(bad),
+    )
+    return BulkSubmission(output_ids=output_ids, job_ids=job_ids, skipped=bad)
 
 
 def get_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:

@@ -243,3 +243,19 @@ SELECT jobs.id AS job_id, jobs.queue_name, jobs.priority, jobs.status AS job_sta
 -- last_job_id --
 -- The highest procrastinate job id so far (0 when none)
 SELECT COALESCE(max(id), 0) AS id FROM procrastinate_jobs
+
+-- insert_outputs_bulk --
+-- Many pending outputs of one template and model, one per context, in the order given
+INSERT INTO llm_outputs (user_id, agent_id, template, model, context, format, queue, priority,
+                         kind, parent_id, system_prompt)
+SELECT %(user_id)s, %(agent_id)s, %(template)s, %(model)s, rows.context, %(format)s, %(queue)s,
+       %(priority)s, 'original', NULL, %(system_prompt)s
+  FROM unnest(%(contexts)s::jsonb[]) WITH ORDINALITY AS rows(context, n)
+ ORDER BY rows.n
+RETURNING id
+
+-- set_output_jobs_bulk --
+-- Link many outputs to their jobs (same transaction as the inserts)
+UPDATE llm_outputs SET job_id = links.job_id
+  FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[]) AS links(id, job_id)
+ WHERE llm_outputs.id = links.id
