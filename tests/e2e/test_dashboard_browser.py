@@ -1,0 +1,138 @@
+"""The dashboard in a real browser: submit a job, watch a worker complete it, give it a thumbs
+up, and find the thumbs up in the database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tasks import submit as jobs
+from tasks.admin import local_user
+from tests.e2e.conftest import CHROMIUM_ARGS
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the dashboard exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the dashboard did not answer in {timeout} s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def services(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """The dashboard (single-user mode) and a worker on this test's database; yields the URL."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "LLMJOBS_SINGLE_USER": "1",
+        "LLMJOBS_POLL_INTERVAL": "0.2",
+    }
+    bin_dir = Path(sys.executable).parent
+    started: list[tuple[subprocess.Popen, object]] = []
+    dashboard_log = tmp_path / "dashboard.log"
+    for command, log in (
+        (
+            [
+                str(bin_dir / "streamlit"),
+                "run",
+                str(ROOT / "streamlit_app.py"),
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            dashboard_log,
+        ),
+        ([str(bin_dir / "procrastinate"), "--app=tasks.app", "worker"], tmp_path / "worker.log"),
+    ):
+        handle = open(log, "w")  # noqa: SIM115 - closed below, after the process
+        started.append(
+            (
+                subprocess.Popen(
+                    command, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT
+                ),
+                handle,
+            )
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_up(f"{url}/_stcore/health", started[0][0], dashboard_log)
+        yield url
+    finally:
+        for proc, _ in started:
+            proc.terminate()
+        for proc, handle in started:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            handle.close()
+
+
+def test_submit_complete_and_thumbs_up_in_a_browser(chromium, services, pool, tmp_path):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)  # the first page load imports the model libraries
+        try:
+            page.goto(services)
+            expect(page.get_by_text("Single-user mode")).to_be_visible()
+            template = page.get_by_role("textbox", name="Template")
+            template.fill("Explain {{ concept }} to a beginner")
+            template.press("Control+Enter")
+            concept = page.get_by_role("textbox", name="concept", exact=True)
+            concept.fill("recursion")
+            concept.press("Control+Enter")
+            expect(page.get_by_text("Explain recursion to a beginner")).to_be_visible()
+            page.get_by_role("button", name="Submit").click()
+            expect(page.get_by_text("Completed in")).to_be_visible()
+            page.get_by_role("link", name="Open the output").click()
+            answer = page.get_by_test_id("stText").get_by_text(
+                "Echo: Explain recursion to a beginner"
+            )
+            expect(answer).to_be_visible()
+            page.get_by_role("button", name="Thumbs up").click()
+            expect(page.get_by_text("Current feedback:")).to_contain_text("thumbs up")
+            page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+        finally:
+            browser.close()
+    user = local_user(pool)
+    [output] = jobs.list_outputs(pool, user)
+    assert output.status == "completed"
+    assert output.prompt == "Explain recursion to a beginner"
+    assert output.feedback == "thumbs_up"
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
