@@ -88,6 +88,8 @@ with create:
             ui.show_error(exc)
         else:
             deps.forget_agents()
+            for field in [k for k in st.session_state if str(k).startswith("agent_new_")]:
+                del st.session_state[field]  # an empty form for the next agent
             st.session_state["agents_flash"] = f"Agent {made.name} created."
             st.rerun()
 

@@ -115,6 +115,7 @@ def test_agents_create_edit_and_use_in_submit(app_as, pool, analyst):
         "markdown",
     )
     assert "Agent Critic created." in _texts(at.success)
+    assert at.text_input(key="agent_new_name").value == ""
 
     at.text_input(key="agent_new_name").input("Critic")
     at.button(key="agent_new_save").click().run()
