@@ -7,10 +7,11 @@ that Postgres cannot store (NUL, lone surrogates) is refused at the door.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from db.models import FeedbackValue, Format, Kind, LLMOutput, Queue, Status
 
@@ -27,7 +28,18 @@ def _storable(value: str) -> str:
     return value
 
 
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+
+
+def _rfc3339(value: Any) -> Any:
+    # Without this, "0.5" would pass as a Unix time: only unambiguous instants are taken.
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("must be a date-time with offset, e.g. 2025-01-31T09:00:00Z")
+    return value
+
+
 Text = Annotated[str, AfterValidator(_storable)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
@@ -36,6 +48,20 @@ class Body(BaseModel):
 
 
 class JobRequest(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "template": "Explain {{concept}} to a beginner",
+                    "context": {"concept": "recursion"},
+                    "model": "offline/echo",
+                    "format": "markdown",
+                }
+            ]
+        },
+    )
+
     template: Text = Field(
         description="Jinja2 prompt template; every variable it uses must be in context.",
         examples=["Explain {{concept}} to a beginner"],
@@ -75,18 +101,22 @@ class FeedbackRequest(Body):
 
 class OutputFilters(Body):
     status: Status | None = None
-    model: Text | None = Field(None, max_length=500)
-    template: Text | None = Field(None, max_length=32 * 1024, description="Exact template text.")
+    # Bounds keep the whole query under the server's 16 KiB request-head limit, even with
+    # every character percent-encoded.
+    model: Text | None = Field(None, max_length=200)
+    template: Text | None = Field(
+        None, max_length=500, description="Exact template text (templates up to 500 characters)."
+    )
     format: Format | None = None
     feedback: FeedbackValue | None = None
-    created_after: datetime | None = Field(None, description="Created at or after (ISO 8601).")
-    created_before: datetime | None = Field(None, description="Created before (ISO 8601).")
+    created_after: Timestamp | None = Field(None, description="Created at or after.")
+    created_before: Timestamp | None = Field(None, description="Created before.")
     user_id: Id | None = Field(
         None, description="Only this user's outputs (admins; others always see only their own)."
     )
     limit: int = Field(50, ge=1, le=200, description="Page size.")
     cursor: Text | None = Field(
-        None, max_length=200, description="next_cursor of the previous page."
+        None, max_length=100, description="next_cursor of the previous page."
     )
 
 

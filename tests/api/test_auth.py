@@ -29,8 +29,7 @@ def revoked(pool, analyst) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
-def test_every_api_route_needs_a_live_token(client, ana, revoked, queued_jobs, method, path,
-                                            body):
+def test_every_api_route_needs_a_live_token(client, ana, revoked, queued_jobs, method, path, body):
     for headers in (
         {},
         {"Authorization": "Bearer"},
@@ -80,8 +79,9 @@ def test_others_outputs_are_404_and_admins_see_all(
     assert [o["id"] for o in everyone] == [theirs.id, mine.id]
     one_user = client.get(base, headers=root, params={"user_id": analyst.id}).json()["items"]
     assert [o["id"] for o in one_user] == [mine.id]
-    judged = client.post(f"{base}/{theirs.id}/feedback", headers=root,
-                         json={"feedback": "thumbs_up"})
+    judged = client.post(
+        f"{base}/{theirs.id}/feedback", headers=root, json={"feedback": "thumbs_up"}
+    )
     assert judged.status_code == 200
 
 

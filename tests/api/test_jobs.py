@@ -17,9 +17,7 @@ def errors_of(response) -> dict[str, str]:
     return {e["field"]: e["message"] for e in response.json()["detail"]}
 
 
-async def test_example_job_is_queued_then_completed(
-    client, ana, analyst, queued_jobs, run_worker
-):
+async def test_example_job_is_queued_then_completed(client, ana, analyst, queued_jobs, run_worker):
     before = datetime.now(UTC)
     response = client.post(JOBS, headers=ana, json=EXAMPLE_JOB)
 
@@ -47,11 +45,19 @@ async def test_example_job_is_queued_then_completed(
 
 def test_queue_and_agent_are_applied(client, ana, analyst, pool, queued_jobs):
     agent = agents.create_agent(
-        pool, analyst, name="tutor", default_model="offline/echo", default_format="json",
+        pool,
+        analyst,
+        name="tutor",
+        default_model="offline/echo",
+        default_format="json",
         system_prompt="Be brief.",
     )
-    body = {"template": "Hi {{name}}", "context": {"name": "Ada"}, "queue": "high",
-            "agent_id": agent.id}
+    body = {
+        "template": "Hi {{name}}",
+        "context": {"name": "Ada"},
+        "queue": "high",
+        "agent_id": agent.id,
+    }
 
     response = client.post(JOBS, headers=ana, json=body)
 
@@ -140,4 +146,3 @@ def test_body_just_under_the_limit_is_read(client, ana):
     body = {**EXAMPLE_JOB, "context": {"concept": "x" * (200 * 1024)}}
     errors = errors_of(client.post(JOBS, headers=ana, json=body))
     assert "64 KiB" in errors["context"]
-

@@ -27,8 +27,7 @@ def limit_of(monkeypatch, open_client):
     return start
 
 
-def test_rate_limit_answers_429_with_retry_after(limit_of, ana, otto, pool, analyst,
-                                                 queued_jobs):
+def test_rate_limit_answers_429_with_retry_after(limit_of, ana, otto, pool, analyst, queued_jobs):
     client = limit_of(3)
     output = create_test_llm_output(pool, analyst)
     invalid = client.post(JOBS, headers=ana, json={**EXAMPLE_JOB, "model": "offline/none"})
@@ -61,9 +60,7 @@ def test_rate_limit_is_shared_by_api_processes(limit_of, ana):
 
 def test_zero_turns_the_limit_off(limit_of, ana):
     client = limit_of(0)
-    assert {client.post(JOBS, headers=ana, json=EXAMPLE_JOB).status_code for _ in range(5)} == {
-        202
-    }
+    assert {client.post(JOBS, headers=ana, json=EXAMPLE_JOB).status_code for _ in range(5)} == {202}
 
 
 def test_malformed_limit_stops_start_up(monkeypatch):
@@ -81,8 +78,13 @@ def _submit(pool, user, template="Hi"):
 def test_window_opens_again_after_it_ends(pool, analyst, queued_jobs):
     def attempt():
         return api_support.create_job(
-            pool, analyst, _submit(pool, analyst), operation="test", body=None,
-            rate_limit=2, window_seconds=1,
+            pool,
+            analyst,
+            _submit(pool, analyst),
+            operation="test",
+            body=None,
+            rate_limit=2,
+            window_seconds=1,
         )
 
     attempt(), attempt()
@@ -115,8 +117,9 @@ def test_same_key_replays_the_first_answer(client, ana, queued_jobs):
 def test_keys_are_per_user_and_per_operation(client, ana, otto, pool, analyst, queued_jobs):
     output = create_test_llm_output(pool, analyst)
     assert client.post(JOBS, headers={**ana, "Idempotency-Key": "k"}, json=EXAMPLE_JOB)
-    mine_again = client.post(f"/api/v1/llm_outputs/{output.id}/re_run",
-                             headers={**ana, "Idempotency-Key": "k"})
+    mine_again = client.post(
+        f"/api/v1/llm_outputs/{output.id}/re_run", headers={**ana, "Idempotency-Key": "k"}
+    )
     assert mine_again.status_code == 422  # same key, another operation
     theirs = client.post(JOBS, headers={**otto, "Idempotency-Key": "k"}, json=EXAMPLE_JOB)
     assert theirs.status_code == 202 and "Idempotent-Replayed" not in theirs.headers
@@ -181,8 +184,13 @@ def test_concurrent_identical_requests_queue_one_job(open_client, ana, queued_jo
 def test_key_is_forgotten_after_its_time(pool, analyst, queued_jobs):
     def attempt():
         return api_support.create_job(
-            pool, analyst, _submit(pool, analyst), operation="test", body={"n": 1},
-            idempotency_key="short-lived", key_ttl_seconds=1,
+            pool,
+            analyst,
+            _submit(pool, analyst),
+            operation="test",
+            body={"n": 1},
+            idempotency_key="short-lived",
+            key_ttl_seconds=1,
         )
 
     first = attempt()

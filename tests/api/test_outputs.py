@@ -15,8 +15,14 @@ def ids(response) -> list[int]:
 
 
 def test_list_filters(client, ana, pool, analyst):
-    done = create_test_llm_output(pool, analyst, format="json", raw_response='{"a": 1}',
-                                  parsed_output={"a": 1}, feedback="thumbs_up")
+    done = create_test_llm_output(
+        pool,
+        analyst,
+        format="json",
+        raw_response='{"a": 1}',
+        parsed_output={"a": 1},
+        feedback="thumbs_up",
+    )
     failed = create_test_llm_output(pool, analyst, status="failed", template="Other {{concept}}")
     pending = create_test_llm_output(pool, analyst, status="pending", model="offline/echo")
 
@@ -91,8 +97,9 @@ def test_feedback(client, ana, pool, analyst):
     assert (response.json()["old_value"], response.json()["new_value"]) == ("thumbs_down", "none")
     assert client.get(f"{OUTPUTS}/{done.id}", headers=ana).json()["feedback"] == "none"
 
-    conflict = client.post(f"{OUTPUTS}/{pending.id}/feedback", headers=ana,
-                           json={"feedback": "thumbs_up"})
+    conflict = client.post(
+        f"{OUTPUTS}/{pending.id}/feedback", headers=ana, json={"feedback": "thumbs_up"}
+    )
     assert conflict.status_code == 409 and "pending" in conflict.json()["detail"]
     invalid = client.post(url, headers=ana, json={"feedback": "meh"})
     assert invalid.status_code == 422
@@ -116,15 +123,20 @@ def test_re_run_and_regenerate(client, ana, pool, analyst, queued_jobs):
     first = client.get(f"{OUTPUTS}/{re_run.json()['output_id']}", headers=ana).json()
     second = client.get(f"{OUTPUTS}/{regenerated.json()['output_id']}", headers=ana).json()
     assert (first["kind"], first["parent_id"], first["context"]) == (
-        "re_run", original.id, {"concept": "recursion"},
+        "re_run",
+        original.id,
+        {"concept": "recursion"},
     )
     assert (second["kind"], second["parent_id"], second["format"]) == (
-        "regenerate", original.id, "html",
+        "regenerate",
+        original.id,
+        "html",
     )
     assert jobs[second["id"]]["context"] == {"concept": "loops"}
 
-    invalid = client.post(f"{OUTPUTS}/{original.id}/regenerate", headers=ana,
-                          json={"new_model": "offline/unknown"})
+    invalid = client.post(
+        f"{OUTPUTS}/{original.id}/regenerate", headers=ana, json={"new_model": "offline/unknown"}
+    )
     assert invalid.status_code == 422 and invalid.json()["detail"][0]["field"] == "model"
     assert client.post(f"{OUTPUTS}/999/re_run", headers=ana).status_code == 404
     assert len(queued_jobs()) == 3
