@@ -12,8 +12,10 @@ message. Prints a table and one JSON line.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -145,8 +147,14 @@ def run(
     data_dir: Path | None = None,
 ) -> Books:
     """Run the soak and return its books."""
+    (ROOT / ".data").mkdir(exist_ok=True)
     folder = Path(data_dir or tempfile.mkdtemp(prefix="llmjobs-soak-", dir=ROOT / ".data"))
     folder.mkdir(parents=True, exist_ok=True)
+    keep = {"folder": True}
+    if data_dir is None:
+        # Registered before the server starts, so it runs after the server is stopped at exit;
+        # an unbalanced run keeps its database and worker logs for inspection.
+        atexit.register(lambda: keep["folder"] or shutil.rmtree(folder, ignore_errors=True))
     server = OwnedServer(folder / "pg")
     server.migrate()
     provider = ScriptedProvider(chaos(seed, timeout_delay=1.5, p400=0.002)).start()
@@ -222,6 +230,7 @@ def run(
         crew.stop()
         books.model_calls = len(provider.requests)
         _check_books(pool, books)
+        keep["folder"] = not books.balanced
     finally:
         pool.close()
         provider.stop()
