@@ -1,4 +1,5 @@
-"""What routes depend on: the app's connection pool and the authenticated user."""
+"""What routes depend on: the app's connection pool, the authenticated user and, for the routes
+that queue jobs, the rate limit and Idempotency-Key around the use-case."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from tasks.errors import InvalidInput
 from tasks.models import usable_models
 from tasks.submit import Submission
 
-_AUTH: dict[int | str, dict[str, Any]] = {
+_ALWAYS: dict[int | str, dict[str, Any]] = {
     401: {
         "model": ErrorMessage,
         "description": "Missing, unknown or revoked bearer token.",
@@ -54,6 +54,14 @@ _CREATES: dict[int | str, dict[str, Any]] = {
         },
     },
     409: {"model": ErrorMessage, "description": "The same Idempotency-Key is still in use."},
+    202: {
+        "headers": {
+            REPLAYED_HEADER: {
+                "schema": {"type": "string", "enum": ["true"]},
+                "description": "Present when this is the stored answer to an earlier request.",
+            }
+        }
+    },
 }
 _ACCEPTED_DOC = (
     "Queued. With an Idempotency-Key already used by this user in the last 24 h for the same "
@@ -70,7 +78,7 @@ health_router = APIRouter()
     "/llm_jobs",
     status_code=202,
     response_model=Submission,
-    responses={**_AUTH, **_INVALID, **_CREATES},
+    responses={**_ALWAYS, **_INVALID, **_CREATES},
     summary="Queue an LLM job",
     response_description=_ACCEPTED_DOC,
     tags=["jobs"],
@@ -99,7 +107,7 @@ def create_llm_job(body: JobRequest, jobs: JobCreation) -> Submission:
 @router.get(
     "/llm_outputs",
     response_model=OutputPage,
-    responses={**_AUTH, **_INVALID},
+    responses={**_ALWAYS, **_INVALID},
     summary="List outputs, newest first",
     tags=["outputs"],
 )
@@ -123,7 +131,7 @@ def list_llm_outputs(
 @router.get(
     "/llm_outputs/{output_id}",
     response_model=Output,
-    responses={**_AUTH, **_INVALID, **_NOT_FOUND},
+    responses={**_ALWAYS, **_INVALID, **_NOT_FOUND},
     summary="One output",
     tags=["outputs"],
 )
@@ -135,7 +143,7 @@ def get_llm_output(output_id: OutputId, user: CurrentUser, pool: Pool) -> Output
     "/llm_outputs/{output_id}/feedback",
     response_model=FeedbackChange,
     responses={
-        **_AUTH,
+        **_ALWAYS,
         **_INVALID,
         **_NOT_FOUND,
         409: {"model": ErrorMessage, "description": "The output is not completed."},
@@ -155,7 +163,7 @@ def set_llm_output_feedback(
     "/llm_outputs/{output_id}/re_run",
     status_code=202,
     response_model=Submission,
-    responses={**_AUTH, **_INVALID, **_NOT_FOUND, **_CREATES},
+    responses={**_ALWAYS, **_INVALID, **_NOT_FOUND, **_CREATES},
     summary="Run an output again with identical parameters",
     response_description=_ACCEPTED_DOC,
     tags=["jobs"],
@@ -168,7 +176,7 @@ def re_run_llm_output(output_id: OutputId, jobs: JobCreation) -> Submission:
     "/llm_outputs/{output_id}/regenerate",
     status_code=202,
     response_model=Submission,
-    responses={**_AUTH, **_INVALID, **_NOT_FOUND, **_CREATES},
+    responses={**_ALWAYS, **_INVALID, **_NOT_FOUND, **_CREATES},
     summary="Run an output again with another context, model or format",
     response_description=_ACCEPTED_DOC,
     tags=["jobs"],
@@ -194,7 +202,7 @@ def regenerate_llm_output(
 @router.get(
     "/models",
     response_model=list[ModelInfo],
-    responses=_AUTH,
+    responses=_ALWAYS,
     summary="Models usable now",
     tags=["models"],
 )
