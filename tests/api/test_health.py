@@ -36,7 +36,7 @@ def test_unmigrated_database_is_503(server_url, monkeypatch):
             )
 
 
-def test_unreachable_database_is_503_not_500(monkeypatch, analyst):
+def test_unreachable_database_is_503_not_500(monkeypatch):
     # Nothing listens on port 1: every connection attempt is refused at once.
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
     with TestClient(create_app()) as client:
