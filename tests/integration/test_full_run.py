@@ -1,0 +1,110 @@
+"""A full `llmjobs run` (what `make run` starts): worker, API and dashboard as processes. Jobs
+go in through the API with a token; afterwards no API key and no token appears in anything the
+processes printed, nor in what was stored."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tasks import accounts
+from tests.support.provider import error, ok
+
+LLMJOBS = Path(sys.executable).parent / "llmjobs"
+KEY = "sk-live-0123456789abcdefSECRET"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.mark.slow
+def test_full_run_leaks_no_secret(database_url, pool, analyst, provider, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    token = accounts.create_token(pool, "ana")
+    provider.push(ok("fine answer"), error(401, f"Incorrect API key provided: {KEY}"))
+    api_port, dash_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "LLMJOBS_API_PORT": str(api_port),
+        "LLMJOBS_DASHBOARD_PORT": str(dash_port),
+        "LLMJOBS_LOG_LEVEL": "DEBUG",
+    }
+    with tempfile.TemporaryFile("w+") as captured:
+        run = subprocess.Popen(
+            [str(LLMJOBS), "run"], env=env, stdout=captured, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            _wait_http(f"http://127.0.0.1:{api_port}/healthz", 60)
+            _wait_http(f"http://127.0.0.1:{dash_port}/_stcore/health", 60)
+            headers = {"Authorization": f"Bearer {token}"}
+            ids = []
+            for word in ("one", "two"):
+                answer = httpx.post(
+                    f"http://127.0.0.1:{api_port}/api/v1/llm_jobs",
+                    headers=headers,
+                    json={
+                        "template": "Say {{w}}",
+                        "context": {"w": word},
+                        "model": "openai/m",
+                        "format": "text",
+                    },
+                    timeout=10,
+                )
+                assert answer.status_code == 202, answer.text
+                ids.append(answer.json()["output_id"])
+                time.sleep(0.5)  # one at a time, so the scripted answers go in order
+            deadline = time.monotonic() + 60
+            outputs = []
+            while time.monotonic() < deadline:
+                outputs = [
+                    httpx.get(
+                        f"http://127.0.0.1:{api_port}/api/v1/llm_outputs/{i}",
+                        headers=headers,
+                        timeout=10,
+                    ).json()
+                    for i in ids
+                ]
+                if all(o["status"] in ("completed", "failed") for o in outputs):
+                    break
+                time.sleep(0.5)
+            assert [o["status"] for o in outputs] == ["completed", "failed"]
+            assert "***" in outputs[1]["error_message"]
+        finally:
+            run.send_signal(signal.SIGINT)
+            run.wait(60)
+        captured.seek(0)
+        printed = captured.read()
+    assert run.returncode == 0
+    assert '"message": "queued"' in printed  # the processes did log, as JSON
+    assert KEY not in printed
+    assert token not in printed
+    with pool.connection() as conn:
+        stored = json.dumps(conn.execute("SELECT * FROM llm_outputs").fetchall(), default=str)
+        tokens = json.dumps(conn.execute("SELECT * FROM api_tokens").fetchall(), default=str)
+    assert KEY not in stored
+    assert token not in tokens
