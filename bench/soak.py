@@ -172,7 +172,8 @@ def run(
         "LLMJOBS_WORKER_CONCURRENCY": str(concurrency),
         "LLMJOBS_LOG_LEVEL": "WARNING",
     }
-    # This process submits too: it must see the same provider.
+    # This process submits too: it must see the same provider (until the run ends).
+    saved = {k: os.environ.get(k) for k in ("OPENAI_API_BASE", "OPENAI_API_KEY")}
     os.environ["OPENAI_API_BASE"] = env["OPENAI_API_BASE"]
     os.environ["OPENAI_API_KEY"] = env["OPENAI_API_KEY"]
     books = Books(jobs=n_jobs)
@@ -234,6 +235,11 @@ def run(
     finally:
         pool.close()
         provider.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return books
 
 

@@ -34,7 +34,8 @@ def sync_pool(url: str | None = None, *, max_size: int = 10) -> ConnectionPool:
         max_size=max_size,
         kwargs={"row_factory": dict_row},
         check=ConnectionPool.check_connection,
-        timeout=10,
+        # how long a caller waits for a connection: also how soon a down database is reported
+        timeout=5,
         open=True,
         name="llmjobs",
     )

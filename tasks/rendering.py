@@ -57,7 +57,11 @@ def check_template(template: str) -> set[str]:
 def _checked(template: str) -> tuple[jinja2.Template, frozenset[str]]:
     if not isinstance(template, str) or not template.strip():
         raise InvalidInput("template", "is empty")
-    if len(template.encode("utf-8", "surrogatepass")) > MAX_TEMPLATE_BYTES:
+    try:
+        size = len(template.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidInput("template", "is not valid Unicode text (lone surrogate)") from exc
+    if size > MAX_TEMPLATE_BYTES:
         raise InvalidInput("template", f"is larger than {MAX_TEMPLATE_BYTES // 1024} KiB")
     if "\x00" in template:
         raise InvalidInput("template", "contains a NUL character")

@@ -42,6 +42,8 @@ def test_check_template_lists_variables():
         ("{{ 10 ** 100000 }}", {}, "template", "exponent too large"),
         ("{{ 1 / 0 }}", {}, "template", "ZeroDivisionError"),
         ("a\x00b", {}, "template", "NUL"),
+        ("a\ud800b", {}, "template", "lone surrogate"),
+        ("{{x}}", {"x": "\udfff"}, "context", "not valid JSON"),
         ("{{x}}", [], "context", "must be a JSON object"),
         ("{{x}}", {"x": "a\x00"}, "context", "NUL"),
     ],
