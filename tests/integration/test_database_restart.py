@@ -87,3 +87,36 @@ def test_worker_survives_database_restart(owned_server, provider):
         except subprocess.TimeoutExpired:
             worker.kill()
         pool.close()
+
+
+@pytest.mark.slow
+def test_api_answers_503_during_restart_and_recovers(owned_server):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    pool = sync_pool(owned_server.url, max_size=2)
+    accounts.create_user(pool, "ana")
+    token = accounts.create_token(pool, "ana")
+    pool.close()
+    headers = {"Authorization": f"Bearer {token}"}
+    job = {"template": "x {{y}}", "context": {"y": 1}, "model": "offline/echo"}
+    with TestClient(create_app()) as client:
+        client.app.state.pool.timeout = 1.0  # report the outage quickly
+        assert client.post("/api/v1/llm_jobs", json=job, headers=headers).status_code == 202
+        owned_server.stop()
+        try:
+            health = client.get("/healthz")
+            assert health.status_code == 503 and health.json()["database"] is False
+            down = client.post("/api/v1/llm_jobs", json=job, headers=headers)
+            assert down.status_code == 503
+            assert down.json() == {"detail": "the database is unavailable; retry shortly"}
+        finally:
+            owned_server.start()
+        # the same process, the same pool: back without a restart
+        deadline = time.monotonic() + 30
+        while client.get("/healthz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.post("/api/v1/llm_jobs", json=job, headers=headers).status_code == 202
+        listed = client.get("/api/v1/llm_outputs", headers=headers).json()["items"]
+        assert len(listed) == 2  # the refused request wrote nothing
