@@ -120,5 +120,11 @@ def forget_agents() -> None:
     agents.clear()
 
 
+def forget_analytics() -> None:
+    """After feedback changed: the figures that count it are recomputed on the next view."""
+    for cached in (model_quality, feedback_over_time, top_templates, feedback_csv):
+        cached.clear()
+
+
 def forget_queues() -> None:
     queue_overview.clear()

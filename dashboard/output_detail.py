@@ -115,6 +115,7 @@ with answer:
                 except LLMJobsError as exc:
                     ui.show_error(exc)
                 else:
+                    deps.forget_analytics()
                     st.rerun()
         st.caption(f"Current feedback: {ui.FEEDBACK_LABEL[output.feedback]}")
 
