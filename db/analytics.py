@@ -119,12 +119,20 @@ def feedback_export(
 
 
 def models_used(conn: psycopg.Connection, user_id: int | None) -> list[str]:
-    rows = conn.execute(queries["analytics_models_used"], {"user_id": user_id})
+    """The models of a user's outputs (everyone's when user_id is None), by name."""
+    if user_id is None:
+        rows = conn.execute(queries["analytics_models_used"])
+    else:
+        rows = conn.execute(queries["analytics_models_used_by"], {"user_id": user_id})
     return [r["model"] for r in rows]
 
 
-def templates_used(conn: psycopg.Connection, user_id: int | None, limit: int) -> list[TemplateUse]:
-    rows = conn.execute(queries["analytics_templates_used"], {"user_id": user_id, "limit": limit})
+def templates_used(
+    conn: psycopg.Connection, user_id: int | None, limit: int, scan: int = 5000
+) -> list[TemplateUse]:
+    """The `limit` templates used most recently among the latest `scan` outputs."""
+    params = {"user_id": user_id, "limit": limit, "scan": scan}
+    rows = conn.execute(queries["analytics_templates_used"], params)
     return [TemplateUse.model_validate(r) for r in rows]
 
 

@@ -96,16 +96,30 @@ SELECT llm_outputs.id AS output_id, llm_outputs.created_at, users.name AS user_n
  LIMIT %(limit)s
 
 -- analytics_models_used --
--- The models a user (or everyone, user_id NULL) has outputs from, by name
-SELECT DISTINCT model FROM llm_outputs
- WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
- ORDER BY model
+-- Every model anyone has outputs from, by name (a skip scan of the model index: one probe per
+-- model, however many outputs there are)
+WITH RECURSIVE found AS (
+    (SELECT model FROM llm_outputs ORDER BY model LIMIT 1)
+    UNION ALL
+    SELECT (SELECT model FROM llm_outputs WHERE llm_outputs.model > found.model
+             ORDER BY model LIMIT 1)
+      FROM found
+     WHERE found.model IS NOT NULL
+)
+SELECT model FROM found WHERE model IS NOT NULL
+
+-- analytics_models_used_by --
+-- The models one user has outputs from, by name
+SELECT DISTINCT model FROM llm_outputs WHERE user_id = %(user_id)s ORDER BY model
 
 -- analytics_templates_used --
--- The templates a user (or everyone) used most recently, at most `limit`
+-- The templates most recently used among the latest `scan` outputs of a user (or everyone),
+-- at most `limit`: a bounded read however long the history
 SELECT template, count(*) AS outputs, max(created_at) AS last_used_at
-  FROM llm_outputs
- WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
+  FROM (SELECT template, created_at FROM llm_outputs
+         WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
+         ORDER BY created_at DESC, id DESC
+         LIMIT %(scan)s) AS recent
  GROUP BY template
  ORDER BY max(created_at) DESC
  LIMIT %(limit)s

@@ -170,9 +170,16 @@ def test_feedback_csv_holds_only_the_viewers_rated_outputs(pool, analyst, admin,
 
 
 def test_filter_choices_and_lineage(pool, analyst, other_analyst, admin, seeded):
+    with pool.connection() as conn:
+        assert analytics_db.models_used(conn, None) == [A, B]
+        assert analytics_db.models_used(conn, other_analyst.id) == [A]
     mine = analytics.filter_choices(pool, analyst)
     assert mine.models == [A, B]  # by name
     assert set(mine.templates) == {T1, T2}
+    assert analytics.filter_choices(pool, admin).models == [A, B]
+    with pool.connection() as conn:
+        latest = analytics_db.templates_used(conn, None, limit=5, scan=2)
+    assert [(t.template, t.outputs) for t in latest] == [(T1, 2)]  # otto's two newest
     parent = create_test_llm_output(pool, analyst)
     from tasks import submit
 
