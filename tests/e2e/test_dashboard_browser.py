@@ -100,6 +100,8 @@ def services(database_url: str, tmp_path: Path) -> Iterator[str]:
                 proc.kill()
                 proc.wait()
             handle.close()
+        for log in sorted(tmp_path.glob("*.log")):  # shown by pytest when the test failed
+            print(f"--- {log.name} ---\n{log.read_text()[-3000:]}")
 
 
 def test_submit_complete_and_thumbs_up_in_a_browser(chromium, services, pool, tmp_path):
@@ -119,7 +121,8 @@ def test_submit_complete_and_thumbs_up_in_a_browser(chromium, services, pool, tm
             concept.press("Control+Enter")
             expect(page.get_by_text("Explain recursion to a beginner")).to_be_visible()
             page.get_by_role("button", name="Submit").click()
-            expect(page.get_by_text("Completed in")).to_be_visible()
+            # the worker may still be starting (it imports the model libraries first)
+            expect(page.get_by_text("Completed in")).to_be_visible(timeout=90_000)
             page.get_by_role("link", name="Open the output").click()
             answer = page.get_by_test_id("stText").get_by_text(
                 "Echo: Explain recursion to a beginner"
