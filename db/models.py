@@ -31,6 +31,7 @@ class User(Row):
     email: str | None = None
     role: Role
     created_at: datetime
+    monthly_budget: Decimal | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -88,6 +89,8 @@ class LLMOutput(Row):
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    template_version_id: int | None = None
+    comparison_id: int | None = None
 
 
 class FeedbackEvent(Row):

@@ -28,6 +28,8 @@ def insert_output(
     kind: str = "original",
     parent_id: int | None = None,
     system_prompt: str | None = None,
+    template_version_id: int | None = None,
+    comparison_id: int | None = None,
 ) -> int:
     """Insert a pending output; return its id."""
     params = {
@@ -42,6 +44,8 @@ def insert_output(
         "kind": kind,
         "parent_id": parent_id,
         "system_prompt": system_prompt,
+        "template_version_id": template_version_id,
+        "comparison_id": comparison_id,
     }
     return conn.execute(queries["insert_output"], params).fetchone()["id"]
 
@@ -262,6 +266,7 @@ def insert_outputs_bulk(
     priority: int,
     agent_id: int | None = None,
     system_prompt: str | None = None,
+    template_version_id: int | None = None,
 ) -> list[int]:
     """Insert one pending output per context; return their ids in the order of contexts."""
     params = {
@@ -274,6 +279,7 @@ def insert_outputs_bulk(
         "queue": queue,
         "priority": priority,
         "system_prompt": system_prompt,
+        "template_version_id": template_version_id,
     }
     # Identity values are drawn in insertion order, which follows the ORDER BY.
     return sorted(r["id"] for r in conn.execute(queries["insert_outputs_bulk"], params))

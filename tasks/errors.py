@@ -37,3 +37,7 @@ class Forbidden(LLMJobsError):
 
 class Conflict(LLMJobsError):
     """The thing is not in a state that allows this (e.g. feedback on a pending output)."""
+
+
+class BudgetExceeded(Conflict):
+    """The submission would take its user past their monthly budget."""

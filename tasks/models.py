@@ -192,10 +192,46 @@ async def call_model(
     )
 
 
-def _cost(model: str, response: Any) -> float | None:
+def price_overrides() -> dict[str, tuple[float, float]]:
+    """LLMJOBS_MODEL_PRICES as {model: (input, output) dollars per token}.
+
+    The variable reads `model=input/output,...` with prices per million tokens, e.g.
+    `openai/llama3=0.10/0.30,ollama/qwen=0/0`. Raises InvalidInput on a malformed entry.
+    """
+    found: dict[str, tuple[float, float]] = {}
+    for entry in filter(
+        None, (e.strip() for e in os.environ.get("LLMJOBS_MODEL_PRICES", "").split(","))
+    ):
+        name, _, prices = entry.rpartition("=")
+        try:
+            per_input, per_output = (float(p) / 1_000_000 for p in prices.split("/"))
+        except ValueError as exc:
+            raise InvalidInput("LLMJOBS_MODEL_PRICES", f"bad entry {entry!r}") from exc
+        found[name.strip()] = (per_input, per_output)
+    return found
+
+
+def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """What a call would cost: configured prices first, then litellm's bundled price map; 0 for
+    the offline and stub models; None when no price is known."""
     if model.split("/", 1)[0] in (offline.PROVIDER, *_extra_providers):
         return 0.0
+    override = price_overrides().get(model)
+    if override:
+        return prompt_tokens * override[0] + completion_tokens * override[1]
     try:
-        return float(litellm.completion_cost(completion_response=response))
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
     except Exception:  # no price known for this model: cost unknown, not an error
         return None
+    return float(prompt_cost + completion_cost)
+
+
+def _cost(model: str, response: Any) -> float | None:
+    usage = getattr(response, "usage", None)
+    prompt = getattr(usage, "prompt_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    if prompt is None or completion is None:
+        return 0.0 if model.split("/", 1)[0] in (offline.PROVIDER, *_extra_providers) else None
+    return estimate_cost(model, prompt, completion)

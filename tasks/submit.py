@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from db import agents, outputs, users
 from db.models import FEEDBACK_VALUES, Agent, FeedbackEvent, LLMOutput, User
-from tasks import fetchers, rendering
+from tasks import budgets, fetchers, rendering, templates
 from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
 from tasks.formats import FORMATS
@@ -68,6 +68,7 @@ class _Request(BaseModel):
     queue: str
     agent: Agent | None = None
     system_prompt: str | None = None
+    template_version_id: int | None = None
 
 
 def resolve_user(conn: psycopg.Connection, name: str | None) -> User:
@@ -135,6 +136,39 @@ def validate(
     )
 
 
+def write_job(
+    conn: psycopg.Connection,
+    request: _Request,
+    user: User,
+    *,
+    kind: str = "original",
+    parent_id: int | None = None,
+    comparison_id: int | None = None,
+) -> tuple[int, int]:
+    """Insert the output of a validated request and its job on conn (inside the caller's
+    transaction); return (output id, job id)."""
+    priority = QUEUE_PRIORITY[request.queue]
+    output_id = outputs.insert_output(
+        conn,
+        user_id=user.id,
+        agent_id=request.agent.id if request.agent else None,
+        template=request.template,
+        model=request.model,
+        context=request.context,
+        format=request.format,
+        queue=request.queue,
+        priority=priority,
+        kind=kind,
+        parent_id=parent_id,
+        system_prompt=request.system_prompt,
+        template_version_id=request.template_version_id,
+        comparison_id=comparison_id,
+    )
+    [job_id] = _defer(conn, [output_id], request.queue, priority)
+    outputs.set_output_job(conn, output_id, job_id)
+    return output_id, job_id
+
+
 def _enqueue(
     pool: ConnectionPool,
     request: _Request,
@@ -145,22 +179,8 @@ def _enqueue(
 ) -> Submission:
     priority = QUEUE_PRIORITY[request.queue]
     with pool.connection() as conn, conn.transaction():
-        output_id = outputs.insert_output(
-            conn,
-            user_id=user.id,
-            agent_id=request.agent.id if request.agent else None,
-            template=request.template,
-            model=request.model,
-            context=request.context,
-            format=request.format,
-            queue=request.queue,
-            priority=priority,
-            kind=kind,
-            parent_id=parent_id,
-            system_prompt=request.system_prompt,
-        )
-        [job_id] = _defer(conn, [output_id], request.queue, priority)
-        outputs.set_output_job(conn, output_id, job_id)
+        budgets.ensure_within_budget(conn, user, request.model, request.template, request.context)
+        output_id, job_id = write_job(conn, request, user, kind=kind, parent_id=parent_id)
         ahead, median_ms = outputs.queue_estimate(conn, priority=priority, model=request.model)
     concurrency = get_settings().worker_concurrency
     waves = 1 + ahead // concurrency
@@ -180,11 +200,31 @@ def _enqueue(
     return Submission(output_id=output_id, job_id=job_id, estimated_completion=estimated)
 
 
+def resolve_template(
+    pool: ConnectionPool,
+    template: str | None,
+    template_name: str | None,
+    template_version: int | None = None,
+) -> tuple[str, int | None]:
+    """(template text, library version id): the text given, or the named library version's.
+
+    Raises InvalidInput when both or neither are given, or the name or version is unknown.
+    """
+    if template_name:
+        if template:
+            raise InvalidInput("template", "give a template or a template_name, not both")
+        version = templates.get_version(pool, template_name, template_version)
+        return version.body, version.id
+    if not template:
+        raise InvalidInput("template", "is empty")
+    return template, None
+
+
 def submit(
     pool: ConnectionPool,
     *,
     user: User,
-    template: str,
+    template: str | None,
     model: str | None,
     context: dict[str, Any] | None = None,
     format: str | None = None,
@@ -192,15 +232,20 @@ def submit(
     agent: str | int | None = None,
     fetcher: str | None = None,
     fetcher_args: dict[str, Any] | None = None,
+    template_name: str | None = None,
+    template_version: int | None = None,
 ) -> Submission:
     """Queue an LLM job (the seed's `LLMJob.perform_later`).
 
-    The context is the named fetcher's result (if any) overlaid by the explicit context. Raises
-    InvalidInput naming the field; nothing is written then.
+    The template is the text given, or a version of a named library template (the latest unless
+    template_version). The context is the named fetcher's result (if any) overlaid by the
+    explicit context. Raises InvalidInput naming the field, or BudgetExceeded; nothing is written
+    then.
     """
     if context is None:
         context = {}
     rendering.check_context(context)
+    template, version_id = resolve_template(pool, template, template_name, template_version)
     with pool.connection() as conn:
         if fetcher:
             context = {**fetchers.fetch_context(conn, fetcher, user, fetcher_args), **context}
@@ -213,6 +258,7 @@ def submit(
             queue=queue,
             agent=agent,
         )
+    request = request.model_copy(update={"template_version_id": version_id})
     return _enqueue(pool, request, user)
 
 
@@ -272,6 +318,7 @@ def submit_many(
         raise InvalidRows(bad)
     priority = QUEUE_PRIORITY[base.queue]
     with pool.connection() as conn, conn.transaction():
+        budgets.ensure_within_budget(conn, user, base.model, template, good[0], count=len(good))
         output_ids = outputs.insert_outputs_bulk(
             conn,
             user_id=user.id,
@@ -344,6 +391,7 @@ def re_run(pool: ConnectionPool, output_id: int, user: User) -> Submission:
         queue=old.queue,
         agent=agent,
         system_prompt=old.system_prompt,
+        template_version_id=old.template_version_id,
     )
     return _enqueue(pool, request, user, kind="re_run", parent_id=old.id)
 
@@ -372,7 +420,9 @@ def regenerate(
             queue=old.queue,
             agent=old.agent_id,
         )
-    request = request.model_copy(update={"system_prompt": old.system_prompt})
+    request = request.model_copy(
+        update={"system_prompt": old.system_prompt, "template_version_id": old.template_version_id}
+    )
     return _enqueue(pool, request, user, kind="regenerate", parent_id=old.id)
 
 

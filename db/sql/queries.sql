@@ -106,9 +106,10 @@ SELECT * FROM agents ORDER BY name
 -- insert_output --
 -- A new pending output, before its job exists
 INSERT INTO llm_outputs (user_id, agent_id, template, model, context, format, queue, priority,
-                         kind, parent_id, system_prompt)
+                         kind, parent_id, system_prompt, template_version_id, comparison_id)
 VALUES (%(user_id)s, %(agent_id)s, %(template)s, %(model)s, %(context)s, %(format)s, %(queue)s,
-        %(priority)s, %(kind)s, %(parent_id)s, %(system_prompt)s)
+        %(priority)s, %(kind)s, %(parent_id)s, %(system_prompt)s, %(template_version_id)s,
+        %(comparison_id)s)
 RETURNING id
 
 -- set_output_job --
@@ -247,9 +248,9 @@ SELECT COALESCE(max(id), 0) AS id FROM procrastinate_jobs
 -- insert_outputs_bulk --
 -- Many pending outputs of one template and model, one per context, in the order given
 INSERT INTO llm_outputs (user_id, agent_id, template, model, context, format, queue, priority,
-                         kind, parent_id, system_prompt)
+                         kind, parent_id, system_prompt, template_version_id)
 SELECT %(user_id)s, %(agent_id)s, %(template)s, %(model)s, rows.context, %(format)s, %(queue)s,
-       %(priority)s, 'original', NULL, %(system_prompt)s
+       %(priority)s, 'original', NULL, %(system_prompt)s, %(template_version_id)s
   FROM unnest(%(contexts)s::jsonb[]) WITH ORDINALITY AS rows(context, n)
  ORDER BY rows.n
 RETURNING id

@@ -1,0 +1,272 @@
+"""Picking models by evidence: comparisons (one prompt, several models, side by side, optionally
+blind), pairwise preferences, and the leaderboard that suggests a model."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from itertools import combinations
+from typing import Any, Literal
+
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
+
+from db import evidence
+from db.models import LLMOutput, User
+from tasks import budgets, rendering, templates
+from tasks.analytics import wilson_interval
+from tasks.errors import Conflict, InvalidInput, NotFound
+from tasks.logs import get_logger
+from tasks.submit import resolve_template, validate, write_job
+
+log = get_logger("llmjobs.compare")
+MIN_MODELS, MAX_MODELS = 2, 6
+
+
+class ComparedOutput(BaseModel):
+    output_id: int
+    job_id: int
+    model: str
+
+
+class ComparisonSubmission(BaseModel):
+    comparison_id: int
+    blind: bool
+    status: Literal["queued"] = "queued"
+    outputs: list[ComparedOutput]
+
+
+class ComparisonView(BaseModel):
+    """A comparison as its owner sees it: in blind mode, model names stay hidden (None) and the
+    answers are labelled A, B, C... until a pick is recorded."""
+
+    comparison_id: int
+    blind: bool
+    picked: bool
+    winner_output_id: int | None
+    tie: bool
+    labels: dict[int, str]
+    models: dict[int, str | None]
+    outputs: list[LLMOutput]
+
+
+def submit_comparison(
+    pool: ConnectionPool,
+    *,
+    user: User,
+    template: str | None,
+    context: dict[str, Any] | None,
+    models: list[str],
+    format: str | None = None,
+    queue: str | None = None,
+    blind: bool = False,
+    template_name: str | None = None,
+    template_version: int | None = None,
+) -> ComparisonSubmission:
+    """Queue one job per model for the same prompt, all in one transaction.
+
+    Raises InvalidInput (models: 2 to 6 distinct usable ones; the rest as submit), BudgetExceeded.
+    """
+    context = rendering.check_context(context if context is not None else {})
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise InvalidInput("models", "must be a list of model names")
+    if len(set(models)) != len(models) or not MIN_MODELS <= len(models) <= MAX_MODELS:
+        raise InvalidInput("models", f"give {MIN_MODELS} to {MAX_MODELS} distinct models")
+    template, version_id = resolve_template(pool, template, template_name, template_version)
+    with pool.connection() as conn:
+        requests = []
+        for model in models:
+            try:
+                request = validate(
+                    conn,
+                    template=template,
+                    model=model,
+                    context=context,
+                    format=format,
+                    queue=queue,
+                )
+            except InvalidInput as exc:
+                if exc.field == "model":
+                    raise InvalidInput("models", exc.message) from exc
+                raise
+            requests.append(request.model_copy(update={"template_version_id": version_id}))
+    written: list[ComparedOutput] = []
+    with pool.connection() as conn, conn.transaction():
+        for request in requests:
+            budgets.ensure_within_budget(conn, user, request.model, template, context)
+        comparison = evidence.insert_comparison(conn, user_id=user.id, blind=blind)
+        for request in requests:
+            output_id, job_id = write_job(conn, request, user, comparison_id=comparison.id)
+            written.append(ComparedOutput(output_id=output_id, job_id=job_id, model=request.model))
+    log.info(
+        "comparison queued",
+        comparison_id=comparison.id,
+        user_id=user.id,
+        models=",".join(models),
+        blind=blind,
+    )
+    return ComparisonSubmission(comparison_id=comparison.id, blind=blind, outputs=written)
+
+
+def _load(pool: ConnectionPool, comparison_id: int, viewer: User):
+    if not isinstance(comparison_id, int) or not 0 < comparison_id < 2**63:
+        raise NotFound(f"comparison {comparison_id} not found")
+    with pool.connection() as conn:
+        found = evidence.get_comparison(
+            conn, comparison_id, viewer_id=None if viewer.is_admin else viewer.id
+        )
+        if found is None:
+            raise NotFound(f"comparison {comparison_id} not found")
+        return (
+            found,
+            evidence.comparison_outputs(conn, comparison_id),
+            evidence.comparison_preferences(conn, comparison_id),
+        )
+
+
+def get_comparison(pool: ConnectionPool, comparison_id: int, viewer: User) -> ComparisonView:
+    """The comparison for its owner (or an admin); NotFound otherwise."""
+    comparison, outputs, preferences = _load(pool, comparison_id, viewer)
+    picked = bool(preferences)
+    tie = picked and all(p.outcome == "tie" for p in preferences)
+    winner = None if tie or not picked else preferences[0].output_a
+    hide = comparison.blind and not picked
+    labels = {o.id: chr(ord("A") + i) for i, o in enumerate(outputs)}
+    shown = [o.model_copy(update={"model": "hidden"}) if hide else o for o in outputs]
+    return ComparisonView(
+        comparison_id=comparison.id,
+        blind=comparison.blind,
+        picked=picked,
+        winner_output_id=winner,
+        tie=tie,
+        labels=labels,
+        models={o.id: None if hide else o.model for o in outputs},
+        outputs=shown,
+    )
+
+
+def pick(
+    pool: ConnectionPool, comparison_id: int, user: User, winner_output_id: int | None
+) -> ComparisonView:
+    """Record the better answer (winner_output_id) or a tie (None) as pairwise preferences,
+    replacing any earlier pick. Raises NotFound, InvalidInput (not one of its outputs), Conflict
+    (answers not all finished, or the winner failed)."""
+    comparison, outputs, _ = _load(pool, comparison_id, user)
+    ids = [o.id for o in outputs]
+    if any(o.status not in ("completed", "failed") for o in outputs):
+        raise Conflict("wait until every answer of the comparison is finished")
+    if winner_output_id is not None:
+        if winner_output_id not in ids:
+            raise InvalidInput("winner_output_id", "is not an answer of this comparison")
+        if next(o for o in outputs if o.id == winner_output_id).status != "completed":
+            raise Conflict("a failed answer cannot win")
+        pairs = [(winner_output_id, other, "a") for other in ids if other != winner_output_id]
+    else:
+        pairs = [(a, b, "tie") for a, b in combinations(ids, 2)]
+    with pool.connection() as conn, conn.transaction():
+        evidence.replace_preferences(conn, comparison.id, user.id, pairs)
+    log.info(
+        "comparison picked",
+        comparison_id=comparison.id,
+        user_id=user.id,
+        winner_output_id=winner_output_id,
+    )
+    return get_comparison(pool, comparison_id, user)
+
+
+class LeaderboardEntry(BaseModel):
+    model: str
+    outputs: int
+    thumbs_up: int
+    thumbs_down: int
+    thumbs_up_rate: float | None
+    wilson_low: float | None
+    wilson_high: float | None
+    pairs: int
+    win_rate: float | None
+    judgements: int
+    median_latency_ms: float | None
+    cost_per_output: float | None
+    cost_per_thumbs_up: float | None
+
+
+def leaderboard(
+    pool: ConnectionPool,
+    viewer: User,
+    *,
+    template_name: str | None = None,
+    version: int | None = None,
+    user_id: int | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> list[LeaderboardEntry]:
+    """Per model, over the viewer's outputs (admins: everyone's, or user_id's), optionally of one
+    library template (and version): thumbs-up rate with its Wilson 95 % interval, pairwise win
+    rate, judgements, median latency, cost per output and per thumbs-up. Best first."""
+    template_id = templates.get_version(pool, template_name).template_id if template_name else None
+    scope = user_id if viewer.is_admin else viewer.id
+    with pool.connection() as conn:
+        rows = evidence.leaderboard(
+            conn,
+            user_id=scope,
+            template_id=template_id,
+            version=version,
+            created_after=created_after,
+            created_before=created_before,
+        )
+    entries = []
+    for row in rows:
+        rated = row.thumbs_up + row.thumbs_down
+        interval = wilson_interval(row.thumbs_up, rated)
+        total = float(row.total_cost) if row.total_cost is not None else None
+        entries.append(
+            LeaderboardEntry(
+                model=row.model,
+                outputs=row.outputs,
+                thumbs_up=row.thumbs_up,
+                thumbs_down=row.thumbs_down,
+                thumbs_up_rate=row.thumbs_up / rated if rated else None,
+                wilson_low=interval[0] if interval else None,
+                wilson_high=interval[1] if interval else None,
+                pairs=row.pairs,
+                win_rate=float(row.pair_score) / row.pairs if row.pairs else None,
+                judgements=rated + row.pairs,
+                median_latency_ms=row.median_latency_ms,
+                cost_per_output=float(row.cost_per_output)
+                if row.cost_per_output is not None
+                else None,
+                cost_per_thumbs_up=total / row.thumbs_up
+                if total is not None and row.thumbs_up
+                else None,
+            )
+        )
+    return sorted(entries, key=lambda e: (-(e.wilson_low or 0.0), -(e.win_rate or 0.0), e.model))
+
+
+def suggest(
+    entries: list[LeaderboardEntry], cost_ceiling: float | None = None
+) -> LeaderboardEntry | None:
+    """The model with the best lower bound of thumbs-up rate among those rated, within the cost
+    ceiling per output when one is set (models of unknown cost are then left out)."""
+    fitting = [
+        e
+        for e in entries
+        if e.wilson_low is not None
+        and (
+            cost_ceiling is None
+            or (e.cost_per_output is not None and e.cost_per_output <= cost_ceiling)
+        )
+    ]
+    return max(fitting, key=lambda e: (e.wilson_low, e.win_rate or 0.0), default=None)
+
+
+def leaderboard_csv(entries: list[LeaderboardEntry]) -> str:
+    """The leaderboard as CSV, one row per model."""
+    buffer = io.StringIO()
+    fields = list(LeaderboardEntry.model_fields)
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    for entry in entries:
+        writer.writerow(entry.model_dump())
+    return buffer.getvalue()

@@ -1,0 +1,60 @@
+"""The prompt template library: named templates whose every edit is a new version."""
+
+from __future__ import annotations
+
+from psycopg_pool import ConnectionPool
+
+from db import evidence
+from db.evidence import TemplateVersion
+from db.models import User
+from tasks import rendering
+from tasks.errors import Forbidden, InvalidInput
+
+__all__ = ["TemplateVersion", "get_version", "list_templates", "save_template", "versions"]
+
+
+def save_template(
+    pool: ConnectionPool, user: User, name: str, body: str, note: str = ""
+) -> TemplateVersion:
+    """Save body as the next version of the named template (version 1 when new).
+
+    Raises InvalidInput (name, body), Forbidden (someone else's template, unless admin).
+    """
+    name = (name or "").strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidInput("name", "must be 1 to 100 characters")
+    rendering.check_template(body)
+    if len(note) > 1000:
+        raise InvalidInput("note", "is longer than 1000 characters")
+    with pool.connection() as conn, conn.transaction():
+        current = evidence.get_template_version(conn, name)
+        if current and current.owner_id not in (None, user.id) and not user.is_admin:
+            raise Forbidden(f"template {name!r} belongs to someone else")
+        if current and current.body == body:
+            return current  # nothing changed: no new version
+        return evidence.add_template_version(conn, name=name, body=body, note=note, user_id=user.id)
+
+
+def get_version(pool: ConnectionPool, name: str, version: int | None = None) -> TemplateVersion:
+    """A version of the named template (the latest when version is None).
+
+    Raises InvalidInput(field="template_name") when there is no such template or version.
+    """
+    with pool.connection() as conn:
+        found = evidence.get_template_version(conn, name, version)
+    if found is None:
+        which = f"version {version} of " if version else ""
+        raise InvalidInput("template_name", f"no {which}template named {name!r}")
+    return found
+
+
+def list_templates(pool: ConnectionPool) -> list[TemplateVersion]:
+    """Every named template as its latest version, by name."""
+    with pool.connection() as conn:
+        return evidence.list_templates(conn)
+
+
+def versions(pool: ConnectionPool, name: str) -> list[TemplateVersion]:
+    """Every version of the named template, newest first."""
+    with pool.connection() as conn:
+        return evidence.template_versions(conn, name)

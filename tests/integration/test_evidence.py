@@ -1,0 +1,264 @@
+"""Comparisons, pairwise preferences, the leaderboard, costs and budgets, and the versioned
+template library, against real Postgres and a real worker."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from db import analytics as analytics_db
+from tasks import budgets, compare, templates
+from tasks import submit as jobs
+from tasks.errors import BudgetExceeded, Conflict, Forbidden, InvalidInput, NotFound
+from tasks.testing import create_test_llm_output, stub_model_success
+from tests.support.provider import ok
+
+
+def _counts(pool) -> tuple[int, int]:
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM llm_outputs) AS o, "
+            "(SELECT count(*) FROM procrastinate_jobs) AS j"
+        ).fetchone()
+    return row["o"], row["j"]
+
+
+# Template library
+
+
+def test_every_edit_is_a_new_version(pool, analyst, other_analyst, admin):
+    v1 = templates.save_template(pool, analyst, "explain", "Explain {{c}}")
+    same = templates.save_template(pool, analyst, "explain", "Explain {{c}}")
+    v2 = templates.save_template(pool, analyst, "explain", "Explain {{c}} simply", note="simpler")
+    assert (v1.version, same.version, v2.version) == (1, 1, 2)
+    assert [v.version for v in templates.versions(pool, "explain")] == [2, 1]
+    assert templates.get_version(pool, "explain").body == "Explain {{c}} simply"
+    assert templates.get_version(pool, "explain", 1).body == "Explain {{c}}"
+    with pytest.raises(Forbidden):
+        templates.save_template(pool, other_analyst, "explain", "Hijack {{c}}")
+    assert templates.save_template(pool, admin, "explain", "Admin {{c}}").version == 3
+    with pytest.raises(InvalidInput) as caught:
+        templates.save_template(pool, analyst, "broken", "{{ c")
+    assert caught.value.field == "template"
+    assert [t.name for t in templates.list_templates(pool)] == ["explain"]
+
+
+def test_outputs_record_the_version_they_used(pool, analyst):
+    templates.save_template(pool, analyst, "explain", "Explain {{c}}")
+    v2 = templates.save_template(pool, analyst, "explain", "Explain {{c}} to a child")
+    latest = jobs.submit(
+        pool,
+        user=analyst,
+        template=None,
+        template_name="explain",
+        context={"c": "sets"},
+        model="offline/echo",
+    )
+    older = jobs.submit(
+        pool,
+        user=analyst,
+        template=None,
+        template_name="explain",
+        template_version=1,
+        context={"c": "sets"},
+        model="offline/echo",
+    )
+    out_latest = jobs.get_output(pool, latest.output_id, analyst)
+    out_older = jobs.get_output(pool, older.output_id, analyst)
+    assert (out_latest.template, out_latest.template_version_id) == (
+        "Explain {{c}} to a child",
+        v2.id,
+    )
+    assert out_older.template == "Explain {{c}}"
+    rerun = jobs.get_output(pool, jobs.re_run(pool, latest.output_id, analyst).output_id, analyst)
+    assert rerun.template_version_id == v2.id
+    for bad in (
+        {"template_name": "nope"},
+        {"template_name": "explain", "template_version": 9},
+        {"template_name": "explain", "template": "x"},
+    ):
+        with pytest.raises(InvalidInput):
+            jobs.submit(
+                pool,
+                user=analyst,
+                context={"c": 1},
+                model="offline/echo",
+                **{"template": None, **bad},
+            )
+
+
+# Comparisons
+
+
+async def test_compare_side_by_side_blind_then_pick(pool, analyst, other_analyst, run_worker):
+    with stub_model_success({"text": "stub says hi"}) as stub:
+        sub = compare.submit_comparison(
+            pool,
+            user=analyst,
+            template="Explain {{c}}",
+            context={"c": "sets"},
+            models=["offline/echo", stub],
+            blind=True,
+        )
+        assert [o.model for o in sub.outputs] == ["offline/echo", stub]
+        assert _counts(pool) == (2, 2)
+        view = compare.get_comparison(pool, sub.comparison_id, analyst)
+        assert view.blind and not view.picked
+        assert set(view.models.values()) == {None}
+        assert {o.model for o in view.outputs} == {"hidden"}
+        assert sorted(view.labels.values()) == ["A", "B"]
+        with pytest.raises(Conflict, match="finished"):
+            compare.pick(pool, sub.comparison_id, analyst, sub.outputs[0].output_id)
+        await run_worker()
+    with pytest.raises(NotFound):
+        compare.get_comparison(pool, sub.comparison_id, other_analyst)
+    winner = sub.outputs[1].output_id
+    picked = compare.pick(pool, sub.comparison_id, analyst, winner)
+    assert picked.picked and picked.winner_output_id == winner and not picked.tie
+    assert picked.models[winner] == stub  # names revealed after the pick
+    assert next(o for o in picked.outputs if o.id == winner).parsed_output == "stub says hi"
+    with pytest.raises(InvalidInput):
+        compare.pick(pool, sub.comparison_id, analyst, 999_999)
+    tie = compare.pick(pool, sub.comparison_id, analyst, None)
+    assert tie.tie and tie.winner_output_id is None
+    with pool.connection() as conn:
+        outcomes = [r["outcome"] for r in conn.execute("SELECT outcome FROM preferences")]
+    assert outcomes == ["tie"]
+
+
+@pytest.mark.parametrize(
+    ("models", "fragment"),
+    [
+        (["offline/echo"], "2 to 6 distinct"),
+        (["offline/echo", "offline/echo"], "distinct"),
+        (["offline/echo", "gpt-4o"], "set OPENAI_API_KEY"),
+        ([f"m{i}" for i in range(7)], "2 to 6"),
+    ],
+)
+def test_bad_comparisons_write_nothing(pool, analyst, models, fragment):
+    with pytest.raises(InvalidInput) as caught:
+        compare.submit_comparison(
+            pool, user=analyst, template="x {{c}}", context={"c": 1}, models=models
+        )
+    assert caught.value.field == "models" and fragment in caught.value.message
+    assert _counts(pool) == (0, 0)
+
+
+# Leaderboard
+
+
+def _seed_leaderboard(pool, user):
+    """m-good: 8 up 2 down, cost 0.01 each; m-cheap: 3 up 3 down, cost 0.001 each;
+    one comparison where m-good beat m-cheap and one tie."""
+    made = {"m-good": [], "m-cheap": []}
+    for model, ups, downs, cost in (("m-good", 8, 2, "0.01"), ("m-cheap", 3, 3, "0.001")):
+        for feedback in ["thumbs_up"] * ups + ["thumbs_down"] * downs:
+            out = create_test_llm_output(pool, user, model=model, feedback=feedback)
+            with pool.connection() as conn:
+                analytics_db.set_output_figures(conn, out.id, cost=Decimal(cost), latency_ms=100)
+            made[model].append(out.id)
+    with pool.connection() as conn:
+        for outcome in ("a", "tie"):
+            cid = conn.execute(
+                "INSERT INTO comparisons (user_id) VALUES (%s) RETURNING id", (user.id,)
+            ).fetchone()["id"]
+            conn.execute(
+                "INSERT INTO preferences (comparison_id, user_id, output_a, output_b, "
+                "outcome) VALUES (%s, %s, %s, %s, %s)",
+                (cid, user.id, made["m-good"][0], made["m-cheap"][0], outcome),
+            )
+    return made
+
+
+def test_leaderboard_figures_by_hand(pool, analyst, other_analyst):
+    _seed_leaderboard(pool, analyst)
+    create_test_llm_output(pool, other_analyst, model="m-other", feedback="thumbs_up")
+    board = compare.leaderboard(pool, analyst)
+    assert [e.model for e in board] == ["m-good", "m-cheap"]  # only the viewer's, best first
+    good, cheap = board
+    assert (good.thumbs_up, good.thumbs_down, good.outputs) == (8, 2, 10)
+    assert good.thumbs_up_rate == pytest.approx(0.8)
+    # Wilson 95 % for 8/10: (0.4902, 0.9433)
+    assert good.wilson_low == pytest.approx(0.4902, abs=1e-4)
+    assert good.wilson_high == pytest.approx(0.9433, abs=1e-4)
+    assert (good.pairs, good.win_rate) == (2, pytest.approx(0.75))  # a win and a tie
+    assert (cheap.pairs, cheap.win_rate) == (2, pytest.approx(0.25))
+    assert good.judgements == 12
+    assert good.cost_per_output == pytest.approx(0.01)
+    assert good.cost_per_thumbs_up == pytest.approx(0.1 / 8)
+    assert cheap.cost_per_thumbs_up == pytest.approx(0.006 / 3)
+    assert good.median_latency_ms == 100
+    assert compare.suggest(board).model == "m-good"
+    assert compare.suggest(board, cost_ceiling=0.005).model == "m-cheap"
+    assert compare.suggest(board, cost_ceiling=0.0001) is None
+    csv_text = compare.leaderboard_csv(board)
+    assert csv_text.splitlines()[0].startswith("model,outputs,thumbs_up")
+    assert csv_text.splitlines()[1].startswith("m-good,10,8,2")
+
+
+def test_leaderboard_by_template_version(pool, analyst):
+    templates.save_template(pool, analyst, "t", "v1 {{c}}")
+    templates.save_template(pool, analyst, "t", "v2 {{c}}")
+    for version, feedback in ((1, "thumbs_down"), (2, "thumbs_up"), (2, "thumbs_up")):
+        sub = jobs.submit(
+            pool,
+            user=analyst,
+            template=None,
+            template_name="t",
+            template_version=version,
+            context={"c": 1},
+            model="offline/echo",
+        )
+        with pool.connection() as conn:
+            conn.execute(
+                "UPDATE llm_outputs SET status = 'completed', completed_at = now(), "
+                "feedback = %s WHERE id = %s",
+                (feedback, sub.output_id),
+            )
+    v1 = compare.leaderboard(pool, analyst, template_name="t", version=1)
+    v2 = compare.leaderboard(pool, analyst, template_name="t", version=2)
+    assert [(e.thumbs_up, e.thumbs_down) for e in v1] == [(0, 1)]
+    assert [(e.thumbs_up, e.thumbs_down) for e in v2] == [(2, 0)]
+    assert sum(e.outputs for e in compare.leaderboard(pool, analyst, template_name="t")) == 3
+
+
+# Cost and budgets
+
+
+async def test_configured_prices_give_the_cost(pool, analyst, provider, run_worker, monkeypatch):
+    monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/priced=1000/2000")
+    provider.push(ok("four words answer here"))
+    sub = jobs.submit(
+        pool, user=analyst, template="Q {{q}}", context={"q": 1}, model="openai/priced"
+    )
+    await run_worker()
+    out = jobs.get_output(pool, sub.output_id, analyst)
+    expected = out.prompt_tokens * 1000 / 1e6 + out.completion_tokens * 2000 / 1e6
+    assert float(out.cost) == pytest.approx(expected)
+
+
+def test_budget_refuses_and_writes_nothing(pool, analyst, monkeypatch, provider):
+    monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/priced=1000/1000")
+    user = budgets.set_budget(pool, "ana", "0.50")
+    assert user.monthly_budget == Decimal("0.5")
+    spent = create_test_llm_output(pool, analyst, model="openai/priced")
+    with pool.connection() as conn:
+        analytics_db.set_output_figures(conn, spent.id, cost=Decimal("0.45"), latency_ms=10)
+    assert budgets.month_spend(pool, user) == Decimal("0.45")
+    # about (prompt ~4 tokens + 500 completion tokens) x $0.001 = $0.50 > $0.05 left
+    with pytest.raises(BudgetExceeded, match=r"monthly budget of \$0.50 would be exceeded"):
+        jobs.submit(pool, user=user, template="Q {{q}}", context={"q": 1}, model="openai/priced")
+    with pytest.raises(BudgetExceeded):
+        jobs.submit_many(
+            pool, user=user, template="Q {{q}}", contexts=[{"q": 1}], model="openai/priced"
+        )
+    assert _counts(pool) == (1, 0)
+    # the free offline model still goes through, and no budget means no limit
+    jobs.submit(pool, user=user, template="Q {{q}}", context={"q": 1}, model="offline/echo")
+    unlimited = budgets.set_budget(pool, "ana", None)
+    jobs.submit(pool, user=unlimited, template="Q {{q}}", context={"q": 1}, model="openai/priced")
+    assert _counts(pool) == (3, 2)
+    for bad in ("-1", "lots", "1e20"):
+        with pytest.raises(InvalidInput):
+            budgets.set_budget(pool, "ana", bad)
