@@ -4,15 +4,18 @@ that queue jobs, the rate limit and Idempotency-Key around the use-case."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Header, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
 
 from db.models import User
 from tasks import accounts, api_support
 from tasks.submit import Submission
+
+Answer = TypeVar("Answer", bound=BaseModel)
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -75,7 +78,13 @@ class _JobCreation:
         self.user = user
         self.idempotency_key = idempotency_key
 
-    def run(self, create: Callable[[ConnectionPool], Submission], *, body: Any) -> Submission:
+    def run(
+        self,
+        create: Callable[[ConnectionPool], Answer],
+        *,
+        body: Any,
+        answer_type: type[BaseModel] = Submission,
+    ) -> Answer:
         """create under the rate limit and idempotency key; sets the answer's status code."""
         accepted = api_support.create_job(
             self.pool,
@@ -85,11 +94,12 @@ class _JobCreation:
             body=body,
             idempotency_key=self.idempotency_key,
             rate_limit=self.request.app.state.rate_limit,
+            answer_type=answer_type,
         )
         self.response.status_code = accepted.status_code
         if accepted.replayed:
             self.response.headers[REPLAYED_HEADER] = "true"
-        return accepted.submission
+        return cast(Answer, accepted.submission)
 
 
 JobCreation = Annotated[_JobCreation, Depends()]

@@ -13,19 +13,24 @@ from psycopg_pool import ConnectionPool
 from api.deps import REPLAYED_HEADER, CurrentUser, JobCreation, Pool
 from api.schemas import (
     MAX_ID,
+    ComparisonAnswer,
+    ComparisonOut,
+    ComparisonRequest,
     ErrorMessage,
     FeedbackChange,
     FeedbackRequest,
     Health,
     JobRequest,
+    LeaderboardOut,
     ModelInfo,
     Output,
     OutputFilters,
     OutputPage,
+    PickRequest,
     RegenerateRequest,
     ValidationErrors,
 )
-from tasks import api_support, submit
+from tasks import api_support, compare, submit
 from tasks.errors import InvalidInput
 from tasks.models import usable_models
 from tasks.submit import Submission
@@ -99,6 +104,8 @@ def create_llm_job(body: JobRequest, jobs: JobCreation) -> Submission:
             format=body.format,
             queue=body.queue,
             agent=body.agent_id,
+            template_name=body.template_name,
+            template_version=body.template_version,
         )
 
     return jobs.run(create, body=body.model_dump(mode="json"))
@@ -208,6 +215,123 @@ def regenerate_llm_output(
 )
 def list_models(user: CurrentUser) -> list[ModelInfo]:
     return [ModelInfo(name=m.name, provider=m.provider, offline=m.offline) for m in usable_models()]
+
+
+ComparisonId = Annotated[int, Path(ge=1, le=MAX_ID, description="A comparison's id.")]
+
+
+def _comparison_out(view: compare.ComparisonView) -> ComparisonOut:
+    return ComparisonOut(
+        comparison_id=view.comparison_id,
+        blind=view.blind,
+        picked=view.picked,
+        tie=view.tie,
+        winner_output_id=view.winner_output_id,
+        answers=[
+            ComparisonAnswer(
+                label=view.labels[o.id],
+                output_id=o.id,
+                model=view.models[o.id],
+                status=o.status,
+                parsed_output=o.parsed_output,
+                error_message=o.error_message,
+            )
+            for o in view.outputs
+        ],
+    )
+
+
+@router.post(
+    "/comparisons",
+    status_code=202,
+    response_model=compare.ComparisonSubmission,
+    responses={**_ALWAYS, **_INVALID, **_CREATES},
+    summary="Queue one prompt to several models",
+    response_description=_ACCEPTED_DOC,
+    tags=["comparisons"],
+)
+def create_comparison(body: ComparisonRequest, jobs: JobCreation) -> compare.ComparisonSubmission:
+    """One job per model for the same prompt, in one transaction. Read the answers side by side
+    with `GET /api/v1/comparisons/{id}` and record the better one with `.../pick`."""
+
+    def create(p: ConnectionPool) -> compare.ComparisonSubmission:
+        return compare.submit_comparison(
+            p,
+            user=jobs.user,
+            template=body.template,
+            template_name=body.template_name,
+            template_version=body.template_version,
+            context=body.context,
+            models=body.models,
+            format=body.format,
+            queue=body.queue,
+            blind=body.blind,
+        )
+
+    return jobs.run(
+        create, body=body.model_dump(mode="json"), answer_type=compare.ComparisonSubmission
+    )
+
+
+@router.get(
+    "/comparisons/{comparison_id}",
+    response_model=ComparisonOut,
+    responses={**_ALWAYS, **_INVALID, **_NOT_FOUND},
+    summary="A comparison's answers side by side",
+    tags=["comparisons"],
+)
+def get_comparison(comparison_id: ComparisonId, user: CurrentUser, pool: Pool) -> ComparisonOut:
+    """Blind comparisons hide the model names until a pick is recorded."""
+    return _comparison_out(compare.get_comparison(pool, comparison_id, user))
+
+
+@router.post(
+    "/comparisons/{comparison_id}/pick",
+    response_model=ComparisonOut,
+    responses={
+        **_ALWAYS,
+        **_INVALID,
+        **_NOT_FOUND,
+        409: {
+            "model": ErrorMessage,
+            "description": "Some answer is not finished, or the chosen one failed.",
+        },
+    },
+    summary="Record the better answer, or a tie",
+    tags=["comparisons"],
+)
+def pick_comparison(
+    comparison_id: ComparisonId, body: PickRequest, user: CurrentUser, pool: Pool
+) -> ComparisonOut:
+    """Stored as pairwise preferences (the winner over each other answer, or all tied); a new
+    pick replaces the previous one."""
+    return _comparison_out(compare.pick(pool, comparison_id, user, body.winner_output_id))
+
+
+@router.get(
+    "/leaderboard",
+    response_model=LeaderboardOut,
+    responses={**_ALWAYS, **_INVALID},
+    summary="Models ranked by evidence",
+    tags=["comparisons"],
+)
+def get_leaderboard(
+    user: CurrentUser,
+    pool: Pool,
+    template_name: Annotated[str | None, Query(max_length=100)] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    cost_ceiling: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+) -> LeaderboardOut:
+    """Per model over your outputs (admins: everyone's): thumbs-up rate with its Wilson 95 %
+    interval, pairwise win rate, judgements, median latency, cost per output and per thumbs-up;
+    and the suggested model within the cost ceiling per output."""
+    if template_name is not None and "\x00" in template_name:
+        raise InvalidInput("template_name", "must be text without NUL characters")
+    entries = compare.leaderboard(pool, user, template_name=template_name, version=version)
+    best = compare.suggest(entries, cost_ceiling)
+    return LeaderboardOut(
+        entries=[e.model_dump() for e in entries], suggested=best.model if best else None
+    )
 
 
 @health_router.get(

@@ -62,9 +62,15 @@ class JobRequest(Body):
         },
     )
 
-    template: Text = Field(
-        description="Jinja2 prompt template; every variable it uses must be in context.",
+    template: Text | None = Field(
+        None,
+        description="Jinja2 prompt template; every variable it uses must be in context. "
+        "Or give template_name for a library template.",
         examples=["Explain {{concept}} to a beginner"],
+    )
+    template_name: Text | None = Field(None, description="A template of the library.")
+    template_version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
+        None, description="A version of template_name; the latest when omitted."
     )
     context: dict[str, Any] = Field(
         default_factory=dict,
@@ -193,3 +199,64 @@ class ValidationErrors(BaseModel):
 
 class ErrorMessage(BaseModel):
     detail: str
+
+
+class ComparisonRequest(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "template": "Explain {{concept}} to a beginner",
+                    "context": {"concept": "recursion"},
+                    "models": ["offline/echo", "openai/gpt-4o-mini"],
+                    "format": "markdown",
+                    "blind": True,
+                }
+            ]
+        },
+    )
+
+    template: Text | None = Field(
+        None, description="Jinja2 prompt template; or give template_name for a library template."
+    )
+    template_name: Text | None = Field(None, description="A template of the library.")
+    template_version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
+        None, description="A version of template_name; the latest when omitted."
+    )
+    context: dict[str, Any] = Field(default_factory=dict, description="The template's values.")
+    models: list[Text] = Field(description="2 to 6 distinct models, one job each.")
+    format: Format | None = Field(None, description="Output format; text when omitted.")
+    queue: Queue | None = Field(None, description="Priority queue; default when omitted.")
+    blind: bool = Field(False, description="Hide the model names until a pick is recorded.")
+
+
+class ComparisonAnswer(BaseModel):
+    label: str = Field(description="A, B, C... in the order the answers were queued.")
+    output_id: int
+    model: str | None = Field(description="Null while the comparison is blind and not picked.")
+    status: Status
+    parsed_output: Any = None
+    error_message: str | None = None
+
+
+class ComparisonOut(BaseModel):
+    comparison_id: int
+    blind: bool
+    picked: bool
+    tie: bool
+    winner_output_id: int | None
+    answers: list[ComparisonAnswer]
+
+
+class PickRequest(Body):
+    winner_output_id: Id | None = Field(
+        description="The better answer's output id, or null for a tie."
+    )
+
+
+class LeaderboardOut(BaseModel):
+    entries: list[dict[str, Any]]
+    suggested: str | None = Field(
+        description="The model with the best lower bound of thumbs-up rate within the cost ceiling."
+    )

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import psycopg
 from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
 
 from db import api as api_db
 from db.models import User
@@ -74,7 +75,7 @@ def fingerprint(operation: str, body: Any) -> str:
 
 @dataclass(frozen=True)
 class Accepted:
-    submission: Submission
+    submission: BaseModel
     status_code: int = ACCEPTED
     replayed: bool = False
 
@@ -101,7 +102,7 @@ def check_idempotency_key(key: str) -> str:
 def create_job(
     pool: ConnectionPool,
     user: User,
-    create: Callable[[ConnectionPool], Submission],
+    create: Callable[[ConnectionPool], BaseModel],
     *,
     operation: str,
     body: Any,
@@ -109,6 +110,7 @@ def create_job(
     rate_limit: int = DEFAULT_RATE_LIMIT,
     window_seconds: int = RATE_WINDOW_SECONDS,
     key_ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
+    answer_type: type[BaseModel] = Submission,
 ) -> Accepted:
     """Run create (submit, re_run or regenerate on the pool it is given) under the user's rate
     limit and, with an idempotency key, at most once per key.
@@ -130,7 +132,7 @@ def create_job(
             if not api_db.claim_idempotency_key(
                 conn, user.id, idempotency_key, request_hash=request_hash
             ):
-                return _replay(conn, user, idempotency_key, request_hash)
+                return _replay(conn, user, idempotency_key, request_hash, answer_type)
         if rate_limit and not api_db.hit_rate_limit(
             conn, user.id, limit=rate_limit, window_seconds=window_seconds
         ):
@@ -151,7 +153,13 @@ def create_job(
     return Accepted(submission)
 
 
-def _replay(conn: psycopg.Connection, user: User, key: str, request_hash: str) -> Accepted:
+def _replay(
+    conn: psycopg.Connection,
+    user: User,
+    key: str,
+    request_hash: str,
+    answer_type: type[BaseModel] = Submission,
+) -> Accepted:
     stored = api_db.get_idempotency_key(conn, user.id, key)
     if stored is None or stored.response is None or stored.status_code is None:
         raise Conflict(
@@ -162,9 +170,15 @@ def _replay(conn: psycopg.Connection, user: User, key: str, request_hash: str) -
             IDEMPOTENCY_KEY_HEADER,
             "was already used for a different request; send a new key for a new request",
         )
-    submission = Submission.model_validate(stored.response)
-    log.info("idempotent replay", user_id=user.id, output_id=submission.output_id)
+    submission = answer_type.model_validate(stored.response)
+    log.info("idempotent replay", user_id=user.id, operation=stored_operation(submission))
     return Accepted(submission, status_code=stored.status_code, replayed=True)
+
+
+def stored_operation(answer: BaseModel) -> str:
+    """What a replayed answer created, for the log."""
+    found = getattr(answer, "output_id", None) or getattr(answer, "comparison_id", None)
+    return f"{type(answer).__name__} {found}"
 
 
 def health(pool: ConnectionPool, *, timeout: float = HEALTH_TIMEOUT_SECONDS) -> dict[str, bool]:

@@ -215,8 +215,8 @@ def resolve_template(
             raise InvalidInput("template", "give a template or a template_name, not both")
         version = templates.get_version(pool, template_name, template_version)
         return version.body, version.id
-    if not template:
-        raise InvalidInput("template", "is empty")
+    if template is None:
+        raise InvalidInput("template", "is required (or give a template_name)")
     return template, None
 
 

@@ -62,6 +62,10 @@ def test_openapi_documents_routes_and_errors(client):
         "/api/v1/llm_outputs/{output_id}/re_run",
         "/api/v1/llm_outputs/{output_id}/regenerate",
         "/api/v1/models",
+        "/api/v1/comparisons",
+        "/api/v1/comparisons/{comparison_id}",
+        "/api/v1/comparisons/{comparison_id}/pick",
+        "/api/v1/leaderboard",
         "/healthz",
     }
     create = paths["/api/v1/llm_jobs"]["post"]

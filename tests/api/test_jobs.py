@@ -99,7 +99,9 @@ def test_invalid_input_names_field_and_reason(client, ana, queued_jobs, change, 
 
 def test_missing_template_is_named(client, ana):
     body = {k: v for k, v in EXAMPLE_JOB.items() if k != "template"}
-    assert errors_of(client.post(JOBS, headers=ana, json=body)) == {"template": "Field required"}
+    assert errors_of(client.post(JOBS, headers=ana, json=body)) == {
+        "template": "is required (or give a template_name)"
+    }
 
 
 @pytest.mark.parametrize(
