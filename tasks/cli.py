@@ -181,6 +181,67 @@ def cmd_agents(args: argparse.Namespace) -> Any:
     return agents.list_agents(pool)
 
 
+def cmd_templates(args: argparse.Namespace) -> Any:
+    from tasks import templates
+
+    pool = _pool()
+    if args.action == "save":
+        body = sys.stdin.read() if args.body == "-" else args.body
+        return templates.save_template(pool, _user(pool, args.user), args.name, body, args.note)
+    if args.action == "show":
+        return templates.versions(pool, args.name)
+    return templates.list_templates(pool)
+
+
+def cmd_budget(args: argparse.Namespace) -> Any:
+    from tasks import budgets
+
+    pool = _pool()
+    user = budgets.set_budget(pool, args.name, args.amount)
+    return {
+        "user": user.name,
+        "monthly_budget": user.monthly_budget,
+        "spent_this_month": budgets.month_spend(pool, user),
+    }
+
+
+def cmd_compare(args: argparse.Namespace) -> Any:
+    from tasks import compare
+
+    pool = _pool()
+    user = _user(pool, args.user)
+    if args.action == "submit":
+        return compare.submit_comparison(
+            pool,
+            user=user,
+            template=args.template,
+            template_name=args.template_name,
+            context=args.context,
+            models=args.models,
+            format=args.format,
+            queue=args.queue,
+            blind=args.blind,
+        )
+    if args.action == "pick":
+        winner = None if args.winner == "tie" else int(args.winner)
+        return compare.pick(pool, args.id, user, winner)
+    return compare.get_comparison(pool, args.id, user)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> Any:
+    from tasks import compare
+
+    pool = _pool()
+    entries = compare.leaderboard(
+        pool, _user(pool, args.user), template_name=args.template_name, version=args.version
+    )
+    if args.csv:
+        sys.stdout.write(compare.leaderboard_csv(entries))
+        return None
+    best = compare.suggest(entries, args.cost_ceiling)
+    return {"entries": [e.model_dump() for e in entries], "suggested": best.model if best else None}
+
+
 def cmd_run(args: argparse.Namespace) -> Any:
     from tasks.runner import run
 
@@ -293,6 +354,51 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--user", default=None, help="owner")
     agents_sub.add_parser("list")
     p.set_defaults(func=cmd_agents)
+
+    p = sub.add_parser("templates", help="the prompt template library")
+    templates_sub = p.add_subparsers(dest="action", required=True)
+    c = templates_sub.add_parser("save", help="save a new version of a named template")
+    c.add_argument("name")
+    c.add_argument("body", help="the template text, or - to read it from stdin")
+    c.add_argument("--note", default="")
+    c.add_argument("--user", default=None)
+    c = templates_sub.add_parser("show", help="every version of a template")
+    c.add_argument("name")
+    templates_sub.add_parser("list")
+    p.set_defaults(func=cmd_templates)
+
+    p = sub.add_parser("budget", help="set a user's monthly budget in dollars (none: no limit)")
+    p.add_argument("name")
+    p.add_argument("amount")
+    p.set_defaults(func=cmd_budget)
+
+    p = sub.add_parser("compare", help="one prompt to several models, side by side")
+    compare_sub = p.add_subparsers(dest="action", required=True)
+    c = compare_sub.add_parser("submit")
+    c.add_argument("--template", default=None)
+    c.add_argument("--template-name", default=None)
+    c.add_argument("--context", type=_json_arg("context"), default=None)
+    c.add_argument("--models", nargs="+", required=True)
+    c.add_argument("--format", default=None)
+    c.add_argument("--queue", default=None)
+    c.add_argument("--blind", action="store_true")
+    c.add_argument("--user", default=None)
+    c = compare_sub.add_parser("show")
+    c.add_argument("id", type=int)
+    c.add_argument("--user", default=None)
+    c = compare_sub.add_parser("pick", help="the better answer's output id, or tie")
+    c.add_argument("id", type=int)
+    c.add_argument("winner")
+    c.add_argument("--user", default=None)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("leaderboard", help="models ranked by evidence")
+    p.add_argument("--template-name", default=None)
+    p.add_argument("--version", type=int, default=None)
+    p.add_argument("--cost-ceiling", type=float, default=None, help="dollars per output")
+    p.add_argument("--csv", action="store_true")
+    p.add_argument("--user", default=None)
+    p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("run", help="database, migrations, worker and front ends (make run)")
     p.add_argument("--no-dashboard", action="store_true")

@@ -147,3 +147,35 @@ def test_cli_tokens(database_url, analyst):
     assert token not in made.stderr  # never logged
     assert llmjobs("tokens", "revoke", str(json.loads(listed)[0]["id"])).returncode == 0
     assert json.loads(llmjobs("tokens", "list").stdout)[0]["revoked_at"] is not None
+
+
+def test_cli_templates_budget_compare_leaderboard(database_url, analyst):
+    saved = llmjobs("templates", "save", "explain", "Explain {{c}}", "--user", "ana")
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(saved.stdout)["version"] == 1
+    again = json.loads(
+        llmjobs("templates", "save", "explain", "Explain {{c}} well", "--user", "ana").stdout
+    )
+    assert again["version"] == 2
+    assert [v["version"] for v in json.loads(llmjobs("templates", "show", "explain").stdout)] == [
+        2,
+        1,
+    ]
+    budget = llmjobs("budget", "ana", "2.5")
+    assert budget.returncode == 0 and float(json.loads(budget.stdout)["monthly_budget"]) == 2.5
+    cmp = llmjobs(
+        "compare",
+        "submit",
+        "--template-name",
+        "explain",
+        "--context",
+        '{"c": 1}',
+        "--models",
+        "offline/echo",
+        "--blind",
+        "--user",
+        "ana",
+    )
+    assert cmp.returncode == 2 and "models: give 2 to 6 distinct models" in cmp.stderr
+    board = llmjobs("leaderboard", "--user", "ana", "--csv")
+    assert board.returncode == 0 and board.stdout.startswith("model,outputs,")
