@@ -115,22 +115,12 @@ def feedback_history(conn: psycopg.Connection, output_id: int) -> list[FeedbackE
 
 
 async def start_attempt(
-    conn: psycopg.AsyncConnection,
-    output_id: int,
-    *,
-    attempt: int,
-    prompt: str | None,
+    conn: psycopg.AsyncConnection, output_id: int, *, attempt: int
 ) -> LLMOutput | None:
-    """Mark the output processing for this attempt and store its rendered prompt; None when the
-    output is final or a newer attempt already started."""
-    params = {"id": output_id, "attempt": attempt, "prompt": prompt}
+    """Mark the output processing for this attempt and return it; None when the output is final,
+    gone, or a newer attempt already started."""
+    params = {"id": output_id, "attempt": attempt}
     cur = await conn.execute(queries["start_attempt"], params)
-    row = await cur.fetchone()
-    return LLMOutput.model_validate(row) if row else None
-
-
-async def get_output_async(conn: psycopg.AsyncConnection, output_id: int) -> LLMOutput | None:
-    cur = await conn.execute(queries["get_output"], {"id": output_id, "viewer_id": None})
     row = await cur.fetchone()
     return LLMOutput.model_validate(row) if row else None
 
@@ -140,6 +130,7 @@ async def complete_output(
     output_id: int,
     *,
     attempt: int,
+    prompt: str,
     raw_response: str,
     parsed_output: Any,
     prompt_tokens: int | None,
@@ -151,6 +142,7 @@ async def complete_output(
     params = {
         "id": output_id,
         "attempt": attempt,
+        "prompt": prompt,
         "raw_response": raw_response,
         "parsed_output": Jsonb(parsed_output),
         "prompt_tokens": prompt_tokens,
@@ -169,6 +161,7 @@ async def retry_output(
     attempt: int,
     error_message: str,
     raw_response: str | None = None,
+    prompt: str | None = None,
 ) -> bool:
     """Put the output back to pending with the error of this attempt."""
     params = {
@@ -176,6 +169,7 @@ async def retry_output(
         "attempt": attempt,
         "error_message": error_message,
         "raw_response": raw_response,
+        "prompt": prompt,
     }
     cur = await conn.execute(queries["retry_output"], params)
     return await cur.fetchone() is not None
@@ -188,6 +182,7 @@ async def fail_output(
     attempt: int,
     error_message: str,
     raw_response: str | None = None,
+    prompt: str | None = None,
 ) -> bool:
     """Mark the output failed; False when this attempt is no longer the current one."""
     params = {
@@ -195,6 +190,7 @@ async def fail_output(
         "attempt": attempt,
         "error_message": error_message,
         "raw_response": raw_response,
+        "prompt": prompt,
     }
     cur = await conn.execute(queries["fail_output"], params)
     return await cur.fetchone() is not None

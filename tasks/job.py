@@ -14,7 +14,7 @@ from tasks.config import LLM_TASK, get_settings
 from tasks.errors import InvalidInput
 from tasks.logs import get_logger
 from tasks.queue import app
-from tasks.retry import LLMRetryStrategy, PermanentModelError
+from tasks.retry import LLMRetryStrategy, ModelError, PermanentModelError
 
 log = get_logger("llmjobs.worker")
 
@@ -82,18 +82,14 @@ async def llm_job(context: Any, output_id: int) -> None:
     attempt = job.attempts + 1
     pool = context.app.connector.pool
     async with pool.connection() as conn:
-        output = await outputs.get_output_async(conn, output_id)
-    if output is None or output.status in ("completed", "failed"):
-        log.info("skipped", job_id=job.id, output_id=output_id, reason="output final or gone")
-        return
-    try:
-        prompt, refused = rendering.render(output.template, output.context), None
-    except InvalidInput as exc:
-        prompt, refused = None, exc
-    async with pool.connection() as conn:
-        started = await outputs.start_attempt(conn, output_id, attempt=attempt, prompt=prompt)
-    if started is None:
-        log.info("skipped", job_id=job.id, output_id=output_id, reason="a newer attempt runs")
+        output = await outputs.start_attempt(conn, output_id, attempt=attempt)
+    if output is None:
+        log.info(
+            "skipped",
+            job_id=job.id,
+            output_id=output_id,
+            reason="output final, gone, or a newer attempt runs",
+        )
         return
     fields = {
         "job_id": job.id,
@@ -104,14 +100,26 @@ async def llm_job(context: Any, output_id: int) -> None:
         "attempt": attempt,
     }
     log.info("started", **fields)
-    if refused is not None:
-        raise PermanentModelError(f"the prompt cannot be rendered: {refused}")
+    try:
+        prompt = rendering.render(output.template, output.context)
+    except InvalidInput as exc:
+        raise PermanentModelError(f"the prompt cannot be rendered: {exc}") from exc
     began = time.perf_counter()
     messages = build_messages(prompt, output.format, output.system_prompt)
-    parsed, raw, usage = await ask(output.model, messages, output.format)
+    try:
+        parsed, raw, usage = await ask(output.model, messages, output.format)
+    except ModelError as exc:
+        exc.prompt = prompt  # stored with the failure by the final-failure middleware
+        raise
     async with pool.connection() as conn:
         stored = await outputs.complete_output(
-            conn, output_id, attempt=attempt, raw_response=raw, parsed_output=parsed, **usage
+            conn,
+            output_id,
+            attempt=attempt,
+            prompt=prompt,
+            raw_response=raw,
+            parsed_output=parsed,
+            **usage,
         )
     duration_ms = int((time.perf_counter() - began) * 1000)
     if stored:

@@ -46,7 +46,11 @@ async def final_failure(call_next: Any, context: Any, worker: Any) -> Any:
             async with context.app.connector.pool.connection() as conn:
                 if retrying:
                     await outputs.retry_output(
-                        conn, output_id, attempt=attempt, error_message=message
+                        conn,
+                        output_id,
+                        attempt=attempt,
+                        error_message=message,
+                        prompt=getattr(exc, "prompt", None),
                     )
                 else:
                     await outputs.fail_output(
@@ -55,6 +59,7 @@ async def final_failure(call_next: Any, context: Any, worker: Any) -> Any:
                         attempt=attempt,
                         error_message=message,
                         raw_response=getattr(exc, "raw_response", None),
+                        prompt=getattr(exc, "prompt", None),
                     )
         except Exception as db_exc:  # the job's own status still gets recorded by procrastinate
             log.error("could not record the failure", output_id=output_id, error=str(db_exc))

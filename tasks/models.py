@@ -229,6 +229,11 @@ def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> flo
 
 
 def _cost(model: str, response: Any) -> float | None:
+    if model not in price_overrides():
+        # litellm already priced the response during the call: reuse it rather than again.
+        known = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+        if known is not None:
+            return float(known)
     usage = getattr(response, "usage", None)
     prompt = getattr(usage, "prompt_tokens", None)
     completion = getattr(usage, "completion_tokens", None)

@@ -54,11 +54,16 @@ INSERT INTO api_tokens (user_id, name, token_hash) VALUES (%(user_id)s, %(name)s
 RETURNING *
 
 -- use_token --
--- The user behind a live token, recording its use
+-- The user behind a live token, recording its use (at most once a minute: most requests write
+-- nothing)
 WITH token AS (
-    UPDATE api_tokens SET last_used_at = now()
+    SELECT id, user_id, last_used_at FROM api_tokens
      WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
-    RETURNING user_id
+), touched AS (
+    UPDATE api_tokens SET last_used_at = now()
+      FROM token
+     WHERE api_tokens.id = token.id
+       AND (token.last_used_at IS NULL OR token.last_used_at < now() - interval '1 minute')
 )
 SELECT users.* FROM users JOIN token ON token.user_id = users.id
 
@@ -143,17 +148,18 @@ SELECT llm_outputs.*, users.name AS user_name
 SELECT * FROM llm_outputs WHERE parent_id = %(id)s ORDER BY id
 
 -- start_attempt --
--- Mark an output processing for a new attempt; nothing when it is final or a newer attempt runs
+-- Mark an output processing for a new attempt and read it; nothing when it is final, gone, or a
+-- newer attempt runs
 UPDATE llm_outputs
-   SET status = 'processing', attempts = %(attempt)s, started_at = now(),
-       prompt = COALESCE(%(prompt)s, prompt)
+   SET status = 'processing', attempts = %(attempt)s, started_at = now()
  WHERE id = %(id)s AND status IN ('pending', 'processing') AND attempts < %(attempt)s
 RETURNING *
 
 -- complete_output --
 -- Store the answer of the current attempt
 UPDATE llm_outputs
-   SET status = 'completed', raw_response = %(raw_response)s, parsed_output = %(parsed_output)s,
+   SET status = 'completed', prompt = %(prompt)s, raw_response = %(raw_response)s,
+       parsed_output = %(parsed_output)s,
        prompt_tokens = %(prompt_tokens)s, completion_tokens = %(completion_tokens)s,
        cost = %(cost)s, latency_ms = %(latency_ms)s, error_message = NULL, completed_at = now()
  WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'processing'
@@ -162,7 +168,8 @@ RETURNING id
 -- retry_output --
 -- The current attempt failed and another is scheduled
 UPDATE llm_outputs
-   SET status = 'pending', error_message = %(error_message)s, raw_response = %(raw_response)s
+   SET status = 'pending', error_message = %(error_message)s, raw_response = %(raw_response)s,
+       prompt = COALESCE(%(prompt)s, prompt)
  WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'processing'
 RETURNING id
 
@@ -170,7 +177,8 @@ RETURNING id
 -- The current attempt failed for good
 UPDATE llm_outputs
    SET status = 'failed', error_message = %(error_message)s,
-       raw_response = COALESCE(%(raw_response)s, raw_response), completed_at = now()
+       raw_response = COALESCE(%(raw_response)s, raw_response),
+       prompt = COALESCE(%(prompt)s, prompt), completed_at = now()
  WHERE id = %(id)s AND attempts = %(attempt)s AND status IN ('pending', 'processing')
 RETURNING id
 
@@ -206,11 +214,12 @@ SELECT feedback_events.*, users.name AS user_name
  ORDER BY feedback_events.id
 
 -- queue_estimate --
--- Jobs waiting ahead of a new one at this priority, and the model's recent median latency
+-- Jobs waiting ahead of a new one at this priority (counted up to 1000: an estimate stays cheap
+-- however long the queue), and the model's recent median latency
 SELECT
-    (SELECT count(*) FROM procrastinate_jobs
+    (SELECT count(*) FROM (SELECT 1 FROM procrastinate_jobs
       WHERE status IN ('todo', 'doing') AND task_name = 'llm_job'
-        AND priority >= %(priority)s) AS ahead,
+        AND priority >= %(priority)s LIMIT 1000) AS capped) AS ahead,
     (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
        FROM (SELECT latency_ms FROM llm_outputs
               WHERE model = %(model)s AND status = 'completed' AND latency_ms IS NOT NULL

@@ -112,13 +112,14 @@ async def test_stale_attempt_cannot_overwrite_newer(pool, analyst, opened_app):
         pool, user=analyst, template="hi {{x}}", context={"x": 1}, model="offline/echo"
     )
     async with opened_app.connector.pool.connection() as conn:
-        assert await outputs_db.start_attempt(conn, sub.output_id, attempt=1, prompt="p1")
-        assert await outputs_db.start_attempt(conn, sub.output_id, attempt=2, prompt="p2")
+        assert await outputs_db.start_attempt(conn, sub.output_id, attempt=1)
+        assert await outputs_db.start_attempt(conn, sub.output_id, attempt=2)
         # attempt 1 comes back late: nothing it says is stored
         assert not await outputs_db.complete_output(
             conn,
             sub.output_id,
             attempt=1,
+            prompt="p",
             raw_response="old",
             parsed_output="old",
             prompt_tokens=1,
@@ -127,11 +128,12 @@ async def test_stale_attempt_cannot_overwrite_newer(pool, analyst, opened_app):
             latency_ms=1,
         )
         assert not await outputs_db.fail_output(conn, sub.output_id, attempt=1, error_message="x")
-        assert not await outputs_db.start_attempt(conn, sub.output_id, attempt=1, prompt="again")
+        assert not await outputs_db.start_attempt(conn, sub.output_id, attempt=1)
         assert await outputs_db.complete_output(
             conn,
             sub.output_id,
             attempt=2,
+            prompt="p",
             raw_response="new",
             parsed_output="new",
             prompt_tokens=1,
@@ -144,6 +146,7 @@ async def test_stale_attempt_cannot_overwrite_newer(pool, analyst, opened_app):
             conn,
             sub.output_id,
             attempt=2,
+            prompt="p",
             raw_response="twice",
             parsed_output="twice",
             prompt_tokens=1,

@@ -95,6 +95,7 @@ async def test_401_fails_without_retry(pool, analyst, run_worker, provider):
     assert out.attempts == 1
     assert len(provider.requests) == 1
     assert "AuthenticationError" in out.error_message
+    assert out.prompt == "Explain recursion to a beginner"  # kept with the failure
 
 
 async def test_invalid_json_is_reasked_twice_then_fails(pool, analyst, run_worker, provider):
