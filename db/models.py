@@ -91,6 +91,10 @@ class LLMOutput(Row):
     completed_at: datetime | None = None
     template_version_id: int | None = None
     comparison_id: int | None = None
+    batch_id: int | None = None
+    batch_row: int | None = None
+    use_cache: bool = False
+    cache_hit_of: int | None = None
 
 
 class FeedbackEvent(Row):

@@ -30,6 +30,7 @@ def insert_output(
     system_prompt: str | None = None,
     template_version_id: int | None = None,
     comparison_id: int | None = None,
+    use_cache: bool = False,
 ) -> int:
     """Insert a pending output; return its id."""
     params = {
@@ -46,6 +47,7 @@ def insert_output(
         "system_prompt": system_prompt,
         "template_version_id": template_version_id,
         "comparison_id": comparison_id,
+        "use_cache": use_cache,
     }
     return conn.execute(queries["insert_output"], params).fetchone()["id"]
 
@@ -133,6 +135,7 @@ async def complete_output(
     prompt: str,
     raw_response: str,
     parsed_output: Any,
+    cache_key: str | None = None,
     prompt_tokens: int | None,
     completion_tokens: int | None,
     cost: float | None,
@@ -145,6 +148,7 @@ async def complete_output(
         "prompt": prompt,
         "raw_response": raw_response,
         "parsed_output": Jsonb(parsed_output),
+        "cache_key": cache_key,
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "cost": cost,
@@ -263,6 +267,7 @@ def insert_outputs_bulk(
     agent_id: int | None = None,
     system_prompt: str | None = None,
     template_version_id: int | None = None,
+    use_cache: bool = False,
 ) -> list[int]:
     """Insert one pending output per context; return their ids in the order of contexts."""
     params = {
@@ -276,6 +281,7 @@ def insert_outputs_bulk(
         "priority": priority,
         "system_prompt": system_prompt,
         "template_version_id": template_version_id,
+        "use_cache": use_cache,
     }
     # Identity values are drawn in insertion order, which follows the ORDER BY.
     return sorted(r["id"] for r in conn.execute(queries["insert_outputs_bulk"], params))

@@ -40,6 +40,8 @@ class Settings(BaseModel):
     shutdown_grace: float = Field(30.0, ge=0)
     max_response_chars: int = Field(1_000_000, ge=1000)
     user: str = "local"
+    cache: bool = False
+    cache_window: float = Field(86_400.0, ge=0)
 
 
 @functools.cache
@@ -63,4 +65,6 @@ def get_settings() -> Settings:
         shutdown_grace=_env("LLMJOBS_SHUTDOWN_GRACE", "30"),
         max_response_chars=_env("LLMJOBS_MAX_RESPONSE_CHARS", "1000000"),
         user=_env("LLMJOBS_USER", "local"),
+        cache=_env("LLMJOBS_CACHE", "0").lower() in ("1", "true", "yes", "on"),
+        cache_window=_env("LLMJOBS_CACHE_WINDOW", "86400"),
     )

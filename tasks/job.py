@@ -5,10 +5,12 @@ Run by `procrastinate --app=tasks.app worker`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Any
 
-from db import outputs
+from db import batches, outputs
 from tasks import formats, models, rendering
 from tasks.config import LLM_TASK, get_settings
 from tasks.errors import InvalidInput
@@ -74,6 +76,34 @@ async def ask(model: str, messages: list[dict[str, str]], fmt: str) -> tuple[Any
     raise AssertionError("unreachable")
 
 
+def cache_key(model: str, fmt: str, messages: list[dict[str, str]]) -> str:
+    """What identifies a question for the response cache: model, format and the exact messages
+    (system prompt and rendered prompt)."""
+    payload = json.dumps([model, fmt, messages], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+async def _answer_from_cache(
+    pool: Any, output_id: int, attempt: int, prompt: str, key: str, began: float
+) -> bool:
+    """Complete the output with a recent identical answer, if there is one."""
+    async with pool.connection() as conn:
+        cached = await batches.find_cached_answer(
+            conn, cache_key=key, window_seconds=get_settings().cache_window, output_id=output_id
+        )
+        if cached is None:
+            return False
+        return await batches.complete_from_cache(
+            conn,
+            output_id,
+            attempt=attempt,
+            prompt=prompt,
+            cached=cached,
+            cache_key=key,
+            latency_ms=int((time.perf_counter() - began) * 1000),
+        )
+
+
 @app.task(name=LLM_TASK, pass_context=True, retry=LLMRetryStrategy())
 async def llm_job(context: Any, output_id: int) -> None:
     """Run one attempt of an output's job. A failure propagates to the retry policy and the
@@ -106,6 +136,15 @@ async def llm_job(context: Any, output_id: int) -> None:
         raise PermanentModelError(f"the prompt cannot be rendered: {exc}") from exc
     began = time.perf_counter()
     messages = build_messages(prompt, output.format, output.system_prompt)
+    key = cache_key(output.model, output.format, messages)
+    if output.use_cache and await _answer_from_cache(pool, output_id, attempt, prompt, key, began):
+        log.info(
+            "completed",
+            **fields,
+            cache_hit=True,
+            duration_ms=int((time.perf_counter() - began) * 1000),
+        )
+        return
     try:
         parsed, raw, usage = await ask(output.model, messages, output.format)
     except ModelError as exc:
@@ -119,6 +158,7 @@ async def llm_job(context: Any, output_id: int) -> None:
             prompt=prompt,
             raw_response=raw,
             parsed_output=parsed,
+            cache_key=key,
             **usage,
         )
     duration_ms = int((time.perf_counter() - began) * 1000)

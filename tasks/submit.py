@@ -29,7 +29,9 @@ from tasks.logs import get_logger
 _job_manager = JobManager(SyncPsycopgConnector())
 
 
-def _defer(conn: psycopg.Connection, output_ids: list[int], queue: str, priority: int) -> list[int]:
+def defer_outputs(
+    conn: psycopg.Connection, output_ids: list[int], queue: str, priority: int
+) -> list[int]:
     """Queue one LLM job per output on conn (one statement); return the job ids in order."""
     batch = [
         Job(
@@ -69,6 +71,7 @@ class _Request(BaseModel):
     agent: Agent | None = None
     system_prompt: str | None = None
     template_version_id: int | None = None
+    use_cache: bool = False
 
 
 def resolve_user(conn: psycopg.Connection, name: str | None) -> User:
@@ -163,8 +166,9 @@ def write_job(
         system_prompt=request.system_prompt,
         template_version_id=request.template_version_id,
         comparison_id=comparison_id,
+        use_cache=request.use_cache,
     )
-    [job_id] = _defer(conn, [output_id], request.queue, priority)
+    [job_id] = defer_outputs(conn, [output_id], request.queue, priority)
     outputs.set_output_job(conn, output_id, job_id)
     return output_id, job_id
 
@@ -234,13 +238,15 @@ def submit(
     fetcher_args: dict[str, Any] | None = None,
     template_name: str | None = None,
     template_version: int | None = None,
+    cache: bool | None = None,
 ) -> Submission:
     """Queue an LLM job (the seed's `LLMJob.perform_later`).
 
     The template is the text given, or a version of a named library template (the latest unless
     template_version). The context is the named fetcher's result (if any) overlaid by the
-    explicit context. Raises InvalidInput naming the field, or BudgetExceeded; nothing is written
-    then.
+    explicit context. With cache (default LLMJOBS_CACHE), a completed answer to the same rendered
+    prompt, model and format within LLMJOBS_CACHE_WINDOW is reused instead of calling the model.
+    Raises InvalidInput naming the field, or BudgetExceeded; nothing is written then.
     """
     if context is None:
         context = {}
@@ -258,8 +264,14 @@ def submit(
             queue=queue,
             agent=agent,
         )
-    request = request.model_copy(update={"template_version_id": version_id})
+    request = request.model_copy(
+        update={"template_version_id": version_id, "use_cache": _use_cache(cache)}
+    )
     return _enqueue(pool, request, user)
+
+
+def _use_cache(cache: bool | None) -> bool:
+    return get_settings().cache if cache is None else bool(cache)
 
 
 class BulkSubmission(BaseModel):
@@ -267,6 +279,92 @@ class BulkSubmission(BaseModel):
     job_ids: list[int]
     status: Literal["queued"] = "queued"
     skipped: list[tuple[int, str, str]] = []
+
+
+class PreparedRows(BaseModel):
+    """A validated bulk request: what all rows share, and the good rows with their numbers."""
+
+    base: _Request
+    rows: list[tuple[int, dict[str, Any]]]
+    skipped: list[tuple[int, str, str]]
+
+
+def prepare_many(
+    pool: ConnectionPool,
+    *,
+    template: str,
+    model: str | None,
+    contexts: list[Any],
+    format: str | None = None,
+    queue: str | None = None,
+    agent: str | int | None = None,
+    skip_invalid: bool = False,
+    cache: bool | None = None,
+) -> PreparedRows:
+    """Validate a bulk request without writing anything.
+
+    Raises InvalidRows listing each bad row by number (from 1), unless skip_invalid (then they are
+    reported in `skipped`, and InvalidRows only when no row is good). Raises InvalidInput for
+    problems common to all rows (template, model, format, queue, agent).
+    """
+    if not isinstance(contexts, list) or not contexts:
+        raise InvalidInput("contexts", "must be a non-empty list of JSON objects")
+    if len(contexts) > MAX_BULK_ROWS:
+        raise InvalidInput("contexts", f"at most {MAX_BULK_ROWS} rows at once")
+    with pool.connection() as conn:
+        # what all rows share is checked once; each row is then rendered on its own
+        base = validate(
+            conn,
+            template=template,
+            model=model,
+            context={},
+            format=format,
+            queue=queue,
+            agent=agent,
+            render=False,
+        )
+    rendering.check_template(template)
+    good: list[tuple[int, dict[str, Any]]] = []
+    bad: list[tuple[int, str, str]] = []
+    for number, context in enumerate(contexts, start=1):
+        try:
+            rendering.render(template, rendering.check_context(context))
+            good.append((number, context))
+        except InvalidInput as exc:
+            bad.append((number, exc.field, exc.message))
+    if (bad and not skip_invalid) or not good:
+        raise InvalidRows(bad)
+    base = base.model_copy(update={"use_cache": _use_cache(cache)})
+    return PreparedRows(base=base, rows=good, skipped=bad)
+
+
+def write_many(
+    conn: psycopg.Connection, prepared: PreparedRows, user: User
+) -> tuple[list[int], list[int]]:
+    """Check the budget, then insert every good row's output and job with bulk statements on conn
+    (inside the caller's transaction); return (output ids, job ids) in row order."""
+    base = prepared.base
+    contexts = [context for _, context in prepared.rows]
+    budgets.ensure_within_budget(
+        conn, user, base.model, base.template, contexts[0], count=len(contexts)
+    )
+    priority = QUEUE_PRIORITY[base.queue]
+    output_ids = outputs.insert_outputs_bulk(
+        conn,
+        user_id=user.id,
+        agent_id=base.agent.id if base.agent else None,
+        template=base.template,
+        model=base.model,
+        contexts=contexts,
+        format=base.format,
+        queue=base.queue,
+        priority=priority,
+        system_prompt=base.system_prompt,
+        use_cache=base.use_cache,
+    )
+    job_ids = defer_outputs(conn, output_ids, base.queue, priority)
+    outputs.set_output_jobs_bulk(conn, output_ids, job_ids)
+    return output_ids, job_ids
 
 
 def submit_many(
@@ -280,68 +378,35 @@ def submit_many(
     queue: str | None = None,
     agent: str | int | None = None,
     skip_invalid: bool = False,
+    cache: bool | None = None,
 ) -> BulkSubmission:
     """Queue one job per context, all in one transaction (bulk statements).
 
-    Every row is validated first. Raises InvalidRows listing each bad row by number (from 1) and
-    writes nothing, unless skip_invalid: then the good rows are queued and the bad ones reported
-    in `skipped`. Raises InvalidInput for problems common to all rows (model, format, queue).
+    Every row is validated first (see prepare_many); nothing is written when a row is refused,
+    unless skip_invalid. Raises InvalidRows, InvalidInput, BudgetExceeded.
     """
-    if not isinstance(contexts, list) or not contexts:
-        raise InvalidInput("contexts", "must be a non-empty list of JSON objects")
-    if len(contexts) > MAX_BULK_ROWS:
-        raise InvalidInput("contexts", f"at most {MAX_BULK_ROWS} rows at once")
-    with pool.connection() as conn:
-        # the first row checks what all rows share; each row is then rendered on its own
-        base = validate(
-            conn,
-            template=template,
-            model=model,
-            context={},
-            format=format,
-            queue=queue,
-            agent=agent,
-            render=False,
-        )
-    rendering.check_template(template)
-    good: list[dict[str, Any]] = []
-    bad: list[tuple[int, str, str]] = []
-    for number, context in enumerate(contexts, start=1):
-        try:
-            rendering.render(template, rendering.check_context(context))
-            good.append(context)
-        except InvalidInput as exc:
-            bad.append((number, exc.field, exc.message))
-    if bad and not skip_invalid:
-        raise InvalidRows(bad)
-    if not good:
-        raise InvalidRows(bad)
-    priority = QUEUE_PRIORITY[base.queue]
+    prepared = prepare_many(
+        pool,
+        template=template,
+        model=model,
+        contexts=contexts,
+        format=format,
+        queue=queue,
+        agent=agent,
+        skip_invalid=skip_invalid,
+        cache=cache,
+    )
     with pool.connection() as conn, conn.transaction():
-        budgets.ensure_within_budget(conn, user, base.model, template, good[0], count=len(good))
-        output_ids = outputs.insert_outputs_bulk(
-            conn,
-            user_id=user.id,
-            agent_id=base.agent.id if base.agent else None,
-            template=template,
-            model=base.model,
-            contexts=good,
-            format=base.format,
-            queue=base.queue,
-            priority=priority,
-            system_prompt=base.system_prompt,
-        )
-        job_ids = _defer(conn, output_ids, base.queue, priority)
-        outputs.set_output_jobs_bulk(conn, output_ids, job_ids)
+        output_ids, job_ids = write_many(conn, prepared, user)
     log.info(
         "queued in bulk",
         user_id=user.id,
-        model=base.model,
+        model=prepared.base.model,
         template=template[:200],
         count=len(output_ids),
-        skipped=len(bad),
+        skipped=len(prepared.skipped),
     )
-    return BulkSubmission(output_ids=output_ids, job_ids=job_ids, skipped=bad)
+    return BulkSubmission(output_ids=output_ids, job_ids=job_ids, skipped=prepared.skipped)
 
 
 def get_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:

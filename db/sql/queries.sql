@@ -111,10 +111,11 @@ SELECT * FROM agents ORDER BY name
 -- insert_output --
 -- A new pending output, before its job exists
 INSERT INTO llm_outputs (user_id, agent_id, template, model, context, format, queue, priority,
-                         kind, parent_id, system_prompt, template_version_id, comparison_id)
+                         kind, parent_id, system_prompt, template_version_id, comparison_id,
+                         use_cache)
 VALUES (%(user_id)s, %(agent_id)s, %(template)s, %(model)s, %(context)s, %(format)s, %(queue)s,
         %(priority)s, %(kind)s, %(parent_id)s, %(system_prompt)s, %(template_version_id)s,
-        %(comparison_id)s)
+        %(comparison_id)s, %(use_cache)s)
 RETURNING id
 
 -- set_output_job --
@@ -159,7 +160,7 @@ RETURNING *
 -- Store the answer of the current attempt
 UPDATE llm_outputs
    SET status = 'completed', prompt = %(prompt)s, raw_response = %(raw_response)s,
-       parsed_output = %(parsed_output)s,
+       parsed_output = %(parsed_output)s, cache_key = %(cache_key)s,
        prompt_tokens = %(prompt_tokens)s, completion_tokens = %(completion_tokens)s,
        cost = %(cost)s, latency_ms = %(latency_ms)s, error_message = NULL, completed_at = now()
  WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'processing'
@@ -257,9 +258,9 @@ SELECT COALESCE(max(id), 0) AS id FROM procrastinate_jobs
 -- insert_outputs_bulk --
 -- Many pending outputs of one template and model, one per context, in the order given
 INSERT INTO llm_outputs (user_id, agent_id, template, model, context, format, queue, priority,
-                         kind, parent_id, system_prompt, template_version_id)
+                         kind, parent_id, system_prompt, template_version_id, use_cache)
 SELECT %(user_id)s, %(agent_id)s, %(template)s, %(model)s, rows.context, %(format)s, %(queue)s,
-       %(priority)s, 'original', NULL, %(system_prompt)s, %(template_version_id)s
+       %(priority)s, 'original', NULL, %(system_prompt)s, %(template_version_id)s, %(use_cache)s
   FROM unnest(%(contexts)s::jsonb[]) WITH ORDINALITY AS rows(context, n)
  ORDER BY rows.n
 RETURNING id

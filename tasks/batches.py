@@ -1,0 +1,240 @@
+"""Batches: one template over the rows of a CSV or JSONL file, each row a job; progress, cancel,
+retry of the failed rows, and the results as CSV or JSONL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel
+
+from db import batches as batches_db
+from db import outputs as outputs_db
+from db.batches import Batch, BatchResult
+from db.models import User
+from tasks import submit
+from tasks.config import QUEUE_PRIORITY
+from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
+from tasks.logs import get_logger
+
+__all__ = ["Batch", "BatchResult"]
+log = get_logger("llmjobs.batches")
+MAX_FILE_BYTES = 50 * 1024 * 1024
+RESULT_PAGE = 2000
+
+
+class ParsedFile(BaseModel):
+    columns: list[str]
+    rows: list[Any]
+
+
+def parse_file(content: bytes, filename: str) -> ParsedFile:
+    """The rows of a CSV (header row, one context per line, values as text) or JSONL (one JSON
+    object per line; blank lines ignored) file, by its name's ending (.csv, .jsonl, .ndjson).
+
+    Raises InvalidInput (file) for an unknown kind, a file that is not UTF-8 or too large, and
+    InvalidRows for JSONL lines that do not parse.
+    """
+    if len(content) > MAX_FILE_BYTES:
+        raise InvalidInput("file", f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("file", f"is not UTF-8 text (byte {exc.start})") from exc
+    if "\x00" in text:
+        raise InvalidInput("file", "contains a NUL character")
+    name = filename.lower()
+    if name.endswith(".csv"):
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or any(not f for f in reader.fieldnames):
+            raise InvalidInput("file", "a CSV file needs a header row naming every column")
+        rows: list[Any] = []
+        for row in reader:
+            if None in row:  # more values than columns
+                rows.append(f"line {reader.line_num}: more values than columns")
+            else:
+                rows.append(dict(row))
+        return ParsedFile(columns=list(reader.fieldnames), rows=rows)
+    if name.endswith((".jsonl", ".ndjson")):
+        rows, bad, columns = [], [], {}
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                bad.append((len(rows) + 1, "context", f"line {number} is not JSON: {exc.msg}"))
+                value = None
+            rows.append(value)
+            if isinstance(value, dict):
+                columns.update(dict.fromkeys(value))
+        if bad:
+            raise InvalidRows(bad)
+        return ParsedFile(columns=list(columns), rows=rows)
+    raise InvalidInput("file", "name a .csv, .jsonl or .ndjson file")
+
+
+def submit_batch(
+    pool: ConnectionPool,
+    *,
+    user: User,
+    template: str,
+    model: str | None,
+    rows: list[Any],
+    columns: list[str] | None = None,
+    format: str | None = None,
+    queue: str | None = None,
+    name: str = "",
+    skip_invalid: bool = False,
+    cache: bool | None = None,
+) -> Batch:
+    """Validate every row, then write the batch, its outputs and their jobs in one transaction.
+
+    Raises InvalidRows (bad rows by number, nothing queued unless skip_invalid), InvalidInput,
+    BudgetExceeded.
+    """
+    if len(name) > 200:
+        raise InvalidInput("name", "is longer than 200 characters")
+    prepared = submit.prepare_many(
+        pool,
+        template=template,
+        model=model,
+        contexts=rows,
+        format=format,
+        queue=queue,
+        skip_invalid=skip_invalid,
+        cache=cache,
+    )
+    base = prepared.base
+    with pool.connection() as conn, conn.transaction():
+        batch = batches_db.insert_batch(
+            conn,
+            user_id=user.id,
+            name=name,
+            template=template,
+            model=base.model,
+            format=base.format,
+            queue=base.queue,
+            columns=columns or [],
+            skipped=[list(s) for s in prepared.skipped],
+        )
+        output_ids, _ = submit.write_many(conn, prepared, user)
+        batches_db.set_batch_rows(conn, batch.id, output_ids, [n for n, _ in prepared.rows])
+    log.info(
+        "batch queued",
+        batch_id=batch.id,
+        user_id=user.id,
+        model=base.model,
+        count=len(output_ids),
+        skipped=len(prepared.skipped),
+    )
+    return get_batch(pool, batch.id, user)
+
+
+def get_batch(pool: ConnectionPool, batch_id: int, viewer: User) -> Batch:
+    """The batch with its progress (owner or admin); NotFound otherwise."""
+    if not isinstance(batch_id, int) or not 0 < batch_id < 2**63:
+        raise NotFound(f"batch {batch_id} not found")
+    with pool.connection() as conn:
+        found = batches_db.get_batch(
+            conn, batch_id, viewer_id=None if viewer.is_admin else viewer.id
+        )
+    if found is None:
+        raise NotFound(f"batch {batch_id} not found")
+    return found
+
+
+def list_batches(pool: ConnectionPool, viewer: User, limit: int = 50) -> list[Batch]:
+    """The viewer's batches (admins: everyone's), newest first, with progress."""
+    with pool.connection() as conn:
+        return batches_db.list_batches(
+            conn, user_id=None if viewer.is_admin else viewer.id, limit=limit
+        )
+
+
+def cancel_batch(pool: ConnectionPool, batch_id: int, user: User) -> list[int]:
+    """Cancel the batch's jobs that have not started (their outputs fail "cancelled by <user>");
+    jobs already running finish. Returns the output ids cancelled."""
+    batch = get_batch(pool, batch_id, user)
+    with pool.connection() as conn, conn.transaction():
+        cancelled = batches_db.cancel_batch_jobs(
+            conn, batch.id, message=f"cancelled by {user.name}"
+        )
+    log.info("batch cancelled", batch_id=batch.id, user_id=user.id, outputs=len(cancelled))
+    return cancelled
+
+
+def retry_failed(pool: ConnectionPool, batch_id: int, user: User) -> list[int]:
+    """Queue the batch's failed rows again (same outputs, a fresh run of attempts). Returns the
+    output ids queued. Raises Conflict when no row failed."""
+    batch = get_batch(pool, batch_id, user)
+    with pool.connection() as conn, conn.transaction():
+        failed = batches_db.batch_failed_outputs(conn, batch.id)
+        if not failed:
+            raise Conflict(f"batch {batch.id} has no failed rows")
+        ids = [row["id"] for row in failed]
+        batches_db.requeue_outputs(conn, ids)
+        job_ids = submit.defer_outputs(conn, ids, batch.queue, QUEUE_PRIORITY[batch.queue])
+        outputs_db.set_output_jobs_bulk(conn, ids, job_ids)
+        batches_db.clear_batch_cancelled(conn, batch.id)
+    log.info("batch failed rows queued again", batch_id=batch.id, user_id=user.id, count=len(ids))
+    return ids
+
+
+def iter_results(pool: ConnectionPool, batch_id: int, viewer: User) -> Iterator[BatchResult]:
+    """The batch's outputs in file order, read a page at a time."""
+    batch = get_batch(pool, batch_id, viewer)
+    after = 0
+    while True:
+        with pool.connection() as conn:
+            page = batches_db.batch_results(conn, batch.id, after_row=after, limit=RESULT_PAGE)
+        yield from page
+        if len(page) < RESULT_PAGE:
+            return
+        after = page[-1].batch_row
+
+
+def _result_record(batch: Batch, result: BatchResult) -> dict[str, Any]:
+    record: dict[str, Any] = {"row": result.batch_row}
+    for column in batch.columns or list(result.context):
+        record[column] = result.context.get(column)
+    record.update(
+        output=result.parsed_output,
+        status=result.status,
+        feedback=result.feedback,
+        error=result.error_message,
+        cost=float(result.cost) if result.cost is not None else None,
+        cached=result.cache_hit_of is not None,
+        output_id=result.id,
+    )
+    return record
+
+
+def results(
+    pool: ConnectionPool, batch_id: int, viewer: User, kind: Literal["csv", "jsonl"]
+) -> str:
+    """The results as CSV or JSONL: the input columns, then output, status, feedback, error,
+    cost, cached and output_id per row."""
+    batch = get_batch(pool, batch_id, viewer)
+    records = [_result_record(batch, r) for r in iter_results(pool, batch.id, viewer)]
+    if kind == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+    buffer = io.StringIO()
+    fields = list(records[0]) if records else ["row", "output", "status"]
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for record in records:
+        output = record["output"]
+        writer.writerow(
+            {
+                **record,
+                "output": output
+                if isinstance(output, str)
+                else json.dumps(output, ensure_ascii=False),
+            }
+        )
+    return buffer.getvalue()
