@@ -149,6 +149,25 @@ with right:
         width="stretch",
     )
 
+st.subheader(":material/bar_chart: Cost over time", anchor=False)
+spent, budget = deps.month_spend(pool, user), user.monthly_budget
+spend = st.columns(3)
+spend[0].metric("Your spend this month", ui.dollars(spent), help="Since the 1st, UTC")
+spend[1].metric("Your monthly budget", "none" if budget is None else f"${budget:,.2f}")
+if budget is not None:
+    spend[2].metric("Left this month", f"${max(budget - spent, 0):,.2f}")
+costs = deps.cost_over_time(pool, user, flt)
+if not any(point.cost for point in costs):
+    st.caption("No cost recorded in this range.")
+elif user.is_admin:
+    left, right = st.columns(2, gap="large")
+    left.altair_chart(charts.cost_over_time(charts.frame(costs), "model", "model"), width="stretch")
+    right.altair_chart(
+        charts.cost_over_time(charts.frame(costs), "user_name", "user"), width="stretch"
+    )
+else:
+    st.altair_chart(charts.cost_over_time(charts.frame(costs), "model", "model"), width="stretch")
+
 st.download_button(
     "Download the feedback (CSV)",
     data=lambda: analytics.feedback_csv(pool, user, flt),

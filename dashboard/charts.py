@@ -158,6 +158,34 @@ def money(quality: pd.DataFrame, field: str, title: str) -> alt.Chart:
     )
 
 
+def leaderboard_rates(board: pd.DataFrame) -> alt.LayerChart:
+    """The leaderboard's thumbs-up rate per model with its Wilson interval (as rate_by_model)."""
+    return rate_by_model(
+        board.rename(columns={"wilson_low": "ci_low", "wilson_high": "ci_high"}).assign(
+            rated=lambda d: d["thumbs_up"] + d["thumbs_down"]
+        )
+    )
+
+
+def cost_over_time(points: pd.DataFrame, by: str, title: str) -> alt.Chart:
+    """Cost per time bucket as bars stacked by `by` (a column: model or user_name)."""
+    return (
+        alt.Chart(points, height=280)
+        .mark_bar()
+        .encode(
+            x=alt.X("bucket:T", title=None),
+            y=alt.Y("sum(cost):Q", title="cost ($)", stack=True, axis=alt.Axis(format="$.4f")),
+            color=alt.Color(f"{by}:N", title=title),
+            tooltip=[
+                alt.Tooltip("bucket:T", title="from"),
+                alt.Tooltip(f"{by}:N", title=title),
+                alt.Tooltip("sum(cost):Q", format="$.6f", title="cost"),
+                alt.Tooltip("sum(outputs):Q", title="outputs"),
+            ],
+        )
+    )
+
+
 def throughput(points: pd.DataFrame) -> alt.Chart:
     """Jobs queued, succeeded and failed per hour."""
     names = {"deferred": "queued", "succeeded": "succeeded", "failed": "failed"}

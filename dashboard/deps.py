@@ -13,11 +13,14 @@ import streamlit as st
 from psycopg_pool import ConnectionPool
 
 from db.pool import sync_pool
-from tasks import accounts, admin, analytics, models
+from tasks import accounts, admin, analytics, budgets, compare, models, templates
 from tasks import agents as agent_cases
 from tasks.analytics import OutputFilter
 
 if TYPE_CHECKING:
+    from datetime import datetime
+    from decimal import Decimal
+
     from db.models import Agent, User
 
 
@@ -111,6 +114,58 @@ def feedback_csv(_pool: ConnectionPool, viewer: User, flt: OutputFilter) -> str:
     return analytics.feedback_csv(_pool, viewer, flt)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def cost_over_time(
+    _pool: ConnectionPool, viewer: User, flt: OutputFilter
+) -> list[analytics.CostPoint]:
+    return analytics.cost_over_time(_pool, viewer, flt)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def month_spend(_pool: ConnectionPool, user: User) -> Decimal:
+    return budgets.month_spend(_pool, user)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def library(_pool: ConnectionPool) -> list[templates.TemplateVersion]:
+    """Every library template as its latest version."""
+    return templates.list_templates(_pool)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def template_versions(_pool: ConnectionPool, name: str) -> list[templates.TemplateVersion]:
+    return templates.versions(_pool, name)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def leaderboard(
+    _pool: ConnectionPool,
+    viewer: User,
+    *,
+    template_name: str | None,
+    version: int | None,
+    user_id: int | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> list[compare.LeaderboardEntry]:
+    return compare.leaderboard(
+        _pool,
+        viewer,
+        template_name=template_name,
+        version=version,
+        user_id=user_id,
+        created_after=created_after,
+        created_before=created_before,
+    )
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def recent_comparisons(
+    _pool: ConnectionPool, viewer: User, limit: int
+) -> list[compare.RecentComparison]:
+    return compare.list_comparisons(_pool, viewer, limit)
+
+
 @st.cache_data(ttl=5, show_spinner=False)
 def queue_overview(_pool: ConnectionPool, viewer: User, hours: int) -> admin.QueueOverview:
     return admin.queue_overview(_pool, viewer, hours=hours)
@@ -122,7 +177,18 @@ def forget_agents() -> None:
 
 def forget_analytics() -> None:
     """After feedback changed: the figures that count it are recomputed on the next view."""
-    for cached in (model_quality, feedback_over_time, top_templates, feedback_csv):
+    for cached in (model_quality, feedback_over_time, top_templates, feedback_csv, leaderboard):
+        cached.clear()
+
+
+def forget_templates() -> None:
+    for cached in (library, template_versions):
+        cached.clear()
+
+
+def forget_comparisons() -> None:
+    """After a comparison was queued or picked: the list and the win rates change."""
+    for cached in (recent_comparisons, leaderboard, filter_choices):
         cached.clear()
 
 

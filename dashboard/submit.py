@@ -1,16 +1,14 @@
-"""Submit: a template, its variables, a model, a format and a queue; a live preview; then the
-job followed until it is done."""
+"""Submit: a template (typed, or a version from the library), its variables, a model, a format
+and a queue; a live preview; the monthly budget; then the job followed until it is done."""
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
-from dashboard import auth, deps, forms, ui
+from dashboard import auth, deps, editor, forms, ui
 from tasks import submit as jobs
 from tasks.config import QUEUES
-from tasks.errors import InvalidInput
+from tasks.errors import BudgetExceeded, InvalidInput
 from tasks.fetchers import FETCHERS
 from tasks.formats import FORMATS
 
@@ -34,15 +32,6 @@ def apply_agent() -> None:
     st.session_state["submit_format"] = agent.default_format
 
 
-def context_to_json() -> None:
-    """Carry the typed variables over when switching to the JSON editor."""
-    if st.session_state.get("submit_json"):
-        names, _ = forms.variables(st.session_state.get("submit_template", ""))
-        typed = {n: st.session_state.get(f"submit_var_{n}", "") for n in names}
-        st.session_state["submit_context_json"] = json.dumps(typed, indent=2, ensure_ascii=False)
-
-
-st.session_state.setdefault("submit_template", EXAMPLE_TEMPLATE)
 st.session_state.setdefault("submit_model", deps.default_model())
 st.session_state.setdefault("submit_format", "text")
 st.session_state.setdefault("submit_queue", "default")
@@ -55,6 +44,12 @@ if requested and requested != st.session_state.get("submit_agent_requested"):
     if requested.isdigit() and int(requested) in agents:
         st.session_state["submit_agent"] = int(requested)
         apply_agent()
+library_request = f"{st.query_params.get('template', '')}@{st.query_params.get('version', '')}"
+if library_request != "@" and library_request != st.session_state.get("submit_library_requested"):
+    # Arriving from the Templates page (?template=NAME&version=N): start from it, once.
+    st.session_state["submit_library_requested"] = library_request
+    name, _, version = library_request.rpartition("@")
+    editor.open_version("submit", name, int(version) if version.isdigit() else None)
 
 st.title(":material/send: Submit", anchor=False)
 left, right = st.columns([3, 2], gap="large")
@@ -74,15 +69,8 @@ with left:
             st.caption(agent.description)
         with st.expander("System prompt", icon=":material/smart_toy:"):
             st.text(agent.system_prompt or "(none)")
-    template = st.text_area(
-        "Template",
-        key="submit_template",
-        height=150,
-        help="Jinja2: each {{ variable }} becomes a field below.",
-    )
-    names, template_error = forms.variables(template)
-    if template_error:
-        ui.show_error(template_error)
+    library_template = editor.template_area("submit", example=EXAMPLE_TEMPLATE)
+    template = library_template.text
     fetcher = st.selectbox(
         "Context fetcher (optional)",
         [None, *sorted(FETCHERS)],
@@ -90,26 +78,7 @@ with left:
         key="submit_fetcher",
         help="Fills variables from what LLM Jobs knows; what you type wins.",
     )
-    json_mode = st.toggle(
-        "Edit the context as JSON (for nested values)",
-        key="submit_json",
-        on_change=context_to_json,
-    )
-    context_error = None
-    if json_mode:
-        context, context_error = forms.parse_context(
-            st.text_area("Context (a JSON object)", key="submit_context_json", height=150)
-        )
-        if context_error:
-            ui.show_error(context_error)
-    else:
-        context = {}
-        for name in names:
-            value = st.text_area(name, key=f"submit_var_{name}", height=80)
-            if value:
-                context[name] = value
-        if not names and not template_error and template.strip():
-            st.caption("This template has no variables.")
+    context, context_error = editor.context_fields("submit", library_template)
 
 with right:
     model = st.selectbox(
@@ -135,11 +104,17 @@ with right:
         )
     if checked.prompt is not None:
         st.code(checked.prompt, language=None, wrap_lines=True)
-    elif checked.error and not template_error and not context_error:
+    elif checked.error and not library_template.error and not context_error:
         ui.show_error(checked.error)
     if checked.fetched:
         with st.expander("Context from the fetcher", icon=":material/download:"):
             st.json(checked.fetched)
+    if user.monthly_budget is not None:
+        spent, budget = deps.month_spend(pool, user), user.monthly_budget
+        st.progress(
+            min(float(spent / budget), 1.0) if budget else 1.0,
+            text=f"Spent this month: {ui.dollars(spent)} of your ${budget:,.2f} budget",
+        )
     if st.button("Submit", type="primary", icon=":material/send:", key="submit_button"):
         try:
             if context_error:
@@ -147,7 +122,7 @@ with right:
             submission = jobs.submit(
                 pool,
                 user=user,
-                template=template,
+                **library_template.submit_args(),
                 model=model,
                 context=context,
                 format=fmt,
@@ -155,6 +130,8 @@ with right:
                 agent=agent_id or None,
                 fetcher=fetcher,
             )
+        except BudgetExceeded as exc:
+            st.error(f"Not queued: {exc}.", icon=":material/account_balance_wallet:")
         except InvalidInput as exc:
             ui.show_error(exc)
         else:

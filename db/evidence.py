@@ -31,6 +31,20 @@ class Comparison(Row):
     created_at: datetime
 
 
+class ComparisonSummary(Row):
+    """A comparison as the list of recent ones shows it."""
+
+    id: int
+    user_id: int
+    blind: bool
+    created_at: datetime
+    answers: int
+    finished: int
+    models: list[str]
+    template: str | None = None
+    picked: bool
+
+
 class Preference(Row):
     id: int
     comparison_id: int
@@ -112,6 +126,11 @@ def get_comparison(
     return Comparison.model_validate(found) if found else None
 
 
+def list_comparisons(conn: psycopg.Connection, user_id: int, limit: int) -> list[ComparisonSummary]:
+    rows = conn.execute(queries["list_comparisons"], {"user_id": user_id, "limit": limit})
+    return [ComparisonSummary.model_validate(r) for r in rows]
+
+
 def set_comparison_outputs(conn: psycopg.Connection, comparison_id: int, ids: list[int]) -> None:
     conn.execute(queries["set_comparison_output"], {"comparison_id": comparison_id, "ids": ids})
 
@@ -186,11 +205,15 @@ def cost_over_time(
     user_id: int | None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    model: str | None = None,
+    template: str | None = None,
 ) -> list[CostPoint]:
     params = {
         "bucket": bucket,
         "user_id": user_id,
         "created_after": created_after,
         "created_before": created_before,
+        "model": model,
+        "template": template,
     }
     return [CostPoint.model_validate(r) for r in conn.execute(queries["cost_over_time"], params)]

@@ -16,14 +16,16 @@ from decimal import Decimal
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
-from db import analytics, outputs
+from db import analytics, evidence, outputs
 from db.analytics import Bucket, FeedbackPoint, OutputFilter, TemplateStats, VolumePoint
+from db.evidence import CostPoint
 from db.models import FEEDBACK_VALUES, STATUSES, LLMOutput, User
 from tasks.errors import InvalidInput
 
 __all__ = [
     "FEEDBACK_VALUES",
     "STATUSES",
+    "CostPoint",
     "FeedbackPoint",
     "OutputFilter",
     "TemplateStats",
@@ -199,6 +201,21 @@ def volume_over_time(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> l
     """Outputs created per hour or day, by status."""
     with pool.connection() as conn:
         return analytics.volume_over_time(conn, _scoped(viewer, flt), bucket_for(flt))
+
+
+def cost_over_time(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> list[CostPoint]:
+    """Cost per hour or day, by model and user (aggregated in SQL)."""
+    scoped = _scoped(viewer, flt)
+    with pool.connection() as conn:
+        return evidence.cost_over_time(
+            conn,
+            bucket=bucket_for(flt),
+            user_id=scoped.user_id,
+            created_after=scoped.created_after,
+            created_before=scoped.created_before,
+            model=scoped.model,
+            template=scoped.template,
+        )
 
 
 def top_templates(

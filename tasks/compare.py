@@ -51,6 +51,20 @@ class ComparisonView(BaseModel):
     outputs: list[LLMOutput]
 
 
+class RecentComparison(BaseModel):
+    """A comparison in the list of recent ones: model names are None while it is blind and
+    nothing is picked yet."""
+
+    comparison_id: int
+    created_at: datetime
+    blind: bool
+    picked: bool
+    answers: int
+    finished: int
+    models: list[str] | None
+    template: str
+
+
 def submit_comparison(
     pool: ConnectionPool,
     *,
@@ -144,6 +158,27 @@ def get_comparison(pool: ConnectionPool, comparison_id: int, viewer: User) -> Co
         models={o.id: None if hide else o.model for o in outputs},
         outputs=shown,
     )
+
+
+def list_comparisons(pool: ConnectionPool, viewer: User, limit: int = 20) -> list[RecentComparison]:
+    """The viewer's own most recent comparisons, newest first. Raises InvalidInput (limit)."""
+    if not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise InvalidInput("limit", "must be between 1 and 100")
+    with pool.connection() as conn:
+        rows = evidence.list_comparisons(conn, viewer.id, limit)
+    return [
+        RecentComparison(
+            comparison_id=row.id,
+            created_at=row.created_at,
+            blind=row.blind,
+            picked=row.picked,
+            answers=row.answers,
+            finished=row.finished,
+            models=None if row.blind and not row.picked else row.models,
+            template=row.template or "",
+        )
+        for row in rows
+    ]
 
 
 def pick(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from psycopg_pool import ConnectionPool
 
 from db import evidence
@@ -10,7 +12,14 @@ from db.models import User
 from tasks import rendering
 from tasks.errors import Forbidden, InvalidInput
 
-__all__ = ["TemplateVersion", "get_version", "list_templates", "save_template", "versions"]
+__all__ = [
+    "TemplateVersion",
+    "diff_versions",
+    "get_version",
+    "list_templates",
+    "save_template",
+    "versions",
+]
 
 
 def save_template(
@@ -58,3 +67,15 @@ def versions(pool: ConnectionPool, name: str) -> list[TemplateVersion]:
     """Every version of the named template, newest first."""
     with pool.connection() as conn:
         return evidence.template_versions(conn, name)
+
+
+def diff_versions(old: TemplateVersion, new: TemplateVersion) -> str:
+    """What changed from old to new, as a unified diff ("" when the bodies are the same)."""
+    lines = difflib.unified_diff(
+        old.body.splitlines(keepends=True),
+        new.body.splitlines(keepends=True),
+        fromfile=f"{old.name} v{old.version}",
+        tofile=f"{new.name} v{new.version}",
+    )
+    # a body without a final newline would glue its last line to the next diff line
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)

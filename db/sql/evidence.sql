@@ -61,6 +61,21 @@ SELECT * FROM llm_outputs WHERE comparison_id = %(id)s ORDER BY id
 -- Attach an output to its comparison
 UPDATE llm_outputs SET comparison_id = %(comparison_id)s WHERE id = ANY(%(ids)s)
 
+-- list_comparisons --
+-- A user's most recent comparisons, newest first: their answers' progress, models, template
+-- (its first 200 characters) and whether a pick is recorded
+SELECT c.id, c.user_id, c.blind, c.created_at,
+       count(o.id) AS answers,
+       count(o.id) FILTER (WHERE o.status IN ('completed', 'failed')) AS finished,
+       COALESCE(array_agg(o.model ORDER BY o.id) FILTER (WHERE o.id IS NOT NULL), '{}') AS models,
+       left(min(o.template), 200) AS template,
+       EXISTS (SELECT 1 FROM preferences AS p WHERE p.comparison_id = c.id) AS picked
+  FROM (SELECT * FROM comparisons WHERE user_id = %(user_id)s
+         ORDER BY id DESC LIMIT %(limit)s) AS c
+  LEFT JOIN llm_outputs AS o ON o.comparison_id = c.id
+ GROUP BY c.id, c.user_id, c.blind, c.created_at
+ ORDER BY c.id DESC
+
 -- clear_preferences --
 -- Forget a comparison's judgement (before recording a new one)
 DELETE FROM preferences WHERE comparison_id = %(comparison_id)s
@@ -133,5 +148,8 @@ SELECT date_trunc(%(bucket)s, o.created_at AT TIME ZONE 'UTC') AS bucket, o.mode
  WHERE (%(user_id)s::bigint IS NULL OR o.user_id = %(user_id)s)
    AND (%(created_after)s::timestamptz IS NULL OR o.created_at >= %(created_after)s)
    AND (%(created_before)s::timestamptz IS NULL OR o.created_at < %(created_before)s)
+   AND (%(model)s::text IS NULL OR o.model = %(model)s)
+   AND (%(template)s::text IS NULL
+        OR (md5(o.template) = md5(%(template)s) AND o.template = %(template)s))
  GROUP BY 1, 2, 3
  ORDER BY 1, 2, 3

@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from db import analytics as analytics_db
-from tasks import budgets, compare, templates
+from db import outputs as outputs_db
+from tasks import analytics, budgets, compare, templates
 from tasks import submit as jobs
 from tasks.errors import BudgetExceeded, Conflict, Forbidden, InvalidInput, NotFound
 from tasks.testing import create_test_llm_output, stub_model_success
@@ -262,3 +263,71 @@ def test_budget_refuses_and_writes_nothing(pool, analyst, monkeypatch, provider)
     for bad in ("-1", "lots", "1e20"):
         with pytest.raises(InvalidInput):
             budgets.set_budget(pool, "ana", bad)
+
+
+def test_template_diff_between_versions(pool, analyst):
+    v1 = templates.save_template(pool, analyst, "brief", "Summarise {{text}}\nIn one line.")
+    v2 = templates.save_template(pool, analyst, "brief", "Summarise {{text}}\nIn two lines.")
+    diff = templates.diff_versions(v1, v2)
+    assert diff.splitlines() == [
+        "--- brief v1",
+        "+++ brief v2",
+        "@@ -1,2 +1,2 @@",
+        " Summarise {{text}}",
+        "-In one line.",
+        "+In two lines.",
+    ]
+    assert templates.diff_versions(v2, v2) == ""
+
+
+def test_recent_comparisons_hide_blind_models_until_picked(pool, analyst, other_analyst):
+    with stub_model_success() as stub:
+        models = ["offline/echo", stub]
+        first = compare.submit_comparison(
+            pool, user=analyst, template="Explain {{c}}", context={"c": 1}, models=models
+        )
+        blind = compare.submit_comparison(
+            pool, user=analyst, template="Define {{c}}", context={"c": 1}, models=models, blind=True
+        )
+    recent = compare.list_comparisons(pool, analyst)
+    assert [r.comparison_id for r in recent] == [blind.comparison_id, first.comparison_id]
+    assert (recent[0].models, recent[0].answers, recent[0].finished) == (None, 2, 0)
+    assert (recent[1].models, recent[1].template) == (models, "Explain {{c}}")
+    assert compare.list_comparisons(pool, other_analyst) == []
+    assert [r.comparison_id for r in compare.list_comparisons(pool, analyst, 1)] == [
+        blind.comparison_id
+    ]
+    with pool.connection() as conn:
+        for out in blind.outputs:
+            outputs_db.set_output_state(conn, out.output_id, status="completed", raw_response="x")
+    compare.pick(pool, blind.comparison_id, analyst, blind.outputs[0].output_id)
+    newest = compare.list_comparisons(pool, analyst)[0]
+    assert (newest.models, newest.finished, newest.picked) == (models, 2, True)
+    with pytest.raises(InvalidInput):
+        compare.list_comparisons(pool, analyst, 0)
+
+
+def test_cost_over_time_by_model_and_user(pool, analyst, other_analyst, admin):
+    for user, model, cost in (
+        (analyst, "m-a", "0.01"),
+        (analyst, "m-a", "0.02"),
+        (analyst, "m-b", "0.5"),
+        (other_analyst, "m-a", "1"),
+    ):
+        out = create_test_llm_output(pool, user, model=model)
+        with pool.connection() as conn:
+            analytics_db.set_output_figures(conn, out.id, cost=Decimal(cost), latency_ms=10)
+    flt = analytics.output_filter()
+
+    def totals(viewer, **narrow):
+        points = analytics.cost_over_time(pool, viewer, flt.model_copy(update=narrow))
+        return {(p.user_name, p.model): (p.outputs, p.cost) for p in points}
+
+    assert totals(analyst) == {
+        ("ana", "m-a"): (2, Decimal("0.03")),
+        ("ana", "m-b"): (1, Decimal("0.5")),
+    }
+    assert totals(admin)[("otto", "m-a")] == (1, Decimal("1"))
+    assert set(totals(admin, model="m-a")) == {("ana", "m-a"), ("otto", "m-a")}
+    assert set(totals(admin, user_id=other_analyst.id)) == {("otto", "m-a")}
+    assert totals(analyst, user_id=other_analyst.id) == totals(analyst)  # analysts: their own

@@ -1,0 +1,191 @@
+"""The prompt editor Submit and Compare share: start from a library template (its name and
+version fill the editor), edit the Jinja2 template, save it as a new library version, and type
+its variables as fields or as a JSON context. Widget keys start with the page's prefix."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from dashboard import auth, deps, forms, ui
+from tasks import templates
+from tasks.errors import InvalidInput, LLMJobsError
+
+if TYPE_CHECKING:
+    from tasks.templates import TemplateVersion
+
+NO_TEMPLATE = ""  # a selectbox shows None as "nothing chosen", so "no library template" is ""
+
+
+@dataclass
+class Template:
+    """What the editor holds: the text, its variables (or its error), and the library version
+    it is, while unchanged since it was picked."""
+
+    text: str
+    variables: list[str]
+    error: InvalidInput | None
+    version: TemplateVersion | None
+
+    def submit_args(self) -> dict[str, Any]:
+        """submit's template arguments: the library version while the text is unchanged (its
+        outputs record the version), the typed text otherwise."""
+        if self.version is not None:
+            return {
+                "template": None,
+                "template_name": self.version.name,
+                "template_version": self.version.version,
+            }
+        return {"template": self.text}
+
+
+def open_version(prefix: str, name: str, version: int | None = None) -> bool:
+    """Fill the editor with a library version (the latest when version is None or unknown);
+    False when there is no such template. Call it before the editor is drawn, or in a callback."""
+    versions = deps.template_versions(deps.pool(), name)
+    if not versions:
+        return False
+    found = next((v for v in versions if v.version == version), versions[0])
+    st.session_state[f"{prefix}_library"] = name
+    st.session_state[f"{prefix}_library_version"] = found.version
+    st.session_state[f"{prefix}_template"] = found.body
+    st.session_state[f"{prefix}_save_name"] = name
+    return True
+
+
+def _picked(prefix: str, keep_version: bool) -> None:
+    name = st.session_state.get(f"{prefix}_library")
+    if name:
+        version = st.session_state.get(f"{prefix}_library_version") if keep_version else None
+        open_version(prefix, name, version)
+
+
+def _chosen(prefix: str) -> TemplateVersion | None:
+    name = st.session_state.get(f"{prefix}_library")
+    if not name:
+        return None
+    versions = deps.template_versions(deps.pool(), name)
+    wanted = st.session_state.get(f"{prefix}_library_version")
+    return next((v for v in versions if v.version == wanted), None)
+
+
+def _save(prefix: str) -> None:
+    """Save the editor's text as the next version of the named template, then select it."""
+    user = auth.current_user()
+    if user is None:
+        return
+    state = st.session_state
+    try:
+        saved = templates.save_template(
+            deps.pool(),
+            user,
+            state.get(f"{prefix}_save_name", ""),
+            state.get(f"{prefix}_template", ""),
+            state.get(f"{prefix}_save_note", ""),
+        )
+    except LLMJobsError as exc:
+        state[f"{prefix}_save_result"] = ("error", str(exc))
+        return
+    deps.forget_templates()
+    state[f"{prefix}_library"] = saved.name
+    state[f"{prefix}_library_version"] = saved.version
+    state[f"{prefix}_save_note"] = ""
+    state[f"{prefix}_save_result"] = ("success", f"Saved as {saved.name} v{saved.version}.")
+
+
+def template_area(prefix: str, example: str = "") -> Template:
+    """The library picker, the template, its "Save as template" button and its errors."""
+    pool = deps.pool()
+    st.session_state.setdefault(f"{prefix}_template", example)
+    library = [t.name for t in deps.library(pool)]
+    if library:
+        name_column, version_column = st.columns([3, 1])
+        name = name_column.selectbox(
+            "Library template (optional)",
+            [NO_TEMPLATE, *library],
+            format_func=lambda n: n or "None: write your own",
+            key=f"{prefix}_library",
+            on_change=_picked,
+            args=(prefix, False),
+        )
+        if name:
+            numbers = [v.version for v in deps.template_versions(pool, name)]
+            version_column.selectbox(
+                "Version",
+                numbers,
+                format_func=lambda n: f"v{n} (latest)" if n == numbers[0] else f"v{n}",
+                key=f"{prefix}_library_version",
+                on_change=_picked,
+                args=(prefix, True),
+            )
+    text = st.text_area(
+        "Template",
+        key=f"{prefix}_template",
+        height=150,
+        help="Jinja2: each {{ variable }} becomes a field below.",
+    )
+    chosen = _chosen(prefix)
+    unchanged = chosen is not None and text == chosen.body
+    if chosen is not None and unchanged:
+        note = f": {chosen.note}" if chosen.note else ""
+        st.caption(f":material/description: {chosen.name} v{chosen.version}{note}")
+    elif chosen is not None:
+        st.caption(
+            f":material/edit: Edited since {chosen.name} v{chosen.version}: sent as typed, "
+            "without a library version. Save it as a template to keep it."
+        )
+    with st.popover("Save as template", icon=":material/bookmark_add:"):
+        st.text_input("Name", key=f"{prefix}_save_name", max_chars=100)
+        st.text_input("Note (what changed)", key=f"{prefix}_save_note", max_chars=1000)
+        st.button(
+            "Save a new version",
+            icon=":material/save:",
+            key=f"{prefix}_save",
+            on_click=_save,
+            args=(prefix,),
+        )
+    result = st.session_state.pop(f"{prefix}_save_result", None)
+    if result and result[0] == "success":
+        st.success(result[1], icon=":material/check:")
+    elif result:
+        st.error(result[1], icon=":material/error:")
+    names, error = forms.variables(text)
+    if error:
+        ui.show_error(error)
+    return Template(text=text, variables=names, error=error, version=chosen if unchanged else None)
+
+
+def _context_to_json(prefix: str) -> None:
+    """Carry the typed variables over when switching to the JSON editor."""
+    if st.session_state.get(f"{prefix}_json"):
+        names, _ = forms.variables(st.session_state.get(f"{prefix}_template", ""))
+        typed = {n: st.session_state.get(f"{prefix}_var_{n}", "") for n in names}
+        st.session_state[f"{prefix}_context_json"] = json.dumps(typed, indent=2, ensure_ascii=False)
+
+
+def context_fields(prefix: str, template: Template) -> tuple[dict[str, Any], InvalidInput | None]:
+    """A field per variable, or a JSON object for nested values; the context and its error."""
+    json_mode = st.toggle(
+        "Edit the context as JSON (for nested values)",
+        key=f"{prefix}_json",
+        on_change=_context_to_json,
+        args=(prefix,),
+    )
+    if json_mode:
+        context, error = forms.parse_context(
+            st.text_area("Context (a JSON object)", key=f"{prefix}_context_json", height=150)
+        )
+        if error:
+            ui.show_error(error)
+        return context, error
+    context = {}
+    for name in template.variables:
+        value = st.text_area(name, key=f"{prefix}_var_{name}", height=80)
+        if value:
+            context[name] = value
+    if not template.variables and not template.error and template.text.strip():
+        st.caption("This template has no variables.")
+    return context, None

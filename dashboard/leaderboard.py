@@ -1,0 +1,155 @@
+"""Leaderboard: per model, how often its answers got a thumbs up (with the Wilson 95% interval)
+and how often they won side-by-side comparisons, how fast and how costly; the model to pick
+within a cost ceiling; the table as CSV. Analysts see their own outputs; admins everyone's or
+one user's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import streamlit as st
+
+from dashboard import auth, charts, deps, ui
+from tasks import compare
+from tasks.analytics import period
+from tasks.errors import InvalidInput
+
+user = auth.require_user()
+pool = deps.pool()
+library = [t.name for t in deps.library(pool)]
+today = datetime.now(UTC).date()
+
+st.title(":material/leaderboard: Leaderboard", anchor=False)
+with st.container(border=True):
+    row = st.columns([2, 2, 1, 2] if user.is_admin else [2, 2, 1])
+    dates = row[0].date_input(
+        "Created between (UTC)", value=(today - timedelta(days=29), today), key="leaderboard_dates"
+    )
+    template_name = row[1].selectbox(
+        "Library template",
+        [None, *library],
+        key="leaderboard_template",
+        format_func=lambda t: "All outputs" if t is None else t,
+    )
+    versions = deps.template_versions(pool, template_name) if template_name else []
+    numbers = [v.version for v in versions]
+    version = row[2].selectbox(
+        "Version",
+        [None, *numbers],
+        key="leaderboard_version",
+        format_func=lambda v: "All" if v is None else f"v{v}",
+        disabled=not template_name,
+    )
+    user_id = None
+    if user.is_admin:
+        people = {u.id: u.name for u in deps.users(pool)}
+        user_id = row[3].selectbox(
+            "User",
+            [None, *people],
+            key="leaderboard_user",
+            format_func=lambda u: "Everyone" if u is None else people[u],
+        )
+
+try:
+    start, end = [*dates, None, None][:2]
+    created_after, created_before = period(start, end or start)
+except InvalidInput as exc:
+    ui.show_error(exc)
+    st.stop()
+
+entries = deps.leaderboard(
+    pool,
+    user,
+    template_name=template_name,
+    version=version,
+    user_id=user_id,
+    created_after=created_after,
+    created_before=created_before,
+)
+if not entries:
+    st.info("No outputs in this range.", icon=":material/query_stats:")
+    st.stop()
+
+ceiling_column, suggestion_column = st.columns([1, 2], gap="large")
+ceiling = ceiling_column.number_input(
+    "Cost ceiling per output ($)",
+    min_value=0.0,
+    value=None,
+    step=0.001,
+    format="%.6f",
+    key="leaderboard_ceiling",
+    help="Only models whose completed outputs cost at most this on average. Empty: no ceiling.",
+)
+best = compare.suggest(entries, ceiling)
+with suggestion_column.container(border=True):
+    if best is None:
+        st.warning(
+            "No rated model within this ceiling." if ceiling is not None else "No rated model yet.",
+            icon=":material/recommend:",
+        )
+    else:
+        st.metric(
+            "Suggested model",
+            best.model,
+            help="The best lower bound of the thumbs-up rate (Wilson 95%)"
+            + (" within the cost ceiling." if ceiling is not None else "."),
+        )
+        st.caption(
+            f":material/recommend: {best.thumbs_up_rate:.0%} thumbs up "
+            f"(95% interval {best.wilson_low:.0%}–{best.wilson_high:.0%}), "
+            f"{ui.dollars(best.cost_per_output)} per output."
+        )
+
+board = charts.frame(entries)
+st.dataframe(
+    board[
+        [
+            "model",
+            "outputs",
+            "thumbs_up",
+            "thumbs_down",
+            "thumbs_up_rate",
+            "wilson_low",
+            "wilson_high",
+            "win_rate",
+            "judgements",
+            "median_latency_ms",
+            "cost_per_output",
+            "cost_per_thumbs_up",
+        ]
+    ],
+    hide_index=True,
+    key="leaderboard_table",
+    column_config={
+        "thumbs_up": st.column_config.NumberColumn("thumbs up"),
+        "thumbs_down": st.column_config.NumberColumn("thumbs down"),
+        "thumbs_up_rate": st.column_config.NumberColumn("thumbs-up rate", format="percent"),
+        "wilson_low": st.column_config.NumberColumn("95% low", format="percent"),
+        "wilson_high": st.column_config.NumberColumn("95% high", format="percent"),
+        "win_rate": st.column_config.NumberColumn(
+            "win rate", format="percent", help="Pairwise, in comparisons; a tie counts half."
+        ),
+        "judgements": st.column_config.NumberColumn(
+            help="Thumbs up or down, plus pairwise judgements."
+        ),
+        "median_latency_ms": st.column_config.NumberColumn("median latency (ms)", format="%.0f"),
+        "cost_per_output": st.column_config.NumberColumn("$ per output", format="%.6f"),
+        "cost_per_thumbs_up": st.column_config.NumberColumn("$ per thumbs up", format="%.6f"),
+    },
+)
+
+st.subheader(":material/thumb_up: Thumbs-up rate with its 95% interval", anchor=False)
+if board["wilson_low"].notna().any():
+    st.altair_chart(charts.leaderboard_rates(board), width="stretch")
+else:
+    st.caption("No rated outputs in this range yet.")
+
+st.download_button(
+    "Download the leaderboard (CSV)",
+    data=compare.leaderboard_csv(entries),
+    file_name=f"llmjobs-leaderboard-{today.isoformat()}.csv",
+    mime="text/csv",
+    icon=":material/download:",
+    on_click="ignore",
+    key="leaderboard_csv",
+)
