@@ -85,6 +85,9 @@ def cmd_submit(args: argparse.Namespace) -> Any:
         agent=args.agent,
         fetcher=args.fetcher,
         fetcher_args=args.fetcher_args,
+        template_name=args.template_name,
+        template_version=args.template_version,
+        cache=True if args.cache else None,
     )
 
 
@@ -242,6 +245,54 @@ def cmd_leaderboard(args: argparse.Namespace) -> Any:
     return {"entries": [e.model_dump() for e in entries], "suggested": best.model if best else None}
 
 
+def cmd_batch(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    from tasks import batches
+
+    pool = _pool()
+    user = _user(pool, args.user)
+    if args.action == "submit":
+        path = Path(args.file)
+        if not path.is_file():
+            raise InvalidInput("file", f"no file {args.file}")
+        parsed = batches.parse_file(path.read_bytes(), path.name)
+        return batches.submit_batch(
+            pool,
+            user=user,
+            template=args.template,
+            model=args.model,
+            rows=parsed.rows,
+            columns=parsed.columns,
+            format=args.format,
+            queue=args.queue,
+            name=args.name or path.name,
+            skip_invalid=args.skip_invalid,
+            cache=True if args.cache else None,
+        )
+    if args.action == "cancel":
+        return {"batch": args.id, "cancelled": len(batches.cancel_batch(pool, args.id, user))}
+    if args.action == "retry":
+        return {"batch": args.id, "queued": len(batches.retry_failed(pool, args.id, user))}
+    if args.action == "results":
+        sys.stdout.write(batches.results(pool, args.id, user, "jsonl" if args.jsonl else "csv"))
+        return None
+    if args.action == "list":
+        return batches.list_batches(pool, user)
+    return batches.get_batch(pool, args.id, user)
+
+
+def cmd_export(args: argparse.Namespace) -> Any:
+    from tasks import exports
+
+    pool = _pool()
+    for line in exports.export_jsonl(
+        pool, _user(pool, args.user), kind=args.kind, model=args.model, format=args.format
+    ):
+        sys.stdout.write(line)
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> Any:
     from tasks.runner import run
 
@@ -278,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("submit", help="queue an LLM job")
-    p.add_argument("--template", required=True)
+    p.add_argument("--template", default=None)
     p.add_argument("--context", type=_json_arg("context"), default=None, help="JSON object")
     p.add_argument("--model", default=None, help="litellm model name (default: agent's)")
     p.add_argument("--format", default=None, help="text, json, markdown or html")
@@ -287,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", default=None)
     p.add_argument("--fetcher", default=None, help="context fetcher name")
     p.add_argument("--fetcher-args", type=_json_arg("fetcher_args"), default=None)
+    p.add_argument("--template-name", default=None, help="a library template instead of --template")
+    p.add_argument("--template-version", type=int, default=None)
+    p.add_argument("--cache", action="store_true", help="reuse an identical recent answer")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("show", help="one output as JSON")
@@ -399,6 +453,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", action="store_true")
     p.add_argument("--user", default=None)
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("batch", help="one template over the rows of a CSV or JSONL file")
+    batch_sub = p.add_subparsers(dest="action", required=True)
+    c = batch_sub.add_parser("submit")
+    c.add_argument("file", help="a .csv (header row) or .jsonl file: one context per row")
+    c.add_argument("--template", required=True)
+    c.add_argument("--model", required=True)
+    c.add_argument("--format", default=None)
+    c.add_argument("--queue", default="low")
+    c.add_argument("--name", default="")
+    c.add_argument("--skip-invalid", action="store_true", help="queue the good rows anyway")
+    c.add_argument("--cache", action="store_true", help="reuse identical recent answers")
+    c.add_argument("--user", default=None)
+    for action in ("status", "cancel", "retry", "results"):
+        c = batch_sub.add_parser(action)
+        c.add_argument("id", type=int)
+        c.add_argument("--user", default=None)
+        if action == "results":
+            c.add_argument("--jsonl", action="store_true", help="JSONL instead of CSV")
+    c = batch_sub.add_parser("list")
+    c.add_argument("--user", default=None)
+    p.set_defaults(func=cmd_batch)
+
+    p = sub.add_parser("export", help="completed outputs as JSONL (datasets)")
+    p.add_argument(
+        "--kind",
+        default="all",
+        choices=["all", "golden", "eval"],
+        help="golden: thumbs up only; eval: thumbs down only",
+    )
+    p.add_argument("--model", default=None)
+    p.add_argument("--format", default=None)
+    p.add_argument("--user", default=None)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="database, migrations, worker and front ends (make run)")
     p.add_argument("--no-dashboard", action="store_true")

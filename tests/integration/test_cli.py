@@ -179,3 +179,44 @@ def test_cli_templates_budget_compare_leaderboard(database_url, analyst):
     assert cmp.returncode == 2 and "models: give 2 to 6 distinct models" in cmp.stderr
     board = llmjobs("leaderboard", "--user", "ana", "--csv")
     assert board.returncode == 0 and board.stdout.startswith("model,outputs,")
+
+
+async def test_cli_batch_and_export(database_url, analyst, run_worker, tmp_path):
+    data = tmp_path / "people.csv"
+    data.write_text("name\nAda\nBob\n")
+    made = llmjobs(
+        "batch",
+        "submit",
+        str(data),
+        "--template",
+        "Hi {{name}}",
+        "--model",
+        "offline/echo",
+        "--user",
+        "ana",
+    )
+    assert made.returncode == 0, made.stderr
+    batch = json.loads(made.stdout)
+    assert batch["total"] == 2 and batch["name"] == "people.csv"
+    await run_worker()
+    results = llmjobs("batch", "results", str(batch["id"]), "--user", "ana")
+    assert results.stdout.splitlines()[1].startswith("1,Ada,Echo: Hi Ada,completed")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,x\nAda,1\n,2,3\n")
+    refused = llmjobs(
+        "batch",
+        "submit",
+        str(bad),
+        "--template",
+        "Hi {{name}}",
+        "--model",
+        "offline/echo",
+        "--user",
+        "ana",
+    )
+    assert refused.returncode == 2 and "row 2" in refused.stderr
+    exported = llmjobs("export", "--user", "ana")
+    assert [json.loads(line)["output"] for line in exported.stdout.splitlines()] == [
+        "Echo: Hi Ada",
+        "Echo: Hi Bob",
+    ]
