@@ -9,3 +9,6 @@ CREATE INDEX llm_outputs_created_cover_idx ON llm_outputs (created_at)
     INCLUDE (model, status, feedback, latency_ms, cost, user_id);
 CREATE INDEX llm_outputs_user_created_cover_idx ON llm_outputs (user_id, created_at)
     INCLUDE (model, status, feedback, latency_ms, cost);
+-- The recent answers of a model (the submit's completion estimate) without walking its backlog.
+CREATE INDEX llm_outputs_model_completed_idx ON llm_outputs (model, created_at DESC)
+    WHERE status = 'completed';
