@@ -139,3 +139,60 @@ def test_submit_complete_and_thumbs_up_in_a_browser(chromium, services, pool, tm
     assert output.prompt == "Explain recursion to a beginner"
     assert output.feedback == "thumbs_up"
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+HOSTILE = (
+    '<p id="para">Safe text</p><script>window.__xss = 1; alert(1)</script>'
+    '<img src="x" onerror="window.__xss = 2; alert(2)">'
+    '<a id="bad" href="javascript:window.__xss = 3">click me</a>'
+)
+
+
+@pytest.fixture
+def hostile_provider(provider):
+    """Started before the services, so the worker reaches it: it answers hostile HTML."""
+    from tests.support.provider import ok
+
+    provider.default = ok(HOSTILE)
+    return provider
+
+
+def test_hostile_html_never_runs_on_the_detail_page(
+    chromium, hostile_provider, services, pool, tmp_path
+):
+    user = local_user(pool)
+    sub = jobs.submit(
+        pool,
+        user=user,
+        template="Write {{ what }}",
+        context={"what": "html"},
+        model="openai/hostile",
+        format="html",
+    )
+    deadline = time.monotonic() + 90
+    while jobs.get_output(pool, sub.output_id, user).status != "completed":
+        assert time.monotonic() < deadline, "the worker did not complete the job"
+        time.sleep(0.3)
+    stored = jobs.get_output(pool, sub.output_id, user)
+    assert "<script" not in stored.parsed_output and "onerror" not in stored.parsed_output
+    dialogs: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(f"{services}/output?id={sub.output_id}")
+            expect(page.get_by_text("Safe text").first).to_be_visible(timeout=60_000)
+            page.get_by_text("click me").first.click()
+            page.wait_for_timeout(1000)
+            touched = [frame.evaluate("() => window.__xss ?? null") for frame in page.frames]
+            hrefs = page.eval_on_selector_all(
+                "a", "links => links.map(a => a.getAttribute('href') || '')"
+            )
+            page.screenshot(path=str(tmp_path / "hostile.png"), full_page=True)
+        finally:
+            browser.close()
+    assert dialogs == []
+    assert touched == [None] * len(touched)
+    assert not any(h.strip().lower().startswith("javascript:") for h in hrefs)
