@@ -83,6 +83,8 @@ class LLMJobsApp(procrastinate.App):
                     await asyncio.wait_for(stop_requested.wait(), timeout=delay)
                 if stop_requested.is_set():
                     return
+                with suppress(Exception):  # drop the connections the outage broke
+                    await self.connector.pool.check()
                 delay = min(delay * 2, 30.0)
 
 
