@@ -1,12 +1,15 @@
 """How errors become HTTP answers. Every error body is JSON:
 
 - 422: `{"detail": [{"field": ..., "message": ...}]}`, one entry per problem, for request
-  validation and for tasks.errors.InvalidInput alike;
+  validation and for tasks.errors.InvalidInput alike (InvalidRows: one entry per bad row,
+  field `rows[<number from 1>].<field>`);
 - anything else: `{"detail": "<message>"}`.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,9 +18,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from tasks.api_support import RateLimited
-from tasks.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tasks.errors import Conflict, Forbidden, InvalidInput, InvalidRows, NotFound
 from tasks.logs import get_logger
 
 log = get_logger("llmjobs.api")
@@ -58,6 +62,11 @@ async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
     return field_errors([(exc.field, exc.message)])
 
 
+async def _invalid_rows(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidRows)
+    return field_errors([(f"rows[{n}].{field}", message) for n, field, message in exc.rows])
+
+
 async def _refused(request: Request, exc: Exception) -> JSONResponse:
     status = next(code for kind, code in _STATUS.items() if isinstance(exc, kind))
     return JSONResponse({"detail": str(exc)}, status_code=status)
@@ -84,7 +93,28 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         # FastAPI's answer to a body it could not decode: an input error like any other.
         return field_errors([("body", _unparsable(exc.__cause__))])
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405 and (allowed := _documented_methods(request)):
+        headers = {**(headers or {}), "Allow": allowed}
+    return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=headers)
+
+
+@functools.cache
+def _path_pattern(template: str) -> re.Pattern[str]:
+    return compile_path(template)[0]
+
+
+def _documented_methods(request: Request) -> str:
+    """The methods the OpenAPI document gives the request's path. Starlette's 405 names only the
+    first route matched, and a path may have one route per method (GET and POST /batches)."""
+    path = request.scope["path"].removeprefix(request.scope.get("root_path", ""))
+    methods = {
+        method.upper()
+        for template, operations in request.app.openapi()["paths"].items()
+        if _path_pattern(template).match(path)
+        for method in operations
+    }
+    return ", ".join(sorted(methods))
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -104,6 +134,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(InvalidRows, _invalid_rows)
     for kind in _STATUS:
         app.add_exception_handler(kind, _refused)
     app.add_exception_handler(RateLimited, _rate_limited)

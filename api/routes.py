@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any
+import itertools
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 
+from api.body_limit import BATCH_BODY_BYTES, size_text
 from api.deps import REPLAYED_HEADER, CurrentUser, JobCreation, Pool
 from api.schemas import (
     MAX_ID,
+    BatchCancelled,
+    BatchOut,
+    BatchRequest,
+    BatchRetried,
     ComparisonAnswer,
     ComparisonOut,
     ComparisonRequest,
     ErrorMessage,
+    ExportFilters,
     FeedbackChange,
     FeedbackRequest,
     Health,
@@ -30,8 +38,8 @@ from api.schemas import (
     RegenerateRequest,
     ValidationErrors,
 )
-from tasks import api_support, compare, submit
-from tasks.errors import InvalidInput
+from tasks import api_support, batches, compare, exports, submit
+from tasks.errors import InvalidInput, InvalidRows
 from tasks.models import usable_models
 from tasks.submit import Submission
 
@@ -58,7 +66,11 @@ _CREATES: dict[int | str, dict[str, Any]] = {
             "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
         },
     },
-    409: {"model": ErrorMessage, "description": "The same Idempotency-Key is still in use."},
+    409: {
+        "model": ErrorMessage,
+        "description": "A monthly budget would be exceeded, or the same Idempotency-Key is "
+        "still in use.",
+    },
     202: {
         "headers": {
             REPLAYED_HEADER: {
@@ -106,6 +118,7 @@ def create_llm_job(body: JobRequest, jobs: JobCreation) -> Submission:
             agent=body.agent_id,
             template_name=body.template_name,
             template_version=body.template_version,
+            cache=body.cache,
         )
 
     return jobs.run(create, body=body.model_dump(mode="json"))
@@ -332,6 +345,211 @@ def get_leaderboard(
     return LeaderboardOut(
         entries=[e.model_dump() for e in entries], suggested=best.model if best else None
     )
+
+
+BatchId = Annotated[int, Path(ge=1, le=MAX_ID, description="A batch's id.")]
+_BATCH_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage, "description": "No such batch, or not yours."},
+}
+_NDJSON = "application/x-ndjson"
+_RESULT_TYPES = {"csv": "text/csv", "jsonl": _NDJSON}
+
+
+def _text_answer(description: str, *media_types: str) -> dict[int | str, dict[str, Any]]:
+    content = {media: {"schema": {"type": "string"}} for media in media_types}
+    return {
+        200: {
+            "description": description,
+            "content": content,
+            "headers": {
+                "Content-Disposition": {
+                    "schema": {"type": "string"},
+                    "description": 'attachment; filename="..."',
+                }
+            },
+        }
+    }
+
+
+def _batch_rows(body: BatchRequest) -> batches.ParsedFile:
+    """The rows of the one source given (rows, csv or jsonl), with their columns."""
+    given = [source for source in ("rows", "csv", "jsonl") if getattr(body, source) is not None]
+    if len(given) != 1:
+        raise InvalidInput("rows", "give exactly one of rows, csv, jsonl")
+    if body.rows is not None:
+        columns = dict.fromkeys(key for row in body.rows if isinstance(row, dict) for key in row)
+        return batches.ParsedFile(columns=list(columns), rows=body.rows)
+    [source] = given
+    try:
+        return batches.parse_file(getattr(body, source).encode(), f"rows.{source}")
+    except InvalidRows:
+        raise
+    except InvalidInput as exc:  # about "the file": here, the csv or jsonl field
+        raise InvalidInput(source, exc.message) from exc
+
+
+@router.post(
+    "/batches",
+    status_code=202,
+    response_model=BatchOut,
+    responses={
+        **_ALWAYS,
+        **_INVALID,
+        **_CREATES,
+        413: {
+            "model": ErrorMessage,
+            "description": f"Body larger than {size_text(BATCH_BODY_BYTES)}.",
+        },
+    },
+    summary="Queue one template over many rows",
+    response_description=_ACCEPTED_DOC,
+    tags=["batches"],
+)
+def create_batch(body: BatchRequest, jobs: JobCreation) -> BatchOut:
+    """One job per row (given as `rows`, `csv` or `jsonl`), all queued in one transaction. A bad
+    row refuses the whole batch with one 422 entry per bad row (field `rows[<n>].<field>`, rows
+    numbered from 1), unless `skip_invalid`. Bodies may be up to 20 MiB here. Follow the
+    progress with `GET /api/v1/batches/{id}`."""
+    parsed = _batch_rows(body)
+
+    def create(p: ConnectionPool) -> BatchOut:
+        batch = batches.submit_batch(
+            p,
+            user=jobs.user,
+            template=body.template,
+            model=body.model,
+            rows=parsed.rows,
+            columns=parsed.columns,
+            format=body.format,
+            queue=body.queue,
+            name=body.name,
+            skip_invalid=body.skip_invalid,
+            cache=body.cache,
+        )
+        return BatchOut.of(batch)
+
+    return jobs.run(create, body=body.model_dump(mode="json"), answer_type=BatchOut)
+
+
+@router.get(
+    "/batches",
+    response_model=list[BatchOut],
+    responses={**_ALWAYS, **_INVALID},
+    summary="List batches, newest first",
+    tags=["batches"],
+)
+def list_batches(
+    user: CurrentUser,
+    pool: Pool,
+    limit: Annotated[int, Query(ge=1, le=200, description="At most this many.")] = 50,
+) -> list[BatchOut]:
+    """Your batches (admins: everyone's) with their progress."""
+    return [BatchOut.of(b) for b in batches.list_batches(pool, user, limit)]
+
+
+@router.get(
+    "/batches/{batch_id}",
+    response_model=BatchOut,
+    responses={**_ALWAYS, **_INVALID, **_BATCH_NOT_FOUND},
+    summary="A batch and its progress",
+    tags=["batches"],
+)
+def get_batch(batch_id: BatchId, user: CurrentUser, pool: Pool) -> BatchOut:
+    return BatchOut.of(batches.get_batch(pool, batch_id, user))
+
+
+@router.post(
+    "/batches/{batch_id}/cancel",
+    response_model=BatchCancelled,
+    responses={**_ALWAYS, **_INVALID, **_BATCH_NOT_FOUND, 413: _CREATES[413]},
+    summary="Cancel a batch's rows that have not started",
+    tags=["batches"],
+)
+def cancel_batch(batch_id: BatchId, user: CurrentUser, pool: Pool) -> BatchCancelled:
+    """Rows not yet started fail with "cancelled by <user>"; rows already running finish."""
+    return BatchCancelled(cancelled=len(batches.cancel_batch(pool, batch_id, user)))
+
+
+@router.post(
+    "/batches/{batch_id}/retry_failed",
+    status_code=202,
+    response_model=BatchRetried,
+    responses={
+        **_ALWAYS,
+        **_INVALID,
+        **_BATCH_NOT_FOUND,
+        **_CREATES,
+        409: {
+            "model": ErrorMessage,
+            "description": "No row failed, or the same Idempotency-Key is still in use.",
+        },
+    },
+    summary="Queue a batch's failed rows again",
+    response_description=_ACCEPTED_DOC,
+    tags=["batches"],
+)
+def retry_failed_batch_rows(batch_id: BatchId, jobs: JobCreation) -> BatchRetried:
+    """The failed rows (cancelled ones included) run again as the same outputs, with a fresh
+    count of attempts."""
+
+    def create(p: ConnectionPool) -> BatchRetried:
+        return BatchRetried(queued=len(batches.retry_failed(p, batch_id, jobs.user)))
+
+    return jobs.run(create, body=None, answer_type=BatchRetried)
+
+
+@router.get(
+    "/batches/{batch_id}/results",
+    response_class=Response,
+    responses={
+        **_text_answer("The rows in file order, as CSV or JSON Lines.", *_RESULT_TYPES.values()),
+        **_ALWAYS,
+        **_INVALID,
+        **_BATCH_NOT_FOUND,
+    },
+    summary="A batch's results as a file",
+    tags=["batches"],
+)
+def get_batch_results(
+    batch_id: BatchId,
+    user: CurrentUser,
+    pool: Pool,
+    format: Annotated[
+        Literal["csv", "jsonl"], Query(description="csv (text/csv) or jsonl (JSON Lines).")
+    ] = "csv",
+) -> Response:
+    """Per row: the input columns, then output, status, feedback, error, cost, cached and
+    output_id."""
+    text = batches.results(pool, batch_id, user, format)
+    disposition = f'attachment; filename="batch-{batch_id}.{format}"'
+    return Response(
+        text, media_type=_RESULT_TYPES[format], headers={"Content-Disposition": disposition}
+    )
+
+
+@router.get(
+    "/exports",
+    response_class=StreamingResponse,
+    responses={
+        **_text_answer("One JSON object per line, oldest output first.", _NDJSON),
+        **_ALWAYS,
+        **_INVALID,
+    },
+    summary="Completed outputs as a JSON Lines dataset",
+    tags=["exports"],
+)
+def export_outputs(
+    filters: Annotated[ExportFilters, Query()], user: CurrentUser, pool: Pool
+) -> StreamingResponse:
+    """Completed outputs (yours; admins: everyone's or user_id's), streamed: prompt, output,
+    model, format, feedback, template name and version, context, and chat `messages` ready for
+    fine-tuning. kind golden keeps thumbs-up answers, eval thumbs-down ones."""
+    lines = exports.export_jsonl(pool, user, **filters.model_dump())
+    # The first page is read now, so that an unavailable database is a 503, not a cut stream.
+    first = next(lines, None)
+    body = lines if first is None else itertools.chain([first], lines)
+    disposition = f'attachment; filename="{filters.kind}.jsonl"'
+    return StreamingResponse(body, media_type=_NDJSON, headers={"Content-Disposition": disposition})
 
 
 @health_router.get(

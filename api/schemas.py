@@ -11,9 +11,18 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from db.models import FeedbackValue, Format, Kind, LLMOutput, Queue, Status
+from tasks.batches import Batch
 
 MAX_ID = 2**63 - 1
 
@@ -89,6 +98,11 @@ class JobRequest(Body):
     agent_id: Id | None = Field(
         None, description="An agent whose system prompt and defaults the job starts from."
     )
+    cache: bool | None = Field(
+        None,
+        description="Reuse a recent completed answer to the same prompt, model and format "
+        "instead of calling the model; LLMJOBS_CACHE (off by default) when omitted.",
+    )
 
 
 class RegenerateRequest(Body):
@@ -105,8 +119,9 @@ class FeedbackRequest(Body):
     feedback: FeedbackValue
 
 
-class OutputFilters(Body):
-    status: Status | None = None
+class OutputSelection(Body):
+    """The query filters that the outputs list and the dataset export share."""
+
     # Bounds keep the whole query under the server's 16 KiB request-head limit, even with
     # every character percent-encoded.
     model: Text | None = Field(None, max_length=200)
@@ -114,12 +129,16 @@ class OutputFilters(Body):
         None, max_length=500, description="Exact template text (templates up to 500 characters)."
     )
     format: Format | None = None
-    feedback: FeedbackValue | None = None
     created_after: Timestamp | None = Field(None, description="Created at or after.")
     created_before: Timestamp | None = Field(None, description="Created before.")
     user_id: Id | None = Field(
         None, description="Only this user's outputs (admins; others always see only their own)."
     )
+
+
+class OutputFilters(OutputSelection):
+    status: Status | None = None
+    feedback: FeedbackValue | None = None
     limit: int = Field(50, ge=1, le=200, description="Page size.")
     cursor: Text | None = Field(
         None, max_length=100, description="next_cursor of the previous page."
@@ -156,6 +175,11 @@ class Output(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    batch_id: int | None = Field(None, description="The batch this output is a row of.")
+    batch_row: int | None = Field(None, description="Its row number in the batch, from 1.")
+    cache_hit_of: int | None = Field(
+        None, description="The earlier output whose answer was reused from the response cache."
+    )
 
     @classmethod
     def of(cls, row: LLMOutput) -> Output:
@@ -259,4 +283,100 @@ class LeaderboardOut(BaseModel):
     entries: list[dict[str, Any]]
     suggested: str | None = Field(
         description="The model with the best lower bound of thumbs-up rate within the cost ceiling."
+    )
+
+
+# Any JSON value is taken so that a row that is not an object is reported by its number, like
+# every other bad row; the document still says what a row should be.
+BatchRow = Annotated[Any, WithJsonSchema({"type": "object"})]
+
+
+class BatchRequest(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "template": "Explain {{concept}} to {{audience}}",
+                    "model": "offline/echo",
+                    "name": "glossary",
+                    "csv": "concept,audience\nrecursion,a beginner\nclosures,an expert\n",
+                }
+            ]
+        },
+    )
+
+    template: Text = Field(description="Jinja2 prompt template, rendered with each row.")
+    model: Text = Field(description="litellm model name (see GET /api/v1/models), for every row.")
+    format: Format | None = Field(None, description="Output format; text when omitted.")
+    queue: Queue | None = Field(None, description="Priority queue; default when omitted.")
+    name: Text = Field("", max_length=200, description="A name to find the batch by.")
+    skip_invalid: bool = Field(
+        False,
+        description="Queue the good rows and report the bad ones in skipped, instead of "
+        "refusing the whole batch.",
+    )
+    cache: bool | None = Field(
+        None, description="Reuse recent identical answers; LLMJOBS_CACHE when omitted."
+    )
+    rows: list[BatchRow] | None = Field(
+        None,
+        description="The rows as JSON objects, one job each. Give exactly one of rows, csv, jsonl.",
+    )
+    csv: Text | None = Field(
+        None,
+        description="The rows as CSV text: a header row naming the columns, then one "
+        "row per job (values are text).",
+    )
+    jsonl: Text | None = Field(
+        None, description="The rows as JSON Lines text: one JSON object per line."
+    )
+
+
+class SkippedRow(BaseModel):
+    row: int = Field(description="Row number, from 1 (a CSV header row is not counted).")
+    field: str
+    message: str
+
+
+class BatchOut(BaseModel):
+    """A batch and its progress."""
+
+    id: int
+    user_id: int
+    name: str
+    template: str
+    model: str
+    format: Format
+    queue: Queue
+    columns: list[str] = Field(description="The rows' columns, in file order.")
+    skipped: list[SkippedRow] = Field(description="Rows left out (skip_invalid).")
+    created_at: datetime
+    cancelled_at: datetime | None = Field(
+        None, description="When it was cancelled; null again once its failed rows are retried."
+    )
+    total: int = Field(description="Rows in the batch (skipped ones not counted).")
+    completed: int
+    failed: int = Field(description="Failed rows, cancelled ones included.")
+    unfinished: int = Field(description="Rows pending or running.")
+    cost: float = Field(description="In US dollars, over the rows whose price is known.")
+
+    @classmethod
+    def of(cls, batch: Batch) -> BatchOut:
+        skipped = [SkippedRow(row=n, field=f, message=m) for n, f, m in batch.skipped]
+        return cls.model_validate({**batch.model_dump(), "skipped": skipped})
+
+
+class BatchCancelled(BaseModel):
+    cancelled: int = Field(description="Rows cancelled before they started.")
+
+
+class BatchRetried(BaseModel):
+    queued: int = Field(description="Failed rows queued again.")
+
+
+class ExportFilters(OutputSelection):
+    kind: Literal["all", "golden", "eval"] = Field(
+        "all",
+        description="all completed outputs, golden (thumbs-up) or eval (thumbs-down) ones.",
     )

@@ -66,6 +66,12 @@ def test_openapi_documents_routes_and_errors(client):
         "/api/v1/comparisons/{comparison_id}",
         "/api/v1/comparisons/{comparison_id}/pick",
         "/api/v1/leaderboard",
+        "/api/v1/batches",
+        "/api/v1/batches/{batch_id}",
+        "/api/v1/batches/{batch_id}/cancel",
+        "/api/v1/batches/{batch_id}/retry_failed",
+        "/api/v1/batches/{batch_id}/results",
+        "/api/v1/exports",
         "/healthz",
     }
     create = paths["/api/v1/llm_jobs"]["post"]
