@@ -55,7 +55,9 @@ def parse_file(content: bytes, filename: str) -> ParsedFile:
         rows: list[Any] = []
         for row in reader:
             if None in row:  # more values than columns
-                rows.append(f"line {reader.line_num}: more values than columns")
+                rows.append(
+                    submit.UnreadableRow(f"line {reader.line_num}: more values than columns")
+                )
             else:
                 rows.append(dict(row))
         return ParsedFile(columns=list(reader.fieldnames), rows=rows)

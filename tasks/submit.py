@@ -281,6 +281,10 @@ class BulkSubmission(BaseModel):
     skipped: list[tuple[int, str, str]] = []
 
 
+class UnreadableRow(str):
+    """A row a file reader could not read, standing in its place; the text says why."""
+
+
 class PreparedRows(BaseModel):
     """A validated bulk request: what all rows share, and the good rows with their numbers."""
 
@@ -327,6 +331,9 @@ def prepare_many(
     good: list[tuple[int, dict[str, Any]]] = []
     bad: list[tuple[int, str, str]] = []
     for number, context in enumerate(contexts, start=1):
+        if isinstance(context, UnreadableRow):
+            bad.append((number, "row", str(context)))
+            continue
         try:
             rendering.render(template, rendering.check_context(context))
             good.append((number, context))

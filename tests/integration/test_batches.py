@@ -63,12 +63,14 @@ async def test_batch_runs_and_exports_results(pool, analyst, run_worker):
 
 
 def test_bad_rows_reported_by_number_nothing_queued(pool, analyst):
-    rows = [{"name": "Ada"}, {"other": 1}, "line 4: more values than columns"]
+    parsed = batches.parse_file(b"name,x\nAda,1\nBob,2\n,2,3\n", "people.csv")
+    rows = [{"name": "Ada"}, {"other": 1}, parsed.rows[2]]
     with pytest.raises(InvalidRows) as caught:
         batches.submit_batch(
             pool, user=analyst, template="Hi {{name}}", model="offline/echo", rows=rows
         )
     assert [r[0] for r in caught.value.rows] == [2, 3]
+    assert caught.value.rows[1][1:] == ("row", "line 4: more values than columns")
     assert batches.list_batches(pool, analyst) == []
     skipped = batches.submit_batch(
         pool,
