@@ -120,3 +120,32 @@ def test_api_answers_503_during_restart_and_recovers(owned_server):
         assert client.post("/api/v1/llm_jobs", json=job, headers=headers).status_code == 202
         listed = client.get("/api/v1/llm_outputs", headers=headers).json()["items"]
         assert len(listed) == 2  # the refused request wrote nothing
+
+
+@pytest.mark.slow
+def test_dashboard_says_so_during_restart_and_recovers(owned_server, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    app = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+    monkeypatch.setenv("LLMJOBS_SINGLE_USER", "1")
+    monkeypatch.setenv("LLMJOBS_DASHBOARD_DB_TIMEOUT", "1")
+
+    def errors(at) -> str:
+        return " ".join(e.value for e in at.error)
+
+    first = AppTest.from_file(app, default_timeout=60).run()
+    assert not first.exception and "cannot be reached" not in errors(first)
+    owned_server.stop()
+    try:
+        down = AppTest.from_file(app, default_timeout=60).run()
+        assert not down.exception
+        assert "The database cannot be reached" in errors(down)
+    finally:
+        owned_server.start()
+    deadline = time.monotonic() + 30
+    while True:  # the same process and its pool: back without a restart
+        back = AppTest.from_file(app, default_timeout=60).run()
+        if "cannot be reached" not in errors(back) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert not back.exception and "cannot be reached" not in errors(back)
