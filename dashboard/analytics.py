@@ -61,7 +61,7 @@ if not quality_rows:
 quality = charts.frame(quality_rows)
 total = analytics.totals(quality_rows)
 
-kpis = st.columns(5)
+kpis = st.columns(6)
 kpis[0].metric("Outputs", f"{total.outputs:,}")
 kpis[1].metric("Completed", f"{total.completed:,}")
 kpis[2].metric("Failed", f"{total.failed:,}")
@@ -71,6 +71,13 @@ kpis[3].metric(
     help=f"{total.thumbs_up} thumbs up of {total.rated} rated outputs",
 )
 kpis[4].metric("Cost", ui.dollars(total.cost))
+cache = deps.cache_hit_rate(pool, user, flt)
+kpis[5].metric(
+    "Cache hit rate",
+    "–" if cache.rate is None else f"{cache.rate:.0%}",
+    help=f"{cache.hits:,} of the {cache.eligible:,} completed outputs that asked for the cache "
+    "reused an answer (all models and templates in the range)",
+)
 
 st.subheader(":material/thumb_up: Thumbs-up rate by model", anchor=False)
 if total.rated:

@@ -13,9 +13,11 @@ import streamlit as st
 from psycopg_pool import ConnectionPool
 
 from db.pool import sync_pool
-from tasks import accounts, admin, analytics, budgets, compare, models, templates
+from tasks import accounts, admin, analytics, batches, budgets, compare, models, templates
 from tasks import agents as agent_cases
+from tasks import submit as jobs
 from tasks.analytics import OutputFilter
+from tasks.errors import NotFound
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -121,6 +123,42 @@ def cost_over_time(
     return analytics.cost_over_time(_pool, viewer, flt)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def cache_hit_rate(
+    _pool: ConnectionPool, viewer: User, flt: OutputFilter
+) -> analytics.CacheHitRate:
+    return analytics.cache_hit_rate(_pool, viewer, flt)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def can_open_output(_pool: ConnectionPool, viewer: User, output_id: int) -> bool:
+    """Whether the viewer may open this output (their own, or anyone's for an admin)."""
+    try:
+        jobs.get_output(_pool, output_id, viewer)
+    except NotFound:
+        return False
+    return True
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def batch_list(_pool: ConnectionPool, viewer: User, limit: int) -> list[batches.Batch]:
+    """The viewer's newest batches (admins: everyone's) with their progress."""
+    return batches.list_batches(_pool, viewer, limit)
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def batch(_pool: ConnectionPool, viewer: User, batch_id: int) -> batches.Batch:
+    """One batch's progress (shorter-lived than the page's refresh). Raises NotFound."""
+    return batches.get_batch(_pool, batch_id, viewer)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=4)
+def parsed_file(file_id: str, filename: str, _content: bytes) -> batches.ParsedFile:
+    """An uploaded file's rows, parsed once per upload (each upload has a new file_id).
+    Raises InvalidInput or InvalidRows as batches.parse_file does."""
+    return batches.parse_file(_content, filename)
+
+
 @st.cache_data(ttl=30, show_spinner=False)
 def month_spend(_pool: ConnectionPool, user: User) -> Decimal:
     return budgets.month_spend(_pool, user)
@@ -194,3 +232,9 @@ def forget_comparisons() -> None:
 
 def forget_queues() -> None:
     queue_overview.clear()
+
+
+def forget_batches() -> None:
+    """After a batch was queued, cancelled or retried: its progress and the filters change."""
+    for cached in (batch_list, batch, filter_choices):
+        cached.clear()

@@ -3,18 +3,25 @@ opens its output. The list refreshes itself while a job on it is pending or proc
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import auth, deps, ui
+from tasks import exports
 from tasks import submit as jobs
 from tasks.analytics import FEEDBACK_VALUES, STATUSES, period
 from tasks.errors import InvalidInput
 from tasks.formats import FORMATS
 
 PAGE_SIZE = 25
+DATASETS = (
+    ("all", "Export all (JSONL)", ":material/download:"),
+    ("golden", "Golden set: thumbs up", ":material/thumb_up:"),
+    ("eval", "Eval set: thumbs down", ":material/thumb_down:"),
+)
 
 user = auth.require_user()
 pool = deps.pool()
@@ -78,6 +85,31 @@ filters = {
 }
 if user.is_admin and user_id is not None:
     filters["user_id"] = user_id
+
+
+def dataset(kind: exports.Kind) -> str:
+    """The completed outputs of these filters as JSONL (the kind decides the feedback)."""
+    wanted = ("user_id", "model", "format", "template", "created_after", "created_before")
+    return "".join(
+        exports.export_jsonl(pool, user, kind=kind, **{k: filters.get(k) for k in wanted})
+    )
+
+
+with st.container(horizontal=True, vertical_alignment="center"):
+    for kind, label, icon in DATASETS:
+        st.download_button(
+            label,
+            data=functools.partial(dataset, kind),  # made on click
+            file_name=f"llmjobs-{kind}.jsonl",
+            mime="application/jsonl",
+            icon=icon,
+            on_click="ignore",
+            key=f"outputs_export_{kind}",
+        )
+    st.caption(
+        "Completed outputs matching the filters (status and feedback aside), with chat "
+        "messages for fine-tuning."
+    )
 
 # Keyset pages: the ids each page starts below (None: the newest). Changing a filter starts over.
 signature = repr(sorted(filters.items(), key=lambda kv: kv[0]))

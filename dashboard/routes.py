@@ -17,6 +17,7 @@ def pages() -> dict[str, list[st.Page]] | list[st.Page]:
         "Jobs": [
             st.Page(ui.SUBMIT_PAGE, title="Submit", icon=":material/send:", default=True),
             st.Page("dashboard/compare.py", title="Compare", icon=":material/compare_arrows:"),
+            st.Page("dashboard/batches.py", title="Batches", icon=":material/dataset:"),
             st.Page("dashboard/outputs.py", title="Outputs", icon=":material/list_alt:"),
             st.Page(ui.DETAIL_PAGE, title="Output", icon=":material/article:", url_path="output"),
         ],

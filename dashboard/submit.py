@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import auth, deps, editor, forms, ui
 from tasks import submit as jobs
-from tasks.config import QUEUES
+from tasks.config import QUEUES, get_settings
 from tasks.errors import BudgetExceeded, InvalidInput
 from tasks.fetchers import FETCHERS
 from tasks.formats import FORMATS
@@ -35,6 +35,7 @@ def apply_agent() -> None:
 st.session_state.setdefault("submit_model", deps.default_model())
 st.session_state.setdefault("submit_format", "text")
 st.session_state.setdefault("submit_queue", "default")
+st.session_state.setdefault("submit_cache", get_settings().cache)
 NO_AGENT = 0  # a selectbox shows None as "nothing chosen", so "no agent" is 0
 st.session_state.setdefault("submit_agent", NO_AGENT)
 requested = st.query_params.get("agent", "")
@@ -89,6 +90,11 @@ with right:
     )
     fmt = st.selectbox("Format", FORMATS, key="submit_format")
     queue = st.selectbox("Queue", QUEUES, key="submit_queue", help="high runs before default")
+    use_cache = st.checkbox(
+        "Use cache",
+        key="submit_cache",
+        help="Reuse a recent answer to the same prompt, model and format: no call, no cost.",
+    )
     st.subheader(":material/preview: Preview", anchor=False)
     with ui.database_guard():
         checked = forms.check(
@@ -129,6 +135,7 @@ with right:
                 queue=queue,
                 agent=agent_id or None,
                 fetcher=fetcher,
+                cache=use_cache,
             )
         except BudgetExceeded as exc:
             st.error(f"Not queued: {exc}.", icon=":material/account_balance_wallet:")

@@ -16,7 +16,7 @@ from decimal import Decimal
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
-from db import analytics, evidence, outputs
+from db import analytics, batches, evidence, outputs
 from db.analytics import Bucket, FeedbackPoint, OutputFilter, TemplateStats, VolumePoint
 from db.evidence import CostPoint
 from db.models import FEEDBACK_VALUES, STATUSES, LLMOutput, User
@@ -93,6 +93,17 @@ class FilterChoices(BaseModel):
 class Lineage(BaseModel):
     parent_id: int | None
     children: list[LLMOutput]
+
+
+class CacheHitRate(BaseModel):
+    """Completed outputs that asked for the response cache, and how many of them it answered."""
+
+    eligible: int
+    hits: int
+
+    @property
+    def rate(self) -> float | None:
+        return _ratio(self.hits, self.eligible)
 
 
 def period(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
@@ -240,6 +251,20 @@ def feedback_csv(
     for row in rows:
         writer.writerow(row.model_dump(mode="json"))
     return buffer.getvalue()
+
+
+def cache_hit_rate(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> CacheHitRate:
+    """The response cache's hits among the completed outputs that asked for it, in the filter's
+    date range and user scope (its model and template do not narrow it)."""
+    scoped = _scoped(viewer, flt)
+    with pool.connection() as conn:
+        found = batches.cache_hit_rate(
+            conn,
+            user_id=scoped.user_id,
+            created_after=scoped.created_after,
+            created_before=scoped.created_before,
+        )
+    return CacheHitRate(**found)
 
 
 def filter_choices(pool: ConnectionPool, viewer: User, limit: int = 50) -> FilterChoices:

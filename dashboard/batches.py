@@ -1,0 +1,297 @@
+"""Batches: one template over every row of a CSV or JSONL file. Upload a file, check the
+template's variables against its columns, and submit (bad rows are listed by number and nothing
+is queued, unless they are skipped). Then each batch shows its progress and cost; cancel its
+waiting jobs, retry its failed rows, download its results. A batch's progress refreshes itself
+while it has unfinished rows."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import auth, deps, editor, ui
+from tasks import batches
+from tasks.config import QUEUES, get_settings
+from tasks.errors import BudgetExceeded, InvalidInput, InvalidRows, LLMJobsError
+from tasks.formats import FORMATS
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+    from db.models import User
+
+EXAMPLE_TEMPLATE = "Summarise {{ text }} in one sentence."
+PREVIEW_ROWS = 10
+LISTED = 20
+
+user = auth.require_user()
+pool = deps.pool()
+models = deps.usable_models()
+model_names = [m.name for m in models]
+offline = {m.name for m in models if m.offline}
+
+st.session_state.setdefault("batch_model", deps.default_model())
+st.session_state.setdefault("batch_format", "text")
+st.session_state.setdefault("batch_queue", "low")
+st.session_state.setdefault("batch_cache", get_settings().cache)
+
+
+def count(n: int, thing: str) -> str:
+    """ "1 row", "2 rows"."""
+    return f"{n:,} {thing}" if n == 1 else f"{n:,} {thing}s"
+
+
+def cell(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def preview(rows: list[Any]) -> pd.DataFrame:
+    """The first rows as text (a line that is not an object shows as such)."""
+    shown = [
+        {k: cell(v) for k, v in row.items()} if isinstance(row, dict) else {"(row)": cell(row)}
+        for row in rows[:PREVIEW_ROWS]
+    ]
+    frame = pd.DataFrame(shown)
+    frame.index = range(1, len(frame) + 1)
+    return frame
+
+
+def bad_rows(rows: list[Any]) -> None:
+    """Refused rows by number: which field and why."""
+    st.dataframe(
+        pd.DataFrame([list(r) for r in rows], columns=["row", "field", "message"]),
+        hide_index=True,
+        key="batch_bad_rows",
+    )
+
+
+def new_batch() -> None:
+    """Upload, preview, template, options and Submit."""
+    upload = st.file_uploader(
+        "A CSV file (a header row naming the columns) or JSONL (one JSON object per line)",
+        type=["csv", "jsonl", "ndjson"],
+        key="batch_file",
+    )
+    if upload is None:
+        st.caption("Each row fills the template's variables by column name and becomes a job.")
+        return
+    try:
+        parsed = deps.parsed_file(upload.file_id, upload.name, upload.getvalue())
+    except InvalidRows as exc:
+        st.error(
+            f"{count(len(exc.rows), 'line')} of {upload.name} cannot be read.",
+            icon=":material/error:",
+        )
+        bad_rows(exc.rows)
+        return
+    except InvalidInput as exc:
+        ui.show_error(exc)
+        return
+    st.caption(
+        f"{count(len(parsed.rows), 'row')} · columns: {', '.join(parsed.columns) or 'none'}"
+        + (f" · the first {PREVIEW_ROWS}:" if len(parsed.rows) > PREVIEW_ROWS else "")
+    )
+    st.dataframe(preview(parsed.rows), key="batch_preview")
+
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        template = editor.template_area("batch", example=EXAMPLE_TEMPLATE)
+        missing = [v for v in template.variables if v not in parsed.columns]
+        if missing:
+            st.warning(
+                f"Not a column of the file: {', '.join(missing)}. Rows without it will be refused.",
+                icon=":material/table_rows:",
+            )
+        elif template.variables:
+            st.caption(
+                f":material/check: Every variable is a column: {', '.join(template.variables)}."
+            )
+        unused = [c for c in parsed.columns if c not in template.variables]
+        if unused and not template.error:
+            st.caption(f"Columns the template does not use: {', '.join(unused)}.")
+    with right:
+        model = st.selectbox(
+            "Model",
+            model_names,
+            format_func=lambda m: f"{m} (offline)" if m in offline else m,
+            key="batch_model",
+        )
+        fmt = st.selectbox("Format", FORMATS, key="batch_format")
+        queue = st.selectbox(
+            "Queue", QUEUES, key="batch_queue", help="low runs after high and default jobs"
+        )
+        name = st.text_input(
+            "Name", key="batch_name", max_chars=200, placeholder=PurePath(upload.name).stem
+        )
+        skip = st.checkbox(
+            "Skip bad rows",
+            key="batch_skip",
+            help="Queue the good rows and list the bad ones; otherwise a bad row queues nothing.",
+        )
+        cache = st.checkbox(
+            "Use cache",
+            key="batch_cache",
+            help="Reuse a recent answer to the same prompt, model and format: no call, no cost.",
+        )
+        clicked = st.button(
+            "Submit batch",
+            type="primary",
+            icon=":material/send:",
+            key="batch_submit",
+            disabled=template.error is not None or not template.text.strip(),
+        )
+    if not clicked:
+        return
+    try:
+        made = batches.submit_batch(
+            pool,
+            user=user,
+            template=template.text,
+            model=model,
+            rows=parsed.rows,
+            columns=parsed.columns,
+            format=fmt,
+            queue=queue,
+            name=name.strip() or PurePath(upload.name).stem,
+            skip_invalid=skip,
+            cache=cache,
+        )
+    except InvalidRows as exc:
+        fix = "" if skip else " Fix them, or tick “Skip bad rows” to queue the others."
+        st.error(
+            f"{count(len(exc.rows), 'bad row')}: nothing was queued.{fix}",
+            icon=":material/error:",
+        )
+        bad_rows(exc.rows)
+    except BudgetExceeded as exc:
+        st.error(f"Not queued: {exc}.", icon=":material/account_balance_wallet:")
+    except InvalidInput as exc:
+        ui.show_error(exc)
+    else:
+        deps.forget_batches()
+        skipped = f", {count(len(made.skipped), 'bad row')} skipped" if made.skipped else ""
+        # a toast outlives the rerun that starts the batch's progress refresh
+        st.toast(
+            f"Batch “{made.name}” queued: {count(made.total, 'row')}{skipped}.",
+            icon=":material/check:",
+        )
+
+
+def act(
+    batch_id: int,
+    action: Callable[[ConnectionPool, int, User], list[int]],
+    thing: str,
+    done: str,
+) -> None:
+    """Cancel the batch's waiting jobs or retry its failed rows, then draw the page again (a
+    toast says what was done), or say why not."""
+    try:
+        changed = action(pool, batch_id, user)
+    except LLMJobsError as exc:
+        ui.show_error(exc)
+        return
+    deps.forget_batches()
+    st.toast(f"Batch #{batch_id}: {count(len(changed), thing)} {done}.", icon=":material/check:")
+    st.rerun()
+
+
+def progress(batch: batches.Batch) -> None:
+    finished = batch.completed + batch.failed
+    st.progress(
+        finished / batch.total if batch.total else 1.0,
+        text=f"{batch.completed:,} completed · {batch.failed:,} failed · "
+        f"{batch.unfinished:,} pending of {batch.total:,}",
+    )
+    st.caption(f"Cost so far: {ui.dollars(batch.cost)}")
+
+
+def follow(batch_id: int) -> bool:
+    """The progress as it is now; True while rows are unfinished."""
+    batch = deps.batch(pool, user, batch_id)
+    progress(batch)
+    return batch.unfinished > 0
+
+
+def one_batch(batch: batches.Batch, owners: dict[int, str]) -> None:
+    title = batch.name or "Unnamed batch"
+    st.markdown(f"**{title}** · #{batch.id} · {batch.model} · {batch.format} · {batch.queue} queue")
+    owner = f" · by {owners.get(batch.user_id, batch.user_id)}" if owners else ""
+    st.caption(
+        f"Created {ui.when(batch.created_at)}{owner}"
+        + (f" · cancelled {ui.when(batch.cancelled_at)}" if batch.cancelled_at else "")
+    )
+    if batch.unfinished:
+        # Only the progress refreshes: the buttons keep their downloads between refreshes, and
+        # the page is drawn again once the batch is done.
+        ui.live(f"batch:{batch.id}", functools.partial(follow, batch.id), every=3.0)
+    else:
+        progress(batch)
+    if batch.skipped:
+        with st.expander(
+            f"{count(len(batch.skipped), 'bad row')} skipped", icon=":material/block:"
+        ):
+            st.dataframe(
+                pd.DataFrame([list(r) for r in batch.skipped], columns=["row", "field", "message"]),
+                hide_index=True,
+                key=f"batch_skipped_{batch.id}",
+            )
+    with st.container(horizontal=True):
+        cancel = st.button(
+            "Cancel waiting jobs",
+            icon=":material/cancel:",
+            key=f"batch_cancel_{batch.id}",
+            disabled=not batch.unfinished,
+        )
+        retry = st.button(
+            "Retry failed",
+            icon=":material/replay:",
+            key=f"batch_retry_{batch.id}",
+            disabled=not batch.failed,
+        )
+        for kind, mime in (("csv", "text/csv"), ("jsonl", "application/jsonl")):
+            st.download_button(
+                f"Results ({kind.upper()})",
+                # made on click, from the rows as they are then
+                data=functools.partial(batches.results, pool, batch.id, user, kind),
+                file_name=f"batch-{batch.id}-results.{kind}",
+                mime=mime,
+                icon=":material/download:",
+                on_click="ignore",
+                key=f"batch_{kind}_{batch.id}",
+            )
+    if cancel:
+        act(batch.id, batches.cancel_batch, "waiting job", "cancelled")
+    if retry:
+        act(batch.id, batches.retry_failed, "failed row", "queued again")
+
+
+def batch_list() -> None:
+    """The newest batches, each with its progress and actions."""
+    listed = deps.batch_list(pool, user, LISTED)
+    if not listed:
+        st.info("No batches yet.", icon=":material/inbox:")
+        return
+    owners = {u.id: u.name for u in deps.users(pool)} if user.is_admin else {}
+    for batch in listed:
+        with st.container(border=True):
+            one_batch(batch, owners)
+    if len(listed) == LISTED:
+        st.caption(f"The {LISTED} newest batches.")
+
+
+st.title(":material/dataset: Batches", anchor=False)
+with st.container(border=True):
+    st.subheader(":material/upload_file: New batch", anchor=False)
+    new_batch()
+
+st.subheader(
+    ":material/list: Everyone's batches" if user.is_admin else ":material/list: Your batches",
+    anchor=False,
+)
+batch_list()
