@@ -147,9 +147,19 @@ def cache_hit_rate(
 
 
 async def find_cached_answer(
-    conn: psycopg.AsyncConnection, *, cache_key: str, window_seconds: float, output_id: int
+    conn: psycopg.AsyncConnection,
+    *,
+    cache_key: str,
+    window_seconds: float,
+    output_id: int,
+    user_id: int,
 ) -> dict[str, Any] | None:
-    params = {"cache_key": cache_key, "window_seconds": window_seconds, "id": output_id}
+    params = {
+        "cache_key": cache_key,
+        "window_seconds": window_seconds,
+        "id": output_id,
+        "user_id": user_id,
+    }
     cur = await conn.execute(queries["find_cached_answer"], params)
     return await cur.fetchone()
 

@@ -84,12 +84,17 @@ def cache_key(model: str, fmt: str, messages: list[dict[str, str]]) -> str:
 
 
 async def _answer_from_cache(
-    pool: Any, output_id: int, attempt: int, prompt: str, key: str, began: float
+    pool: Any, output: Any, attempt: int, prompt: str, key: str, began: float
 ) -> bool:
-    """Complete the output with a recent identical answer, if there is one."""
+    """Complete the output with its user's recent identical answer, if there is one."""
+    output_id = output.id
     async with pool.connection() as conn:
         cached = await batches.find_cached_answer(
-            conn, cache_key=key, window_seconds=get_settings().cache_window, output_id=output_id
+            conn,
+            cache_key=key,
+            window_seconds=get_settings().cache_window,
+            output_id=output_id,
+            user_id=output.user_id,
         )
         if cached is None:
             return False
@@ -137,7 +142,7 @@ async def llm_job(context: Any, output_id: int) -> None:
     began = time.perf_counter()
     messages = build_messages(prompt, output.format, output.system_prompt)
     key = cache_key(output.model, output.format, messages)
-    if output.use_cache and await _answer_from_cache(pool, output_id, attempt, prompt, key, began):
+    if output.use_cache and await _answer_from_cache(pool, output, attempt, prompt, key, began):
         log.info(
             "completed",
             **fields,

@@ -86,10 +86,12 @@ UPDATE llm_outputs
 UPDATE batches SET cancelled_at = NULL WHERE id = %(batch_id)s
 
 -- find_cached_answer --
--- The newest completed answer to the same question within the window (never itself a copy)
+-- The newest completed answer to the same question by the same user within the window (never
+-- itself a copy): users see only their own outputs, cached ones included
 SELECT id, raw_response, parsed_output, prompt_tokens, completion_tokens
   FROM llm_outputs
  WHERE cache_key = %(cache_key)s AND status = 'completed' AND cache_hit_of IS NULL
+   AND user_id = %(user_id)s
    AND completed_at >= now() - make_interval(secs => %(window_seconds)s)
    AND id <> %(id)s
  ORDER BY completed_at DESC

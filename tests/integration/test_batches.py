@@ -194,3 +194,13 @@ def test_ten_thousand_row_batch_in_one_transaction_and_cancelled(pool, analyst):
             )
         }
     assert statuses == {"cancelled": 10_000}
+
+
+async def test_cache_never_crosses_users(pool, analyst, other_analyst, provider, run_worker):
+    provider.push(ok("ana's answer"), ok("otto's answer"))
+    jobs.submit(pool, user=analyst, template="Q", model="openai/m", cache=True)
+    await run_worker()
+    theirs = jobs.submit(pool, user=other_analyst, template="Q", model="openai/m", cache=True)
+    await run_worker()
+    out = jobs.get_output(pool, theirs.output_id, other_analyst)
+    assert (out.parsed_output, out.cache_hit_of) == ("otto's answer", None)
