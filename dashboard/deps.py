@@ -15,9 +15,7 @@ from psycopg_pool import ConnectionPool
 from db.pool import sync_pool
 from tasks import accounts, admin, analytics, batches, budgets, compare, models, templates
 from tasks import agents as agent_cases
-from tasks import submit as jobs
 from tasks.analytics import OutputFilter
-from tasks.errors import NotFound
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -128,16 +126,6 @@ def cache_hit_rate(
     _pool: ConnectionPool, viewer: User, flt: OutputFilter
 ) -> analytics.CacheHitRate:
     return analytics.cache_hit_rate(_pool, viewer, flt)
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def can_open_output(_pool: ConnectionPool, viewer: User, output_id: int) -> bool:
-    """Whether the viewer may open this output (their own, or anyone's for an admin)."""
-    try:
-        jobs.get_output(_pool, output_id, viewer)
-    except NotFound:
-        return False
-    return True
 
 
 @st.cache_data(ttl=2, show_spinner=False)

@@ -86,16 +86,10 @@ with answer:
     st.subheader(":material/chat: Answer", anchor=False)
     if output.status == "failed":
         st.error(output.error_message or "failed", icon=":material/error:")
-    if output.cache_hit_of is not None:
+    if output.cache_hit_of is not None:  # always one of the same user's outputs
         source = output.cache_hit_of
-        if deps.can_open_output(pool, user, source):
-            st.info(f"Answer reused from the cache (output {source}).", icon=":material/cached:")
-            ui.output_link(source, f"Open output #{source}")
-        else:  # the cache is shared: the answer may have come from another user's output
-            st.info(
-                f"Answer reused from the cache (output {source}, another user's).",
-                icon=":material/cached:",
-            )
+        st.info(f"Answer reused from the cache (output {source}).", icon=":material/cached:")
+        ui.output_link(source, f"Open output #{source}")
     if output.status == "completed":
         with st.container(border=True):
             ui.answer(output)
