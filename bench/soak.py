@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -235,6 +236,8 @@ def run(
     finally:
         pool.close()
         provider.stop()
+        with contextlib.suppress(Exception):  # already stopped when a restart failed
+            server.stop()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

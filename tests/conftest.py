@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -52,6 +53,19 @@ def _with_dbname(url: str, dbname: str) -> str:
     params = conninfo_to_dict(url)
     params["dbname"] = dbname
     return make_conninfo(**params)
+
+
+@pytest.fixture
+def server_dir() -> Iterator[Path]:
+    """A fresh folder for an embedded server's data, inside the project's `.data/`: the server
+    runs as another system user, who must traverse every parent folder, and pytest keeps its own
+    temporary folders private to root."""
+    from db import embedded
+
+    folder = embedded.data_dir() / "tests" / uuid.uuid4().hex[:12]
+    folder.mkdir(parents=True)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

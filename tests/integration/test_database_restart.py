@@ -21,11 +21,12 @@ PROCRASTINATE = Path(sys.executable).parent / "procrastinate"
 
 
 @pytest.fixture
-def owned_server(tmp_path, monkeypatch):
-    server = OwnedServer(tmp_path / "pg")
+def owned_server(server_dir, monkeypatch):
+    server = OwnedServer(server_dir / "pg")
     server.migrate()
     monkeypatch.setenv("DATABASE_URL", server.url)
     yield server
+    server.stop()
 
 
 @pytest.mark.slow

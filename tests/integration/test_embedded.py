@@ -26,8 +26,8 @@ with psycopg.connect(url, autocommit=True) as conn:
 
 
 @pytest.mark.slow
-def test_embedded_server_keeps_data_across_restart(tmp_path):
-    env = {**os.environ, "LLMJOBS_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+def test_embedded_server_keeps_data_across_restart(server_dir):
+    env = {**os.environ, "LLMJOBS_DATA_DIR": str(server_dir / "data"), "PYTHONPATH": str(ROOT)}
     env.pop("DATABASE_URL", None)
 
     def run(mode: str) -> str:
@@ -44,14 +44,14 @@ def test_embedded_server_keeps_data_across_restart(tmp_path):
 
     assert run("write") == "survives"
     # the first process exited and stopped the server; a new one starts it on the same data
-    pid_file = tmp_path / "data" / "pg" / "postmaster.pid"
+    pid_file = server_dir / "data" / "pg" / "postmaster.pid"
     assert not pid_file.exists()
     assert run("read") == "survives"
 
 
 @pytest.mark.slow
-def test_migrate_on_embedded_server_without_database_url(tmp_path):
-    env = {**os.environ, "LLMJOBS_DATA_DIR": str(tmp_path / "data")}
+def test_migrate_on_embedded_server_without_database_url(server_dir):
+    env = {**os.environ, "LLMJOBS_DATA_DIR": str(server_dir / "data")}
     env.pop("DATABASE_URL", None)
     llmjobs = Path(sys.executable).parent / "llmjobs"
     first = subprocess.run(

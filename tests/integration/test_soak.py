@@ -9,7 +9,7 @@ from bench.soak import run
 
 
 @pytest.mark.slow
-def test_small_soak_balances_the_books(tmp_path):
+def test_small_soak_balances_the_books(server_dir):
     books = run(
         n_jobs=300,
         workers=2,
@@ -17,7 +17,7 @@ def test_small_soak_balances_the_books(tmp_path):
         outages=1,
         db_restarts=0,
         timeout=240,
-        data_dir=tmp_path / "soak",
+        data_dir=server_dir / "soak",
     )
     assert books.worker_kills == 1 and books.outages == 1
     assert books.completed + books.failed == 300
