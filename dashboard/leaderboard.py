@@ -43,12 +43,7 @@ with st.container(border=True):
     user_id = None
     if user.is_admin:
         people = {u.id: u.name for u in deps.users(pool)}
-        user_id = row[3].selectbox(
-            "User",
-            [None, *people],
-            key="leaderboard_user",
-            format_func=lambda u: "Everyone" if u is None else people[u],
-        )
+        user_id = ui.user_filter(row[3], people, key="leaderboard_user")
 
 try:
     start, end = [*dates, None, None][:2]

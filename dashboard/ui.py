@@ -61,6 +61,16 @@ def when(value: Any) -> str:
     return "–" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def user_filter(container: Any, people: dict[int, str], key: str) -> int | None:
+    """An admin's choice of one user (their id), or None for everyone."""
+    return container.selectbox(
+        "User",
+        [None, *people],
+        key=key,
+        format_func=lambda u: "Everyone" if u is None else people[u],
+    )
+
+
 def show_error(exc: LLMJobsError) -> None:
     """A refused action, said plainly (InvalidInput names the field to fix)."""
     st.error(str(exc), icon=":material/error:")
