@@ -60,21 +60,24 @@ SELECT date_trunc(%(bucket)s, created_at, 'UTC') AS bucket, status, count(*) AS 
  ORDER BY 1, 2
 
 -- analytics_by_template --
--- The templates with the most rated outputs: volume and feedback of each (top `limit`)
-SELECT left(template, 80) AS label,
-       md5(template) AS template_md5,
+-- The templates with the most rated outputs: volume and feedback of each (top `limit`); a
+-- library template's version is named "name vN" (each version has its own text)
+SELECT COALESCE(max(t.name || ' v' || v.version), left(o.template, 80)) AS label,
+       md5(o.template) AS template_md5,
        count(*) AS outputs,
-       count(*) FILTER (WHERE feedback = 'thumbs_up') AS thumbs_up,
-       count(*) FILTER (WHERE feedback = 'thumbs_down') AS thumbs_down
-  FROM llm_outputs
- WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
-   AND (%(model)s::text IS NULL OR model = %(model)s)
+       count(*) FILTER (WHERE o.feedback = 'thumbs_up') AS thumbs_up,
+       count(*) FILTER (WHERE o.feedback = 'thumbs_down') AS thumbs_down
+  FROM llm_outputs AS o
+  LEFT JOIN prompt_template_versions AS v ON v.id = o.template_version_id
+  LEFT JOIN prompt_templates AS t ON t.id = v.template_id
+ WHERE (%(user_id)s::bigint IS NULL OR o.user_id = %(user_id)s)
+   AND (%(model)s::text IS NULL OR o.model = %(model)s)
    AND (%(template)s::text IS NULL
-        OR (md5(template) = md5(%(template)s) AND template = %(template)s))
-   AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
-   AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
- GROUP BY template
- ORDER BY count(*) FILTER (WHERE feedback <> 'none') DESC, count(*) DESC, md5(template)
+        OR (md5(o.template) = md5(%(template)s) AND o.template = %(template)s))
+   AND (%(created_after)s::timestamptz IS NULL OR o.created_at >= %(created_after)s)
+   AND (%(created_before)s::timestamptz IS NULL OR o.created_at < %(created_before)s)
+ GROUP BY o.template
+ ORDER BY count(*) FILTER (WHERE o.feedback <> 'none') DESC, count(*) DESC, md5(o.template)
  LIMIT %(limit)s
 
 -- analytics_feedback_export --

@@ -331,3 +331,30 @@ def test_cost_over_time_by_model_and_user(pool, analyst, other_analyst, admin):
     assert set(totals(admin, model="m-a")) == {("ana", "m-a"), ("otto", "m-a")}
     assert set(totals(admin, user_id=other_analyst.id)) == {("otto", "m-a")}
     assert totals(analyst, user_id=other_analyst.id) == totals(analyst)  # analysts: their own
+
+
+def test_analytics_by_template_names_library_versions(pool, analyst):
+    from tasks import analytics
+
+    templates.save_template(pool, analyst, "tutor", "Explain {{c}}")
+    templates.save_template(pool, analyst, "tutor", "Explain {{c}} simply")
+    for version, feedback in ((1, "thumbs_down"), (2, "thumbs_up"), (2, "thumbs_up")):
+        sub = jobs.submit(
+            pool,
+            user=analyst,
+            template=None,
+            template_name="tutor",
+            template_version=version,
+            context={"c": 1},
+            model="offline/echo",
+        )
+        with pool.connection() as conn:
+            conn.execute(
+                "UPDATE llm_outputs SET status = 'completed', completed_at = now(), "
+                "feedback = %s WHERE id = %s",
+                (feedback, sub.output_id),
+            )
+    create_test_llm_output(pool, analyst, template="Plain {{c}}", feedback="thumbs_up")
+    rows = analytics.top_templates(pool, analyst, analytics.output_filter())
+    by_label = {r.label: (r.thumbs_up, r.thumbs_down) for r in rows}
+    assert by_label == {"tutor v2": (2, 0), "tutor v1": (0, 1), "Plain {{c}}": (1, 0)}
