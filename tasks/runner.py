@@ -59,8 +59,10 @@ def run(*, dashboard: bool = True, api: bool = True) -> dict[str, int]:
     }
     log.info("database ready", embedded=embedded)
     subprocess.run([_bin("llmjobs"), "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    # Each child in its own session: Ctrl-C reaches only this process, which then asks each child
+    # once to stop (a second signal would make the worker quit without finishing its jobs).
     children = {
-        name: subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT)
+        name: subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, start_new_session=True)
         for name, cmd in commands(dashboard, api).items()
     }
     log.info("started", processes=sorted(children))
