@@ -56,7 +56,12 @@ def test_full_run_leaks_no_secret(database_url, pool, analyst, provider, monkeyp
     }
     with tempfile.TemporaryFile("w+") as captured:
         run = subprocess.Popen(
-            [str(LLMJOBS), "run"], env=env, stdout=captured, stderr=subprocess.STDOUT, text=True
+            [str(LLMJOBS), "run"],
+            env=env,
+            stdout=captured,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         try:
             _wait_http(f"http://127.0.0.1:{api_port}/healthz", 60)
@@ -95,11 +100,13 @@ def test_full_run_leaks_no_secret(database_url, pool, analyst, provider, monkeyp
             assert [o["status"] for o in outputs] == ["completed", "failed"]
             assert "***" in outputs[1]["error_message"]
         finally:
-            run.send_signal(signal.SIGINT)
+            # Ctrl-C in a terminal signals the whole process group
+            os.killpg(run.pid, signal.SIGINT)
             run.wait(60)
         captured.seek(0)
         printed = captured.read()
     assert run.returncode == 0
+    assert '"worker": 0' in printed  # the worker stopped gracefully, not killed
     assert '"message": "queued"' in printed  # the processes did log, as JSON
     assert KEY not in printed
     assert token not in printed
