@@ -95,6 +95,8 @@ class LLMOutput(Row):
     batch_row: int | None = None
     use_cache: bool = False
     cache_hit_of: int | None = None
+    # In a blind comparison not yet judged: front ends show no model name.
+    blind_pending: bool = False
 
 
 class FeedbackEvent(Row):

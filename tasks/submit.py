@@ -416,8 +416,21 @@ def submit_many(
     return BulkSubmission(output_ids=output_ids, job_ids=job_ids, skipped=prepared.skipped)
 
 
+BLIND_MODEL = "hidden until the comparison is judged"
+
+
+def _shown(output: LLMOutput) -> LLMOutput:
+    # A blind comparison's answers keep their models to themselves until the pick, everywhere.
+    return output.model_copy(update={"model": BLIND_MODEL}) if output.blind_pending else output
+
+
 def get_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:
-    """The output if viewer owns it or is an admin; NotFound otherwise (existence not revealed)."""
+    """The output if viewer owns it or is an admin; NotFound otherwise (existence not revealed).
+    The model of an answer in a blind comparison not yet judged reads BLIND_MODEL."""
+    return _shown(_find_output(pool, output_id, viewer))
+
+
+def _find_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:
     if not isinstance(output_id, int) or not 0 < output_id <= _MAX_ID:
         raise NotFound(f"output {output_id} not found")
     with pool.connection() as conn:
@@ -444,12 +457,12 @@ def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLM
     if not viewer.is_admin:
         filters["user_id"] = viewer.id
     with pool.connection() as conn:
-        return outputs.list_outputs(conn, limit=limit, **filters)
+        return [_shown(o) for o in outputs.list_outputs(conn, limit=limit, **filters)]
 
 
 def re_run(pool: ConnectionPool, output_id: int, user: User) -> Submission:
     """A new output with exactly the parameters of output_id (kind re_run, parent linked)."""
-    old = get_output(pool, output_id, user)
+    old = _find_output(pool, output_id, user)
     from tasks.models import check_model
 
     with pool.connection() as conn:
@@ -479,7 +492,7 @@ def regenerate(
 ) -> Submission:
     """A new output from output_id with changes: given context keys replace the old ones, the
     rest stay; model and format replaced when given (kind regenerate, parent linked)."""
-    old = get_output(pool, output_id, user)
+    old = _find_output(pool, output_id, user)
     if new_context is not None:
         rendering.check_context(new_context)
     with pool.connection() as conn:
@@ -505,7 +518,7 @@ def set_feedback(pool: ConnectionPool, output_id: int, user: User, feedback: str
     """
     if feedback not in FEEDBACK_VALUES:
         raise InvalidInput("feedback", f"must be one of {', '.join(FEEDBACK_VALUES)}")
-    output = get_output(pool, output_id, user)  # owner or admin, else NotFound
+    output = _find_output(pool, output_id, user)  # owner or admin, else NotFound
     with pool.connection() as conn:
         event = outputs.set_feedback(conn, output_id, user_id=user.id, feedback=feedback)
     if event is None:

@@ -123,13 +123,25 @@ RETURNING id
 UPDATE llm_outputs SET job_id = %(job_id)s WHERE id = %(id)s
 
 -- get_output --
--- One output; when viewer_id is given, only if that user owns it
-SELECT * FROM llm_outputs
+-- One output; when viewer_id is given, only if that user owns it. blind_pending: it belongs to a
+-- blind comparison not yet judged
+SELECT llm_outputs.*,
+       (llm_outputs.comparison_id IS NOT NULL AND EXISTS (
+           SELECT 1 FROM comparisons AS c
+            WHERE c.id = llm_outputs.comparison_id AND c.blind
+              AND NOT EXISTS (SELECT 1 FROM preferences AS p WHERE p.comparison_id = c.id)))
+       AS blind_pending
+  FROM llm_outputs
  WHERE id = %(id)s AND (%(viewer_id)s::bigint IS NULL OR user_id = %(viewer_id)s)
 
 -- list_outputs --
 -- Outputs newest first, filtered, one keyset page (ids below before_id)
-SELECT llm_outputs.*, users.name AS user_name
+SELECT llm_outputs.*, users.name AS user_name,
+       (llm_outputs.comparison_id IS NOT NULL AND EXISTS (
+           SELECT 1 FROM comparisons AS c
+            WHERE c.id = llm_outputs.comparison_id AND c.blind
+              AND NOT EXISTS (SELECT 1 FROM preferences AS p WHERE p.comparison_id = c.id)))
+       AS blind_pending
   FROM llm_outputs JOIN users ON users.id = llm_outputs.user_id
  WHERE (%(user_id)s::bigint IS NULL OR llm_outputs.user_id = %(user_id)s)
    AND (%(status)s::text IS NULL OR llm_outputs.status = %(status)s)

@@ -69,8 +69,10 @@ def test_blind_comparison_is_queued_hidden_then_picked(app_as, pool, analyst, tw
     at.button(key="compare_submit").click().run()
     assert not at.exception
 
-    made = jobs.list_outputs(pool, analyst)
+    with pool.connection() as conn:  # the stored rows: the use-cases hide a blind answer's model
+        made = outputs_db.list_outputs(conn, user_id=analyst.id)
     assert sorted(o.model for o in made) == sorted(two_models)
+    assert {o.model for o in jobs.list_outputs(pool, analyst)} == {jobs.BLIND_MODEL}
     [comparison_id] = {o.comparison_id for o in made}
     assert comparison_id is not None and len({o.job_id for o in made}) == 2
     assert _counts(pool) == (2, 2)

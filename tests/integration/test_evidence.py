@@ -358,3 +358,26 @@ def test_analytics_by_template_names_library_versions(pool, analyst):
     rows = analytics.top_templates(pool, analyst, analytics.output_filter())
     by_label = {r.label: (r.thumbs_up, r.thumbs_down) for r in rows}
     assert by_label == {"tutor v2": (2, 0), "tutor v1": (0, 1), "Plain {{c}}": (1, 0)}
+
+
+async def test_blind_answers_hide_their_model_everywhere_until_judged(pool, analyst, run_worker):
+    with stub_model_success() as stub:
+        sub = compare.submit_comparison(
+            pool,
+            user=analyst,
+            template="Explain {{c}}",
+            context={"c": 1},
+            models=["offline/echo", stub],
+            blind=True,
+        )
+        ids = [o.output_id for o in sub.outputs]
+        await run_worker()
+        listed = {o.id: o.model for o in jobs.list_outputs(pool, analyst)}
+        assert listed == {i: jobs.BLIND_MODEL for i in ids}
+        assert jobs.get_output(pool, ids[1], analyst).model == jobs.BLIND_MODEL
+        # what runs again still knows its model
+        again = jobs.get_output(pool, jobs.re_run(pool, ids[1], analyst).output_id, analyst)
+        assert again.model == stub
+        compare.pick(pool, sub.comparison_id, analyst, ids[0])
+        assert jobs.get_output(pool, ids[1], analyst).model == stub
+        assert {o.id: o.model for o in jobs.list_outputs(pool, analyst)}[ids[0]] == "offline/echo"
