@@ -71,7 +71,7 @@ kpis[5].metric(
     "Cache hit rate",
     "–" if cache.rate is None else f"{cache.rate:.0%}",
     help=f"{cache.hits:,} of the {cache.eligible:,} completed outputs that asked for the cache "
-    "reused an answer (all models and templates in the range)",
+    "reused an answer (within the filters above)",
 )
 
 st.subheader(":material/thumb_up: Thumbs-up rate by model", anchor=False)

@@ -136,10 +136,18 @@ def cache_hit_rate(
     conn: psycopg.Connection,
     *,
     user_id: int | None,
+    model: str | None = None,
+    template: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
 ) -> dict[str, int]:
-    params = {"user_id": user_id, "created_after": created_after, "created_before": created_before}
+    params = {
+        "user_id": user_id,
+        "model": model,
+        "template": template,
+        "created_after": created_after,
+        "created_before": created_before,
+    }
     return dict(conn.execute(queries["cache_hit_rate"], params).fetchone())
 
 

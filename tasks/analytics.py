@@ -254,13 +254,15 @@ def feedback_csv(
 
 
 def cache_hit_rate(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> CacheHitRate:
-    """The response cache's hits among the completed outputs that asked for it, in the filter's
-    date range and user scope (its model and template do not narrow it)."""
+    """The response cache's hits among the completed outputs that asked for it, within the
+    filter (dates, model, template) and the viewer's scope."""
     scoped = _scoped(viewer, flt)
     with pool.connection() as conn:
         found = batches.cache_hit_rate(
             conn,
             user_id=scoped.user_id,
+            model=scoped.model,
+            template=scoped.template,
             created_after=scoped.created_after,
             created_before=scoped.created_before,
         )

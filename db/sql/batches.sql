@@ -135,5 +135,8 @@ SELECT count(*) FILTER (WHERE use_cache) AS eligible,
   FROM llm_outputs
  WHERE status = 'completed'
    AND (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
+   AND (%(model)s::text IS NULL OR model = %(model)s)
+   AND (%(template)s::text IS NULL
+        OR (md5(template) = md5(%(template)s) AND template = %(template)s))
    AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
    AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)

@@ -366,3 +366,13 @@ def test_upload_in_a_browser(chromium, services, pool, tmp_path):  # noqa: F811 
     assert saved.name == f"batch-{batch.id}-results.csv"
     rows = list(csv.DictReader(io.StringIO(saved.read_text())))
     assert [r["output"] for r in rows] == ["Echo: Teach Ada loops", "Echo: Teach Bob sets"]
+
+
+def test_cache_hit_rate_follows_the_model_filter(pool, analyst, cache_hits):
+    everything = analytics.output_filter()
+    assert analytics.cache_hit_rate(pool, analyst, everything).eligible == 3
+    other_model = analytics.output_filter(model="openai/none")
+    assert analytics.cache_hit_rate(pool, analyst, other_model).eligible == 0
+    one_question = analytics.output_filter(template="What is 3 + 3?")
+    found = analytics.cache_hit_rate(pool, analyst, one_question)
+    assert (found.eligible, found.hits) == (1, 0)
