@@ -84,7 +84,7 @@ def submit_batch(
     pool: ConnectionPool,
     *,
     user: User,
-    template: str,
+    template: str | None,
     model: str | None,
     rows: list[Any],
     columns: list[str] | None = None,
@@ -93,14 +93,18 @@ def submit_batch(
     name: str = "",
     skip_invalid: bool = False,
     cache: bool | None = None,
+    template_name: str | None = None,
+    template_version: int | None = None,
 ) -> Batch:
     """Validate every row, then write the batch, its outputs and their jobs in one transaction.
+    The template is the text given, or a library template's version (recorded on each output).
 
     Raises InvalidRows (bad rows by number, nothing queued unless skip_invalid), InvalidInput,
     BudgetExceeded.
     """
     if len(name) > 200:
         raise InvalidInput("name", "is longer than 200 characters")
+    template, version_id = submit.resolve_template(pool, template, template_name, template_version)
     prepared = submit.prepare_many(
         pool,
         template=template,
@@ -110,6 +114,7 @@ def submit_batch(
         queue=queue,
         skip_invalid=skip_invalid,
         cache=cache,
+        template_version_id=version_id,
     )
     base = prepared.base
     with pool.connection() as conn, conn.transaction():

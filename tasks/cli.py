@@ -261,6 +261,7 @@ def cmd_batch(args: argparse.Namespace) -> Any:
             pool,
             user=user,
             template=args.template,
+            template_name=args.template_name,
             model=args.model,
             rows=parsed.rows,
             columns=parsed.columns,
@@ -458,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch_sub = p.add_subparsers(dest="action", required=True)
     c = batch_sub.add_parser("submit")
     c.add_argument("file", help="a .csv (header row) or .jsonl file: one context per row")
-    c.add_argument("--template", required=True)
+    c.add_argument("--template", default=None)
+    c.add_argument("--template-name", default=None, help="a library template instead")
     c.add_argument("--model", required=True)
     c.add_argument("--format", default=None)
     c.add_argument("--queue", default="low")

@@ -304,6 +304,7 @@ def prepare_many(
     agent: str | int | None = None,
     skip_invalid: bool = False,
     cache: bool | None = None,
+    template_version_id: int | None = None,
 ) -> PreparedRows:
     """Validate a bulk request without writing anything.
 
@@ -341,7 +342,9 @@ def prepare_many(
             bad.append((number, exc.field, exc.message))
     if (bad and not skip_invalid) or not good:
         raise InvalidRows(bad)
-    base = base.model_copy(update={"use_cache": _use_cache(cache)})
+    base = base.model_copy(
+        update={"use_cache": _use_cache(cache), "template_version_id": template_version_id}
+    )
     return PreparedRows(base=base, rows=good, skipped=bad)
 
 
@@ -367,6 +370,7 @@ def write_many(
         queue=base.queue,
         priority=priority,
         system_prompt=base.system_prompt,
+        template_version_id=base.template_version_id,
         use_cache=base.use_cache,
     )
     job_ids = defer_outputs(conn, output_ids, base.queue, priority)

@@ -204,3 +204,21 @@ async def test_cache_never_crosses_users(pool, analyst, other_analyst, provider,
     await run_worker()
     out = jobs.get_output(pool, theirs.output_id, other_analyst)
     assert (out.parsed_output, out.cache_hit_of) == ("otto's answer", None)
+
+
+async def test_batch_from_a_library_template_records_its_version(pool, analyst, run_worker):
+    from tasks import templates
+
+    version = templates.save_template(pool, analyst, "greet", "Hello {{name}}")
+    batch = batches.submit_batch(
+        pool,
+        user=analyst,
+        template=None,
+        template_name="greet",
+        model="offline/echo",
+        rows=[{"name": "Ada"}],
+    )
+    await run_worker()
+    [result] = list(batches.iter_results(pool, batch.id, analyst))
+    out = jobs.get_output(pool, result.id, analyst)
+    assert (out.template_version_id, out.parsed_output) == (version.id, "Echo: Hello Ada")
