@@ -198,15 +198,16 @@ def test_leaderboard_figures_by_hand(pool, analyst, other_analyst):
     assert csv_text.splitlines()[1].startswith("m-good,10,8,2")
 
 
-def test_leaderboard_by_template_version(pool, analyst):
-    templates.save_template(pool, analyst, "t", "v1 {{c}}")
-    templates.save_template(pool, analyst, "t", "v2 {{c}}")
+def _judged_versions(pool, user, name: str, first: str, second: str) -> None:
+    """Two versions of a library template: one thumbs-down answer from v1, two thumbs-up from v2."""
+    templates.save_template(pool, user, name, first)
+    templates.save_template(pool, user, name, second)
     for version, feedback in ((1, "thumbs_down"), (2, "thumbs_up"), (2, "thumbs_up")):
         sub = jobs.submit(
             pool,
-            user=analyst,
+            user=user,
             template=None,
-            template_name="t",
+            template_name=name,
             template_version=version,
             context={"c": 1},
             model="offline/echo",
@@ -217,6 +218,10 @@ def test_leaderboard_by_template_version(pool, analyst):
                 "feedback = %s WHERE id = %s",
                 (feedback, sub.output_id),
             )
+
+
+def test_leaderboard_by_template_version(pool, analyst):
+    _judged_versions(pool, analyst, "t", "v1 {{c}}", "v2 {{c}}")
     v1 = compare.leaderboard(pool, analyst, template_name="t", version=1)
     v2 = compare.leaderboard(pool, analyst, template_name="t", version=2)
     assert [(e.thumbs_up, e.thumbs_down) for e in v1] == [(0, 1)]
@@ -336,24 +341,7 @@ def test_cost_over_time_by_model_and_user(pool, analyst, other_analyst, admin):
 def test_analytics_by_template_names_library_versions(pool, analyst):
     from tasks import analytics
 
-    templates.save_template(pool, analyst, "tutor", "Explain {{c}}")
-    templates.save_template(pool, analyst, "tutor", "Explain {{c}} simply")
-    for version, feedback in ((1, "thumbs_down"), (2, "thumbs_up"), (2, "thumbs_up")):
-        sub = jobs.submit(
-            pool,
-            user=analyst,
-            template=None,
-            template_name="tutor",
-            template_version=version,
-            context={"c": 1},
-            model="offline/echo",
-        )
-        with pool.connection() as conn:
-            conn.execute(
-                "UPDATE llm_outputs SET status = 'completed', completed_at = now(), "
-                "feedback = %s WHERE id = %s",
-                (feedback, sub.output_id),
-            )
+    _judged_versions(pool, analyst, "tutor", "Explain {{c}}", "Explain {{c}} simply")
     create_test_llm_output(pool, analyst, template="Plain {{c}}", feedback="thumbs_up")
     rows = analytics.top_templates(pool, analyst, analytics.output_filter())
     by_label = {r.label: (r.thumbs_up, r.thumbs_down) for r in rows}
