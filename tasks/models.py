@@ -7,6 +7,7 @@ errors.
 
 from __future__ import annotations
 
+import functools
 import os
 
 # litellm reads this at import: the bundled price map, never a download.
@@ -169,6 +170,10 @@ async def call_model(
     if model.startswith("openai/") and _openai_compatible_base():
         kwargs["api_base"] = _openai_compatible_base()
         kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or "not-needed"
+    override = price_overrides().get(model)
+    if override:
+        # litellm prices the answer with these (and skips searching its map for the model).
+        kwargs["input_cost_per_token"], kwargs["output_cost_per_token"] = override
     started = time.perf_counter()
     try:
         response = await litellm.acompletion(
@@ -198,17 +203,21 @@ def price_overrides() -> dict[str, tuple[float, float]]:
     The variable reads `model=input/output,...` with prices per million tokens, e.g.
     `openai/llama3=0.10/0.30,ollama/qwen=0/0`. Raises InvalidInput on a malformed entry.
     """
+    return dict(_parse_prices(os.environ.get("LLMJOBS_MODEL_PRICES", "")))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_prices(text: str) -> tuple[tuple[str, tuple[float, float]], ...]:
+    # Parsed once per value of the variable: every model call looks its price up.
     found: dict[str, tuple[float, float]] = {}
-    for entry in filter(
-        None, (e.strip() for e in os.environ.get("LLMJOBS_MODEL_PRICES", "").split(","))
-    ):
+    for entry in filter(None, (e.strip() for e in text.split(","))):
         name, _, prices = entry.rpartition("=")
         try:
             per_input, per_output = (float(p) / 1_000_000 for p in prices.split("/"))
         except ValueError as exc:
             raise InvalidInput("LLMJOBS_MODEL_PRICES", f"bad entry {entry!r}") from exc
         found[name.strip()] = (per_input, per_output)
-    return found
+    return tuple(found.items())
 
 
 def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
@@ -219,21 +228,29 @@ def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> flo
     override = price_overrides().get(model)
     if override:
         return prompt_tokens * override[0] + completion_tokens * override[1]
+    if model in _unpriced:
+        return None
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
         )
     except Exception:  # no price known for this model: cost unknown, not an error
+        # litellm searches its whole map before giving up: remember the answer.
+        _unpriced.add(model)
         return None
     return float(prompt_cost + completion_cost)
 
 
+# Models litellm's bundled price map does not know (it does not change while a process runs).
+_unpriced: set[str] = set()
+
+
 def _cost(model: str, response: Any) -> float | None:
-    if model not in price_overrides():
-        # litellm already priced the response during the call: reuse it rather than again.
-        known = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-        if known is not None:
-            return float(known)
+    # litellm already priced the response during the call (with the configured prices, which
+    # call_model passes along): reuse it rather than price it again.
+    known = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+    if known is not None:
+        return float(known)
     usage = getattr(response, "usage", None)
     prompt = getattr(usage, "prompt_tokens", None)
     completion = getattr(usage, "completion_tokens", None)

@@ -26,10 +26,20 @@ from tasks.logs import configure_logging, get_logger
 log = get_logger("llmjobs.worker")
 
 
+async def _autocommit(conn: psycopg.AsyncConnection) -> None:
+    await conn.set_autocommit(True)
+
+
 def _pool_factory(**kwargs: Any) -> AsyncConnectionPool:
+    """The worker's pool. Every statement the worker runs stands alone (procrastinate's calls
+    and the job's reads and writes), so connections are in autocommit: no COMMIT round trip
+    after each. procrastinate asks for a check at every checkout, another round trip per query;
+    it is dropped, and the worker checks the whole pool after a database outage instead."""
     settings = get_settings()
     options = async_pool_kwargs(max_size=max(4, settings.worker_concurrency + 2))
-    return AsyncConnectionPool(**{**options, **kwargs, "open": False})
+    return AsyncConnectionPool(
+        **{**options, **kwargs, "check": None, "configure": _autocommit, "open": False}
+    )
 
 
 def _worker_defaults() -> dict[str, Any]:
