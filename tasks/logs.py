@@ -17,6 +17,8 @@ from typing import Any
 
 import structlog
 
+from tasks.config import LLM_TASK
+
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 _MASK = "***"
 
@@ -61,10 +63,23 @@ _STAMP: list[Any] = [
 ]
 
 
+# procrastinate's own line at the start and the success of each job: the LLM job logs both
+# itself with more to say (output, model, user, attempt, duration), so these are dropped.
+_REPEATED_ACTIONS = frozenset({"start_job", "job_success"})
+
+
+def _not_repeated(record: logging.LogRecord) -> bool:
+    if getattr(record, "action", None) not in _REPEATED_ACTIONS or record.levelno > logging.INFO:
+        return True
+    job = getattr(record, "job", None)
+    return not (isinstance(job, dict) and job.get("task_name") == LLM_TASK)
+
+
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     """Send every log record, ours and the libraries', as JSON lines to stream (stderr)."""
     _secret_pattern.cache_clear()
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(_not_repeated)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_STAMP, _drop_procrastinate_extras],

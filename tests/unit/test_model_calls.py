@@ -1,0 +1,94 @@
+"""Model calls through litellm: prices and litellm's own callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import litellm
+import pytest
+from litellm.integrations.custom_logger import CustomLogger
+
+from tasks import models
+from tasks.config import OFFLINE_MODEL
+
+CALLBACK_LISTS = (
+    "callbacks",
+    "input_callback",
+    "success_callback",
+    "failure_callback",
+    "_async_input_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+)
+MESSAGES = [{"role": "user", "content": "Explain queues to a beginner"}]
+
+
+class Recorder(CustomLogger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.successes: list[str] = []
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        self.successes.append(kwargs.get("model"))
+
+
+async def _wait_for(condition, timeout: float = 10.0) -> bool:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return True
+        await asyncio.sleep(0.05)
+    return condition()
+
+
+@pytest.fixture(autouse=True)
+def no_litellm_callbacks(monkeypatch):
+    """Every list litellm keeps callbacks in, empty; restored after (litellm copies a callback
+    given in `callbacks` into the lists of the events it handles)."""
+    for name in CALLBACK_LISTS:
+        monkeypatch.setattr(litellm, name, [])
+
+
+async def test_a_configured_litellm_callback_still_sees_every_call(monkeypatch):
+    recorder = Recorder()
+    monkeypatch.setattr(litellm, "callbacks", [recorder])
+    answer = await models.call_model(OFFLINE_MODEL, MESSAGES)
+    assert answer.text
+    assert await _wait_for(lambda: recorder.successes), "litellm's callback was never called"
+    assert recorder.successes[0].endswith("echo")
+
+
+async def test_without_litellm_callbacks_the_call_skips_litellm_logging(monkeypatch):
+    seen: list[object] = []
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+    monkeypatch.setattr(GLOBAL_LOGGING_WORKER, "enqueue", seen.append)
+    await asyncio.sleep(0.5)  # what earlier calls still had to log
+    for coroutine in seen:
+        coroutine.close()
+    seen.clear()
+    answer = await models.call_model(OFFLINE_MODEL, MESSAGES)
+    assert answer.text and answer.cost == 0.0
+    await asyncio.sleep(0.2)  # litellm hands its logging to a task of its own
+    assert seen == []
+    # The same call with litellm's logging left on does hand it a payload to log.
+    monkeypatch.setattr(models, "_unlogged_call", None)
+    await models.call_model(OFFLINE_MODEL, MESSAGES)
+    assert await _wait_for(lambda: seen, timeout=2.0)
+    for coroutine in seen:
+        coroutine.close()
+
+
+def test_configured_prices_are_parsed_once_per_value(monkeypatch):
+    monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/a=1/2, openai/b=0/0")
+    assert models.price_overrides() == {"openai/a": (1e-6, 2e-6), "openai/b": (0.0, 0.0)}
+    monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/a=3/4")
+    assert models.price_overrides() == {"openai/a": (3e-6, 4e-6)}
+    monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/a=three/4")
+    with pytest.raises(models.InvalidInput, match="bad entry"):
+        models.price_overrides()
+
+
+def test_an_unknown_model_has_no_price_and_is_remembered():
+    assert models.estimate_cost("openai/no-such-model-anywhere", 10, 10) is None
+    assert "openai/no-such-model-anywhere" in models._unpriced
+    assert models.estimate_cost("openai/no-such-model-anywhere", 10, 10) is None
