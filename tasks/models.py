@@ -204,19 +204,21 @@ async def call_model(
     )
 
 
+# Where litellm keeps the callbacks it calls (a callback given in `callbacks` is copied into
+# the lists of the events it handles).
+LITELLM_CALLBACK_LISTS = (
+    "callbacks",
+    "input_callback",
+    "success_callback",
+    "failure_callback",
+    "_async_input_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+)
+
+
 def _litellm_callbacks() -> bool:
-    return any(
-        getattr(litellm, name, None)
-        for name in (
-            "callbacks",
-            "input_callback",
-            "success_callback",
-            "failure_callback",
-            "_async_input_callback",
-            "_async_success_callback",
-            "_async_failure_callback",
-        )
-    )
+    return any(getattr(litellm, name, None) for name in LITELLM_CALLBACK_LISTS)
 
 
 def _quiet_logging() -> Any:

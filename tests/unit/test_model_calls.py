@@ -11,15 +11,6 @@ from litellm.integrations.custom_logger import CustomLogger
 from tasks import models
 from tasks.config import OFFLINE_MODEL
 
-CALLBACK_LISTS = (
-    "callbacks",
-    "input_callback",
-    "success_callback",
-    "failure_callback",
-    "_async_input_callback",
-    "_async_success_callback",
-    "_async_failure_callback",
-)
 MESSAGES = [{"role": "user", "content": "Explain queues to a beginner"}]
 
 
@@ -42,9 +33,8 @@ async def _wait_for(condition, timeout: float = 10.0) -> bool:
 
 @pytest.fixture(autouse=True)
 def no_litellm_callbacks(monkeypatch):
-    """Every list litellm keeps callbacks in, empty; restored after (litellm copies a callback
-    given in `callbacks` into the lists of the events it handles)."""
-    for name in CALLBACK_LISTS:
+    """Every list litellm keeps callbacks in, empty; restored after."""
+    for name in models.LITELLM_CALLBACK_LISTS:
         monkeypatch.setattr(litellm, name, [])
 
 
