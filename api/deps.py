@@ -1,18 +1,26 @@
 """What routes depend on: the app's connection pool, the authenticated user and, for the routes
-that queue jobs, the rate limit and Idempotency-Key around the use-case."""
+that queue jobs, the bearer token, the rate limit and the Idempotency-Key around the use-case.
+
+FastAPI runs a sync dependency in its threadpool, a thread handoff each way, so the dependencies
+that need no database are async. A job-creating route reaches the threadpool once: its token is
+checked there, on the connection that then queues the job (see `checked_first` for the answers
+given before that).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, cast
 
-from fastapi import Depends, Header, HTTPException, Request, Response
+from fastapi import Depends, Header, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from db.models import User
 from tasks import accounts, api_support
+from tasks.api_support import Unauthenticated
 from tasks.submit import Submission
 
 Answer = TypeVar("Answer", bound=BaseModel)
@@ -21,32 +29,57 @@ bearer = HTTPBearer(
     auto_error=False,
     description="An API token, created with `llmjobs tokens create <user>`.",
 )
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+# request.state: the bearer token of a job-creating request until its route checks it
+_UNCHECKED_TOKEN = "unchecked_token"
 
 
-def get_pool(request: Request) -> ConnectionPool:
+async def get_pool(request: Request) -> ConnectionPool:
     return request.app.state.pool
 
 
-def current_user(
-    request: Request,
-    pool: Annotated[ConnectionPool, Depends(get_pool)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> User:
+Pool = Annotated[ConnectionPool, Depends(get_pool)]
+
+
+def _signed_in(request: Request, user: User) -> None:
+    # Read by the access log, which runs outside the route.
+    request.state.user_id = user.id
+
+
+def current_user(request: Request, pool: Pool, credentials: Credentials) -> User:
     """The user owning the bearer token; 401 when it is missing, unknown or revoked."""
     user = accounts.authenticate(pool, credentials.credentials) if credentials else None
     if user is None:
-        raise HTTPException(
-            status_code=401,
-            detail="missing, unknown or revoked bearer token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    # Read by the access log, which runs outside the route.
-    request.state.user_id = user.id
+        raise Unauthenticated()
+    _signed_in(request, user)
     return user
 
 
-Pool = Annotated[ConnectionPool, Depends(get_pool)]
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def _bearer_token(request: Request, credentials: Credentials) -> str:
+    """The bearer token, not yet checked (401 at once when there is none)."""
+    if credentials is None:
+        raise Unauthenticated()
+    setattr(request.state, _UNCHECKED_TOKEN, credentials.credentials)
+    return credentials.credentials
+
+
+async def checked_first(request: Request) -> User | None:
+    """For a request refused before its route checked its bearer token (invalid body, path or
+    header, bad rows, ...): check the token now, so that a bad one is answered 401 whatever
+    else is wrong, as when tokens are checked first. Raises Unauthenticated; returns the user,
+    or None when there was nothing to check."""
+    token = getattr(request.state, _UNCHECKED_TOKEN, None)
+    if token is None:
+        return None
+    setattr(request.state, _UNCHECKED_TOKEN, None)
+    user = await run_in_threadpool(accounts.authenticate, request.app.state.pool, token)
+    if user is None:
+        raise Unauthenticated()
+    _signed_in(request, user)
+    return user
 
 
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -62,21 +95,27 @@ IdempotencyKey = Annotated[
 
 
 class _JobCreation:
-    """What a job-creating route needs: the caller, the rate limit and the Idempotency-Key."""
+    """What a job-creating route needs: the caller's token, the rate limit and the
+    Idempotency-Key. `user` is known once `run` has checked the token."""
 
     def __init__(
         self,
         request: Request,
         response: Response,
-        pool: Pool,
-        user: CurrentUser,
-        idempotency_key: IdempotencyKey = None,
+        pool: ConnectionPool,
+        token: str,
+        idempotency_key: str | None,
     ):
         self.request = request
         self.response = response
         self.pool = pool
-        self.user = user
+        self.token = token
         self.idempotency_key = idempotency_key
+        self.user: User
+
+    def _signed_in(self, user: User) -> None:
+        self.user = user
+        _signed_in(self.request, user)
 
     def run(
         self,
@@ -85,11 +124,14 @@ class _JobCreation:
         body: Any,
         answer_type: type[BaseModel] = Submission,
     ) -> Answer:
-        """create under the rate limit and idempotency key; sets the answer's status code."""
-        accepted = api_support.create_job(
+        """Check the token (401), then create under the rate limit and idempotency key; sets the
+        answer's status code. create may read `self.user`."""
+        setattr(self.request.state, _UNCHECKED_TOKEN, None)  # checked here, whatever happens
+        accepted = api_support.create_job_with_token(
             self.pool,
-            self.user,
+            self.token,
             create,
+            signed_in=self._signed_in,
             operation=f"{self.request.method} {self.request.url.path}",
             body=body,
             idempotency_key=self.idempotency_key,
@@ -102,4 +144,14 @@ class _JobCreation:
         return cast(Answer, accepted.submission)
 
 
-JobCreation = Annotated[_JobCreation, Depends()]
+async def _job_creation(
+    request: Request,
+    response: Response,
+    pool: Pool,
+    token: Annotated[str, Depends(_bearer_token)],
+    idempotency_key: IdempotencyKey = None,
+) -> _JobCreation:
+    return _JobCreation(request, response, pool, token, idempotency_key)
+
+
+JobCreation = Annotated[_JobCreation, Depends(_job_creation)]

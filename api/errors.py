@@ -4,13 +4,16 @@
   validation and for tasks.errors.InvalidInput alike (InvalidRows: one entry per bad row,
   field `rows[<number from 1>].<field>`);
 - anything else: `{"detail": "<message>"}`.
+
+A job-creating request refused before its route checked its bearer token has the token checked
+by the handler first: a bad token is a 401 whatever else is wrong.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -20,7 +23,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from tasks.api_support import RateLimited
+from api.deps import checked_first
+from tasks.api_support import RateLimited, Unauthenticated
 from tasks.errors import Conflict, Forbidden, InvalidInput, InvalidRows, NotFound
 from tasks.logs import get_logger
 
@@ -131,13 +135,40 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
+async def _unauthenticated(request: Request, exc: Exception) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse({"detail": str(exc)}, status_code=401, headers=headers)
+
+
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+
+def _token_checked_first(handler: Handler) -> Handler:
+    """handler, after the request's bearer token if it is still unchecked (deps.checked_first)."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        try:
+            await checked_first(request)
+        except Unauthenticated as refused:
+            return await _unauthenticated(request, refused)
+        except psycopg.OperationalError as unavailable:
+            return await _database_unavailable(request, unavailable)
+        return await handler(request, exc)
+
+    return handle
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _validation_failed)
-    app.add_exception_handler(InvalidInput, _invalid_input)
-    app.add_exception_handler(InvalidRows, _invalid_rows)
-    for kind in _STATUS:
-        app.add_exception_handler(kind, _refused)
-    app.add_exception_handler(RateLimited, _rate_limited)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
-    app.add_exception_handler(Exception, _unexpected)
+    handlers: list[tuple[type[Exception], Handler]] = [
+        (Unauthenticated, _unauthenticated),
+        (RequestValidationError, _validation_failed),
+        (InvalidInput, _invalid_input),
+        (InvalidRows, _invalid_rows),
+        *((kind, _refused) for kind in _STATUS),
+        (RateLimited, _rate_limited),
+        (HTTPException, _http_error),
+        (psycopg.OperationalError, _database_unavailable),
+        (Exception, _unexpected),
+    ]
+    for kind, handler in handlers:
+        app.add_exception_handler(kind, _token_checked_first(handler))

@@ -41,23 +41,21 @@ def rate_limit_retry_after(conn: psycopg.Connection, user_id: int, *, window_sec
     return row["seconds"] if row else 1
 
 
-def delete_expired_idempotency_keys(
-    conn: psycopg.Connection, user_id: int, *, ttl_seconds: int
-) -> int:
-    """Forget the user's keys older than ttl_seconds; return how many."""
-    params = {"user_id": user_id, "ttl_seconds": ttl_seconds}
-    return conn.execute(queries["delete_expired_idempotency_keys"], params).rowcount
-
-
 def claim_idempotency_key(
-    conn: psycopg.Connection, user_id: int, key: str, *, request_hash: str
+    conn: psycopg.Connection, user_id: int, key: str, *, request_hash: str, ttl_seconds: int
 ) -> bool:
-    """Reserve key for this request; False when it already exists.
+    """Reserve key for this request; False when it exists and is younger than ttl_seconds (an
+    older one is taken over). Forgets the user's other keys older than ttl_seconds.
 
     A key reserved by a transaction still open makes this wait until that transaction ends:
     then True if it rolled back, False if it committed.
     """
-    params = {"user_id": user_id, "key": key, "request_hash": request_hash}
+    params = {
+        "user_id": user_id,
+        "key": key,
+        "request_hash": request_hash,
+        "ttl_seconds": ttl_seconds,
+    }
     return conn.execute(queries["claim_idempotency_key"], params).fetchone() is not None
 
 

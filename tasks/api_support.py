@@ -2,8 +2,9 @@
 idempotent job creation (the Idempotency-Key header) and the health check.
 
 The limit and the keys live in Postgres, so they hold across API processes. A job-creating
-request runs in one transaction on one connection: the idempotency key, the rate-limit count,
-the output, its job and the remembered answer commit together or not at all.
+request runs on one pooled connection: its bearer token is checked in a statement of its own, then
+one transaction holds the idempotency key, the rate-limit count, the output, its job and the
+remembered answer, which commit together or not at all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 
 from db import api as api_db
 from db.models import User
+from tasks import accounts
 from tasks.errors import Conflict, InvalidInput, LLMJobsError
 from tasks.logs import get_logger
 from tasks.submit import Submission
@@ -37,6 +39,13 @@ IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 HEALTH_TIMEOUT_SECONDS = 2.0
 ACCEPTED = 202
+
+
+class Unauthenticated(LLMJobsError):
+    """No live API token: missing, unknown or revoked (which of them is not told)."""
+
+    def __init__(self) -> None:
+        super().__init__("missing, unknown or revoked bearer token")
 
 
 class RateLimited(LLMJobsError):
@@ -123,30 +132,90 @@ def create_job(
     RateLimited, Conflict (the key's first request vanished while we waited: retry), and
     whatever create raises.
     """
-    request_hash = fingerprint(operation, body)
-    if idempotency_key is not None:
-        check_idempotency_key(idempotency_key)
-    with pool.connection() as conn, conn.transaction():
-        if idempotency_key is not None:
-            api_db.delete_expired_idempotency_keys(conn, user.id, ttl_seconds=key_ttl_seconds)
-            if not api_db.claim_idempotency_key(
-                conn, user.id, idempotency_key, request_hash=request_hash
-            ):
-                return _replay(conn, user, idempotency_key, request_hash, answer_type)
-        if rate_limit and not api_db.hit_rate_limit(
-            conn, user.id, limit=rate_limit, window_seconds=window_seconds
+    limits = _Limits(idempotency_key, rate_limit, window_seconds, key_ttl_seconds)
+    with pool.connection() as conn:
+        return _create_job_on(conn, user, create, operation, body, limits, answer_type)
+
+
+def create_job_with_token(
+    pool: ConnectionPool,
+    token: str,
+    create: Callable[[ConnectionPool], BaseModel],
+    *,
+    signed_in: Callable[[User], None],
+    operation: str,
+    body: Any,
+    idempotency_key: str | None = None,
+    rate_limit: int = DEFAULT_RATE_LIMIT,
+    window_seconds: int = RATE_WINDOW_SECONDS,
+    key_ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
+    answer_type: type[BaseModel] = Submission,
+) -> Accepted:
+    """create_job for the owner of an API token, on one pooled connection: the token is checked
+    first (accounts.authenticate, in a statement committed on its own, so a refused request still
+    counts as the token's use), signed_in(user) is called, then the job is created as create_job
+    does.
+
+    Raises Unauthenticated for a missing, unknown or revoked token (nothing else is done), then
+    whatever create_job raises.
+    """
+    limits = _Limits(idempotency_key, rate_limit, window_seconds, key_ttl_seconds)
+    with pool.connection() as conn:
+        conn.autocommit = True
+        try:
+            user = accounts.authenticate(cast(ConnectionPool, _OneConnection(conn)), token)
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a broken connection: its error is raised
+                conn.autocommit = False
+        if user is None:
+            raise Unauthenticated()
+        signed_in(user)
+        return _create_job_on(conn, user, create, operation, body, limits, answer_type)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    idempotency_key: str | None
+    rate_limit: int
+    window_seconds: int
+    key_ttl_seconds: int
+
+
+def _create_job_on(
+    conn: psycopg.Connection,
+    user: User,
+    create: Callable[[ConnectionPool], BaseModel],
+    operation: str,
+    body: Any,
+    limits: _Limits,
+    answer_type: type[BaseModel],
+) -> Accepted:
+    key = limits.idempotency_key
+    request_hash = ""
+    if key is not None:
+        check_idempotency_key(key)
+        request_hash = fingerprint(operation, body)
+    with conn.transaction():
+        if key is not None and not api_db.claim_idempotency_key(
+            conn, user.id, key, request_hash=request_hash, ttl_seconds=limits.key_ttl_seconds
+        ):
+            return _replay(conn, user, key, request_hash, answer_type)
+        if limits.rate_limit and not api_db.hit_rate_limit(
+            conn, user.id, limit=limits.rate_limit, window_seconds=limits.window_seconds
         ):
             retry_after = api_db.rate_limit_retry_after(
-                conn, user.id, window_seconds=window_seconds
+                conn, user.id, window_seconds=limits.window_seconds
             )
-            log.info("rate limited", user_id=user.id, limit=rate_limit, retry_after=retry_after)
-            raise RateLimited(rate_limit, retry_after)
+            log.info(
+                "rate limited", user_id=user.id, limit=limits.rate_limit, retry_after=retry_after
+            )
+            raise RateLimited(limits.rate_limit, retry_after)
         submission = create(cast(ConnectionPool, _OneConnection(conn)))
-        if idempotency_key is not None:
+        if key is not None:
             api_db.store_idempotent_response(
                 conn,
                 user.id,
-                idempotency_key,
+                key,
                 status_code=ACCEPTED,
                 response=submission.model_dump(mode="json"),
             )

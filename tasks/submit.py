@@ -6,6 +6,8 @@ in one transaction: there is never an output without a job nor a job without an 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -45,6 +47,18 @@ def defer_outputs(
         for output_id in output_ids
     ]
     return [job.id for job in _job_manager.batch_defer_jobs(jobs=batch, connection=conn)]
+
+
+@contextlib.contextmanager
+def _atomic(conn: psycopg.Connection) -> Iterator[None]:
+    """A transaction on conn, or the caller's when one is already open there (the API queues a
+    job inside the transaction holding its rate-limit count and idempotency key): a savepoint
+    would cost two round trips and change nothing, since any error rolls back the whole."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        yield
+    else:
+        with conn.transaction():
+            yield
 
 
 log = get_logger("llmjobs.submit")
@@ -182,7 +196,7 @@ def _enqueue(
     parent_id: int | None = None,
 ) -> Submission:
     priority = QUEUE_PRIORITY[request.queue]
-    with pool.connection() as conn, conn.transaction():
+    with pool.connection() as conn, _atomic(conn):
         budgets.ensure_within_budget(conn, user, request.model, request.template, request.context)
         output_id, job_id = write_job(conn, request, user, kind=kind, parent_id=parent_id)
         ahead, median_ms = outputs.queue_estimate(conn, priority=priority, model=request.model)

@@ -25,17 +25,20 @@ SELECT GREATEST(1, ceil(extract(epoch FROM
   FROM api_rate_limits
  WHERE user_id = %(user_id)s
 
--- delete_expired_idempotency_keys --
--- Forget a user's idempotency keys older than the time they are kept
-DELETE FROM api_idempotency_keys
- WHERE user_id = %(user_id)s
-   AND created_at < clock_timestamp() - make_interval(secs => %(ttl_seconds)s)
-
 -- claim_idempotency_key --
--- Reserve a key for this request; no row when it exists (a holder still at work is waited for)
-INSERT INTO api_idempotency_keys (user_id, key, request_hash)
+-- Reserve a key for this request, taking it over when it has expired; no row when it is live (a
+-- holder still at work is waited for). The user's other expired keys are forgotten on the way
+WITH forgotten AS (
+    DELETE FROM api_idempotency_keys
+     WHERE user_id = %(user_id)s AND key <> %(key)s
+       AND created_at < clock_timestamp() - make_interval(secs => %(ttl_seconds)s)
+)
+INSERT INTO api_idempotency_keys AS k (user_id, key, request_hash)
 VALUES (%(user_id)s, %(key)s, %(request_hash)s)
-ON CONFLICT (user_id, key) DO NOTHING
+ON CONFLICT (user_id, key) DO UPDATE
+   SET request_hash = EXCLUDED.request_hash, status_code = NULL, response = NULL,
+       created_at = EXCLUDED.created_at
+ WHERE k.created_at < clock_timestamp() - make_interval(secs => %(ttl_seconds)s)
 RETURNING key
 
 -- get_idempotency_key --
