@@ -5,7 +5,8 @@
 Seeds llm_outputs in SQL (generate_series): 50 analysts (a few heavy ones), 10 models and 20
 templates with skewed use, 90 days of history (ids in time order), 94 % completed, 6 % failed,
 the newest 0.5 % pending or processing, 15 % of completed outputs thumbs up and 7 % thumbs down,
-one feedback event per rated output. Then times, on one connection as the dashboard's pool
+one feedback event per rated output; then rolls up every settled period (the analytics rollup,
+as the worker's periodic refresh would). Then times, on one connection as the dashboard's pool
 would, what the dashboard runs: the outputs page (`db.outputs.list_outputs`, a filter and the
 second keyset page, as an analyst and as an admin) and every aggregate of `db/analytics.py` over
 the analytics page's default range (the last 30 days), as an admin (everyone) and as an analyst.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -135,6 +137,7 @@ def seed(url: str, outputs: int) -> dict[str, Any]:
         conn.execute("VACUUM (ANALYZE) llm_outputs")
         conn.execute("VACUUM (ANALYZE) feedback_events")
         seconds = time.perf_counter() - started
+        rollup = refresh_rollup(conn)
         size = conn.execute(
             "SELECT pg_size_pretty(pg_total_relation_size('llm_outputs')) AS s"
         ).fetchone()["s"]
@@ -147,21 +150,54 @@ def seed(url: str, outputs: int) -> dict[str, Any]:
                 )
             ).fetchall()
             middle[column] = rows[len(rows) // 2]["v"]
-    return {"seconds": seconds, "size": size, **middle}
+    return {"seconds": seconds, "size": size, **rollup, **middle}
+
+
+def refresh_rollup(conn: Any) -> dict[str, Any]:
+    """Roll up every settled period, as the worker's periodic refresh does after a migration,
+    and let autovacuum's statistics catch up; what it took and how big the rollup is."""
+    from db import analytics
+
+    started = time.perf_counter()
+    periods = analytics.refresh_rollup(conn)
+    conn.execute("VACUUM (ANALYZE) analytics_rollup")
+    conn.execute("VACUUM (ANALYZE) analytics_periods")
+    found = conn.execute(
+        "SELECT count(*) AS rows, "
+        "       pg_size_pretty(pg_total_relation_size('analytics_rollup')) AS size "
+        "  FROM analytics_rollup"
+    ).fetchone()
+    return {
+        "rollup_seconds": time.perf_counter() - started,
+        "rollup_periods": periods,
+        "rollup_rows": found["rows"],
+        "rollup_size": found["size"],
+    }
 
 
 # --- the dashboard's queries ----------------------------------------------------------------
 
 
+class _NoRows(list):
+    """What the recorder answers: no rows, and a single row whose every figure is 0."""
+
+    def fetchone(self) -> dict[str, Any]:
+        return defaultdict(int)
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+
 class _Recorder:
-    """Stands in for a connection to learn which SQL and parameters a db function sends."""
+    """Stands in for a connection to learn which SQL and parameters a db function sends last
+    (an aggregate may first send the rollup's refresh)."""
 
     def __init__(self) -> None:
         self.sent: tuple[str, dict[str, Any]] | None = None
 
-    def execute(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
+    def execute(self, query: str, params: dict[str, Any] | None = None) -> _NoRows:
         self.sent = (query, params or {})
-        return []
+        return _NoRows()
 
 
 Case = tuple[str, Callable[[Any], Any]]
@@ -332,7 +368,9 @@ def run(*, sizes: tuple[int, ...] = (10_000, 1_000_000), runs: int = 15) -> list
             p50s[size] = {k: common.percentile(v, 50) * 1000 for k, v in times.items()}
             print(
                 f"seeded {size:,} outputs in {picks['seconds']:.1f} s ({picks['size']}); "
-                f"analyst user {picks['user_id']}, model {picks['model']}"
+                f"analyst user {picks['user_id']}, model {picks['model']}; rolled up "
+                f"{picks['rollup_periods']} periods in {picks['rollup_seconds']:.1f} s "
+                f"({picks['rollup_rows']:,} rows, {picks['rollup_size']})"
             )
             if size == max(sizes):
                 small = p50s[min(sizes)]

@@ -2,11 +2,19 @@
 
 Every figure is computed in SQL; each function takes the same `OutputFilter` and returns a few
 rows per model, template or time bucket, never one row per output (the CSV export aside).
+
+Ranges longer than SHORT_RANGE (or open) are answered from the analytics rollup (migration
+0006) for their settled periods and from the outputs for the rest: counts, sums and rates are
+the same as over the outputs alone; latency percentiles are within 4.43 % of the exact ones
+(exact when no rolled-up period holds a latency of that model).
+Such a call first rolls up what is missing in its range (at most LAZY_PERIODS periods), so a
+database no worker refreshed yet still answers quickly after its first call. Shorter ranges
+(charted per hour) read the outputs only.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -16,6 +24,11 @@ from db.models import Row
 from db.queries import queries
 
 Bucket = Literal["hour", "day"]
+
+# A range up to this long reads the outputs directly (exact percentiles, few rows).
+SHORT_RANGE = timedelta(days=3)
+# How many periods (days, or hours of today) one aggregate may roll up before it answers.
+LAZY_PERIODS = 16
 
 
 class OutputFilter(Row):
@@ -87,28 +100,73 @@ def _params(flt: OutputFilter, **extra: Any) -> dict[str, Any]:
     return {**flt.model_dump(), **extra}
 
 
+def _rolled_up(conn: psycopg.Connection, flt: OutputFilter) -> bool:
+    """Whether this range is answered from the rollup; if so, roll up what it lacks first."""
+    after, before = flt.created_after, flt.created_before
+    if after is not None and before is not None and before - after <= SHORT_RANGE:
+        return False
+    refresh_rollup(conn, created_after=after, created_before=before, max_periods=LAZY_PERIODS)
+    return True
+
+
 def by_model(conn: psycopg.Connection, flt: OutputFilter) -> list[ModelStats]:
-    rows = conn.execute(queries["analytics_by_model"], _params(flt))
+    name = "analytics_by_model_rolled_up" if _rolled_up(conn, flt) else "analytics_by_model"
+    rows = conn.execute(queries[name], _params(flt))
     return [ModelStats.model_validate(r) for r in rows]
 
 
 def feedback_over_time(
     conn: psycopg.Connection, flt: OutputFilter, bucket: Bucket
 ) -> list[FeedbackPoint]:
-    rows = conn.execute(queries["analytics_feedback_over_time"], _params(flt, bucket=bucket))
+    name = "analytics_feedback_over_time"
+    if bucket == "day" and _rolled_up(conn, flt):
+        name = "analytics_feedback_over_time_rolled_up"
+    rows = conn.execute(queries[name], _params(flt, bucket=bucket))
     return [FeedbackPoint.model_validate(r) for r in rows]
 
 
 def volume_over_time(
     conn: psycopg.Connection, flt: OutputFilter, bucket: Bucket
 ) -> list[VolumePoint]:
-    rows = conn.execute(queries["analytics_volume_over_time"], _params(flt, bucket=bucket))
+    name = "analytics_volume_over_time"
+    if bucket == "day" and _rolled_up(conn, flt):
+        name = "analytics_volume_over_time_rolled_up"
+    rows = conn.execute(queries[name], _params(flt, bucket=bucket))
     return [VolumePoint.model_validate(r) for r in rows]
 
 
 def by_template(conn: psycopg.Connection, flt: OutputFilter, limit: int) -> list[TemplateStats]:
-    rows = conn.execute(queries["analytics_by_template"], _params(flt, limit=limit))
+    name = "analytics_by_template_rolled_up" if _rolled_up(conn, flt) else "analytics_by_template"
+    rows = conn.execute(queries[name], _params(flt, limit=limit))
     return [TemplateStats.model_validate(r) for r in rows]
+
+
+def refresh_rollup(
+    conn: psycopg.Connection,
+    *,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    max_periods: int | None = None,
+) -> int:
+    """Roll up the settled periods (UTC days, and the hours of the day still open, once 10
+    minutes past their end) inside the range that are missing or changed since, newest first,
+    at most `max_periods`; return how many. 0 at once when another refresh is running."""
+    params = {
+        "created_after": created_after,
+        "created_before": created_before,
+        "max_periods": max_periods,
+    }
+    return conn.execute(queries["analytics_refresh"], params).fetchone()["periods"]
+
+
+async def refresh_rollup_async(
+    conn: psycopg.AsyncConnection, *, max_periods: int | None = None
+) -> int:
+    """refresh_rollup over the whole history, on the worker's connections."""
+    params = {"created_after": None, "created_before": None, "max_periods": max_periods}
+    cur = await conn.execute(queries["analytics_refresh"], params)
+    row = await cur.fetchone()
+    return row["periods"]
 
 
 def feedback_export(

@@ -1,9 +1,12 @@
-"""Recovery of jobs whose worker died: a periodic task every worker runs.
+"""Periodic upkeep every worker runs on the maintenance queue.
 
-A worker killed mid-job leaves its job `doing` in procrastinate and its output `processing`.
-Workers send heartbeats; a job whose worker has been silent for LLMJOBS_STALLED_AFTER seconds is
-stalled. This task sends it back to the queue (another attempt) or, when its retries are spent,
-fails it and its output with a message.
+Recovery of jobs whose worker died: a worker killed mid-job leaves its job `doing` in
+procrastinate and its output `processing`. Workers send heartbeats; a job whose worker has been
+silent for LLMJOBS_STALLED_AFTER seconds is stalled. This task sends it back to the queue
+(another attempt) or, when its retries are spent, fails it and its output with a message.
+
+The analytics rollup: every minute, the periods (days, and hours of the current day) that
+settled or changed since are rolled up, so the dashboard's aggregates read few rows.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ from typing import Any
 
 from procrastinate.jobs import Status
 
-from db import outputs
+from db import analytics, outputs
 from tasks.config import LLM_TASK, MAINTENANCE_PRIORITY, MAINTENANCE_QUEUE, get_settings
 from tasks.logs import get_logger
 from tasks.queue import app
 
 log = get_logger("llmjobs.maintenance")
+
+# Periods one refresh rolls up at most: a database migrated with a long history catches up over
+# a few runs instead of in one long transaction.
+REFRESH_PERIODS = 24
 
 
 async def recover_stalled_jobs(procrastinate_app: Any) -> dict[str, int]:
@@ -68,3 +75,18 @@ async def recover_stalled_jobs_task(context: Any, timestamp: int) -> None:
     counts = await recover_stalled_jobs(context.app)
     if any(counts.values()):
         log.info("stalled jobs recovered", **counts)
+
+
+@app.periodic(cron="* * * * *", periodic_id="refresh_analytics")
+@app.task(
+    name="llmjobs.refresh_analytics",
+    queue=MAINTENANCE_QUEUE,
+    priority=MAINTENANCE_PRIORITY,
+    pass_context=True,
+    queueing_lock="refresh_analytics",
+)
+async def refresh_analytics_task(context: Any, timestamp: int) -> None:
+    async with context.app.connector.pool.connection() as conn:
+        periods = await analytics.refresh_rollup_async(conn, max_periods=REFRESH_PERIODS)
+    if periods:
+        log.info("analytics rolled up", periods=periods)

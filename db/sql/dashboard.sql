@@ -80,6 +80,147 @@ SELECT COALESCE(max(t.name || ' v' || v.version), left(o.template, 80)) AS label
  ORDER BY count(*) FILTER (WHERE o.feedback <> 'none') DESC, count(*) DESC, md5(o.template)
  LIMIT %(limit)s
 
+-- analytics_by_model_rolled_up --
+-- analytics_by_model over the rollup's clean periods inside the range and the outputs of the
+-- rest of it. Latency percentiles: exact when every latency of the model comes from outputs read
+-- directly, else interpolated from the merged histograms (within 4.43 %)
+WITH rolled AS (
+    SELECT r.model, r.outputs, r.completed, r.failed, r.thumbs_up, r.thumbs_down, r.cost,
+           r.latency_buckets, r.latency_counts
+      FROM analytics_rolled_periods(%(created_after)s, %(created_before)s) AS p
+      JOIN analytics_rollup AS r ON r.period_start = p.period_start
+     WHERE r.user_id = COALESCE(%(user_id)s, 0)
+       AND r.template_md5 = COALESCE(md5(%(template)s), '')
+       AND r.model <> '' AND (%(model)s::text IS NULL OR r.model = %(model)s)
+), recent AS (
+    SELECT o.model, o.status, o.feedback, o.cost, o.latency_ms
+      FROM analytics_open_outputs(%(created_after)s, %(created_before)s, %(user_id)s, %(model)s,
+                                  %(template)s) AS o
+), counts AS (
+    SELECT model, sum(outputs) AS outputs, sum(completed) AS completed, sum(failed) AS failed,
+           sum(thumbs_up) AS thumbs_up, sum(thumbs_down) AS thumbs_down, sum(cost) AS cost
+      FROM (SELECT model, outputs, completed, failed, thumbs_up, thumbs_down, cost FROM rolled
+            UNION ALL
+            SELECT model, count(*), count(*) FILTER (WHERE status = 'completed'),
+                   count(*) FILTER (WHERE status = 'failed'),
+                   count(*) FILTER (WHERE feedback = 'thumbs_up'),
+                   count(*) FILTER (WHERE feedback = 'thumbs_down'), sum(cost)
+              FROM recent GROUP BY model) AS parts
+     GROUP BY model
+), latency AS (
+    SELECT model, bucket, sum(n)::bigint AS n, sum(n) FILTER (WHERE rolled_up)::bigint AS rolled
+      FROM (SELECT r.model, unnest(r.latency_buckets) AS bucket, unnest(r.latency_counts) AS n,
+                   true AS rolled_up
+              FROM rolled AS r
+            UNION ALL
+            SELECT model, analytics_latency_bucket(latency_ms), count(*), false
+              FROM recent WHERE status = 'completed' AND latency_ms IS NOT NULL
+             GROUP BY 1, 2) AS parts
+     GROUP BY model, bucket
+), histograms AS (
+    SELECT model, array_agg(bucket ORDER BY bucket) AS buckets,
+           array_agg(n ORDER BY bucket) AS counts, sum(rolled) AS rolled
+      FROM latency GROUP BY model
+), exact AS (
+    SELECT model,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms) AS p50,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95
+      FROM recent WHERE status = 'completed' AND latency_ms IS NOT NULL
+     GROUP BY model
+)
+SELECT c.model, c.outputs::bigint AS outputs, c.completed::bigint AS completed,
+       c.failed::bigint AS failed, (c.completed + c.failed)::bigint AS finished,
+       c.thumbs_up::bigint AS thumbs_up, c.thumbs_down::bigint AS thumbs_down,
+       CASE WHEN h.rolled > 0 THEN analytics_latency_percentile(h.buckets, h.counts, 0.5)
+            ELSE e.p50 END AS latency_p50_ms,
+       CASE WHEN h.rolled > 0 THEN analytics_latency_percentile(h.buckets, h.counts, 0.95)
+            ELSE e.p95 END AS latency_p95_ms,
+       c.cost, c.cost / NULLIF(c.thumbs_up, 0) AS cost_per_thumbs_up
+  FROM counts AS c
+  LEFT JOIN histograms AS h ON h.model = c.model
+  LEFT JOIN exact AS e ON e.model = c.model
+ ORDER BY c.model
+
+-- analytics_feedback_over_time_rolled_up --
+-- analytics_feedback_over_time per day, over the rollup and the outputs of the rest of the range
+SELECT bucket, model, sum(rated)::bigint AS rated, sum(thumbs_up)::bigint AS thumbs_up,
+       sum(thumbs_up)::float8 / sum(rated) AS thumbs_up_rate
+  FROM (SELECT date_trunc('day', r.period_start, 'UTC') AS bucket, r.model,
+               r.thumbs_up + r.thumbs_down AS rated, r.thumbs_up
+          FROM analytics_rolled_periods(%(created_after)s, %(created_before)s) AS p
+          JOIN analytics_rollup AS r ON r.period_start = p.period_start
+         WHERE r.user_id = COALESCE(%(user_id)s, 0)
+           AND r.template_md5 = COALESCE(md5(%(template)s), '')
+           AND r.model <> '' AND (%(model)s::text IS NULL OR r.model = %(model)s)
+        UNION ALL
+        SELECT date_trunc('day', o.created_at, 'UTC'), o.model,
+               count(*) FILTER (WHERE o.feedback <> 'none'),
+               count(*) FILTER (WHERE o.feedback = 'thumbs_up')
+          FROM analytics_open_outputs(%(created_after)s, %(created_before)s, %(user_id)s,
+                                      %(model)s, %(template)s) AS o
+         GROUP BY 1, 2) AS parts
+ GROUP BY bucket, model
+HAVING sum(rated) > 0
+ ORDER BY bucket, model
+
+-- analytics_volume_over_time_rolled_up --
+-- analytics_volume_over_time per day, over the rollup and the outputs of the rest of the range
+SELECT bucket, status, sum(outputs)::bigint AS outputs
+  FROM (SELECT date_trunc('day', r.period_start, 'UTC') AS bucket, s.status, s.outputs
+          FROM analytics_rolled_periods(%(created_after)s, %(created_before)s) AS p
+          JOIN analytics_rollup AS r ON r.period_start = p.period_start
+         CROSS JOIN LATERAL (VALUES ('pending', r.pending), ('processing', r.processing),
+                                    ('completed', r.completed), ('failed', r.failed))
+               AS s(status, outputs)
+         WHERE r.user_id = COALESCE(%(user_id)s, 0)
+           AND r.template_md5 = COALESCE(md5(%(template)s), '')
+           AND r.model = COALESCE(%(model)s, '')
+           AND s.outputs > 0
+        UNION ALL
+        SELECT date_trunc('day', o.created_at, 'UTC'), o.status, count(*)
+          FROM analytics_open_outputs(%(created_after)s, %(created_before)s, %(user_id)s,
+                                      %(model)s, %(template)s) AS o
+         GROUP BY 1, 2) AS parts
+ GROUP BY bucket, status
+ ORDER BY bucket, status
+
+-- analytics_by_template_rolled_up --
+-- analytics_by_template over the rollup and the outputs of the rest of the range
+WITH parts AS (
+    SELECT r.template_md5, r.template_head, r.template_version_id, r.outputs, r.thumbs_up,
+           r.thumbs_down
+      FROM analytics_rolled_periods(%(created_after)s, %(created_before)s) AS p
+      JOIN analytics_rollup AS r ON r.period_start = p.period_start
+     WHERE r.user_id = COALESCE(%(user_id)s, 0)
+       AND r.template_md5 <> ''
+       AND (%(template)s::text IS NULL OR r.template_md5 = md5(%(template)s))
+       AND r.model = COALESCE(%(model)s, '')
+    UNION ALL
+    SELECT o.template_md5, o.template_head, o.template_version_id, count(*),
+           count(*) FILTER (WHERE o.feedback = 'thumbs_up'),
+           count(*) FILTER (WHERE o.feedback = 'thumbs_down')
+      FROM analytics_open_outputs(%(created_after)s, %(created_before)s, %(user_id)s, %(model)s,
+                                  %(template)s) AS o
+     GROUP BY 1, 2, 3
+)
+SELECT COALESCE(max(t.name || ' v' || v.version), min(parts.template_head)) AS label,
+       parts.template_md5,
+       sum(parts.outputs)::bigint AS outputs,
+       sum(parts.thumbs_up)::bigint AS thumbs_up,
+       sum(parts.thumbs_down)::bigint AS thumbs_down
+  FROM parts
+  LEFT JOIN prompt_template_versions AS v ON v.id = parts.template_version_id
+  LEFT JOIN prompt_templates AS t ON t.id = v.template_id
+ GROUP BY parts.template_md5
+ ORDER BY sum(parts.thumbs_up + parts.thumbs_down) DESC, sum(parts.outputs) DESC,
+          parts.template_md5
+ LIMIT %(limit)s
+
+-- analytics_refresh --
+-- Roll up the settled periods inside the range (NULL: open) that are missing or stale, newest
+-- first, at most max_periods (NULL: all); how many were rolled up (0 when another refresh runs)
+SELECT analytics_refresh(%(created_after)s, %(created_before)s, %(max_periods)s) AS periods
+
 -- analytics_feedback_export --
 -- Rated outputs (thumbs up or down) with what was rated, newest first, at most `limit`
 SELECT llm_outputs.id AS output_id, llm_outputs.created_at, users.name AS user_name,
