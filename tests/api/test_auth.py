@@ -107,3 +107,48 @@ def test_each_request_is_logged_without_the_token(client, ana, analyst, log_line
     assert all(isinstance(r["duration_ms"], float) and r["duration_ms"] >= 0 for r in requests)
     assert token not in "\n".join(map(str, lines))
     assert "probe" not in "\n".join(map(str, requests))
+
+
+BATCH = {"template": "Explain {{concept}}", "model": "offline/echo"}
+# Requests refused before their route runs: a bad token must still be the answer.
+REFUSED_EARLY = {
+    "invalid body": ("/api/v1/llm_jobs", {**EXAMPLE_JOB, "template": 5}, {}),
+    "invalid header": ("/api/v1/llm_jobs", EXAMPLE_JOB, {"Idempotency-Key": "has space"}),
+    "invalid path": ("/api/v1/llm_outputs/0/re_run", None, {}),
+    "two row sources": ("/api/v1/batches", {**BATCH, "rows": [{}], "csv": "concept\nx\n"}, {}),
+    "bad rows": ("/api/v1/batches", {**BATCH, "jsonl": '{"concept": 1}\n{oops\n'}, {}),
+}
+
+
+@pytest.mark.parametrize(("path", "body", "headers"), REFUSED_EARLY.values(), ids=REFUSED_EARLY)
+def test_a_bad_token_is_401_whatever_else_is_wrong(
+    client, ana, analyst, revoked, queued_jobs, log_lines, path, body, headers
+):
+    for bad in ({"Authorization": "Bearer llmj_not-a-real-token"}, revoked):
+        response = client.post(path, headers={**bad, **headers}, json=body)
+        assert response.status_code == 401, response.text
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    # With a live token the same request is refused for what is wrong with it, as its user's.
+    assert client.post(path, headers={**ana, **headers}, json=body).status_code == 422
+    requests = [line for line in log_lines() if line["message"] == "request"]
+    assert [(r["status"], r["user_id"]) for r in requests] == [
+        (401, None),
+        (401, None),
+        (422, analyst.id),
+    ]
+    assert queued_jobs() == []
+
+
+def test_a_refused_job_still_counts_as_the_tokens_use(client, pool, analyst):
+    token = accounts.create_token(pool, analyst.name, "fresh")
+
+    def last_use():
+        [listed] = [t for t in accounts.list_tokens(pool, analyst.name) if t.name == "fresh"]
+        return listed.last_used_at
+
+    assert last_use() is None
+    refused = client.post(
+        "/api/v1/llm_jobs", headers=bearer(token), json={**EXAMPLE_JOB, "model": "offline/none"}
+    )
+    assert refused.status_code == 422
+    assert last_use() is not None

@@ -46,9 +46,16 @@ def test_unreachable_database_is_503_not_500(monkeypatch):
         # An API call that needs the database answers 503 too, not 500 (after the pool's
         # wait for a connection, shortened here).
         client.app.state.pool.timeout = 0.5
-        api = client.get("/api/v1/models", headers={"Authorization": "Bearer llmj_x"})
-        assert api.status_code == 503
-        assert api.json() == {"detail": "the database is unavailable; retry shortly"}
+        token = {"Authorization": "Bearer llmj_x"}
+        job = {"template": "Hi", "model": "offline/echo"}
+        for method, path, body in [
+            ("get", "/api/v1/models", None),
+            ("post", "/api/v1/llm_jobs", job),
+            ("post", "/api/v1/llm_jobs", {**job, "template": 5}),  # the token is checked first
+        ]:
+            api = client.request(method, path, headers=token, json=body)
+            assert api.status_code == 503, (path, body)
+            assert api.json() == {"detail": "the database is unavailable; retry shortly"}
 
 
 def test_openapi_documents_routes_and_errors(client):

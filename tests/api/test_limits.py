@@ -58,6 +58,25 @@ def test_rate_limit_is_shared_by_api_processes(limit_of, ana):
     assert second.post(JOBS, headers=ana, json=EXAMPLE_JOB).status_code == 429
 
 
+def test_rate_limit_holds_under_concurrency(limit_of, ana, queued_jobs):
+    clients = [limit_of(3), limit_of(3)]  # two apps, two pools: like two processes
+    start = threading.Barrier(8)
+    answers: list = []
+
+    def send(client) -> None:
+        start.wait()
+        answers.append(client.post(JOBS, headers=ana, json=EXAMPLE_JOB))
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in clients for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(a.status_code for a in answers) == [202] * 3 + [429] * 5
+    assert len(queued_jobs()) == 3
+
+
 def test_zero_turns_the_limit_off(limit_of, ana):
     client = limit_of(0)
     assert {client.post(JOBS, headers=ana, json=EXAMPLE_JOB).status_code for _ in range(5)} == {202}
@@ -200,3 +219,60 @@ def test_key_is_forgotten_after_its_time(pool, analyst, queued_jobs):
     assert later.replayed is False
     assert later.submission.output_id != first.submission.output_id
     assert len(queued_jobs()) == 2
+
+
+def test_concurrent_repeats_of_an_expired_key_queue_one_new_job(pool, analyst, queued_jobs):
+    def attempt():
+        return api_support.create_job(
+            pool,
+            analyst,
+            _submit(pool, analyst),
+            operation="test",
+            body={"n": 1},
+            idempotency_key="expires",
+            key_ttl_seconds=1,
+        )
+
+    first = attempt()
+    time.sleep(1.05)
+    start = threading.Barrier(4)  # the test pool holds 4 connections
+    results: list = []
+
+    def repeat() -> None:
+        start.wait()
+        results.append(attempt())
+
+    threads = [threading.Thread(target=repeat) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(results) == 4 and sum(not r.replayed for r in results) == 1
+    assert len({r.submission.output_id for r in results}) == 1
+    assert results[0].submission.output_id != first.submission.output_id
+    assert len(queued_jobs()) == 2
+
+
+def test_claiming_a_key_forgets_the_users_expired_keys(pool, analyst, other_analyst):
+    def attempt(user, key):
+        api_support.create_job(
+            pool,
+            user,
+            _submit(pool, user),
+            operation="test",
+            body=None,
+            idempotency_key=key,
+            key_ttl_seconds=1,
+        )
+
+    attempt(analyst, "old"), attempt(other_analyst, "theirs")
+    time.sleep(1.05)
+    attempt(analyst, "new")
+
+    with pool.connection() as conn:
+        kept = conn.execute("SELECT user_id, key FROM api_idempotency_keys ORDER BY key").fetchall()
+    assert [(k["user_id"], k["key"]) for k in kept] == [
+        (analyst.id, "new"),
+        (other_analyst.id, "theirs"),  # another user's keys wait for that user's next claim
+    ]
