@@ -1,6 +1,6 @@
 """Dashboard queries at 10 k and 1 M outputs.
 
-    python -m bench.queries [--sizes 10000,1000000] [--quick]
+    python -m bench.queries [--sizes 10000,1000000] [--quick] [--plans]
 
 Seeds llm_outputs in SQL (generate_series): 50 analysts (a few heavy ones), 10 models and 20
 templates with skewed use, 90 days of history (ids in time order), 94 % completed, 6 % failed,
@@ -12,8 +12,9 @@ second keyset page, as an analyst and as an admin) and every aggregate of `db/an
 the analytics page's default range (the last 30 days), as an admin (everyone) and as an analyst.
 
 Goals per query: p50 at 1 M <= 100 ms and p50 at 1 M ÷ p50 at 10 k <= 3. For each query missing
-one, prints a summary of `EXPLAIN (ANALYZE, BUFFERS)`: the plan's top nodes, the scans and
-indexes used, rows read, buffers and time.
+one (every query with --plans), prints a summary of `EXPLAIN (ANALYZE, BUFFERS)`: the plan's top
+nodes, the scans and indexes used (the rollup's functions among them), rows read, buffers and
+time.
 """
 
 from __future__ import annotations
@@ -329,9 +330,10 @@ def explain(url: str, call: Callable[[Any], Any]) -> dict[str, Any]:
         node = node["Plans"][0]
     scans = []
     for n in nodes:
-        if "Scan" in n["Node Type"] and "Relation Name" in n:
+        scanned = n.get("Relation Name") or n.get("Function Name")
+        if "Scan" in n["Node Type"] and scanned:
             scans.append(
-                f"{n['Node Type']} on {n['Relation Name']}"
+                f"{n['Node Type']} on {scanned}"
                 + (f" using {n['Index Name']}" if n.get("Index Name") else "")
                 + f" ({n.get('Actual Rows', 0) * n.get('Actual Loops', 1):,.0f} rows"
                 + (
@@ -355,10 +357,12 @@ def explain(url: str, call: Callable[[Any], Any]) -> dict[str, Any]:
 # --- the benchmark --------------------------------------------------------------------------
 
 
-def run(*, sizes: tuple[int, ...] = (10_000, 1_000_000), runs: int = 15) -> list[Goal]:
+def run(
+    *, sizes: tuple[int, ...] = (10_000, 1_000_000), runs: int = 15, plans: bool = False
+) -> list[Goal]:
     p50s: dict[int, dict[str, float]] = {}
     seeded: dict[int, dict[str, Any]] = {}
-    slow: list[tuple[str, dict[str, Any]]] = []
+    explained: list[tuple[str, dict[str, Any]]] = []
     with common.fresh_database() as url:
         for size in sizes:
             seeded[size] = seed(url, size)
@@ -376,8 +380,9 @@ def run(*, sizes: tuple[int, ...] = (10_000, 1_000_000), runs: int = 15) -> list
                 small = p50s[min(sizes)]
                 for label, call in found:
                     ratio = p50s[size][label] / small[label] if small.get(label) else 0.0
-                    if p50s[size][label] > GOAL_MS or (len(sizes) > 1 and ratio > GOAL_RATIO):
-                        slow.append((label, explain(url, call)))
+                    missed = p50s[size][label] > GOAL_MS or (len(sizes) > 1 and ratio > GOAL_RATIO)
+                    if missed or plans:
+                        explained.append((label, explain(url, call)))
     big, small = max(sizes), min(sizes)
     labels = list(p50s[big])
     rows = []
@@ -393,7 +398,7 @@ def run(*, sizes: tuple[int, ...] = (10_000, 1_000_000), runs: int = 15) -> list
         ["query", f"p50 ms @{small:,}", f"p50 ms @{big:,}", "ratio", "verdict"],
         rows,
     )
-    for label, plan in slow:
+    for label, plan in explained:
         print(f"\nEXPLAIN (ANALYZE, BUFFERS) {label}: {plan['ms']:.1f} ms")
         print(f"  top: {plan['top']}; index used: {'yes' if plan['index_used'] else 'no'}")
         for scan in plan["scans"]:
@@ -434,10 +439,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = common.base_parser(__doc__)
     parser.add_argument("--sizes", default=None, help="outputs to seed, comma-separated")
     parser.add_argument("--runs", type=int, default=15, help="timed runs per query (at most)")
+    parser.add_argument(
+        "--plans", action="store_true", help="print every query's plan, not only the misses'"
+    )
     args = parser.parse_args(argv)
     common.log_to_file(NAME)
     sizes = args.sizes or ("2000,50000" if args.quick else "10000,1000000")
-    run(sizes=tuple(int(s) for s in sizes.split(",")), runs=args.runs)
+    run(sizes=tuple(int(s) for s in sizes.split(",")), runs=args.runs, plans=args.plans)
     return 0
 
 

@@ -151,14 +151,17 @@ LANGUAGE sql STABLE ROWS 3 AS $$
     SELECT gaps.range_start, gaps.range_end FROM gaps WHERE gaps.range_start < gaps.range_end
 $$;
 
--- The outputs of the open ranges that pass the filters (NULL: no restriction). Each range is
--- planned with its own bounds, which a join on the ranges would leave the planner to guess.
+-- The outputs of the open ranges that pass the filters (NULL: no restriction), with their
+-- template's md5, head and version when with_template (otherwise NULL: the covering index on
+-- created_at answers without reading the table). Each range is planned with its own bounds,
+-- which a join on the ranges would leave the planner to guess.
 CREATE FUNCTION analytics_open_outputs(
     created_after timestamptz,
     created_before timestamptz,
     for_user bigint,
     for_model text,
-    for_template text
+    for_template text,
+    with_template boolean
 ) RETURNS TABLE (
     created_at timestamptz,
     model text,
@@ -175,15 +178,27 @@ DECLARE
 BEGIN
     FOR gap IN SELECT g.range_start, g.range_end
                  FROM analytics_open_ranges(created_after, created_before) AS g LOOP
-        RETURN QUERY EXECUTE
-            'SELECT o.created_at, o.model, o.status, o.feedback, o.cost, o.latency_ms,
-                    md5(o.template), left(o.template, 80), o.template_version_id
-               FROM llm_outputs AS o
-              WHERE o.created_at >= $1 AND o.created_at < $2
-                AND ($3::bigint IS NULL OR o.user_id = $3)
-                AND ($4::text IS NULL OR o.model = $4)
-                AND ($5::text IS NULL OR (md5(o.template) = md5($5) AND o.template = $5))'
-            USING gap.range_start, gap.range_end, for_user, for_model, for_template;
+        IF with_template THEN
+            RETURN QUERY EXECUTE
+                'SELECT o.created_at, o.model, o.status, o.feedback, o.cost, o.latency_ms,
+                        md5(o.template), left(o.template, 80), o.template_version_id
+                   FROM llm_outputs AS o
+                  WHERE o.created_at >= $1 AND o.created_at < $2
+                    AND ($3::bigint IS NULL OR o.user_id = $3)
+                    AND ($4::text IS NULL OR o.model = $4)
+                    AND ($5::text IS NULL OR (md5(o.template) = md5($5) AND o.template = $5))'
+                USING gap.range_start, gap.range_end, for_user, for_model, for_template;
+        ELSE
+            RETURN QUERY EXECUTE
+                'SELECT o.created_at, o.model, o.status, o.feedback, o.cost, o.latency_ms,
+                        NULL::text, NULL::text, NULL::bigint
+                   FROM llm_outputs AS o
+                  WHERE o.created_at >= $1 AND o.created_at < $2
+                    AND ($3::bigint IS NULL OR o.user_id = $3)
+                    AND ($4::text IS NULL OR o.model = $4)
+                    AND ($5::text IS NULL OR (md5(o.template) = md5($5) AND o.template = $5))'
+                USING gap.range_start, gap.range_end, for_user, for_model, for_template;
+        END IF;
     END LOOP;
 END
 $$;

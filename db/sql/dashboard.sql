@@ -95,7 +95,7 @@ WITH rolled AS (
 ), recent AS (
     SELECT o.model, o.status, o.feedback, o.cost, o.latency_ms
       FROM analytics_open_outputs(%(created_after)s, %(created_before)s, %(user_id)s, %(model)s,
-                                  %(template)s) AS o
+                                  %(template)s, false) AS o
 ), counts AS (
     SELECT model, sum(outputs) AS outputs, sum(completed) AS completed, sum(failed) AS failed,
            sum(thumbs_up) AS thumbs_up, sum(thumbs_down) AS thumbs_down, sum(cost) AS cost
@@ -157,7 +157,7 @@ SELECT bucket, model, sum(rated)::bigint AS rated, sum(thumbs_up)::bigint AS thu
                count(*) FILTER (WHERE o.feedback <> 'none'),
                count(*) FILTER (WHERE o.feedback = 'thumbs_up')
           FROM analytics_open_outputs(%(created_after)s, %(created_before)s, %(user_id)s,
-                                      %(model)s, %(template)s) AS o
+                                      %(model)s, %(template)s, false) AS o
          GROUP BY 1, 2) AS parts
  GROUP BY bucket, model
 HAVING sum(rated) > 0
@@ -179,7 +179,7 @@ SELECT bucket, status, sum(outputs)::bigint AS outputs
         UNION ALL
         SELECT date_trunc('day', o.created_at, 'UTC'), o.status, count(*)
           FROM analytics_open_outputs(%(created_after)s, %(created_before)s, %(user_id)s,
-                                      %(model)s, %(template)s) AS o
+                                      %(model)s, %(template)s, false) AS o
          GROUP BY 1, 2) AS parts
  GROUP BY bucket, status
  ORDER BY bucket, status
@@ -200,7 +200,7 @@ WITH parts AS (
            count(*) FILTER (WHERE o.feedback = 'thumbs_up'),
            count(*) FILTER (WHERE o.feedback = 'thumbs_down')
       FROM analytics_open_outputs(%(created_after)s, %(created_before)s, %(user_id)s, %(model)s,
-                                  %(template)s) AS o
+                                  %(template)s, true) AS o
      GROUP BY 1, 2, 3
 )
 SELECT COALESCE(max(t.name || ' v' || v.version), min(parts.template_head)) AS label,
