@@ -31,9 +31,14 @@ def insert_output(
     template_version_id: int | None = None,
     comparison_id: int | None = None,
     use_cache: bool = False,
+    id: int | None = None,
+    job_id: int | None = None,
 ) -> int:
-    """Insert a pending output; return its id."""
+    """Insert a pending output (with an id from reserve_output_ids and its job, if given);
+    return its id."""
     params = {
+        "id": id,
+        "job_id": job_id,
         "user_id": user_id,
         "agent_id": agent_id,
         "template": template,
@@ -52,8 +57,9 @@ def insert_output(
     return conn.execute(queries["insert_output"], params).fetchone()["id"]
 
 
-def set_output_job(conn: psycopg.Connection, output_id: int, job_id: int) -> None:
-    conn.execute(queries["set_output_job"], {"id": output_id, "job_id": job_id})
+def reserve_output_ids(conn: psycopg.Connection, n: int) -> list[int]:
+    """n new output ids, ascending, for outputs about to be written."""
+    return sorted(r["id"] for r in conn.execute(queries["reserve_output_ids"], {"n": n}))
 
 
 def get_output(
@@ -257,6 +263,8 @@ def llm_jobs_since(conn: psycopg.Connection, after_id: int) -> list[dict[str, An
 def insert_outputs_bulk(
     conn: psycopg.Connection,
     *,
+    ids: list[int],
+    job_ids: list[int],
     user_id: int,
     template: str,
     model: str,
@@ -268,9 +276,12 @@ def insert_outputs_bulk(
     system_prompt: str | None = None,
     template_version_id: int | None = None,
     use_cache: bool = False,
-) -> list[int]:
-    """Insert one pending output per context; return their ids in the order of contexts."""
+) -> None:
+    """Insert one pending output per context, with the ids reserved for them and their jobs
+    (three lists in the same order)."""
     params = {
+        "ids": ids,
+        "job_ids": job_ids,
         "user_id": user_id,
         "agent_id": agent_id,
         "template": template,
@@ -283,8 +294,7 @@ def insert_outputs_bulk(
         "template_version_id": template_version_id,
         "use_cache": use_cache,
     }
-    # Identity values are drawn in insertion order, which follows the ORDER BY.
-    return sorted(r["id"] for r in conn.execute(queries["insert_outputs_bulk"], params))
+    conn.execute(queries["insert_outputs_bulk"], params)
 
 
 def set_output_jobs_bulk(conn: psycopg.Connection, ids: list[int], job_ids: list[int]) -> None:

@@ -165,8 +165,12 @@ def write_job(
     """Insert the output of a validated request and its job on conn (inside the caller's
     transaction); return (output id, job id)."""
     priority = QUEUE_PRIORITY[request.queue]
-    output_id = outputs.insert_output(
+    [output_id] = outputs.reserve_output_ids(conn, 1)
+    [job_id] = defer_outputs(conn, [output_id], request.queue, priority)
+    outputs.insert_output(
         conn,
+        id=output_id,
+        job_id=job_id,
         user_id=user.id,
         agent_id=request.agent.id if request.agent else None,
         template=request.template,
@@ -182,8 +186,6 @@ def write_job(
         comparison_id=comparison_id,
         use_cache=request.use_cache,
     )
-    [job_id] = defer_outputs(conn, [output_id], request.queue, priority)
-    outputs.set_output_job(conn, output_id, job_id)
     return output_id, job_id
 
 
@@ -373,8 +375,12 @@ def write_many(
         conn, user, base.model, base.template, contexts[0], count=len(contexts)
     )
     priority = QUEUE_PRIORITY[base.queue]
-    output_ids = outputs.insert_outputs_bulk(
+    output_ids = outputs.reserve_output_ids(conn, len(contexts))
+    job_ids = defer_outputs(conn, output_ids, base.queue, priority)
+    outputs.insert_outputs_bulk(
         conn,
+        ids=output_ids,
+        job_ids=job_ids,
         user_id=user.id,
         agent_id=base.agent.id if base.agent else None,
         template=base.template,
@@ -387,8 +393,6 @@ def write_many(
         template_version_id=base.template_version_id,
         use_cache=base.use_cache,
     )
-    job_ids = defer_outputs(conn, output_ids, base.queue, priority)
-    outputs.set_output_jobs_bulk(conn, output_ids, job_ids)
     return output_ids, job_ids
 
 

@@ -108,19 +108,23 @@ SELECT * FROM agents WHERE id = %(id)s
 -- All agents by name
 SELECT * FROM agents ORDER BY name
 
--- insert_output --
--- A new pending output, before its job exists
-INSERT INTO llm_outputs (user_id, agent_id, template, model, context, format, queue, priority,
-                         kind, parent_id, system_prompt, template_version_id, comparison_id,
-                         use_cache)
-VALUES (%(user_id)s, %(agent_id)s, %(template)s, %(model)s, %(context)s, %(format)s, %(queue)s,
-        %(priority)s, %(kind)s, %(parent_id)s, %(system_prompt)s, %(template_version_id)s,
-        %(comparison_id)s, %(use_cache)s)
-RETURNING id
+-- reserve_output_ids --
+-- New output ids, drawn before the outputs are written (their jobs name them): n of them
+SELECT nextval(pg_get_serial_sequence('llm_outputs', 'id')) AS id
+  FROM generate_series(1, %(n)s)
 
--- set_output_job --
--- Link an output to its procrastinate job (same transaction as both inserts)
-UPDATE llm_outputs SET job_id = %(job_id)s WHERE id = %(id)s
+-- insert_output --
+-- A new pending output: with the id reserved for it and its job when it has one (written whole,
+-- never updated to link the job: an update would rewrite every index entry of the row)
+INSERT INTO llm_outputs (id, user_id, agent_id, template, model, context, format, queue, priority,
+                         kind, parent_id, system_prompt, template_version_id, comparison_id,
+                         use_cache, job_id)
+OVERRIDING SYSTEM VALUE
+VALUES (coalesce(%(id)s::bigint, nextval(pg_get_serial_sequence('llm_outputs', 'id'))),
+        %(user_id)s, %(agent_id)s, %(template)s, %(model)s, %(context)s, %(format)s, %(queue)s,
+        %(priority)s, %(kind)s, %(parent_id)s, %(system_prompt)s, %(template_version_id)s,
+        %(comparison_id)s, %(use_cache)s, %(job_id)s)
+RETURNING id
 
 -- get_output --
 -- One output; when viewer_id is given, only if that user owns it. blind_pending: it belongs to a
@@ -268,14 +272,16 @@ SELECT jobs.id AS job_id, jobs.queue_name, jobs.priority, jobs.status AS job_sta
 SELECT COALESCE(max(id), 0) AS id FROM procrastinate_jobs
 
 -- insert_outputs_bulk --
--- Many pending outputs of one template and model, one per context, in the order given
-INSERT INTO llm_outputs (user_id, agent_id, template, model, context, format, queue, priority,
-                         kind, parent_id, system_prompt, template_version_id, use_cache)
-SELECT %(user_id)s, %(agent_id)s, %(template)s, %(model)s, rows.context, %(format)s, %(queue)s,
-       %(priority)s, 'original', NULL, %(system_prompt)s, %(template_version_id)s, %(use_cache)s
-  FROM unnest(%(contexts)s::jsonb[]) WITH ORDINALITY AS rows(context, n)
- ORDER BY rows.n
-RETURNING id
+-- Many pending outputs of one template and model, one per context, each with its reserved id
+-- and its job
+INSERT INTO llm_outputs (id, user_id, agent_id, template, model, context, format, queue, priority,
+                         kind, parent_id, system_prompt, template_version_id, use_cache, job_id)
+OVERRIDING SYSTEM VALUE
+SELECT rows.id, %(user_id)s, %(agent_id)s, %(template)s, %(model)s, rows.context, %(format)s,
+       %(queue)s, %(priority)s, 'original', NULL, %(system_prompt)s, %(template_version_id)s,
+       %(use_cache)s, rows.job_id
+  FROM unnest(%(ids)s::bigint[], %(contexts)s::jsonb[], %(job_ids)s::bigint[])
+       AS rows(id, context, job_id)
 
 -- set_output_jobs_bulk --
 -- Link many outputs to their jobs (same transaction as the inserts)

@@ -76,10 +76,10 @@ def test_invalid_submit_names_field_and_writes_nothing(pool, analyst, overrides,
 
 
 def test_output_and_job_roll_back_together(pool, analyst, monkeypatch):
-    def broken_link(*args, **kwargs):
+    def broken_insert(*args, **kwargs):
         raise RuntimeError("lost connection after the job insert")
 
-    monkeypatch.setattr(outputs_db, "set_output_job", broken_link)
+    monkeypatch.setattr(outputs_db, "insert_output", broken_insert)
     with pytest.raises(RuntimeError):
         jobs.submit(
             pool, user=analyst, template=TEMPLATE, context={"concept": "c"}, model="offline/echo"
