@@ -324,7 +324,9 @@ BEGIN
                       CUBE (src.user_id, src.model, (src.template_md5, src.template_version_id))
           ) AS cells
          GROUP BY cells.every_user, cells.user_id, cells.every_model, cells.model,
-                  cells.every_template, cells.template_md5, cells.template_version_id;
+                  cells.every_template, cells.template_md5, cells.template_version_id
+         -- in the index's order: the rows one filter reads share pages
+         ORDER BY 2, 4, 3;
     END LOOP;
 
     INSERT INTO analytics_periods (period_start, period_end)
