@@ -34,6 +34,7 @@ class Settings(BaseModel):
     retry_scale: float = Field(1.0, ge=0)
     json_reasks: int = Field(2, ge=0)
     worker_concurrency: int = Field(10, ge=1)
+    worker_fetchers: int = Field(0, ge=0, le=64)
     poll_interval: float = Field(0.5, gt=0)
     heartbeat_interval: float = Field(5.0, gt=0)
     stalled_after: float = Field(30.0, gt=0)
@@ -59,6 +60,7 @@ def get_settings() -> Settings:
         retry_scale=_env("LLMJOBS_RETRY_SCALE", "1"),
         json_reasks=_env("LLMJOBS_JSON_REASKS", "2"),
         worker_concurrency=_env("LLMJOBS_WORKER_CONCURRENCY", "10"),
+        worker_fetchers=_env("LLMJOBS_WORKER_FETCHERS", "0"),
         poll_interval=_env("LLMJOBS_POLL_INTERVAL", "0.5"),
         heartbeat_interval=_env("LLMJOBS_HEARTBEAT_INTERVAL", "5"),
         stalled_after=_env("LLMJOBS_STALLED_AFTER", "30"),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import procrastinate
+import procrastinate.worker
 import psycopg
 from procrastinate import signals
 from procrastinate.exceptions import ConnectorException
@@ -58,6 +59,24 @@ def _worker_defaults() -> dict[str, Any]:
     }
 
 
+def fetchers_for(concurrency: int) -> int:
+    """How many fetch loops a worker runs: LLMJOBS_WORKER_FETCHERS, else one per 25 slots (1 to 8).
+
+    procrastinate fetches one job per round trip, one fetch at a time. While the worker's event
+    loop is busy with model calls, each fetch also waits its turn on the loop, so one fetch loop
+    cannot keep a few hundred slots filled with calls lasting a second or less."""
+    configured = get_settings().worker_fetchers
+    return configured if configured else max(1, min(8, concurrency // 25))
+
+
+class LLMJobsWorker(procrastinate.worker.Worker):
+    """procrastinate's worker with several fetch loops sharing its slots (fetchers_for)."""
+
+    async def _fetch_and_process_jobs(self) -> None:
+        fetch = super()._fetch_and_process_jobs
+        await asyncio.gather(*(fetch() for _ in range(fetchers_for(self.concurrency))))
+
+
 class LLMJobsApp(procrastinate.App):
     """procrastinate's App, whose workers outlive a database outage.
 
@@ -65,6 +84,9 @@ class LLMJobsApp(procrastinate.App):
     asked to stop (SIGINT/SIGTERM, or `wait=False`), this worker waits for the database with a
     capped backoff and starts again; jobs it had in flight are recovered as stalled jobs.
     """
+
+    def _worker(self, **kwargs: Any) -> procrastinate.worker.Worker:
+        return LLMJobsWorker(app=self, **{**self.worker_defaults, **kwargs})
 
     async def run_worker_async(self, **kwargs: Any) -> None:
         self.perform_import_paths()

@@ -176,3 +176,50 @@ async def test_high_queue_runs_before_default_before_low(pool, analyst, run_work
     await run_worker(concurrency=1)
     sent = [r["messages"][-1]["content"] for r in provider.requests]
     assert sent == ["say H", "say H2", "say D", "say L", "say L2"]
+
+
+@pytest.mark.parametrize(("fetchers", "most_at_once"), [("1", 1), ("4", 4)])
+async def test_fetch_loops_share_the_slots_and_run_each_job_once(
+    pool, analyst, run_worker, opened_app, settings_env, monkeypatch, fetchers, most_at_once
+):
+    settings_env(WORKER_FETCHERS=fetchers)
+    manager = opened_app.job_manager
+    real_fetch = manager.fetch_job
+    in_flight = {"now": 0, "most": 0}
+
+    async def counted_fetch(**kwargs):
+        in_flight["now"] += 1
+        in_flight["most"] = max(in_flight["most"], in_flight["now"])
+        try:
+            return await real_fetch(**kwargs)
+        finally:
+            in_flight["now"] -= 1
+
+    monkeypatch.setattr(manager, "fetch_job", counted_fetch)
+    subs = jobs.submit_many(
+        pool,
+        user=analyst,
+        template="Explain {{concept}} to a beginner",
+        model="offline/echo",
+        contexts=[{"concept": f"c{i}"} for i in range(60)],
+    )
+    await run_worker(concurrency=20)
+    outs = [jobs.get_output(pool, output_id, analyst) for output_id in subs.output_ids]
+    assert [o.status for o in outs] == ["completed"] * 60
+    assert {o.attempts for o in outs} == {1}
+    with pool.connection() as conn:
+        runs = conn.execute(
+            "SELECT count(*) AS n FROM procrastinate_events WHERE type = 'started' "
+            "AND job_id = ANY(%s)",
+            ([o.job_id for o in outs],),
+        ).fetchone()["n"]
+    assert runs == 60
+    assert in_flight["most"] == most_at_once
+
+
+def test_fetch_loops_default_to_one_per_25_slots(settings_env):
+    from tasks.queue import fetchers_for
+
+    assert [fetchers_for(n) for n in (1, 10, 49, 50, 200, 1000)] == [1, 1, 1, 2, 8, 8]
+    settings_env(WORKER_FETCHERS="3")
+    assert fetchers_for(200) == 3
