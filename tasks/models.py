@@ -62,11 +62,13 @@ def register_provider(name: str, handler: Any) -> None:
     """Add a litellm CustomLLM handler under a provider name (used by the test helpers)."""
     _extra_providers[name] = handler
     _register_providers()
+    _unpriced.cache_clear()
 
 
 def unregister_provider(name: str) -> None:
     _extra_providers.pop(name, None)
     _register_providers()
+    _unpriced.cache_clear()
 
 
 _register_providers()
@@ -176,10 +178,13 @@ async def call_model(
     if model.startswith("openai/") and _openai_compatible_base():
         kwargs["api_base"] = _openai_compatible_base()
         kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or "not-needed"
-    override = price_overrides().get(model)
-    if override:
-        # litellm prices the answer with these (and skips searching its map for the model).
-        kwargs["input_cost_per_token"], kwargs["output_cost_per_token"] = override
+    prices = price_overrides().get(model)
+    if prices is None and (_costs_nothing(model) or _unpriced(model)):
+        prices = _FREE  # the cost of an unpriced model is recorded as unknown by _cost
+    if prices is not None:
+        # litellm prices the answer with these and skips searching its whole map for the model
+        # (a model it has no price for is searched again at every call).
+        kwargs["input_cost_per_token"], kwargs["output_cost_per_token"] = prices
     started = time.perf_counter()
     try:
         with _quiet_logging():
@@ -256,29 +261,46 @@ def _parse_prices(text: str) -> tuple[tuple[str, tuple[float, float]], ...]:
 def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
     """What a call would cost: configured prices first, then litellm's bundled price map; 0 for
     the offline and stub models; None when no price is known."""
-    if model.split("/", 1)[0] in (offline.PROVIDER, *_extra_providers):
+    if _costs_nothing(model):
         return 0.0
     override = price_overrides().get(model)
     if override:
         return prompt_tokens * override[0] + completion_tokens * override[1]
-    if model in _unpriced:
+    if _unpriced(model):
         return None
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
         )
-    except Exception:  # no price known for this model: cost unknown, not an error
-        # litellm searches its whole map before giving up: remember the answer.
-        _unpriced.add(model)
+    except Exception:  # a price litellm cannot apply to these figures: unknown, not an error
         return None
     return float(prompt_cost + completion_cost)
 
 
-# Models litellm's bundled price map does not know (it does not change while a process runs).
-_unpriced: set[str] = set()
+_FREE = (0.0, 0.0)
+
+
+def _costs_nothing(model: str) -> bool:
+    """The offline model and the test helpers' stub models."""
+    return model.split("/", 1)[0] in (offline.PROVIDER, *_extra_providers)
+
+
+@functools.lru_cache(maxsize=512)
+def _unpriced(model: str) -> bool:
+    """Whether litellm's bundled price map (which does not change while a process runs) has no
+    price for model."""
+    try:
+        litellm.cost_per_token(model=model, prompt_tokens=1, completion_tokens=1)
+    except Exception:  # litellm searches its whole map before giving up: asked once per model
+        return True
+    return False
 
 
 def _cost(model: str, response: Any) -> float | None:
+    if _costs_nothing(model):
+        return 0.0
+    if model not in price_overrides() and _unpriced(model):
+        return None
     # litellm already priced the response during the call (with the configured prices, which
     # call_model passes along): reuse it rather than price it again.
     known = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
@@ -288,5 +310,5 @@ def _cost(model: str, response: Any) -> float | None:
     prompt = getattr(usage, "prompt_tokens", None)
     completion = getattr(usage, "completion_tokens", None)
     if prompt is None or completion is None:
-        return 0.0 if model.split("/", 1)[0] in (offline.PROVIDER, *_extra_providers) else None
+        return None
     return estimate_cost(model, prompt, completion)

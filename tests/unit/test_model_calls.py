@@ -78,7 +78,20 @@ def test_configured_prices_are_parsed_once_per_value(monkeypatch):
         models.price_overrides()
 
 
-def test_an_unknown_model_has_no_price_and_is_remembered():
+def test_an_unknown_model_has_no_price():
     assert models.estimate_cost("openai/no-such-model-anywhere", 10, 10) is None
-    assert "openai/no-such-model-anywhere" in models._unpriced
-    assert models.estimate_cost("openai/no-such-model-anywhere", 10, 10) is None
+    assert models.estimate_cost("gpt-4o-mini", 1000, 1000) > 0
+
+
+async def test_an_unpriced_model_costs_unknown_and_a_configured_price_applies(
+    provider, monkeypatch
+):
+    from tests.support.provider import ok
+
+    provider.push(ok("an answer of five words"), ok("an answer of five words"))
+    unknown = await models.call_model("openai/no-such-model-anywhere", MESSAGES)
+    assert unknown.prompt_tokens and unknown.cost is None
+    monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/no-such-model-anywhere=1000/2000")
+    priced = await models.call_model("openai/no-such-model-anywhere", MESSAGES)
+    expected = (priced.prompt_tokens * 1000 + priced.completion_tokens * 2000) / 1e6
+    assert priced.cost == pytest.approx(expected)
