@@ -200,17 +200,22 @@ def test_concurrent_identical_requests_queue_one_job(open_client, ana, queued_jo
     assert len(queued_jobs()) == 1
 
 
+def _short_lived(pool, user, key):
+    """A job creation under an idempotency key kept for one second."""
+    return api_support.create_job(
+        pool,
+        user,
+        _submit(pool, user),
+        operation="test",
+        body={"n": 1},
+        idempotency_key=key,
+        key_ttl_seconds=1,
+    )
+
+
 def test_key_is_forgotten_after_its_time(pool, analyst, queued_jobs):
     def attempt():
-        return api_support.create_job(
-            pool,
-            analyst,
-            _submit(pool, analyst),
-            operation="test",
-            body={"n": 1},
-            idempotency_key="short-lived",
-            key_ttl_seconds=1,
-        )
+        return _short_lived(pool, analyst, "short-lived")
 
     first = attempt()
     assert attempt().replayed is True
@@ -223,15 +228,7 @@ def test_key_is_forgotten_after_its_time(pool, analyst, queued_jobs):
 
 def test_concurrent_repeats_of_an_expired_key_queue_one_new_job(pool, analyst, queued_jobs):
     def attempt():
-        return api_support.create_job(
-            pool,
-            analyst,
-            _submit(pool, analyst),
-            operation="test",
-            body={"n": 1},
-            idempotency_key="expires",
-            key_ttl_seconds=1,
-        )
+        return _short_lived(pool, analyst, "expires")
 
     first = attempt()
     time.sleep(1.05)
