@@ -58,21 +58,27 @@ def test_rate_limit_is_shared_by_api_processes(limit_of, ana):
     assert second.post(JOBS, headers=ana, json=EXAMPLE_JOB).status_code == 429
 
 
-def test_rate_limit_holds_under_concurrency(limit_of, ana, queued_jobs):
-    clients = [limit_of(3), limit_of(3)]  # two apps, two pools: like two processes
-    start = threading.Barrier(8)
+def _post_at_once(clients: list, headers: dict, each: int = 4) -> list:
+    """POST the example job `each` times through every client, all released at the same moment
+    (one thread per request); the answers."""
+    start = threading.Barrier(len(clients) * each)
     answers: list = []
 
     def send(client) -> None:
         start.wait()
-        answers.append(client.post(JOBS, headers=ana, json=EXAMPLE_JOB))
+        answers.append(client.post(JOBS, headers=headers, json=EXAMPLE_JOB))
 
-    threads = [threading.Thread(target=send, args=(c,)) for c in clients for _ in range(4)]
+    threads = [threading.Thread(target=send, args=(c,)) for c in clients for _ in range(each)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
+    return answers
 
+
+def test_rate_limit_holds_under_concurrency(limit_of, ana, queued_jobs):
+    clients = [limit_of(3), limit_of(3)]  # two apps, two pools: like two processes
+    answers = _post_at_once(clients, ana)
     assert sorted(a.status_code for a in answers) == [202] * 3 + [429] * 5
     assert len(queued_jobs()) == 3
 
@@ -180,20 +186,7 @@ def test_key_check_in_the_use_case():
 def test_concurrent_identical_requests_queue_one_job(open_client, ana, queued_jobs):
     # Two apps (two pools) so that the requests truly run at once, as from two API processes.
     clients = [open_client(), open_client()]
-    headers = {**ana, "Idempotency-Key": "double-click"}
-    start = threading.Barrier(len(clients) * 4)
-    answers: list = []
-
-    def send(client) -> None:
-        start.wait()
-        answers.append(client.post(JOBS, headers=headers, json=EXAMPLE_JOB))
-
-    threads = [threading.Thread(target=send, args=(c,)) for c in clients for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
+    answers = _post_at_once(clients, {**ana, "Idempotency-Key": "double-click"})
     assert [a.status_code for a in answers] == [202] * 8
     assert len({a.text for a in answers}) == 1
     assert sum("Idempotent-Replayed" not in a.headers for a in answers) == 1
