@@ -7,7 +7,9 @@ errors.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import functools
 import os
 
@@ -16,10 +18,12 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 os.environ.setdefault("LITELLM_LOG", "ERROR")
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import litellm
+import litellm.main
 from litellm.types.utils import LlmProviders
 
 try:  # litellm's switch for calls whose success it should not log (internal sub-calls)
@@ -63,12 +67,14 @@ def register_provider(name: str, handler: Any) -> None:
     _extra_providers[name] = handler
     _register_providers()
     _unpriced.cache_clear()
+    _setup_is_cpu_only.cache_clear()
 
 
 def unregister_provider(name: str) -> None:
     _extra_providers.pop(name, None)
     _register_providers()
     _unpriced.cache_clear()
+    _setup_is_cpu_only.cache_clear()
 
 
 _register_providers()
@@ -186,6 +192,7 @@ async def call_model(
         # (a model it has no price for is searched again at every call).
         kwargs["input_cost_per_token"], kwargs["output_cost_per_token"] = prices
     started = time.perf_counter()
+    inline = _in_loop_thread.set(_setup_is_cpu_only(model))
     try:
         with _quiet_logging():
             response = await litellm.acompletion(
@@ -197,6 +204,8 @@ async def call_model(
             )
     except Exception as exc:
         raise translate_error(exc) from exc
+    finally:
+        _in_loop_thread.reset(inline)
     latency_ms = int((time.perf_counter() - started) * 1000)
     text = response.choices[0].message.content or ""
     usage = getattr(response, "usage", None)
@@ -207,6 +216,62 @@ async def call_model(
         cost=_cost(model, response),
         latency_ms=latency_ms,
     )
+
+
+# litellm runs the synchronous half of each async call (mapping parameters, building the request)
+# on the event loop's default thread pool and awaits it. With many calls in flight, that hop to a
+# thread and back, and the contention for the GIL it brings, cost about a fifth of a call's CPU.
+# Under CallExecutor, that half runs in the loop's own thread instead, for the providers whose
+# half is CPU only. Everything else the executor is given (DNS lookups, `asyncio.to_thread`, the
+# half of providers that may fetch credentials over the network) still runs on its threads.
+_CPU_ONLY_SETUP = frozenset({"openai", "anthropic", "ollama", "ollama_chat", "hosted_vllm"})
+_in_loop_thread: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "llmjobs_litellm_setup_in_loop_thread", default=False
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _setup_is_cpu_only(model: str) -> bool:
+    provider = model.split("/", 1)[0]
+    if provider == offline.PROVIDER or provider in _extra_providers:
+        return True
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model)
+    except Exception:  # unknown to litellm: the call fails the usual way, from the thread pool
+        return False
+    return provider in _CPU_ONLY_SETUP
+
+
+def _is_litellm_setup(fn: Any) -> bool:
+    # litellm.acompletion submits partial(context.run, partial(completion, **call)).
+    inner = fn.args[0] if isinstance(fn, functools.partial) and fn.args else None
+    return isinstance(inner, functools.partial) and inner.func is litellm.main.completion
+
+
+class CallExecutor(ThreadPoolExecutor):
+    """The event loop's default executor in a worker: a thread pool, except for the synchronous
+    half of litellm calls to providers whose half does no I/O, which runs at once in the loop's
+    thread (see _CPU_ONLY_SETUP)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
+        if args or kwargs or not _in_loop_thread.get() or not _is_litellm_setup(fn):
+            return super().submit(fn, *args, **kwargs)
+        future: Future = Future()
+        try:
+            future.set_result(fn())
+        except BaseException as exc:  # as a pool thread would: the awaiting caller sees it
+            future.set_exception(exc)
+        return future
+
+
+def install_call_executor(loop: asyncio.AbstractEventLoop) -> None:
+    """Make CallExecutor the loop's default executor (once; the pool it replaces winds down)."""
+    previous = getattr(loop, "_default_executor", None)  # asyncio keeps no public getter
+    if isinstance(previous, CallExecutor):
+        return
+    loop.set_default_executor(CallExecutor(thread_name_prefix="asyncio"))
+    if previous is not None:
+        previous.shutdown(wait=False)
 
 
 # Where litellm keeps the callbacks it calls (a callback given in `callbacks` is copied into

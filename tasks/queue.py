@@ -90,6 +90,9 @@ class LLMJobsApp(procrastinate.App):
 
     async def run_worker_async(self, **kwargs: Any) -> None:
         self.perform_import_paths()
+        from tasks.models import install_call_executor  # litellm loads with the worker only
+
+        install_call_executor(asyncio.get_running_loop())
         install_handlers = kwargs.pop("install_signal_handlers", True)
         wait = {**self.worker_defaults, **kwargs}.get("wait", True)
         stop_requested = asyncio.Event()

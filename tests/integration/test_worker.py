@@ -4,6 +4,7 @@ the offline model and to a scripted OpenAI-compatible server."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -223,3 +224,21 @@ def test_fetch_loops_default_to_one_per_25_slots(settings_env):
     assert [fetchers_for(n) for n in (1, 10, 49, 50, 200, 1000)] == [1, 1, 1, 2, 8, 8]
     settings_env(WORKER_FETCHERS="3")
     assert fetchers_for(200) == 3
+
+
+async def test_the_worker_runs_litellms_setup_in_its_loop_thread(pool, analyst, run_worker):
+    from tasks import models
+    from tests.support.setup_recorder import SetupRecorder
+
+    recorder = SetupRecorder()
+    models.register_provider("recorder", recorder)
+    try:
+        subs = [_submit(pool, analyst, model="recorder/any") for _ in range(3)]
+        await run_worker()
+    finally:
+        models.unregister_provider("recorder")
+    outs = [_output(pool, analyst, s) for s in subs]
+    assert [o.parsed_output for o in outs] == ["recorded"] * 3
+    loop_thread = threading.get_ident()
+    assert recorder.setup_threads == [loop_thread] * 3
+    assert loop_thread not in recorder.pool_threads  # the call's own pool work stays on threads
