@@ -253,8 +253,18 @@ WITH RECURSIVE found AS (
 SELECT model FROM found WHERE model IS NOT NULL
 
 -- analytics_models_used_by --
--- The models one user has outputs from, by name
-SELECT DISTINCT model FROM llm_outputs WHERE user_id = %(user_id)s ORDER BY model
+-- The models one user has outputs from, by name (a skip scan of the user and model index: one
+-- probe per model, however many outputs the user has)
+WITH RECURSIVE found AS (
+    (SELECT model FROM llm_outputs WHERE user_id = %(user_id)s ORDER BY model LIMIT 1)
+    UNION ALL
+    SELECT (SELECT model FROM llm_outputs
+             WHERE llm_outputs.user_id = %(user_id)s AND llm_outputs.model > found.model
+             ORDER BY model LIMIT 1)
+      FROM found
+     WHERE found.model IS NOT NULL
+)
+SELECT model FROM found WHERE model IS NOT NULL
 
 -- analytics_templates_used --
 -- The templates most recently used among the latest `scan` outputs of a user (or everyone),
