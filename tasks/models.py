@@ -192,7 +192,7 @@ async def call_model(
         # (a model it has no price for is searched again at every call).
         kwargs["input_cost_per_token"], kwargs["output_cost_per_token"] = prices
     started = time.perf_counter()
-    inline = _in_loop_thread.set(_setup_is_cpu_only(model))
+    inline = _in_loop_thread.set(_setup_is_cpu_only(model) and not _litellm_callbacks())
     try:
         with _quiet_logging():
             response = await litellm.acompletion(
@@ -220,11 +220,12 @@ async def call_model(
 
 # litellm runs the synchronous half of each async call (mapping parameters, building the request)
 # on the event loop's default thread pool and awaits it. With many calls in flight, that hop to a
-# thread and back, and the contention for the GIL it brings, cost about a fifth of a call's CPU.
+# thread and back, and the contention for the GIL it brings, cost about a sixth of a call's CPU.
 # Under CallExecutor, that half runs in the loop's own thread instead, for the providers whose
-# half is CPU only. Everything else the executor is given (DNS lookups, `asyncio.to_thread`, the
-# half of providers that may fetch credentials over the network) still runs on its threads.
-_CPU_ONLY_SETUP = frozenset({"openai", "anthropic", "ollama", "ollama_chat", "hosted_vllm"})
+# half is CPU only, while no litellm callback (which may block) is configured. Everything else
+# the executor is given (DNS lookups, `asyncio.to_thread`, the half of providers that may fetch
+# credentials or ask their server about the model) still runs on its threads.
+_CPU_ONLY_SETUP = frozenset({"openai", "anthropic", "hosted_vllm"})
 _in_loop_thread: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "llmjobs_litellm_setup_in_loop_thread", default=False
 )
@@ -251,7 +252,7 @@ def _is_litellm_setup(fn: Any) -> bool:
 class CallExecutor(ThreadPoolExecutor):
     """The event loop's default executor in a worker: a thread pool, except for the synchronous
     half of litellm calls to providers whose half does no I/O, which runs at once in the loop's
-    thread (see _CPU_ONLY_SETUP)."""
+    thread (see _CPU_ONLY_SETUP and call_model)."""
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
         if args or kwargs or not _in_loop_thread.get() or not _is_litellm_setup(fn):
