@@ -42,6 +42,20 @@ def _wait_http(url: str, timeout: float) -> None:
     raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
+def _final(api_port: int, headers: dict[str, str], output_id: int, timeout: float) -> dict:
+    """The output once completed or failed (or as it stands after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        output = httpx.get(
+            f"http://127.0.0.1:{api_port}/api/v1/llm_outputs/{output_id}",
+            headers=headers,
+            timeout=10,
+        ).json()
+        if output["status"] in ("completed", "failed") or time.monotonic() > deadline:
+            return output
+        time.sleep(0.3)
+
+
 @pytest.mark.slow
 def test_full_run_leaks_no_secret(database_url, pool, analyst, provider, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
@@ -67,8 +81,8 @@ def test_full_run_leaks_no_secret(database_url, pool, analyst, provider, monkeyp
             _wait_http(f"http://127.0.0.1:{api_port}/healthz", 60)
             _wait_http(f"http://127.0.0.1:{dash_port}/_stcore/health", 60)
             headers = {"Authorization": f"Bearer {token}"}
-            ids = []
-            for word in ("one", "two"):
+            outputs = []
+            for word in ("one", "two"):  # one at a time, so the scripted answers go in order
                 answer = httpx.post(
                     f"http://127.0.0.1:{api_port}/api/v1/llm_jobs",
                     headers=headers,
@@ -81,22 +95,7 @@ def test_full_run_leaks_no_secret(database_url, pool, analyst, provider, monkeyp
                     timeout=10,
                 )
                 assert answer.status_code == 202, answer.text
-                ids.append(answer.json()["output_id"])
-                time.sleep(0.5)  # one at a time, so the scripted answers go in order
-            deadline = time.monotonic() + 60
-            outputs = []
-            while time.monotonic() < deadline:
-                outputs = [
-                    httpx.get(
-                        f"http://127.0.0.1:{api_port}/api/v1/llm_outputs/{i}",
-                        headers=headers,
-                        timeout=10,
-                    ).json()
-                    for i in ids
-                ]
-                if all(o["status"] in ("completed", "failed") for o in outputs):
-                    break
-                time.sleep(0.5)
+                outputs.append(_final(api_port, headers, answer.json()["output_id"], 60))
             assert [o["status"] for o in outputs] == ["completed", "failed"]
             assert "***" in outputs[1]["error_message"]
         finally:
