@@ -233,8 +233,7 @@ _in_loop_thread: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 @functools.lru_cache(maxsize=512)
 def _setup_is_cpu_only(model: str) -> bool:
-    provider = model.split("/", 1)[0]
-    if provider == offline.PROVIDER or provider in _extra_providers:
+    if _costs_nothing(model):  # the offline model and stub providers answer in this process
         return True
     try:
         _, provider, _, _ = litellm.get_llm_provider(model)
