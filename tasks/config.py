@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -27,6 +28,7 @@ class Settings(BaseModel):
     default_model: str = OFFLINE_MODEL
     extra_models: tuple[str, ...] = ()
     model_timeout: float = Field(60.0, gt=0)
+    openai_compatible_client: Literal["http", "sdk"] = "http"
     max_retries: int = Field(5, ge=0)
     retry_base: float = Field(5.0, ge=0)
     retry_cap: float = Field(300.0, ge=0)
@@ -54,6 +56,7 @@ def get_settings() -> Settings:
         default_model=_env("LLMJOBS_DEFAULT_MODEL", OFFLINE_MODEL),
         extra_models=models,
         model_timeout=_env("LLMJOBS_MODEL_TIMEOUT", "60"),
+        openai_compatible_client=_env("LLMJOBS_OPENAI_COMPATIBLE_CLIENT", "http").lower(),
         max_retries=_env("LLMJOBS_MAX_RETRIES", "5"),
         retry_base=_env("LLMJOBS_RETRY_BASE", "5"),
         retry_cap=_env("LLMJOBS_RETRY_CAP", "300"),

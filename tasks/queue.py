@@ -7,6 +7,7 @@ worker CLI or by `open_app`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
 from contextlib import nullcontext, suppress
@@ -77,6 +78,15 @@ class LLMJobsWorker(procrastinate.worker.Worker):
         await asyncio.gather(*(fetch() for _ in range(fetchers_for(self.concurrency))))
 
 
+def _freeze_what_lasts() -> None:
+    """Move every object alive now (the modules litellm and the rest loaded: a few hundred
+    thousand objects that live as long as the process) out of the garbage collector's sight.
+    Without this, each full collection walks them all again: under load, about a twelfth of
+    a worker's CPU, in pauses of up to a fifth of a second."""
+    gc.collect()
+    gc.freeze()
+
+
 class LLMJobsApp(procrastinate.App):
     """procrastinate's App, whose workers outlive a database outage.
 
@@ -93,6 +103,7 @@ class LLMJobsApp(procrastinate.App):
         from tasks.models import install_call_executor  # litellm loads with the worker only
 
         install_call_executor(asyncio.get_running_loop())
+        _freeze_what_lasts()
         install_handlers = kwargs.pop("install_signal_handlers", True)
         wait = {**self.worker_defaults, **kwargs}.get("wait", True)
         stop_requested = asyncio.Event()

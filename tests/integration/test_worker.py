@@ -3,6 +3,7 @@ the offline model and to a scripted OpenAI-compatible server."""
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 
@@ -242,3 +243,11 @@ async def test_the_worker_runs_litellms_setup_in_its_loop_thread(pool, analyst, 
     loop_thread = threading.get_ident()
     assert recorder.setup_threads == [loop_thread] * 3
     assert loop_thread not in recorder.pool_threads  # the call's own pool work stays on threads
+
+
+async def test_the_worker_hides_what_it_loaded_from_the_garbage_collector(run_worker):
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    await run_worker()
+    # litellm's modules and the rest: a few hundred thousand objects no collection walks again
+    assert gc.get_freeze_count() > 100_000

@@ -43,6 +43,7 @@ class ScriptedProvider:
         # A Step, or a function of the request body returning one (see `chaos`).
         self.default = default or ok("default answer")
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers, lower-case names
         # (last user message, status answered: 200, an HTTP error, "timeout" or "reset")
         self.outcomes: list[tuple[str, int | str]] = []
         self._lock = threading.Lock()
@@ -57,7 +58,7 @@ class ScriptedProvider:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                step = provider._next(body)
+                step = provider._next(body, {k.lower(): v for k, v in self.headers.items()})
                 if step.delay:
                     time.sleep(step.delay)
                 if step.drop:
@@ -85,9 +86,10 @@ class ScriptedProvider:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def _next(self, body: dict[str, Any]) -> Step:
+    def _next(self, body: dict[str, Any], headers: dict[str, str]) -> Step:
         with self._lock:
             self.requests.append(body)
+            self.headers.append(headers)
             step = self.script.popleft() if self.script else self.default
             if callable(step):
                 step = step(body)

@@ -10,6 +10,7 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from tasks import models
 from tasks.config import OFFLINE_MODEL
+from tasks.retry import PermanentModelError, TransientModelError
 
 MESSAGES = [{"role": "user", "content": "Explain queues to a beginner"}]
 
@@ -97,3 +98,73 @@ async def test_an_unpriced_model_costs_unknown_and_a_configured_price_applies(
     priced = await models.call_model("openai/no-such-model-anywhere", MESSAGES)
     expected = (priced.prompt_tokens * 1000 + priced.completion_tokens * 2000) / 1e6
     assert priced.cost == pytest.approx(expected)
+
+
+# --- an OpenAI-compatible server, through either client ----------------------------------------
+
+
+@pytest.fixture(params=["http", "sdk"])
+def client(request, settings_env) -> str:
+    """LLMJOBS_OPENAI_COMPATIBLE_CLIENT: litellm's HTTP handler (the default) or the openai SDK."""
+    settings_env(OPENAI_COMPATIBLE_CLIENT=request.param)
+    return request.param
+
+
+async def test_either_client_sends_the_server_the_same_request(provider, client):
+    from tests.support.provider import ok
+
+    provider.push(ok("an answer of five words"))
+    answer = await models.call_model("openai/served-name", MESSAGES, timeout=10)
+    assert answer.text == "an answer of five words"
+    assert answer.prompt_tokens and answer.completion_tokens == 5
+    assert provider.requests == [{"model": "served-name", "messages": MESSAGES}]
+    assert provider.headers[0]["authorization"] == "Bearer sk-test-secret-key-0123456789"
+    # the openai SDK announces itself; litellm's HTTP handler sends the request on its own
+    assert ("x-stainless-lang" in provider.headers[0]) == (client == "sdk")
+
+
+async def test_either_client_keeps_litellm_price_for_an_openai_model(provider, client):
+    from tests.support.provider import ok
+
+    provider.push(ok("an answer of five words"))
+    answer = await models.call_model("openai/gpt-4o-mini", MESSAGES, timeout=10)
+    expected = models.estimate_cost("gpt-4o-mini", answer.prompt_tokens, answer.completion_tokens)
+    assert expected and answer.cost == pytest.approx(expected)
+
+
+def _failures():
+    from tests.support.provider import Step, error
+
+    return [
+        (error(429, "slow down", retry_after="7"), TransientModelError, 429, "slow down"),
+        (error(500, "the server broke"), TransientModelError, 500, "the server broke"),
+        (error(400, "no such parameter"), PermanentModelError, 400, "no such parameter"),
+        (error(401, "wrong key"), PermanentModelError, 401, "wrong key"),
+        (Step(raw_body=b"<html>not json"), TransientModelError, None, ""),
+        (Step(drop=True), TransientModelError, None, ""),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_failures())))
+async def test_either_client_classifies_a_failure_alike_with_the_server_message(
+    provider, client, case
+):
+    step, kind, status, text = _failures()[case]
+    provider.push(step)
+    with pytest.raises(kind) as failure:
+        await models.call_model("openai/served-name", MESSAGES, timeout=10)
+    assert failure.value.status_code in ((status,) if status else (None, 500))
+    assert text in str(failure.value)
+    assert '{"error"' not in str(failure.value)  # the server's message, not its JSON body
+    assert ("OpenAI-compatible server - " in str(failure.value)) == (client == "http")
+    if status == 429:
+        assert failure.value.retry_after == 7.0
+
+
+async def test_either_client_times_out_as_a_transient_failure(provider, client):
+    from tests.support.provider import ok
+
+    provider.push(ok("too late", delay=1.5))
+    with pytest.raises(TransientModelError) as failure:
+        await models.call_model("openai/served-name", MESSAGES, timeout=0.3)
+    assert failure.value.status_code == 408

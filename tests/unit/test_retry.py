@@ -87,6 +87,9 @@ def _litellm_error(cls, **extra):
         (_litellm_error(litellm.NotFoundError), PermanentModelError),
         (_litellm_error(litellm.ContextWindowExceededError), PermanentModelError),
         (_litellm_error(litellm.ContentPolicyViolationError), PermanentModelError),
+        # an answer with status 200 that could not be read (not JSON, cut off)
+        (_litellm_error(litellm.APIError, status_code=200), TransientModelError),
+        (_litellm_error(litellm.APIError, status_code=400), PermanentModelError),
     ],
 )
 def test_translate_error_classifies(exc, kind):
