@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -346,9 +347,11 @@ def _completion_body(model: str, content: str) -> bytes:
     ).encode()
 
 
-async def _serve_model(port: int, delay: float, content: str) -> None:
+async def _serve_model(port: int, delay: float, content: str, spread: float = 0.0) -> None:
     """An OpenAI-compatible chat endpoint on asyncio: every POST answers `content` after
-    `delay` seconds; HTTP/1.1 keep-alive, Content-Length bodies only (what litellm sends)."""
+    `delay` seconds (with `spread`, after a time drawn evenly from delay × (1 ± spread), whose
+    mean is still `delay`); HTTP/1.1 keep-alive, Content-Length bodies only (what litellm sends)."""
+    draw = random.Random(0)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -364,7 +367,7 @@ async def _serve_model(port: int, delay: float, content: str) -> None:
                     model = json.loads(body).get("model", "bench")
                 except ValueError:
                     model = "bench"
-                await asyncio.sleep(delay)
+                await asyncio.sleep(delay * (1 + spread * draw.uniform(-1, 1)))
                 payload = _completion_body(model, content)
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -387,7 +390,7 @@ async def _serve_model(port: int, delay: float, content: str) -> None:
 class ModelServer:
     """The asyncio model server in a process of its own (so its CPU is not the caller's)."""
 
-    def __init__(self, delay: float, content: str = "bench answer"):
+    def __init__(self, delay: float, content: str = "bench answer", spread: float = 0.0):
         self.port = free_port()
         self.proc = subprocess.Popen(
             [
@@ -399,6 +402,8 @@ class ModelServer:
                 str(self.port),
                 "--delay",
                 str(delay),
+                "--spread",
+                str(spread),
                 "--content",
                 content,
             ],
@@ -424,10 +429,11 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve-model", help="serve an OpenAI-compatible chat endpoint")
     serve.add_argument("--port", type=int, required=True)
     serve.add_argument("--delay", type=float, default=0.5)
+    serve.add_argument("--spread", type=float, default=0.0, help="answer after delay × (1 ± this)")
     serve.add_argument("--content", default="bench answer")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_model(args.port, args.delay, args.content))
+        asyncio.run(_serve_model(args.port, args.delay, args.content, args.spread))
     return 0
 
 
