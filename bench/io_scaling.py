@@ -201,46 +201,28 @@ def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list
     saved = os.environ.get("OPENAI_API_BASE")
     os.environ["OPENAI_API_BASE"] = server.base_url  # submit checks the model is usable
     try:
-        baseline = _measure(
-            "baseline: procrastinate + litellm",
-            workers=1,
-            concurrency=concurrency,
-            jobs=jobs,
-            delay=delay,
-            server=server,
-            raw=True,
-        )
-        one = _measure(
-            "ours: 1 worker",
-            workers=1,
-            concurrency=concurrency,
-            jobs=jobs,
-            delay=delay,
-            server=server,
-            raw=False,
-        )
-        two = _measure(
-            "ours: 2 workers",
-            workers=2,
-            concurrency=concurrency // 2,
-            jobs=jobs,
-            delay=delay,
-            server=server,
-            raw=False,
-        )
+
+        def measure(label: str, workers: int, raw: bool = False) -> Outcome:
+            per_worker = concurrency // workers
+            return _measure(
+                label,
+                workers=workers,
+                concurrency=per_worker,
+                jobs=jobs,
+                delay=delay,
+                server=server,
+                raw=raw,
+            )
+
+        baseline = measure("baseline: procrastinate + litellm", 1, raw=True)
+        one = measure("ours: 1 worker", 1)
+        two = measure("ours: 2 workers", 2)
         server.stop()
         # The same mean latency, spread as a real model's is: calls no longer move in lockstep.
         server = common.ModelServer(delay, spread=SPREAD)
         os.environ["OPENAI_API_BASE"] = server.base_url
-        varied = _measure(
-            f"ours: 1 worker, answers in {delay * (1 - SPREAD):g}–{delay * (1 + SPREAD):g} s",
-            workers=1,
-            concurrency=concurrency,
-            jobs=jobs,
-            delay=delay,
-            server=server,
-            raw=False,
-        )
+        low, high = delay * (1 - SPREAD), delay * (1 + SPREAD)
+        varied = measure(f"ours: 1 worker, answers in {low:g}–{high:g} s", 1)
     finally:
         server.stop()
         if saved is None:
