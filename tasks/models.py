@@ -238,7 +238,8 @@ async def call_model(
     if prices is None and target != model:
         prices = _map_prices(model)  # litellm prices the routed name as an unknown model
     if prices is None and (_costs_nothing(model) or _unpriced(model)):
-        prices = _FREE  # the cost of an unpriced model is recorded as unknown by _cost
+        # _cost records these as 0 (offline, stubs) or unknown, whatever litellm's figure
+        prices = _FREE if _litellm_callbacks() else _NOMINAL
     if prices is not None:
         # litellm prices the answer with these and skips searching its whole map for the model
         # (a model it has no price for is searched again at every call).
@@ -395,6 +396,11 @@ def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> flo
 
 
 _FREE = (0.0, 0.0)
+# The price litellm is given for a model whose cost _cost decides itself, while no litellm
+# callback is configured (nothing reads litellm's figure then): next to nothing rather than zero,
+# because a zero cost makes litellm search its whole price map after every call to explain the
+# zero, an eighth of the CPU of a call to the offline model.
+_NOMINAL = (1e-18, 1e-18)
 
 
 def _costs_nothing(model: str) -> bool:

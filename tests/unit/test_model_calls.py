@@ -168,3 +168,36 @@ async def test_either_client_times_out_as_a_transient_failure(provider, client):
     with pytest.raises(TransientModelError) as failure:
         await models.call_model("openai/served-name", MESSAGES, timeout=0.3)
     assert failure.value.status_code == 408
+
+
+async def test_without_callbacks_litellm_is_not_asked_to_explain_a_zero_cost(monkeypatch):
+    from litellm.litellm_core_utils import litellm_logging
+
+    searched: list[object] = []
+    original = litellm_logging.pricing_entry_for_cost_calc
+
+    def spy(*args, **kwargs):
+        searched.append(kwargs.get("model"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(litellm_logging, "pricing_entry_for_cost_calc", spy)
+    answer = await models.call_model(OFFLINE_MODEL, MESSAGES)
+    assert answer.cost == 0.0 and searched == []
+    # Priced at zero, the same call has litellm search its price map for the reason.
+    monkeypatch.setattr(models, "_NOMINAL", models._FREE)
+    answer = await models.call_model(OFFLINE_MODEL, MESSAGES)
+    assert answer.cost == 0.0 and searched
+
+
+async def test_a_configured_litellm_callback_sees_the_offline_model_cost_nothing(monkeypatch):
+    costs: list[object] = []
+
+    class CostRecorder(CustomLogger):
+        async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+            if kwargs.get("model", "").endswith("echo"):
+                costs.append(kwargs.get("response_cost"))
+
+    monkeypatch.setattr(litellm, "callbacks", [CostRecorder()])
+    assert (await models.call_model(OFFLINE_MODEL, MESSAGES)).cost == 0.0
+    assert await _wait_for(lambda: costs), "litellm's callback was never called"
+    assert costs[0] == 0
