@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 
 import psycopg
 from psycopg.rows import dict_row
@@ -25,20 +26,39 @@ def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
 def sync_pool(url: str | None = None, *, max_size: int = 10) -> ConnectionPool:
     """An open pool of connections with dict rows, for the CLI, the dashboard and the API.
 
-    It does not wait for the database at start: a connection is checked when it is taken, so a
-    database that is down answers each call with an error and the pool recovers when it is back.
+    It does not wait for the database at start: a connection is checked when it is taken (see
+    check_quietly), so a database that is down answers each call with an error and the pool
+    recovers when it is back.
     """
     return ConnectionPool(
         url or database_url(),
         min_size=1,
         max_size=max_size,
         kwargs={"row_factory": dict_row},
-        check=ConnectionPool.check_connection,
+        check=check_quietly,
         # how long a caller waits for a connection: also how soon a down database is reported
         timeout=5,
         open=True,
         name="llmjobs",
     )
+
+
+def check_quietly(conn: psycopg.Connection) -> None:
+    """The check of a connection taken from a pool, with no round trip while its socket is quiet.
+
+    A server that shuts down or ends a connection says so on the socket (a last error message,
+    then the socket closes), which makes the idle connection's socket readable: only then is the
+    connection pinged (psycopg_pool's check, one round trip), which raises for a dead connection,
+    so the pool replaces it. Nothing is ever pending on an idle, healthy connection of ours (they
+    never LISTEN), so a quiet socket needs no ping."""
+    try:
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        quiet = not poller.poll(0)
+    except (OSError, ValueError, psycopg.Error):  # closed already: the ping says so
+        quiet = False
+    if not quiet:
+        ConnectionPool.check_connection(conn)
 
 
 def async_pool_kwargs(url: str | None = None, *, max_size: int = 10) -> dict:
