@@ -234,20 +234,21 @@ async def call_model(
 ) -> ModelAnswer:
     """One call to the model. Raises TransientModelError or PermanentModelError."""
     target, kwargs = _route(model)
+    watched = _litellm_callbacks()  # a litellm callback reads what litellm records of the call
     prices = price_overrides().get(model)
     if prices is None and target != model:
         prices = _map_prices(model)  # litellm prices the routed name as an unknown model
     if prices is None and (_costs_nothing(model) or _unpriced(model)):
         # _cost records these as 0 (offline, stubs) or unknown, whatever litellm's figure
-        prices = _FREE if _litellm_callbacks() else _NOMINAL
+        prices = _FREE if watched else _NOMINAL
     if prices is not None:
         # litellm prices the answer with these and skips searching its whole map for the model
         # (a model it has no price for is searched again at every call).
         kwargs["input_cost_per_token"], kwargs["output_cost_per_token"] = prices
     started = time.perf_counter()
-    inline = _in_loop_thread.set(_setup_is_cpu_only(model) and not _litellm_callbacks())
+    inline = _in_loop_thread.set(_setup_is_cpu_only(model) and not watched)
     try:
-        with _quiet_logging():
+        with _quiet_logging(watched):
             response = await litellm.acompletion(
                 model=target,
                 messages=messages,
@@ -344,11 +345,11 @@ def _litellm_callbacks() -> bool:
     return any(getattr(litellm, name, None) for name in LITELLM_CALLBACK_LISTS)
 
 
-def _quiet_logging() -> Any:
+def _quiet_logging(watched: bool) -> Any:
     """litellm builds, copies and redacts a logging payload after every call, for its callbacks
     (Langfuse, OpenTelemetry, ...), even when none is configured: a tenth of a call's CPU. With no
     litellm callback configured, calls skip that work; the job logs its own lines."""
-    if _unlogged_call is None or _litellm_callbacks():
+    if _unlogged_call is None or watched:
         return contextlib.nullcontext()
     return _unlogged_call()
 
