@@ -31,7 +31,14 @@ def test_a_healthy_connection_is_taken_without_a_ping_and_an_ended_one_is_replac
         # The server ends that connection, as it does to every one when it shuts down.
         with psycopg.connect(database_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
-        time.sleep(0.3)  # the server's last message reaches the idle socket
+            deadline = time.monotonic() + 10
+            while (
+                time.monotonic() < deadline
+                and admin.execute(  # gone: its last word is sent
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)
+                ).fetchone()
+            ):
+                time.sleep(0.05)
         with pool.connection() as conn:
             fresh = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
         assert pings == [backend]  # pinged once, found dead, replaced
