@@ -4,6 +4,8 @@ nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -122,6 +124,22 @@ def feedback_history(conn: psycopg.Connection, output_id: int) -> list[FeedbackE
 # The worker's side: async, on the worker's pool.
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What an attempt stores when it completes its output."""
+
+    output_id: int
+    attempt: int
+    prompt: str
+    raw_response: str
+    parsed_output: Any
+    cache_key: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cost: float | None
+    latency_ms: int
+
+
 async def start_attempt(
     conn: psycopg.AsyncConnection, output_id: int, *, attempt: int
 ) -> LLMOutput | None:
@@ -133,35 +151,42 @@ async def start_attempt(
     return LLMOutput.model_validate(row) if row else None
 
 
-async def complete_output(
-    conn: psycopg.AsyncConnection,
-    output_id: int,
-    *,
-    attempt: int,
-    prompt: str,
-    raw_response: str,
-    parsed_output: Any,
-    cache_key: str | None = None,
-    prompt_tokens: int | None,
-    completion_tokens: int | None,
-    cost: float | None,
-    latency_ms: int,
-) -> bool:
-    """Store the answer; False when this attempt is no longer the current one."""
-    params = {
-        "id": output_id,
-        "attempt": attempt,
-        "prompt": prompt,
-        "raw_response": raw_response,
-        "parsed_output": Jsonb(parsed_output),
-        "cache_key": cache_key,
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "cost": cost,
-        "latency_ms": latency_ms,
-    }
+async def start_attempts(
+    conn: psycopg.AsyncConnection, attempts: Sequence[tuple[int, int]]
+) -> dict[int, LLMOutput]:
+    """start_attempt for several (output id, attempt) pairs, each output at most once, in one
+    statement: the outputs now processing, by id (the others are final, gone, or newer)."""
+    params = {"ids": [a[0] for a in attempts], "attempts": [a[1] for a in attempts]}
+    cur = await conn.execute(queries["start_attempts"], params)
+    return {row["id"]: LLMOutput.model_validate(row) for row in await cur.fetchall()}
+
+
+async def complete_output(conn: psycopg.AsyncConnection, answer: Answer) -> bool:
+    """Store the answer; False when its attempt is no longer the current one."""
+    params = asdict(answer)
+    params["id"] = params.pop("output_id")
+    params["parsed_output"] = Jsonb(answer.parsed_output)
     cur = await conn.execute(queries["complete_output"], params)
     return await cur.fetchone() is not None
+
+
+async def complete_outputs(conn: psycopg.AsyncConnection, answers: Sequence[Answer]) -> set[int]:
+    """complete_output for several answers, each output at most once, in one statement: the ids
+    of the outputs stored (the others' attempts are no longer current)."""
+    params = {
+        "ids": [a.output_id for a in answers],
+        "attempts": [a.attempt for a in answers],
+        "prompts": [a.prompt for a in answers],
+        "raw_responses": [a.raw_response for a in answers],
+        "parsed_outputs": [Jsonb(a.parsed_output) for a in answers],
+        "cache_keys": [a.cache_key for a in answers],
+        "prompt_tokens": [a.prompt_tokens for a in answers],
+        "completion_tokens": [a.completion_tokens for a in answers],
+        "costs": [a.cost for a in answers],
+        "latencies": [a.latency_ms for a in answers],
+    }
+    cur = await conn.execute(queries["complete_outputs"], params)
+    return {row["id"] for row in await cur.fetchall()}
 
 
 async def retry_output(

@@ -8,10 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import weakref
 from typing import Any
 
 from db import batches, outputs
+from db.models import LLMOutput
 from tasks import formats, models, rendering
+from tasks.coalesce import Coalescer
 from tasks.config import LLM_TASK, get_settings
 from tasks.errors import InvalidInput
 from tasks.logs import get_logger
@@ -109,6 +112,49 @@ async def _answer_from_cache(
         )
 
 
+class OutputWrites:
+    """The job's writes to its output on one pool, coalesced across the worker's jobs: the start
+    of attempts that begin together, and answers that arrive together, go in one statement."""
+
+    def __init__(self, pool: Any):
+        self._pool = pool
+        self.start: Coalescer[tuple[int, int], LLMOutput | None] = Coalescer(
+            self._start_many, self._start_one, key=lambda pair: pair[0]
+        )
+        self.complete: Coalescer[outputs.Answer, bool] = Coalescer(
+            self._complete_many, self._complete_one, key=lambda answer: answer.output_id
+        )
+
+    async def _start_one(self, pair: tuple[int, int]) -> LLMOutput | None:
+        async with self._pool.connection() as conn:
+            return await outputs.start_attempt(conn, pair[0], attempt=pair[1])
+
+    async def _start_many(self, pairs: list[tuple[int, int]]) -> list[LLMOutput | None]:
+        async with self._pool.connection() as conn:
+            started = await outputs.start_attempts(conn, pairs)
+        return [started.get(output_id) for output_id, _ in pairs]
+
+    async def _complete_one(self, answer: outputs.Answer) -> bool:
+        async with self._pool.connection() as conn:
+            return await outputs.complete_output(conn, answer)
+
+    async def _complete_many(self, answers: list[outputs.Answer]) -> list[bool]:
+        async with self._pool.connection() as conn:
+            stored = await outputs.complete_outputs(conn, answers)
+        return [answer.output_id in stored for answer in answers]
+
+
+_writes: weakref.WeakKeyDictionary[Any, OutputWrites] = weakref.WeakKeyDictionary()
+
+
+def output_writes(pool: Any) -> OutputWrites:
+    """The coalesced output writes of the pool's worker (made on first use)."""
+    found = _writes.get(pool)
+    if found is None:
+        found = _writes[pool] = OutputWrites(pool)
+    return found
+
+
 @app.task(name=LLM_TASK, pass_context=True, retry=LLMRetryStrategy())
 async def llm_job(context: Any, output_id: int) -> None:
     """Run one attempt of an output's job. A failure propagates to the retry policy and the
@@ -116,8 +162,8 @@ async def llm_job(context: Any, output_id: int) -> None:
     job = context.job
     attempt = job.attempts + 1
     pool = context.app.connector.pool
-    async with pool.connection() as conn:
-        output = await outputs.start_attempt(conn, output_id, attempt=attempt)
+    writes = output_writes(pool)
+    output = await writes.start((output_id, attempt))
     if output is None:
         log.info(
             "skipped",
@@ -155,10 +201,9 @@ async def llm_job(context: Any, output_id: int) -> None:
     except ModelError as exc:
         exc.prompt = prompt  # stored with the failure by the final-failure middleware
         raise
-    async with pool.connection() as conn:
-        stored = await outputs.complete_output(
-            conn,
-            output_id,
+    stored = await writes.complete(
+        outputs.Answer(
+            output_id=output_id,
             attempt=attempt,
             prompt=prompt,
             raw_response=raw,
@@ -166,6 +211,7 @@ async def llm_job(context: Any, output_id: int) -> None:
             cache_key=key,
             **usage,
         )
+    )
     duration_ms = int((time.perf_counter() - began) * 1000)
     if stored:
         log.info("completed", **fields, duration_ms=duration_ms, response_length=len(raw))

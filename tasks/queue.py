@@ -17,11 +17,13 @@ from typing import Any
 import procrastinate
 import procrastinate.worker
 import psycopg
-from procrastinate import signals
+from procrastinate import job_context, jobs, manager, signals, utils
 from procrastinate.exceptions import ConnectorException
 from psycopg_pool import AsyncConnectionPool
 
 from db.pool import async_pool_kwargs
+from db.queries import queries
+from tasks.coalesce import Coalescer
 from tasks.config import get_settings
 from tasks.logs import configure_logging, get_logger
 
@@ -70,12 +72,124 @@ def fetchers_for(concurrency: int) -> int:
     return configured if configured else max(1, min(8, concurrency // 25))
 
 
+# The most jobs one fetch takes, however many slots are free.
+FETCH_BATCH = 50
+
+
+class LLMJobsJobManager(manager.JobManager):
+    """procrastinate's JobManager, with the worker's fetches and finishes in fewer statements.
+
+    `fetch_jobs` takes up to `count` jobs in one statement (llmjobs_fetch_jobs: procrastinate's
+    own fetch, called until the queue is empty or `count` are taken). Finishes that concurrent
+    jobs report together go in one statement (Coalescer); retries and everything else are
+    procrastinate's own. A batch statement that fails falls back to the single ones."""
+
+    def __init__(self, connector: Any):
+        super().__init__(connector=connector)
+        self._finishes: Coalescer[tuple[int, str, bool], None] = Coalescer(
+            self._finish_many, self._finish_one, key=lambda finish: finish[0]
+        )
+
+    async def fetch_jobs(self, queues: Any, worker_id: int, count: int) -> list[jobs.Job]:
+        if count > 1:
+            try:
+                rows = await self.connector.execute_query_all_async(
+                    query=queries["fetch_jobs"], queues=queues, worker_id=worker_id, count=count
+                )
+                return [jobs.Job.from_row(row) for row in rows]
+            except ConnectorException as exc:
+                if not isinstance(exc.__cause__, psycopg.errors.UndefinedFunction):
+                    raise
+                # a database not yet migrated: one job per fetch, as procrastinate does
+        job = await self.fetch_job(queues=queues, worker_id=worker_id)
+        return [job] if job else []
+
+    async def finish_job_by_id_async(
+        self, job_id: int, status: jobs.Status, delete_job: bool
+    ) -> None:
+        await self._finishes((job_id, status.value, delete_job))
+
+    async def _finish_one(self, finish: tuple[int, str, bool]) -> None:
+        job_id, status, delete_job = finish
+        await super().finish_job_by_id_async(
+            job_id=job_id, status=jobs.Status(status), delete_job=delete_job
+        )
+
+    async def _finish_many(self, finishes: list[tuple[int, str, bool]]) -> list[None]:
+        await self.connector.execute_query_async(
+            query=queries["finish_jobs"],
+            job_ids=[f[0] for f in finishes],
+            statuses=[f[1] for f in finishes],
+            delete_jobs=[f[2] for f in finishes],
+        )
+        return [None] * len(finishes)
+
+
 class LLMJobsWorker(procrastinate.worker.Worker):
-    """procrastinate's worker with several fetch loops sharing its slots (fetchers_for)."""
+    """procrastinate's worker with several fetch loops sharing its slots (fetchers_for), each
+    taking as many jobs as there are free slots (up to FETCH_BATCH) in one statement."""
 
     async def _fetch_and_process_jobs(self) -> None:
-        fetch = super()._fetch_and_process_jobs
-        await asyncio.gather(*(fetch() for _ in range(fetchers_for(self.concurrency))))
+        loops = fetchers_for(self.concurrency)
+        await asyncio.gather(*(self._fetch_and_start_jobs() for _ in range(loops)))
+
+    async def _fetch_and_start_jobs(self) -> None:
+        """procrastinate's fetch loop, taking every free slot at once (until no job is left or
+        the worker is asked to stop)."""
+        fetch_jobs = getattr(self.app.job_manager, "fetch_jobs", None)
+        while not self._stop_event.is_set():
+            acquire = asyncio.create_task(self._job_semaphore.acquire())
+            slots, found = 0, []
+            try:
+                await utils.wait_any(acquire, self._stop_event.wait())
+                if acquire.done() and not acquire.cancelled():
+                    slots = 1
+                if self._stop_event.is_set():
+                    break
+                while slots < FETCH_BATCH and not self._job_semaphore.locked():
+                    await self._job_semaphore.acquire()  # free: returns at once
+                    slots += 1
+                assert self.worker_id is not None
+                if fetch_jobs is None:
+                    job = await self.app.job_manager.fetch_job(
+                        queues=self.queues, worker_id=self.worker_id
+                    )
+                    found = [job] if job else []
+                else:
+                    found = await fetch_jobs(self.queues, self.worker_id, slots)
+            finally:
+                for _ in range(slots - len(found)):
+                    self._job_semaphore.release()
+                self._new_job_event.clear()
+            for job in found:  # taken (marked doing): each runs, even when a stop just came
+                self._start_job(job)
+            if len(found) < slots:
+                break
+
+    def _start_job(self, job: jobs.Job) -> None:
+        # As procrastinate's own fetch loop starts a job it fetched.
+        job_id = job.id
+        context = job_context.JobContext(
+            app=self.app,
+            worker_name=self.worker_name,
+            worker_queues=self.queues,
+            additional_context=self.additional_context.copy() if self.additional_context else {},
+            job=job,
+            abort_reason=lambda job_id=job_id: (
+                self._job_ids_to_abort.get(job_id) if job_id else None
+            ),
+            start_timestamp=time.time(),
+        )
+        job_task = asyncio.create_task(
+            self._process_job(context), name=f"process job {job.task_name}[{job.id}]"
+        )
+        self._running_jobs[job_task] = context
+
+        def on_job_complete(task: asyncio.Task) -> None:
+            del self._running_jobs[task]
+            self._job_semaphore.release()
+
+        job_task.add_done_callback(on_job_complete)
 
 
 def _freeze_what_lasts() -> None:
@@ -94,6 +208,10 @@ class LLMJobsApp(procrastinate.App):
     asked to stop (SIGINT/SIGTERM, or `wait=False`), this worker waits for the database with a
     capped backoff and starts again; jobs it had in flight are recovered as stalled jobs.
     """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.job_manager = LLMJobsJobManager(connector=self.connector)
 
     def _worker(self, **kwargs: Any) -> procrastinate.worker.Worker:
         return LLMJobsWorker(app=self, **{**self.worker_defaults, **kwargs})

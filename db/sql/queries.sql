@@ -182,6 +182,30 @@ UPDATE llm_outputs
  WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'processing'
 RETURNING id
 
+-- start_attempts --
+-- start_attempt for several outputs at once (one output once per call): the outputs now processing
+UPDATE llm_outputs o
+   SET status = 'processing', attempts = a.attempt, started_at = now()
+  FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS a(id, attempt)
+ WHERE o.id = a.id AND o.status IN ('pending', 'processing') AND o.attempts < a.attempt
+RETURNING o.*
+
+-- complete_outputs --
+-- complete_output for several answers at once (one output once per call); the ids stored
+UPDATE llm_outputs o
+   SET status = 'completed', prompt = c.prompt, raw_response = c.raw_response,
+       parsed_output = c.parsed_output, cache_key = c.cache_key,
+       prompt_tokens = c.prompt_tokens, completion_tokens = c.completion_tokens,
+       cost = c.cost, latency_ms = c.latency_ms, error_message = NULL, completed_at = now()
+  FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[], %(prompts)s::text[],
+              %(raw_responses)s::text[], %(parsed_outputs)s::jsonb[], %(cache_keys)s::text[],
+              %(prompt_tokens)s::integer[], %(completion_tokens)s::integer[],
+              %(costs)s::numeric[], %(latencies)s::integer[])
+       AS c(id, attempt, prompt, raw_response, parsed_output, cache_key, prompt_tokens,
+            completion_tokens, cost, latency_ms)
+ WHERE o.id = c.id AND o.attempts = c.attempt AND o.status = 'processing'
+RETURNING o.id
+
 -- retry_output --
 -- The current attempt failed and another is scheduled
 UPDATE llm_outputs
@@ -288,3 +312,15 @@ SELECT rows.id, %(user_id)s, %(agent_id)s, %(template)s, %(model)s, rows.context
 UPDATE llm_outputs SET job_id = links.job_id
   FROM unnest(%(ids)s::bigint[], %(job_ids)s::bigint[]) AS links(id, job_id)
  WHERE llm_outputs.id = links.id
+
+-- fetch_jobs --
+-- procrastinate's fetch_job for up to %(count)s jobs in one statement (llmjobs_fetch_jobs)
+SELECT id, status, task_name, priority, lock, queueing_lock, args, scheduled_at, queue_name,
+       attempts, worker_id
+  FROM llmjobs_fetch_jobs(%(queues)s::varchar[], %(worker_id)s, %(count)s)
+
+-- finish_jobs --
+-- procrastinate's finish_job for several jobs in one statement (one job once per call)
+SELECT procrastinate_finish_job_v1(f.job_id, f.status::procrastinate_job_status, f.delete_job)
+  FROM unnest(%(job_ids)s::bigint[], %(statuses)s::text[], %(delete_jobs)s::boolean[])
+       AS f(job_id, status, delete_job)

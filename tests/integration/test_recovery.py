@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from procrastinate.jobs import Status
 
@@ -105,6 +106,23 @@ async def test_stalled_job_without_retries_left_is_failed(pool, analyst, opened_
     assert await recover_stalled_jobs(opened_app) == {"retried": 0, "failed": 0}
 
 
+def _answer(output_id: int, attempt: int, text: str) -> Any:
+    from db.outputs import Answer
+
+    return Answer(
+        output_id=output_id,
+        attempt=attempt,
+        prompt="p",
+        raw_response=text,
+        parsed_output=text,
+        cache_key=None,
+        prompt_tokens=1,
+        completion_tokens=1,
+        cost=0,
+        latency_ms=1,
+    )
+
+
 async def test_stale_attempt_cannot_overwrite_newer(pool, analyst, opened_app):
     from db import outputs as outputs_db
 
@@ -115,44 +133,49 @@ async def test_stale_attempt_cannot_overwrite_newer(pool, analyst, opened_app):
         assert await outputs_db.start_attempt(conn, sub.output_id, attempt=1)
         assert await outputs_db.start_attempt(conn, sub.output_id, attempt=2)
         # attempt 1 comes back late: nothing it says is stored
-        assert not await outputs_db.complete_output(
-            conn,
-            sub.output_id,
-            attempt=1,
-            prompt="p",
-            raw_response="old",
-            parsed_output="old",
-            prompt_tokens=1,
-            completion_tokens=1,
-            cost=0,
-            latency_ms=1,
-        )
+        assert not await outputs_db.complete_output(conn, _answer(sub.output_id, 1, "old"))
         assert not await outputs_db.fail_output(conn, sub.output_id, attempt=1, error_message="x")
         assert not await outputs_db.start_attempt(conn, sub.output_id, attempt=1)
-        assert await outputs_db.complete_output(
-            conn,
-            sub.output_id,
-            attempt=2,
-            prompt="p",
-            raw_response="new",
-            parsed_output="new",
-            prompt_tokens=1,
-            completion_tokens=1,
-            cost=0,
-            latency_ms=1,
-        )
+        assert await outputs_db.complete_output(conn, _answer(sub.output_id, 2, "new"))
         # once completed, no attempt completes it twice
-        assert not await outputs_db.complete_output(
-            conn,
-            sub.output_id,
-            attempt=2,
-            prompt="p",
-            raw_response="twice",
-            parsed_output="twice",
-            prompt_tokens=1,
-            completion_tokens=1,
-            cost=0,
-            latency_ms=1,
-        )
+        assert not await outputs_db.complete_output(conn, _answer(sub.output_id, 2, "twice"))
     out = jobs.get_output(pool, sub.output_id, analyst)
     assert (out.status, out.parsed_output, out.attempts) == ("completed", "new", 2)
+
+
+async def test_attempts_started_and_completed_together_keep_the_same_rules(
+    pool, analyst, opened_app
+):
+    """The statements a busy worker sends for several jobs at once: each output follows the
+    rules of its own single statement (a stale attempt changes nothing)."""
+    from db import outputs as outputs_db
+
+    ids = [
+        jobs.submit(
+            pool, user=analyst, template="hi {{x}}", context={"x": n}, model="offline/echo"
+        ).output_id
+        for n in range(3)
+    ]
+    async with opened_app.connector.pool.connection() as conn:
+        assert await outputs_db.start_attempt(conn, ids[2], attempt=5)
+        started = await outputs_db.start_attempts(conn, [(ids[0], 1), (ids[1], 1), (ids[2], 2)])
+        assert sorted(started) == ids[:2]  # ids[2] has a newer attempt running
+        assert {o.status for o in started.values()} == {"processing"}
+        assert started[ids[0]].context == {"x": 0}
+        stored = await outputs_db.complete_outputs(
+            conn,
+            [
+                _answer(ids[0], 1, "zero"),
+                _answer(ids[1], 2, "stale"),  # attempt 2 never started
+                _answer(ids[2], 5, "two"),
+            ],
+        )
+        assert stored == {ids[0], ids[2]}
+        again = await outputs_db.complete_outputs(conn, [_answer(ids[0], 1, "twice")])
+        assert again == set()
+    found = [jobs.get_output(pool, i, analyst) for i in ids]
+    assert [(o.status, o.parsed_output) for o in found] == [
+        ("completed", "zero"),
+        ("processing", None),
+        ("completed", "two"),
+    ]

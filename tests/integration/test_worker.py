@@ -8,6 +8,7 @@ import json
 import threading
 
 import pytest
+from procrastinate.jobs import Status
 
 from tasks import submit as jobs
 from tests.support.provider import Step, error, ok
@@ -186,18 +187,23 @@ async def test_fetch_loops_share_the_slots_and_run_each_job_once(
 ):
     settings_env(WORKER_FETCHERS=fetchers)
     manager = opened_app.job_manager
-    real_fetch = manager.fetch_job
+    real_fetch = manager.fetch_jobs
     in_flight = {"now": 0, "most": 0}
+    fetches: list[tuple[int, int]] = []  # (free slots asked for, jobs taken)
+    llm_jobs_taken: list[int] = []
 
-    async def counted_fetch(**kwargs):
+    async def counted_fetch(queues, worker_id, count):
         in_flight["now"] += 1
         in_flight["most"] = max(in_flight["most"], in_flight["now"])
         try:
-            return await real_fetch(**kwargs)
+            found = await real_fetch(queues, worker_id, count)
+            fetches.append((count, len(found)))
+            llm_jobs_taken.extend(job.id for job in found if job.task_name == "llm_job")
+            return found
         finally:
             in_flight["now"] -= 1
 
-    monkeypatch.setattr(manager, "fetch_job", counted_fetch)
+    monkeypatch.setattr(manager, "fetch_jobs", counted_fetch)
     subs = jobs.submit_many(
         pool,
         user=analyst,
@@ -216,7 +222,38 @@ async def test_fetch_loops_share_the_slots_and_run_each_job_once(
             ([o.job_id for o in outs],),
         ).fetchone()["n"]
     assert runs == 60
-    assert in_flight["most"] == most_at_once
+    assert 1 <= in_flight["most"] <= most_at_once
+    # every slot is free at first: each loop takes one, and the first takes the rest with it,
+    # as many jobs in one statement
+    assert max(taken for _, taken in fetches) == 20 - (most_at_once - 1)
+    assert all(taken <= asked <= 20 for asked, taken in fetches)
+    assert sorted(llm_jobs_taken) == sorted(o.job_id for o in outs)
+
+
+async def test_a_fetch_takes_jobs_in_procrastinate_order_and_respects_locks(
+    pool, analyst, opened_app
+):
+    """One statement taking several jobs takes what as many single fetches would: by priority,
+    then age, and never two jobs holding the same lock."""
+    manager = opened_app.job_manager
+    defer = opened_app.configure_task(name="tasks.maintenance.noop_for_order", queue="default")
+    low = [await defer.defer_async(n=n) for n in range(3)]
+    high = await opened_app.configure_task(
+        name="tasks.maintenance.noop_for_order", priority=5
+    ).defer_async(n=9)
+    locked = [
+        await opened_app.configure_task(
+            name="tasks.maintenance.noop_for_order", lock="one-at-a-time"
+        ).defer_async(n=20 + n)
+        for n in range(2)
+    ]
+    worker_id = await manager.register_worker()
+    taken = await manager.fetch_jobs(None, worker_id, 10)
+    assert [job.id for job in taken] == [high, *low, locked[0]]
+    assert {job.status for job in taken} == {"doing"}
+    assert await manager.fetch_jobs(None, worker_id, 10) == []  # the second lock holder waits
+    await manager.finish_job_by_id_async(locked[0], Status.SUCCEEDED, delete_job=False)
+    assert [job.id for job in await manager.fetch_jobs(None, worker_id, 10)] == [locked[1]]
 
 
 def test_fetch_loops_default_to_one_per_25_slots(settings_env):
