@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -16,47 +16,51 @@ from db.models import FeedbackEvent, LLMOutput
 from db.queries import queries
 
 
-def insert_output(
-    conn: psycopg.Connection,
-    *,
-    user_id: int,
-    template: str,
-    model: str,
-    context: dict[str, Any],
-    format: str,
-    queue: str,
-    priority: int,
-    agent_id: int | None = None,
-    kind: str = "original",
-    parent_id: int | None = None,
-    system_prompt: str | None = None,
-    template_version_id: int | None = None,
-    comparison_id: int | None = None,
-    use_cache: bool = False,
-    id: int | None = None,
-    job_id: int | None = None,
-) -> int:
-    """Insert a pending output (with an id from reserve_output_ids and its job, if given);
-    return its id."""
-    params = {
-        "id": id,
-        "job_id": job_id,
-        "user_id": user_id,
-        "agent_id": agent_id,
-        "template": template,
-        "model": model,
-        "context": Jsonb(context),
-        "format": format,
-        "queue": queue,
-        "priority": priority,
-        "kind": kind,
-        "parent_id": parent_id,
-        "system_prompt": system_prompt,
-        "template_version_id": template_version_id,
-        "comparison_id": comparison_id,
-        "use_cache": use_cache,
-    }
-    return conn.execute(queries["insert_output"], params).fetchone()["id"]
+@dataclass(frozen=True)
+class NewOutput:
+    """A pending output about to be written."""
+
+    user_id: int
+    template: str
+    model: str
+    context: dict[str, Any]
+    format: str
+    queue: str
+    priority: int
+    agent_id: int | None = None
+    kind: str = "original"
+    parent_id: int | None = None
+    system_prompt: str | None = None
+    template_version_id: int | None = None
+    comparison_id: int | None = None
+    use_cache: bool = False
+
+    def params(self) -> dict[str, Any]:
+        return {**asdict(self), "context": Jsonb(self.context)}
+
+
+def insert_output(conn: psycopg.Connection, output: NewOutput) -> int:
+    """Insert a pending output with no job behind it (test helpers); return its id."""
+    return conn.execute(queries["insert_output"], output.params()).fetchone()["id"]
+
+
+class Enqueued(NamedTuple):
+    output_id: int
+    job_id: int
+    ahead: int  # LLM jobs waiting or running ahead of it (counted up to 1,000)
+    median_latency_ms: float | None  # the model's recent median latency
+
+
+def enqueue_output(conn: psycopg.Connection, output: NewOutput, *, task_name: str) -> Enqueued:
+    """Insert a pending output and its job (task_name, with the output's id as `output_id`) in
+    one statement, which commits or fails whole even in autocommit; with the queue estimate."""
+    row = conn.execute(
+        queries["enqueue_output"], {**output.params(), "task_name": task_name}
+    ).fetchone()
+    median = row["median_latency_ms"]
+    return Enqueued(
+        row["id"], row["job_id"], row["ahead"], float(median) if median is not None else None
+    )
 
 
 def reserve_output_ids(conn: psycopg.Connection, n: int) -> list[int]:
@@ -239,14 +243,6 @@ async def fail_output_by_job(
         queries["fail_output_by_job"], {"job_id": job_id, "error_message": error_message}
     )
     return [r["id"] for r in await cur.fetchall()]
-
-
-def queue_estimate(
-    conn: psycopg.Connection, *, priority: int, model: str
-) -> tuple[int, float | None]:
-    """(jobs ahead at this priority or higher, median latency in ms of recent answers)."""
-    row = conn.execute(queries["queue_estimate"], {"priority": priority, "model": model}).fetchone()
-    return row["ahead"], row["median_latency_ms"]
 
 
 def count_user_outputs(conn: psycopg.Connection, user_id: int) -> dict[str, int]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
+from collections.abc import Iterator
 
 import psycopg
 from psycopg.rows import dict_row
@@ -74,3 +76,19 @@ def async_pool_kwargs(url: str | None = None, *, max_size: int = 10) -> dict:
         "kwargs": {"row_factory": dict_row},
         "timeout": 10,
     }
+
+
+@contextlib.contextmanager
+def each_statement_commits(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """conn in autocommit for the block when no transaction is open on it: each statement then
+    commits alone, with no BEGIN and COMMIT round trips. Inside an open transaction (or already
+    in autocommit), conn is left as it is."""
+    if conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        yield conn
+        return
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(psycopg.Error):  # a broken connection: its error is raised
+            conn.autocommit = False

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from db import api as api_db
 from db.models import User
+from db.pool import each_statement_commits
 from tasks import accounts
 from tasks.errors import Conflict, InvalidInput, LLMJobsError
 from tasks.logs import get_logger
@@ -161,12 +162,8 @@ def create_job_with_token(
     """
     limits = _Limits(idempotency_key, rate_limit, window_seconds, key_ttl_seconds)
     with pool.connection() as conn:
-        conn.autocommit = True
-        try:
+        with each_statement_commits(conn):
             user = accounts.authenticate(cast(ConnectionPool, _OneConnection(conn)), token)
-        finally:
-            with contextlib.suppress(psycopg.Error):  # a broken connection: its error is raised
-                conn.autocommit = False
         if user is None:
             raise Unauthenticated()
         signed_in(user)
@@ -195,7 +192,10 @@ def _create_job_on(
     if key is not None:
         check_idempotency_key(key)
         request_hash = fingerprint(operation, body)
-    with conn.transaction():
+    # Only the key and the limit need a transaction around the job's creation: each use-case is
+    # atomic on its own (one statement for a single job, a transaction of its own otherwise).
+    held = key is not None or bool(limits.rate_limit)
+    with conn.transaction() if held else contextlib.nullcontext():
         if key is not None and not api_db.claim_idempotency_key(
             conn, user.id, key, request_hash=request_hash, ttl_seconds=limits.key_ttl_seconds
         ):

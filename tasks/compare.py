@@ -111,8 +111,12 @@ def submit_comparison(
             budgets.ensure_within_budget(conn, user, request.model, template, context)
         comparison = evidence.insert_comparison(conn, user_id=user.id, blind=blind)
         for request in requests:
-            output_id, job_id = write_job(conn, request, user, comparison_id=comparison.id)
-            written.append(ComparedOutput(output_id=output_id, job_id=job_id, model=request.model))
+            enqueued = write_job(conn, request, user, comparison_id=comparison.id)
+            written.append(
+                ComparedOutput(
+                    output_id=enqueued.output_id, job_id=enqueued.job_id, model=request.model
+                )
+            )
     log.info(
         "comparison queued",
         comparison_id=comparison.id,

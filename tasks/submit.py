@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from db import agents, outputs, users
 from db.models import FEEDBACK_VALUES, Agent, FeedbackEvent, LLMOutput, User
+from db.pool import each_statement_commits
 from tasks import budgets, fetchers, rendering, templates
 from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
@@ -161,16 +162,10 @@ def write_job(
     kind: str = "original",
     parent_id: int | None = None,
     comparison_id: int | None = None,
-) -> tuple[int, int]:
-    """Insert the output of a validated request and its job on conn (inside the caller's
-    transaction); return (output id, job id)."""
-    priority = QUEUE_PRIORITY[request.queue]
-    [output_id] = outputs.reserve_output_ids(conn, 1)
-    [job_id] = defer_outputs(conn, [output_id], request.queue, priority)
-    outputs.insert_output(
-        conn,
-        id=output_id,
-        job_id=job_id,
+) -> outputs.Enqueued:
+    """Insert the output of a validated request and its job on conn, in one statement (inside
+    the caller's transaction if one is open); return their ids and the queue estimate."""
+    output = outputs.NewOutput(
         user_id=user.id,
         agent_id=request.agent.id if request.agent else None,
         template=request.template,
@@ -178,7 +173,7 @@ def write_job(
         context=request.context,
         format=request.format,
         queue=request.queue,
-        priority=priority,
+        priority=QUEUE_PRIORITY[request.queue],
         kind=kind,
         parent_id=parent_id,
         system_prompt=request.system_prompt,
@@ -186,7 +181,7 @@ def write_job(
         comparison_id=comparison_id,
         use_cache=request.use_cache,
     )
-    return output_id, job_id
+    return outputs.enqueue_output(conn, output, task_name=LLM_TASK)
 
 
 def _enqueue(
@@ -197,15 +192,16 @@ def _enqueue(
     kind: str = "original",
     parent_id: int | None = None,
 ) -> Submission:
-    priority = QUEUE_PRIORITY[request.queue]
-    with pool.connection() as conn, _atomic(conn):
+    # The output and its job are one statement: outside a caller's transaction it commits alone,
+    # with no BEGIN and COMMIT round trips (the budget check before it only reads).
+    with pool.connection() as conn, each_statement_commits(conn):
         budgets.ensure_within_budget(conn, user, request.model, request.template, request.context)
-        output_id, job_id = write_job(conn, request, user, kind=kind, parent_id=parent_id)
-        ahead, median_ms = outputs.queue_estimate(conn, priority=priority, model=request.model)
+        enqueued = write_job(conn, request, user, kind=kind, parent_id=parent_id)
+    output_id, job_id = enqueued.output_id, enqueued.job_id
     concurrency = get_settings().worker_concurrency
-    waves = 1 + ahead // concurrency
+    waves = 1 + enqueued.ahead // concurrency
     estimated = datetime.now(UTC) + timedelta(
-        milliseconds=(median_ms or _DEFAULT_LATENCY_MS) * waves
+        milliseconds=(enqueued.median_latency_ms or _DEFAULT_LATENCY_MS) * waves
     )
     log.info(
         "queued",

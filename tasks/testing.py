@@ -53,13 +53,15 @@ def create_test_llm_output(
     with pool.connection() as conn:
         output_id = outputs.insert_output(
             conn,
-            user_id=user.id,
-            template=template,
-            model=model,
-            context=context if context is not None else {"concept": "recursion"},
-            format=format,
-            queue=queue,
-            priority=QUEUE_PRIORITY[queue],
+            outputs.NewOutput(
+                user_id=user.id,
+                template=template,
+                model=model,
+                context=context if context is not None else {"concept": "recursion"},
+                format=format,
+                queue=queue,
+                priority=QUEUE_PRIORITY[queue],
+            ),
         )
         if status == "pending":
             return outputs.get_output(conn, output_id)

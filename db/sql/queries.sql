@@ -114,17 +114,49 @@ SELECT nextval(pg_get_serial_sequence('llm_outputs', 'id')) AS id
   FROM generate_series(1, %(n)s)
 
 -- insert_output --
--- A new pending output: with the id reserved for it and its job when it has one (written whole,
--- never updated to link the job: an update would rewrite every index entry of the row)
-INSERT INTO llm_outputs (id, user_id, agent_id, template, model, context, format, queue, priority,
+-- A new pending output with no job behind it (test helpers)
+INSERT INTO llm_outputs (user_id, agent_id, template, model, context, format, queue, priority,
                          kind, parent_id, system_prompt, template_version_id, comparison_id,
-                         use_cache, job_id)
-OVERRIDING SYSTEM VALUE
-VALUES (coalesce(%(id)s::bigint, nextval(pg_get_serial_sequence('llm_outputs', 'id'))),
-        %(user_id)s, %(agent_id)s, %(template)s, %(model)s, %(context)s, %(format)s, %(queue)s,
+                         use_cache)
+VALUES (%(user_id)s, %(agent_id)s, %(template)s, %(model)s, %(context)s, %(format)s, %(queue)s,
         %(priority)s, %(kind)s, %(parent_id)s, %(system_prompt)s, %(template_version_id)s,
-        %(comparison_id)s, %(use_cache)s, %(job_id)s)
+        %(comparison_id)s, %(use_cache)s)
 RETURNING id
+
+-- enqueue_output --
+-- A new pending output and its procrastinate job in one statement, so in one transaction even
+-- without BEGIN and COMMIT: the output's id is drawn first, the job names it and the output names
+-- the job. With the queue estimate: LLM jobs waiting ahead of it at its priority or higher
+-- (counted up to 1,000: an estimate stays cheap however long the queue), and the model's recent
+-- median latency
+WITH reserved AS (
+    SELECT nextval(pg_get_serial_sequence('llm_outputs', 'id')) AS id
+), job AS (
+    SELECT (procrastinate_defer_jobs_v1(ARRAY[ROW(
+               %(queue)s, %(task_name)s, %(priority)s, NULL, NULL,
+               jsonb_build_object('output_id', reserved.id), NULL
+           )::procrastinate_job_to_defer_v1]))[1] AS id
+      FROM reserved
+), output AS (
+    INSERT INTO llm_outputs (id, user_id, agent_id, template, model, context, format, queue,
+                             priority, kind, parent_id, system_prompt, template_version_id,
+                             comparison_id, use_cache, job_id)
+    OVERRIDING SYSTEM VALUE
+    SELECT reserved.id, %(user_id)s, %(agent_id)s, %(template)s, %(model)s, %(context)s,
+           %(format)s, %(queue)s, %(priority)s, %(kind)s, %(parent_id)s, %(system_prompt)s,
+           %(template_version_id)s, %(comparison_id)s, %(use_cache)s, job.id
+      FROM reserved, job
+    RETURNING id, job_id
+)
+SELECT output.id, output.job_id,
+    (SELECT count(*) FROM (SELECT 1 FROM procrastinate_jobs
+      WHERE status IN ('todo', 'doing') AND task_name = %(task_name)s
+        AND priority >= %(priority)s LIMIT 1000) AS capped) AS ahead,
+    (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
+       FROM (SELECT latency_ms FROM llm_outputs
+              WHERE model = %(model)s AND status = 'completed' AND latency_ms IS NOT NULL
+              ORDER BY created_at DESC LIMIT 50) AS recent) AS median_latency_ms
+  FROM output
 
 -- get_output --
 -- One output; when viewer_id is given, only if that user owns it. blind_pending: it belongs to a
@@ -253,18 +285,6 @@ SELECT feedback_events.*, users.name AS user_name
   FROM feedback_events JOIN users ON users.id = feedback_events.user_id
  WHERE output_id = %(output_id)s
  ORDER BY feedback_events.id
-
--- queue_estimate --
--- Jobs waiting ahead of a new one at this priority (counted up to 1000: an estimate stays cheap
--- however long the queue), and the model's recent median latency
-SELECT
-    (SELECT count(*) FROM (SELECT 1 FROM procrastinate_jobs
-      WHERE status IN ('todo', 'doing') AND task_name = 'llm_job'
-        AND priority >= %(priority)s LIMIT 1000) AS capped) AS ahead,
-    (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
-       FROM (SELECT latency_ms FROM llm_outputs
-              WHERE model = %(model)s AND status = 'completed' AND latency_ms IS NOT NULL
-              ORDER BY created_at DESC LIMIT 50) AS recent) AS median_latency_ms
 
 -- count_user_outputs --
 -- How many outputs a user has, by status

@@ -50,14 +50,16 @@ def _add_output(
 ) -> int:
     output_id = outputs.insert_output(
         conn,
-        user_id=user_id,
-        template=template,
-        model=model,
-        context={"concept": "x", "text": "y"},
-        format="text",
-        queue="default",
-        priority=QUEUE_PRIORITY["default"],
-        template_version_id=template_version_id,
+        outputs.NewOutput(
+            user_id=user_id,
+            template=template,
+            model=model,
+            context={"concept": "x", "text": "y"},
+            format="text",
+            queue="default",
+            priority=QUEUE_PRIORITY["default"],
+            template_version_id=template_version_id,
+        ),
     )
     if status != "pending":
         outputs.set_output_state(

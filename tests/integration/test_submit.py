@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import psycopg
 import pytest
 
 from db import outputs as outputs_db
@@ -76,15 +79,38 @@ def test_invalid_submit_names_field_and_writes_nothing(pool, analyst, overrides,
 
 
 def test_output_and_job_roll_back_together(pool, analyst, monkeypatch):
-    def broken_insert(*args, **kwargs):
-        raise RuntimeError("lost connection after the job insert")
+    real_enqueue = outputs_db.enqueue_output
 
-    monkeypatch.setattr(outputs_db, "insert_output", broken_insert)
-    with pytest.raises(RuntimeError):
+    def enqueue_a_bad_output(conn, output, **kwargs):
+        # the output breaks a CHECK constraint after its job was inserted in the same statement
+        return real_enqueue(conn, dataclasses.replace(output, kind="not-a-kind"), **kwargs)
+
+    monkeypatch.setattr(outputs_db, "enqueue_output", enqueue_a_bad_output)
+    with pytest.raises(psycopg.errors.CheckViolation):
         jobs.submit(
             pool, user=analyst, template=TEMPLATE, context={"concept": "c"}, model="offline/echo"
         )
     assert _count(pool) == (0, 0)
+    monkeypatch.undo()
+    sub = jobs.submit(
+        pool, user=analyst, template=TEMPLATE, context={"concept": "c"}, model="offline/echo"
+    )
+    assert _count(pool) == (1, 1)  # the connection the failure left behind still works
+    with pool.connection() as conn:
+        job = conn.execute(
+            "SELECT args, task_name, queue_name, priority FROM procrastinate_jobs WHERE id = %s",
+            (sub.job_id,),
+        ).fetchone()
+        output = conn.execute(
+            "SELECT job_id FROM llm_outputs WHERE id = %s", (sub.output_id,)
+        ).fetchone()
+    assert job == {
+        "args": {"output_id": sub.output_id},
+        "task_name": "llm_job",
+        "queue_name": "default",
+        "priority": 10,
+    }
+    assert output["job_id"] == sub.job_id
 
 
 def test_context_fetcher_merges_under_explicit_context(pool, analyst):
