@@ -46,6 +46,7 @@ class Coalescer(Generic[Item, Result]):
         self._max_batch = max_batch
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._sending: asyncio.Task[None] | None = None
+        self._sent: set[asyncio.Future[Result]] = set()  # their statement is running
         self.statements = 0  # statements sent, and the items they carried
         self.items = 0
 
@@ -56,7 +57,17 @@ class Coalescer(Generic[Item, Result]):
         if self._sending is None:
             # Sent on the loop's next turn, with whatever the other jobs add until then.
             self._sending = loop.create_task(self._send_all())
-        return await future
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future in self._sent:
+                # Its statement is running: the caller's next statement (recording why it
+                # stopped, say) must come after it, as it would after a statement of its own.
+                await asyncio.wait([future])
+                if not future.cancelled():
+                    future.exception()  # seen: the cancellation is what the caller gets
+            future.cancel()  # not sent yet: it never will be
+            raise
 
     async def _send_all(self) -> None:
         try:
@@ -94,6 +105,15 @@ class Coalescer(Generic[Item, Result]):
         items = [item for item, _ in batch]
         self.statements += 1
         self.items += len(items)
+        self._sent.update(future for _, future in batch)
+        try:
+            await self._outcomes(batch, items)
+        finally:
+            self._sent.difference_update(future for _, future in batch)
+
+    async def _outcomes(
+        self, batch: list[tuple[Item, asyncio.Future[Result]]], items: list[Item]
+    ) -> None:
         try:
             if len(items) == 1:
                 outcomes: list[Result | BaseException] = [await self._run_one(items[0])]

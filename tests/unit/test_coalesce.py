@@ -16,6 +16,7 @@ class Recorder:
     def __init__(self, pause: float = 0.0):
         self.many: list[list[str]] = []
         self.one: list[str] = []
+        self.finished: list[str] = []  # run_one calls that came to their end
         self.pause = pause
 
     async def run_many(self, items: list[str]) -> list[str]:
@@ -28,6 +29,7 @@ class Recorder:
     async def run_one(self, item: str) -> str:
         self.one.append(item)
         await asyncio.sleep(self.pause)
+        self.finished.append(item)
         if item.startswith("bad"):
             raise ValueError(f"{item} is bad")
         return item.upper()
@@ -112,3 +114,27 @@ async def test_an_item_whose_caller_was_cancelled_before_sending_is_not_sent():
         await dropped
     assert rec.one == ["a1", "c1"]
     assert rec.many == []
+
+
+async def test_a_caller_cancelled_while_its_statement_runs_stops_only_after_it():
+    """The job's next statement (recording why it stopped) comes after the one already sent, as
+    it would after a statement of its own."""
+    rec = Recorder(pause=0.05)
+    coalescer = _coalescer(rec)
+    events: list[str] = []
+
+    async def job():
+        try:
+            await coalescer("a1")
+        except asyncio.CancelledError:
+            events.append(f"cancelled after {len(rec.finished)} statement(s) ran")
+            raise
+
+    task = asyncio.ensure_future(job())
+    await asyncio.sleep(0.01)  # a1's statement is running
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert rec.finished == ["a1"]
+    assert events == ["cancelled after 1 statement(s) ran"]
+    assert coalescer._sent == set()
