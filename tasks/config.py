@@ -37,6 +37,7 @@ class Settings(BaseModel):
     json_reasks: int = Field(2, ge=0)
     worker_concurrency: int = Field(10, ge=1)
     worker_fetchers: int = Field(0, ge=0, le=64)
+    worker_pool_size: int = Field(0, ge=0)
     poll_interval: float = Field(0.5, gt=0)
     heartbeat_interval: float = Field(5.0, gt=0)
     stalled_after: float = Field(30.0, gt=0)
@@ -64,6 +65,7 @@ def get_settings() -> Settings:
         json_reasks=_env("LLMJOBS_JSON_REASKS", "2"),
         worker_concurrency=_env("LLMJOBS_WORKER_CONCURRENCY", "10"),
         worker_fetchers=_env("LLMJOBS_WORKER_FETCHERS", "0"),
+        worker_pool_size=_env("LLMJOBS_WORKER_POOL_SIZE", "0"),
         poll_interval=_env("LLMJOBS_POLL_INTERVAL", "0.5"),
         heartbeat_interval=_env("LLMJOBS_HEARTBEAT_INTERVAL", "5"),
         stalled_after=_env("LLMJOBS_STALLED_AFTER", "30"),

@@ -39,11 +39,24 @@ def _pool_factory(**kwargs: Any) -> AsyncConnectionPool:
     and the job's reads and writes), so connections are in autocommit: no COMMIT round trip
     after each. procrastinate asks for a check at every checkout, another round trip per query;
     it is dropped, and the worker checks the whole pool after a database outage instead."""
-    settings = get_settings()
-    options = async_pool_kwargs(max_size=max(4, settings.worker_concurrency + 2))
+    options = async_pool_kwargs(max_size=worker_pool_size())
     return AsyncConnectionPool(
         **{**options, **kwargs, "check": None, "configure": _autocommit, "open": False}
     )
+
+
+# Jobs hold a connection only for a statement, and a busy worker's statements are coalesced
+# (tasks/coalesce.py), so a few connections serve hundreds of jobs in flight.
+POOL_SIZE_CAP = 20
+
+
+def worker_pool_size() -> int:
+    """Connections of a worker's pool: LLMJOBS_WORKER_POOL_SIZE, else concurrency + 2 (for the
+    heartbeat and the fetch), from 4 to POOL_SIZE_CAP."""
+    settings = get_settings()
+    if settings.worker_pool_size:
+        return settings.worker_pool_size
+    return min(POOL_SIZE_CAP, max(4, settings.worker_concurrency + 2))
 
 
 def _worker_defaults() -> dict[str, Any]:

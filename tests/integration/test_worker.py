@@ -3,6 +3,7 @@ the offline model and to a scripted OpenAI-compatible server."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import threading
@@ -254,6 +255,76 @@ async def test_a_fetch_takes_jobs_in_procrastinate_order_and_respects_locks(
     assert await manager.fetch_jobs(None, worker_id, 10) == []  # the second lock holder waits
     await manager.finish_job_by_id_async(locked[0], Status.SUCCEEDED, delete_job=False)
     assert [job.id for job in await manager.fetch_jobs(None, worker_id, 10)] == [locked[1]]
+
+
+def test_the_pool_grows_with_concurrency_up_to_a_cap(settings_env):
+    from tasks.queue import worker_pool_size
+
+    sizes = {}
+    for concurrency in ("1", "10", "18", "200"):
+        settings_env(WORKER_CONCURRENCY=concurrency)
+        sizes[concurrency] = worker_pool_size()
+    assert sizes == {"1": 4, "10": 12, "18": 20, "200": 20}
+    settings_env(WORKER_CONCURRENCY="200", WORKER_POOL_SIZE="50")
+    assert worker_pool_size() == 50
+
+
+@pytest.fixture
+def small_worker_pool(settings_env):
+    """A worker pool of 4 connections (set before the app opens)."""
+    settings_env(WORKER_POOL_SIZE="4")
+
+
+@pytest.fixture
+def slow_model():
+    """An in-process model answering each call after 0.3 s; yields (name, calls in flight)."""
+    import litellm
+    from litellm import CustomLLM
+
+    from tasks import models
+
+    in_flight = {"now": 0, "most": 0}
+
+    class Slow(CustomLLM):
+        async def acompletion(self, model, messages, *args, **kwargs):
+            in_flight["now"] += 1
+            in_flight["most"] = max(in_flight["most"], in_flight["now"])
+            try:
+                await asyncio.sleep(0.3)
+            finally:
+                in_flight["now"] -= 1
+            return litellm.ModelResponse(
+                model=model,
+                choices=[{"index": 0, "message": {"role": "assistant", "content": "fine"}}],
+                usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            )
+
+    models.register_provider("slowstub", Slow())
+    try:
+        yield "slowstub/any", in_flight
+    finally:
+        models.unregister_provider("slowstub")
+
+
+async def test_two_hundred_jobs_in_flight_share_a_pool_of_four(
+    small_worker_pool, slow_model, pool, analyst, run_worker, opened_app
+):
+    """Jobs hold a connection only for a statement, and their statements are coalesced: a pool
+    of 4 serves 200 jobs in flight at once."""
+    model, in_flight = slow_model
+    assert opened_app.connector.pool.max_size == 4
+    subs = jobs.submit_many(
+        pool,
+        user=analyst,
+        template="say {{n}}",
+        model=model,
+        contexts=[{"n": n} for n in range(200)],
+    )
+    await run_worker(concurrency=200, timeout=60)
+    outs = [jobs.get_output(pool, output_id, analyst) for output_id in subs.output_ids]
+    assert {o.status for o in outs} == {"completed"}
+    assert {o.parsed_output for o in outs} == {"fine"}
+    assert in_flight["most"] >= 100
 
 
 def test_fetch_loops_default_to_one_per_25_slots(settings_env):
