@@ -320,11 +320,52 @@ async def test_two_hundred_jobs_in_flight_share_a_pool_of_four(
         model=model,
         contexts=[{"n": n} for n in range(200)],
     )
+    from tasks.job import output_writes
+
+    writes = output_writes(opened_app.connector.pool)  # this test's own pool: fresh counts
     await run_worker(concurrency=200, timeout=60)
     outs = [jobs.get_output(pool, output_id, analyst) for output_id in subs.output_ids]
     assert {o.status for o in outs} == {"completed"}
     assert {o.parsed_output for o in outs} == {"fine"}
     assert in_flight["most"] >= 100
+    # answers that arrived together were stored together: far fewer statements than answers
+    assert writes.complete.items == 200
+    assert writes.complete.statements <= 100
+    assert writes.start.statements <= 100
+
+
+async def test_finishes_sent_together_fail_alone(pool, analyst, opened_app):
+    """A batch of finishes holding a job that is no longer running: that finish fails with
+    procrastinate's error, the others are recorded."""
+    manager = opened_app.job_manager
+    subs = jobs.submit_many(
+        pool,
+        user=analyst,
+        template="Explain {{concept}} to a beginner",
+        model="offline/echo",
+        contexts=[{"concept": f"c{i}"} for i in range(3)],
+    )
+    worker_id = await manager.register_worker()
+    taken = await manager.fetch_jobs(["default"], worker_id, 3)
+    assert sorted(job.id for job in taken) == sorted(subs.job_ids)
+    first, *others = sorted(subs.job_ids)
+    sent_before = manager._finishes.statements
+    await manager.finish_job_by_id_async(first, Status.SUCCEEDED, delete_job=False)
+    outcomes = await asyncio.gather(
+        *(
+            manager.finish_job_by_id_async(job_id, Status.SUCCEEDED, delete_job=False)
+            for job_id in (first, *others)
+        ),
+        return_exceptions=True,
+    )
+    assert "not in" in str(outcomes[0].__cause__) and outcomes[1:] == [None, None]
+    # the lone first finish, then the three together
+    assert manager._finishes.statements - sent_before == 2
+    with pool.connection() as conn:
+        statuses = conn.execute(
+            "SELECT status FROM procrastinate_jobs WHERE id = ANY(%s)", (subs.job_ids,)
+        ).fetchall()
+    assert {r["status"] for r in statuses} == {"succeeded"}
 
 
 def test_fetch_loops_default_to_one_per_25_slots(settings_env):
