@@ -26,6 +26,17 @@ def _submit(pool, user, **overrides):
     return jobs.submit(pool, user=user, **params)
 
 
+def _submit_many(pool, user, count: int):
+    contexts = [{"concept": f"c{i}"} for i in range(count)]
+    return jobs.submit_many(
+        pool,
+        user=user,
+        template="Explain {{concept}} to a beginner",
+        model="offline/echo",
+        contexts=contexts,
+    )
+
+
 def _output(pool, user, sub):
     return jobs.get_output(pool, sub.output_id, user)
 
@@ -205,13 +216,7 @@ async def test_fetch_loops_share_the_slots_and_run_each_job_once(
             in_flight["now"] -= 1
 
     monkeypatch.setattr(manager, "fetch_jobs", counted_fetch)
-    subs = jobs.submit_many(
-        pool,
-        user=analyst,
-        template="Explain {{concept}} to a beginner",
-        model="offline/echo",
-        contexts=[{"concept": f"c{i}"} for i in range(60)],
-    )
+    subs = _submit_many(pool, analyst, 60)
     await run_worker(concurrency=20)
     outs = [jobs.get_output(pool, output_id, analyst) for output_id in subs.output_ids]
     assert [o.status for o in outs] == ["completed"] * 60
@@ -338,13 +343,7 @@ async def test_finishes_sent_together_fail_alone(pool, analyst, opened_app):
     """A batch of finishes holding a job that is no longer running: that finish fails with
     procrastinate's error, the others are recorded."""
     manager = opened_app.job_manager
-    subs = jobs.submit_many(
-        pool,
-        user=analyst,
-        template="Explain {{concept}} to a beginner",
-        model="offline/echo",
-        contexts=[{"concept": f"c{i}"} for i in range(3)],
-    )
+    subs = _submit_many(pool, analyst, 3)
     worker_id = await manager.register_worker()
     taken = await manager.fetch_jobs(["default"], worker_id, 3)
     assert sorted(job.id for job in taken) == sorted(subs.job_ids)
