@@ -5,7 +5,7 @@ nothing."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -36,7 +36,7 @@ class NewOutput:
     use_cache: bool = False
 
     def params(self) -> dict[str, Any]:
-        return {**asdict(self), "context": Jsonb(self.context)}
+        return {**vars(self), "context": Jsonb(self.context)}  # vars: asdict would copy context
 
 
 def insert_output(conn: psycopg.Connection, output: NewOutput) -> int:
@@ -167,7 +167,7 @@ async def start_attempts(
 
 async def complete_output(conn: psycopg.AsyncConnection, answer: Answer) -> bool:
     """Store the answer; False when its attempt is no longer the current one."""
-    params = asdict(answer)
+    params = dict(vars(answer))  # not asdict, which would copy the parsed answer
     params["id"] = params.pop("output_id")
     params["parsed_output"] = Jsonb(answer.parsed_output)
     cur = await conn.execute(queries["complete_output"], params)
