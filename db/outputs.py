@@ -149,10 +149,7 @@ async def start_attempt(
 ) -> LLMOutput | None:
     """Mark the output processing for this attempt and return it; None when the output is final,
     gone, or a newer attempt already started."""
-    params = {"id": output_id, "attempt": attempt}
-    cur = await conn.execute(queries["start_attempt"], params)
-    row = await cur.fetchone()
-    return LLMOutput.model_validate(row) if row else None
+    return (await start_attempts(conn, [(output_id, attempt)])).get(output_id)
 
 
 async def start_attempts(
@@ -167,16 +164,12 @@ async def start_attempts(
 
 async def complete_output(conn: psycopg.AsyncConnection, answer: Answer) -> bool:
     """Store the answer; False when its attempt is no longer the current one."""
-    params = dict(vars(answer))  # not asdict, which would copy the parsed answer
-    params["id"] = params.pop("output_id")
-    params["parsed_output"] = Jsonb(answer.parsed_output)
-    cur = await conn.execute(queries["complete_output"], params)
-    return await cur.fetchone() is not None
+    return answer.output_id in await complete_outputs(conn, [answer])
 
 
 async def complete_outputs(conn: psycopg.AsyncConnection, answers: Sequence[Answer]) -> set[int]:
-    """complete_output for several answers, each output at most once, in one statement: the ids
-    of the outputs stored (the others' attempts are no longer current)."""
+    """Store several answers, each output at most once, in one statement: the ids of the outputs
+    stored (the others' attempts are no longer current)."""
     params = {
         "ids": [a.output_id for a in answers],
         "attempts": [a.attempt for a in answers],

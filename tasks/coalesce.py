@@ -28,20 +28,21 @@ class Coalescer(Generic[Item, Result]):
     returns this item's result (run_many returns one result per item, in order).
 
     Items with the same key never share a statement (a later one waits for the next), so a
-    batch changes each row once, as the single statements did. When a batch statement fails, its
-    items are run one by one with `run_one`, so one bad item fails alone, with its own error.
+    batch changes each row once, as the single statements did. A lone item, and each item of a
+    batch statement that failed, go alone through `run_one` (by default run_many of that item),
+    so one bad item fails alone, with its own error.
     """
 
     def __init__(
         self,
         run_many: Callable[[list[Item]], Awaitable[list[Result]]],
-        run_one: Callable[[Item], Awaitable[Result]],
         *,
         key: Callable[[Item], Hashable],
+        run_one: Callable[[Item], Awaitable[Result]] | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
     ):
         self._run_many = run_many
-        self._run_one = run_one
+        self._run_one = run_one or self._one_of_many
         self._key = key
         self._max_batch = max_batch
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
@@ -98,6 +99,10 @@ class Coalescer(Generic[Item, Result]):
                 batch.append(entry)
         self._waiting = later
         return batch
+
+    async def _one_of_many(self, item: Item) -> Result:
+        [result] = await self._run_many([item])
+        return result
 
     async def _send(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         if not batch:

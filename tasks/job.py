@@ -119,24 +119,16 @@ class OutputWrites:
     def __init__(self, pool: Any):
         self._pool = pool
         self.start: Coalescer[tuple[int, int], LLMOutput | None] = Coalescer(
-            self._start_many, self._start_one, key=lambda pair: pair[0]
+            self._start_many, key=lambda pair: pair[0]
         )
         self.complete: Coalescer[outputs.Answer, bool] = Coalescer(
-            self._complete_many, self._complete_one, key=lambda answer: answer.output_id
+            self._complete_many, key=lambda answer: answer.output_id
         )
-
-    async def _start_one(self, pair: tuple[int, int]) -> LLMOutput | None:
-        async with self._pool.connection() as conn:
-            return await outputs.start_attempt(conn, pair[0], attempt=pair[1])
 
     async def _start_many(self, pairs: list[tuple[int, int]]) -> list[LLMOutput | None]:
         async with self._pool.connection() as conn:
             started = await outputs.start_attempts(conn, pairs)
         return [started.get(output_id) for output_id, _ in pairs]
-
-    async def _complete_one(self, answer: outputs.Answer) -> bool:
-        async with self._pool.connection() as conn:
-            return await outputs.complete_output(conn, answer)
 
     async def _complete_many(self, answers: list[outputs.Answer]) -> list[bool]:
         async with self._pool.connection() as conn:

@@ -100,7 +100,7 @@ class LLMJobsJobManager(manager.JobManager):
     def __init__(self, connector: Any):
         super().__init__(connector=connector)
         self._finishes: Coalescer[tuple[int, str, bool], None] = Coalescer(
-            self._finish_many, self._finish_one, key=lambda finish: finish[0]
+            self._finish_many, key=lambda finish: finish[0], run_one=self._finish_one
         )
 
     async def fetch_jobs(self, queues: Any, worker_id: int, count: int) -> list[jobs.Job]:

@@ -196,26 +196,9 @@ SELECT llm_outputs.*, users.name AS user_name,
 -- Outputs made from this one (re-runs and regenerations)
 SELECT * FROM llm_outputs WHERE parent_id = %(id)s ORDER BY id
 
--- start_attempt --
--- Mark an output processing for a new attempt and read it; nothing when it is final, gone, or a
--- newer attempt runs
-UPDATE llm_outputs
-   SET status = 'processing', attempts = %(attempt)s, started_at = now()
- WHERE id = %(id)s AND status IN ('pending', 'processing') AND attempts < %(attempt)s
-RETURNING *
-
--- complete_output --
--- Store the answer of the current attempt
-UPDATE llm_outputs
-   SET status = 'completed', prompt = %(prompt)s, raw_response = %(raw_response)s,
-       parsed_output = %(parsed_output)s, cache_key = %(cache_key)s,
-       prompt_tokens = %(prompt_tokens)s, completion_tokens = %(completion_tokens)s,
-       cost = %(cost)s, latency_ms = %(latency_ms)s, error_message = NULL, completed_at = now()
- WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'processing'
-RETURNING id
-
 -- start_attempts --
--- start_attempt for several outputs at once (one output once per call): the outputs now processing
+-- Mark outputs processing for new attempts and read them (one output once per call): nothing for
+-- an output that is final, gone, or has a newer attempt running
 UPDATE llm_outputs o
    SET status = 'processing', attempts = a.attempt, started_at = now()
   FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS a(id, attempt)
@@ -223,7 +206,7 @@ UPDATE llm_outputs o
 RETURNING o.*
 
 -- complete_outputs --
--- complete_output for several answers at once (one output once per call); the ids stored
+-- Store the answers of current attempts (one output once per call); the ids stored
 UPDATE llm_outputs o
    SET status = 'completed', prompt = c.prompt, raw_response = c.raw_response,
        parsed_output = c.parsed_output, cache_key = c.cache_key,

@@ -36,7 +36,9 @@ class Recorder:
 
 
 def _coalescer(recorder: Recorder, **kwargs) -> Coalescer[str, str]:
-    return Coalescer(recorder.run_many, recorder.run_one, key=lambda item: item[:1], **kwargs)
+    return Coalescer(
+        recorder.run_many, key=lambda item: item[:1], run_one=recorder.run_one, **kwargs
+    )
 
 
 async def test_items_of_the_same_moment_go_in_one_call_each_with_its_result():
@@ -138,3 +140,16 @@ async def test_a_caller_cancelled_while_its_statement_runs_stops_only_after_it()
     assert rec.finished == ["a1"]
     assert events == ["cancelled after 1 statement(s) ran"]
     assert coalescer._sent == set()
+
+
+async def test_without_run_one_a_lone_item_and_a_failed_batch_go_through_run_many_alone():
+    rec = Recorder()
+    coalescer = Coalescer(rec.run_many, key=lambda item: item[:1])
+    assert await coalescer("a1") == "A1"
+    results = await asyncio.gather(
+        *(coalescer(item) for item in ("c1", "bad", "d1")), return_exceptions=True
+    )
+    assert results[0] == "C1" and results[2] == "D1"
+    assert isinstance(results[1], ValueError) and str(results[1]) == "the batch failed"
+    assert rec.many == [["a1"], ["c1", "bad", "d1"], ["c1"], ["bad"], ["d1"]]
+    assert rec.one == []
