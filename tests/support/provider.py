@@ -82,7 +82,7 @@ class ScriptedProvider:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): nothing left to answer
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -114,6 +114,13 @@ class ScriptedProvider:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    # The standard library listens with a backlog of 5: a worker starting 10 calls at once would
+    # see some connections wait for a SYN retransmit (1 s), past a short model timeout, and never
+    # reach the script. A real server takes them all.
+    request_queue_size = 128
 
 
 def _completion(request: dict[str, Any], content: str) -> dict[str, Any]:
