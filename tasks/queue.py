@@ -78,9 +78,9 @@ def _worker_defaults() -> dict[str, Any]:
 def fetchers_for(concurrency: int) -> int:
     """How many fetch loops a worker runs: LLMJOBS_WORKER_FETCHERS, else one per 25 slots (1 to 8).
 
-    procrastinate fetches one job per round trip, one fetch at a time. While the worker's event
-    loop is busy with model calls, each fetch also waits its turn on the loop, so one fetch loop
-    cannot keep a few hundred slots filled with calls lasting a second or less."""
+    A fetch takes every free slot at once, but while the worker's event loop is busy with model
+    calls each fetch waits its turn on the loop, so one fetch loop alone refills a few hundred
+    slots late when calls last a second or less."""
     configured = get_settings().worker_fetchers
     return configured if configured else max(1, min(8, concurrency // 25))
 

@@ -6,8 +6,6 @@ in one transaction: there is never an output without a job nor a job without an 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -48,18 +46,6 @@ def defer_outputs(
         for output_id in output_ids
     ]
     return [job.id for job in _job_manager.batch_defer_jobs(jobs=batch, connection=conn)]
-
-
-@contextlib.contextmanager
-def _atomic(conn: psycopg.Connection) -> Iterator[None]:
-    """A transaction on conn, or the caller's when one is already open there (the API queues a
-    job inside the transaction holding its rate-limit count and idempotency key): a savepoint
-    would cost two round trips and change nothing, since any error rolls back the whole."""
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        yield
-    else:
-        with conn.transaction():
-            yield
 
 
 log = get_logger("llmjobs.submit")
