@@ -147,6 +147,24 @@ def output_writes(pool: Any) -> OutputWrites:
     return found
 
 
+_NOT_STARTED: Any = object()
+
+
+def _started_by_fetch(manager: Any, job_id: int, output_id: int, attempt: int) -> Any:
+    """The output whose attempt the worker's fetch of the job started (None: it could not, the
+    output being final, gone, or newer), or _NOT_STARTED when the fetch did not try."""
+    take = getattr(manager, "take_started", None)
+    tried, row = take(job_id) if take is not None else (False, None)
+    if not tried:
+        return _NOT_STARTED
+    if row is None:
+        return None
+    output = LLMOutput.model_validate(row)
+    if output.id != output_id or output.attempts != attempt:  # not this job's start after all
+        return _NOT_STARTED
+    return output
+
+
 @app.task(name=LLM_TASK, pass_context=True, retry=LLMRetryStrategy())
 async def llm_job(context: Any, output_id: int) -> None:
     """Run one attempt of an output's job. A failure propagates to the retry policy and the
@@ -155,7 +173,9 @@ async def llm_job(context: Any, output_id: int) -> None:
     attempt = job.attempts + 1
     pool = context.app.connector.pool
     writes = output_writes(pool)
-    output = await writes.start((output_id, attempt))
+    output = _started_by_fetch(context.app.job_manager, job.id, output_id, attempt)
+    if output is _NOT_STARTED:
+        output = await writes.start((output_id, attempt))
     if output is None:
         log.info(
             "skipped",

@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from db.pool import async_pool_kwargs
 from db.queries import queries
 from tasks.coalesce import Coalescer
-from tasks.config import get_settings
+from tasks.config import LLM_TASK, get_settings
 from tasks.logs import configure_logging, get_logger
 
 log = get_logger("llmjobs.worker")
@@ -93,29 +93,46 @@ class LLMJobsJobManager(manager.JobManager):
     """procrastinate's JobManager, with the worker's fetches and finishes in fewer statements.
 
     `fetch_jobs` takes up to `count` jobs in one statement (llmjobs_fetch_jobs: procrastinate's
-    own fetch, called until the queue is empty or `count` are taken). Finishes that concurrent
-    jobs report together go in one statement (Coalescer); retries and everything else are
-    procrastinate's own. A batch statement that fails falls back to the single ones."""
+    own fetch, called until the queue is empty or `count` are taken), and in the same statement
+    starts the attempt of each LLM job's output, which the job then takes (`take_started`)
+    rather than starting it with a statement of its own. Finishes that concurrent jobs report
+    together go in one statement (Coalescer); retries and everything else are procrastinate's
+    own. A batch statement that fails falls back to the single ones."""
 
     def __init__(self, connector: Any):
         super().__init__(connector=connector)
         self._finishes: Coalescer[tuple[int, str, bool], None] = Coalescer(
             self._finish_many, key=lambda finish: finish[0], run_one=self._finish_one
         )
+        self._started: dict[int, dict[str, Any] | None] = {}
 
     async def fetch_jobs(self, queues: Any, worker_id: int, count: int) -> list[jobs.Job]:
-        if count > 1:
-            try:
-                rows = await self.connector.execute_query_all_async(
-                    query=queries["fetch_jobs"], queues=queues, worker_id=worker_id, count=count
-                )
-                return [jobs.Job.from_row(row) for row in rows]
-            except ConnectorException as exc:
-                if not isinstance(exc.__cause__, psycopg.errors.UndefinedFunction):
-                    raise
-                # a database not yet migrated: one job per fetch, as procrastinate does
-        job = await self.fetch_job(queues=queues, worker_id=worker_id)
-        return [job] if job else []
+        try:
+            rows = await self.connector.execute_query_all_async(
+                query=queries["fetch_jobs"],
+                queues=queues,
+                worker_id=worker_id,
+                count=count,
+                task=LLM_TASK,
+            )
+        except ConnectorException as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.UndefinedFunction):
+                raise
+            # a database not yet migrated: one job per fetch, as procrastinate does
+            job = await self.fetch_job(queues=queues, worker_id=worker_id)
+            return [job] if job else []
+        for row in rows:
+            if row["start_tried"]:
+                self._started[row["id"]] = row["started"]
+        return [jobs.Job.from_row(row) for row in rows]
+
+    def take_started(self, job_id: int) -> tuple[bool, dict[str, Any] | None]:
+        """(whether the fetch of this job tried to start its output's attempt, the output row it
+        started: None when the output was final, gone, or had a newer attempt running). Asked
+        once per job: the answer is forgotten."""
+        if job_id not in self._started:
+            return False, None
+        return True, self._started.pop(job_id)
 
     async def finish_job_by_id_async(
         self, job_id: int, status: jobs.Status, delete_job: bool

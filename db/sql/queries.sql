@@ -317,10 +317,37 @@ UPDATE llm_outputs SET job_id = links.job_id
  WHERE llm_outputs.id = links.id
 
 -- fetch_jobs --
--- procrastinate's fetch_job for up to %(count)s jobs in one statement (llmjobs_fetch_jobs)
-SELECT id, status, task_name, priority, lock, queueing_lock, args, scheduled_at, queue_name,
-       attempts, worker_id
-  FROM llmjobs_fetch_jobs(%(queues)s::varchar[], %(worker_id)s, %(count)s)
+-- procrastinate's fetch_job for up to %(count)s jobs in one statement (llmjobs_fetch_jobs), in
+-- the order it takes them, and in the same statement the start of each LLM job's attempt
+-- (start_attempts for its output and attempt number): `started` is the output now processing,
+-- as JSON, or null when it is final, gone, or has a newer attempt running; `start_tried` is
+-- false for a job whose start was not tried (another task, or a second job of the same output)
+WITH fetched AS MATERIALIZED (
+    SELECT j.id, j.status, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
+           j.scheduled_at, j.queue_name, j.attempts, j.worker_id, j.ordinality,
+           CASE WHEN j.task_name = %(task)s AND j.args->>'output_id' ~ '^[0-9]{1,18}$'
+                THEN (j.args->>'output_id')::bigint END AS output_id
+      FROM llmjobs_fetch_jobs(%(queues)s::varchar[], %(worker_id)s, %(count)s)
+           WITH ORDINALITY AS j
+), first_of_output AS (
+    SELECT DISTINCT ON (output_id) id AS job_id, output_id, attempts + 1 AS attempt
+      FROM fetched
+     WHERE output_id IS NOT NULL
+     ORDER BY output_id, ordinality
+), started AS (
+    UPDATE llm_outputs o
+       SET status = 'processing', attempts = s.attempt, started_at = now()
+      FROM first_of_output s
+     WHERE o.id = s.output_id AND o.status IN ('pending', 'processing') AND o.attempts < s.attempt
+    RETURNING s.job_id, to_jsonb(o.*) AS output
+)
+SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args, f.scheduled_at,
+       f.queue_name, f.attempts, f.worker_id, s.output AS started,
+       (t.job_id IS NOT NULL) AS start_tried
+  FROM fetched f
+  LEFT JOIN first_of_output t ON t.job_id = f.id
+  LEFT JOIN started s ON s.job_id = f.id
+ ORDER BY f.ordinality
 
 -- finish_jobs --
 -- procrastinate's finish_job for several jobs in one statement (one job once per call)
