@@ -142,6 +142,9 @@ class Answer:
     completion_tokens: int | None
     cost: float | None
     latency_ms: int
+    # The attempt's procrastinate job, to finish as succeeded in the same statement (None: the
+    # worker finishes it)
+    finish_job_id: int | None = None
 
 
 async def start_attempt(
@@ -168,8 +171,10 @@ async def complete_output(conn: psycopg.AsyncConnection, answer: Answer) -> bool
 
 
 async def complete_outputs(conn: psycopg.AsyncConnection, answers: Sequence[Answer]) -> set[int]:
-    """Store several answers, each output at most once, in one statement: the ids of the outputs
-    stored (the others' attempts are no longer current)."""
+    """Store several answers, each output at most once, and finish the jobs they name as
+    succeeded (whether stored or not), in one statement: the ids of the outputs stored (the
+    others' attempts are no longer current). Raises procrastinate's error, storing nothing, when
+    a job to finish is not running."""
     params = {
         "ids": [a.output_id for a in answers],
         "attempts": [a.attempt for a in answers],
@@ -181,9 +186,11 @@ async def complete_outputs(conn: psycopg.AsyncConnection, answers: Sequence[Answ
         "completion_tokens": [a.completion_tokens for a in answers],
         "costs": [a.cost for a in answers],
         "latencies": [a.latency_ms for a in answers],
+        "finish_job_ids": [a.finish_job_id for a in answers if a.finish_job_id is not None],
     }
     cur = await conn.execute(queries["complete_outputs"], params)
-    return {row["id"] for row in await cur.fetchall()}
+    row = await cur.fetchone()
+    return set(row["stored"]) if row else set()
 
 
 async def retry_output(

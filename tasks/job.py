@@ -18,7 +18,7 @@ from tasks.coalesce import Coalescer
 from tasks.config import LLM_TASK, get_settings
 from tasks.errors import InvalidInput
 from tasks.logs import get_logger
-from tasks.queue import app
+from tasks.queue import FINISH_IN_JOB, app
 from tasks.retry import LLMRetryStrategy, ModelError, PermanentModelError
 
 log = get_logger("llmjobs.worker")
@@ -114,10 +114,13 @@ async def _answer_from_cache(
 
 class OutputWrites:
     """The job's writes to its output on one pool, coalesced across the worker's jobs: the start
-    of attempts that begin together, and answers that arrive together, go in one statement."""
+    of attempts that begin together, and answers that arrive together, go in one statement. An
+    answer naming its job finishes that job in the same statement, and the worker's job manager
+    is told so (`finished_in_job`)."""
 
-    def __init__(self, pool: Any):
+    def __init__(self, pool: Any, manager: Any = None):
         self._pool = pool
+        self._manager = manager
         self.start: Coalescer[tuple[int, int], LLMOutput | None] = Coalescer(
             self._start_many, key=lambda pair: pair[0]
         )
@@ -133,17 +136,23 @@ class OutputWrites:
     async def _complete_many(self, answers: list[outputs.Answer]) -> list[bool]:
         async with self._pool.connection() as conn:
             stored = await outputs.complete_outputs(conn, answers)
+        finished = [a.finish_job_id for a in answers if a.finish_job_id is not None]
+        if finished:
+            self._manager.finished_in_job(finished)
         return [answer.output_id in stored for answer in answers]
 
 
 _writes: weakref.WeakKeyDictionary[Any, OutputWrites] = weakref.WeakKeyDictionary()
 
 
-def output_writes(pool: Any) -> OutputWrites:
-    """The coalesced output writes of the pool's worker (made on first use)."""
+def output_writes(pool: Any, manager: Any = None) -> OutputWrites:
+    """The coalesced output writes of the pool's worker (made on first use), whose job manager
+    is told of the jobs its answers finished."""
     found = _writes.get(pool)
     if found is None:
-        found = _writes[pool] = OutputWrites(pool)
+        found = _writes[pool] = OutputWrites(pool, manager)
+    elif manager is not None:
+        found._manager = manager
     return found
 
 
@@ -172,7 +181,7 @@ async def llm_job(context: Any, output_id: int) -> None:
     job = context.job
     attempt = job.attempts + 1
     pool = context.app.connector.pool
-    writes = output_writes(pool)
+    writes = output_writes(pool, context.app.job_manager)
     output = _started_by_fetch(context.app.job_manager, job.id, output_id, attempt)
     if output is _NOT_STARTED:
         output = await writes.start((output_id, attempt))
@@ -222,6 +231,8 @@ async def llm_job(context: Any, output_id: int) -> None:
             parsed_output=parsed,
             cache_key=key,
             **usage,
+            # the job's success recorded with its answer: one statement rather than two
+            finish_job_id=job.id if context.additional_context.get(FINISH_IN_JOB) else None,
         )
     )
     duration_ms = int((time.perf_counter() - began) * 1000)

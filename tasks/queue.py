@@ -88,6 +88,11 @@ def fetchers_for(concurrency: int) -> int:
 # The most jobs one fetch takes, however many slots are free.
 FETCH_BATCH = 50
 
+# In a job's context (additional_context) when the worker keeps succeeded jobs (delete_jobs
+# "never", the default) and its job manager is LLMJobsJobManager: the job may finish itself as
+# succeeded in the statement that stores its answer (see finished_in_job).
+FINISH_IN_JOB = "llmjobs_finish_in_job"
+
 
 class LLMJobsJobManager(manager.JobManager):
     """procrastinate's JobManager, with the worker's fetches and finishes in fewer statements.
@@ -105,6 +110,7 @@ class LLMJobsJobManager(manager.JobManager):
             self._finish_many, key=lambda finish: finish[0], run_one=self._finish_one
         )
         self._started: dict[int, dict[str, Any] | None] = {}
+        self._finished_in_job: set[int] = set()
 
     async def fetch_jobs(self, queues: Any, worker_id: int, count: int) -> list[jobs.Job]:
         try:
@@ -134,10 +140,33 @@ class LLMJobsJobManager(manager.JobManager):
             return False, None
         return True, self._started.pop(job_id)
 
+    def finished_in_job(self, job_ids: list[int]) -> None:
+        """Jobs that finished themselves as succeeded, in the statement storing their answer:
+        the worker's own finish (or retry, after a stop cut the job short) of each is skipped."""
+        self._finished_in_job.update(job_ids)
+
     async def finish_job_by_id_async(
         self, job_id: int, status: jobs.Status, delete_job: bool
     ) -> None:
+        if job_id in self._finished_in_job:
+            self._finished_in_job.discard(job_id)
+            return
         await self._finishes((job_id, status.value, delete_job))
+
+    async def retry_job_by_id_async(
+        self,
+        job_id: int,
+        retry_at: Any,
+        priority: int | None = None,
+        queue: str | None = None,
+        lock: str | None = None,
+    ) -> None:
+        if job_id in self._finished_in_job:
+            self._finished_in_job.discard(job_id)
+            return
+        await super().retry_job_by_id_async(
+            job_id=job_id, retry_at=retry_at, priority=priority, queue=queue, lock=lock
+        )
 
     async def _finish_one(self, finish: tuple[int, str, bool]) -> None:
         job_id, status, delete_job = finish
@@ -199,11 +228,16 @@ class LLMJobsWorker(procrastinate.worker.Worker):
     def _start_job(self, job: jobs.Job) -> None:
         # As procrastinate's own fetch loop starts a job it fetched.
         job_id = job.id
+        additional = self.additional_context.copy() if self.additional_context else {}
+        if self.delete_jobs == jobs.DeleteJobCondition.NEVER and isinstance(
+            self.app.job_manager, LLMJobsJobManager
+        ):
+            additional[FINISH_IN_JOB] = True
         context = job_context.JobContext(
             app=self.app,
             worker_name=self.worker_name,
             worker_queues=self.queues,
-            additional_context=self.additional_context.copy() if self.additional_context else {},
+            additional_context=additional,
             job=job,
             abort_reason=lambda job_id=job_id: (
                 self._job_ids_to_abort.get(job_id) if job_id else None

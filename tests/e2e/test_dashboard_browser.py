@@ -123,6 +123,11 @@ def test_submit_complete_and_thumbs_up_in_a_browser(chromium, services, pool, tm
             page.get_by_role("button", name="Submit").click()
             # the worker may still be starting (it imports the model libraries first)
             expect(page.get_by_text("Completed in")).to_be_visible(timeout=90_000)
+            # The end of the job reruns the page once (the live area stops polling); a click
+            # landing during that rerun is lost, as it would be for a person: let it finish.
+            expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
+                "data-test-script-state", "notRunning"
+            )
             page.get_by_role("link", name="Open the output").click()
             answer = page.get_by_test_id("stText").get_by_text(
                 "Echo: Explain recursion to a beginner"

@@ -407,6 +407,60 @@ async def test_a_job_whose_fetch_started_its_output_runs_it_once(
     assert started == 2
 
 
+def _record_finishes(manager, monkeypatch) -> list[int]:
+    """The ids of the jobs the manager's finish statements are asked to finish."""
+    finished: list[int] = []
+    send = manager._finishes
+
+    async def recorded(finish):
+        finished.append(finish[0])
+        return await send(finish)
+
+    monkeypatch.setattr(manager, "_finishes", recorded)
+    return finished
+
+
+async def test_a_job_records_its_success_with_its_answer(
+    pool, analyst, run_worker, opened_app, monkeypatch
+):
+    """A worker that keeps succeeded jobs (the default) finishes each answered LLM job in the
+    statement that stores the answer: no finish statement of its own, the same end state."""
+    manager = opened_app.job_manager
+    finished_apart = _record_finishes(manager, monkeypatch)
+    subs = _submit_many(pool, analyst, 12)
+    await run_worker(concurrency=6)
+    outs = [jobs.get_output(pool, output_id, analyst) for output_id in subs.output_ids]
+    assert {o.status for o in outs} == {"completed"}
+    assert set(finished_apart).isdisjoint(subs.job_ids)  # periodic tasks' jobs may be there
+    assert manager._finished_in_job == set()  # each skipped finish forgotten once used
+    with pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT j.status, count(e.id) FILTER (WHERE e.type = 'succeeded') AS succeeded "
+            "FROM procrastinate_jobs j LEFT JOIN procrastinate_events e ON e.job_id = j.id "
+            "WHERE j.id = ANY(%s) GROUP BY j.id",
+            (subs.job_ids,),
+        ).fetchall()
+    assert [(r["status"], r["succeeded"]) for r in rows] == [("succeeded", 1)] * 12
+
+
+async def test_a_worker_deleting_succeeded_jobs_finishes_them_itself(
+    pool, analyst, run_worker, opened_app, monkeypatch
+):
+    """With delete_jobs="successful" the job does not finish itself: the worker's own finish
+    deletes it, as procrastinate does."""
+    finished_apart = _record_finishes(opened_app.job_manager, monkeypatch)
+    subs = _submit_many(pool, analyst, 4)
+    await run_worker(delete_jobs="successful")
+    outs = [jobs.get_output(pool, output_id, analyst) for output_id in subs.output_ids]
+    assert {o.status for o in outs} == {"completed"}
+    assert set(subs.job_ids) <= set(finished_apart)
+    with pool.connection() as conn:
+        left = conn.execute(
+            "SELECT count(*) AS n FROM procrastinate_jobs WHERE id = ANY(%s)", (subs.job_ids,)
+        ).fetchone()["n"]
+    assert left == 0
+
+
 async def test_finishes_sent_together_fail_alone(pool, analyst, opened_app):
     """A batch of finishes holding a job that is no longer running: that finish fails with
     procrastinate's error, the others are recorded."""
