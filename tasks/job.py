@@ -156,21 +156,16 @@ def output_writes(pool: Any, manager: Any = None) -> OutputWrites:
     return found
 
 
-_NOT_STARTED: Any = object()
-
-
 def _started_by_fetch(manager: Any, job_id: int, output_id: int, attempt: int) -> Any:
-    """The output whose attempt the worker's fetch of the job started (None: it could not, the
-    output being final, gone, or newer), or _NOT_STARTED when the fetch did not try."""
+    """The output whose attempt the worker's fetch of the job started, or None when it did not
+    (the job starts it itself: only that statement may decide it cannot)."""
     take = getattr(manager, "take_started", None)
-    tried, row = take(job_id) if take is not None else (False, None)
-    if not tried:
-        return _NOT_STARTED
+    row = take(job_id) if take is not None else None
     if row is None:
         return None
     output = LLMOutput.model_validate(row)
     if output.id != output_id or output.attempts != attempt:  # not this job's start after all
-        return _NOT_STARTED
+        return None
     return output
 
 
@@ -183,7 +178,7 @@ async def llm_job(context: Any, output_id: int) -> None:
     pool = context.app.connector.pool
     writes = output_writes(pool, context.app.job_manager)
     output = _started_by_fetch(context.app.job_manager, job.id, output_id, attempt)
-    if output is _NOT_STARTED:
+    if output is None:
         output = await writes.start((output_id, attempt))
     if output is None:
         log.info(

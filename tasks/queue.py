@@ -109,7 +109,7 @@ class LLMJobsJobManager(manager.JobManager):
         self._finishes: Coalescer[tuple[int, str, bool], None] = Coalescer(
             self._finish_many, key=lambda finish: finish[0], run_one=self._finish_one
         )
-        self._started: dict[int, dict[str, Any] | None] = {}
+        self._started: dict[int, dict[str, Any]] = {}
         self._finished_in_job: set[int] = set()
 
     async def fetch_jobs(self, queues: Any, worker_id: int, count: int) -> list[jobs.Job]:
@@ -128,17 +128,15 @@ class LLMJobsJobManager(manager.JobManager):
             job = await self.fetch_job(queues=queues, worker_id=worker_id)
             return [job] if job else []
         for row in rows:
-            if row["start_tried"]:
+            if row["started"] is not None:
                 self._started[row["id"]] = row["started"]
         return [jobs.Job.from_row(row) for row in rows]
 
-    def take_started(self, job_id: int) -> tuple[bool, dict[str, Any] | None]:
-        """(whether the fetch of this job tried to start its output's attempt, the output row it
-        started: None when the output was final, gone, or had a newer attempt running). Asked
-        once per job: the answer is forgotten."""
-        if job_id not in self._started:
-            return False, None
-        return True, self._started.pop(job_id)
+    def take_started(self, job_id: int) -> dict[str, Any] | None:
+        """The output row whose attempt the fetch of this job started, or None when it did not
+        start one (the job then starts it itself, or finds it final). Asked once per job: the
+        row is forgotten."""
+        return self._started.pop(job_id, None)
 
     def finished_in_job(self, job_ids: list[int]) -> None:
         """Jobs that finished themselves as succeeded, in the statement storing their answer:

@@ -328,8 +328,10 @@ UPDATE llm_outputs SET job_id = links.job_id
 -- procrastinate's fetch_job for up to %(count)s jobs in one statement (llmjobs_fetch_jobs), in
 -- the order it takes them, and in the same statement the start of each LLM job's attempt
 -- (start_attempts for its output and attempt number): `started` is the output now processing,
--- as JSON, or null when it is final, gone, or has a newer attempt running; `start_tried` is
--- false for a job whose start was not tried (another task, or a second job of the same output)
+-- as JSON, or null when it was not started here (another task; a second job of the same output;
+-- an output final, gone or newer; or one committed after this statement began, which the fetch,
+-- taking a fresh snapshot per job, can see before this UPDATE does): the job then starts its
+-- attempt with a statement of its own, which decides
 WITH fetched AS MATERIALIZED (
     SELECT j.id, j.status, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
            j.scheduled_at, j.queue_name, j.attempts, j.worker_id, j.ordinality,
@@ -350,10 +352,8 @@ WITH fetched AS MATERIALIZED (
     RETURNING s.job_id, to_jsonb(o.*) AS output
 )
 SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args, f.scheduled_at,
-       f.queue_name, f.attempts, f.worker_id, s.output AS started,
-       (t.job_id IS NOT NULL) AS start_tried
+       f.queue_name, f.attempts, f.worker_id, s.output AS started
   FROM fetched f
-  LEFT JOIN first_of_output t ON t.job_id = f.id
   LEFT JOIN started s ON s.job_id = f.id
  ORDER BY f.ordinality
 

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import threading
+import time
 
 import pytest
 from procrastinate.jobs import Status
@@ -366,16 +367,51 @@ async def test_a_fetch_starts_the_attempts_of_the_llm_jobs_it_takes(pool, analys
         second_job,
         other,
     ]
-    tried, row = manager.take_started(fresh.job_id)
-    assert tried and row["id"] == fresh.output_id and row["attempts"] == 1
+    row = manager.take_started(fresh.job_id)
+    assert row["id"] == fresh.output_id and row["attempts"] == 1
     assert row["status"] == "processing" and row["started_at"] is not None
-    assert manager.take_started(fresh.job_id) == (False, None)  # taken once
-    assert manager.take_started(twice.job_id)[0] is True
-    assert manager.take_started(final.job_id) == (True, None)  # final: nothing to start
-    assert manager.take_started(second_job) == (False, None)  # starts as its own job would
-    assert manager.take_started(other) == (False, None)
+    assert manager.take_started(fresh.job_id) is None  # taken once
+    assert manager.take_started(twice.job_id)["id"] == twice.output_id
+    # not started here: each of these jobs starts (or finds final) its output itself
+    assert manager.take_started(final.job_id) is None
+    assert manager.take_started(second_job) is None
+    assert manager.take_started(other) is None
     assert _output(pool, analyst, fresh).status == "processing"
     assert _output(pool, analyst, final).status == "completed"
+
+
+async def test_a_job_whose_output_its_fetch_could_not_see_still_runs(pool, analyst, opened_app):
+    """The fetch takes a fresh snapshot for each job it takes, so it can take a job whose output
+    was committed after the statement began, and which the statement's start of attempts does
+    not see. The fetch's miss decides nothing: the job starts its output itself."""
+    from procrastinate import job_context
+
+    from tasks.job import llm_job
+
+    manager = opened_app.job_manager
+    sub = _submit(pool, analyst)
+    with pool.connection() as conn:  # the output unseen by the fetch
+        conn.execute(
+            "CREATE TEMP TABLE hidden AS SELECT * FROM llm_outputs WHERE id = %s",
+            (sub.output_id,),
+        )
+        conn.execute("DELETE FROM llm_outputs WHERE id = %s", (sub.output_id,))
+        conn.commit()
+        worker_id = await manager.register_worker()
+        [job] = await manager.fetch_jobs(None, worker_id, 5)
+        assert manager._started == {}
+        conn.execute("INSERT INTO llm_outputs OVERRIDING SYSTEM VALUE SELECT * FROM hidden")
+        conn.execute("DROP TABLE hidden")
+    context = job_context.JobContext(
+        app=opened_app,
+        job=job,
+        worker_name="test",
+        start_timestamp=time.time(),
+        abort_reason=lambda: None,
+    )
+    await llm_job.func(context, output_id=sub.output_id)
+    out = _output(pool, analyst, sub)
+    assert (out.status, out.attempts) == ("completed", 1)
 
 
 async def test_a_job_whose_fetch_started_its_output_runs_it_once(
