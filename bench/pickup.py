@@ -6,7 +6,8 @@ One `procrastinate --app=tasks.app worker` with the default settings (LISTEN/NOT
 LLMJOBS_POLL_INTERVAL and LLMJOBS_WORKER_CONCURRENCY at their defaults) runs jobs of the
 offline model. This process submits at a steady offered rate (open loop: each submit at its
 scheduled time, one after the other) and reads, per output, `started_at - created_at`: the
-time from the submit's transaction to the worker marking the output processing. created_at is
+time from the submit's transaction to the worker marking the output processing (in the statement
+that fetches its job). created_at is
 the transaction's start, so the figure also holds the submit's own ~2 ms: an upper bound of
 commit-to-start. Goal: p50 <= 10 ms.
 """
@@ -114,7 +115,10 @@ def run(*, rates: tuple[float, ...] = (20, 200), seconds: float = 10) -> list[Go
             for rate, achieved, figures, fetched in results
         ],
     )
-    print("'to fetch': to procrastinate's 'started' event, before our job reads its output")
+    print(
+        "'to fetch': to procrastinate's 'started' event (the fetch, whose statement also marks "
+        "the output processing)"
+    )
     common.print_json(
         NAME,
         {
