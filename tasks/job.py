@@ -114,9 +114,9 @@ async def _answer_from_cache(
 
 class OutputWrites:
     """The job's writes to its output on one pool, coalesced across the worker's jobs: the start
-    of attempts that begin together, and answers that arrive together, go in one statement. An
-    answer naming its job finishes that job in the same statement, and the worker's job manager
-    is told so (`finished_in_job`)."""
+    of attempts that begin together (those the fetch did not start), and answers that arrive
+    together, go in one statement. An answer naming its job finishes that job in the same
+    statement, and the worker's job manager is told so (`finished_in_job`)."""
 
     def __init__(self, pool: Any, manager: Any = None):
         self._pool = pool
