@@ -207,6 +207,10 @@ class LLMJobsWorker(procrastinate.worker.Worker):
                     await self._job_semaphore.acquire()  # free: returns at once
                     slots += 1
                 assert self.worker_id is not None
+                # Cleared before the fetch, not after it (as procrastinate does): a job whose
+                # notification comes while the fetch runs, too late for it to see the job, leaves
+                # the event set, and the worker fetches again at once instead of at the next poll.
+                self._new_job_event.clear()
                 if fetch_jobs is None:
                     job = await self.app.job_manager.fetch_job(
                         queues=self.queues, worker_id=self.worker_id
@@ -217,7 +221,6 @@ class LLMJobsWorker(procrastinate.worker.Worker):
             finally:
                 for _ in range(slots - len(found)):
                     self._job_semaphore.release()
-                self._new_job_event.clear()
             for job in found:  # taken (marked doing): each runs, even when a stop just came
                 self._start_job(job)
             if len(found) < slots:
