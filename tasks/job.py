@@ -118,7 +118,7 @@ class OutputWrites:
     together, go in one statement. An answer naming its job finishes that job in the same
     statement, and the worker's job manager is told so (`finished_in_job`)."""
 
-    def __init__(self, pool: Any, manager: Any = None):
+    def __init__(self, pool: Any, manager: Any):
         self._pool = pool
         self._manager = manager
         self.start: Coalescer[tuple[int, int], LLMOutput | None] = Coalescer(
@@ -145,28 +145,23 @@ class OutputWrites:
 _writes: weakref.WeakKeyDictionary[Any, OutputWrites] = weakref.WeakKeyDictionary()
 
 
-def output_writes(pool: Any, manager: Any = None) -> OutputWrites:
+def output_writes(pool: Any, manager: Any) -> OutputWrites:
     """The coalesced output writes of the pool's worker (made on first use), whose job manager
-    is told of the jobs its answers finished."""
+    (the same app's) is told of the jobs its answers finished."""
     found = _writes.get(pool)
     if found is None:
         found = _writes[pool] = OutputWrites(pool, manager)
-    elif manager is not None:
-        found._manager = manager
     return found
 
 
-def _started_by_fetch(manager: Any, job_id: int, output_id: int, attempt: int) -> Any:
+def _started_by_fetch(manager: Any, job_id: int) -> LLMOutput | None:
     """The output whose attempt the worker's fetch of the job started, or None when it did not
     (the job starts it itself: only that statement may decide it cannot)."""
     take = getattr(manager, "take_started", None)
     row = take(job_id) if take is not None else None
     if row is None:
         return None
-    output = LLMOutput.model_validate(row)
-    if output.id != output_id or output.attempts != attempt:  # not this job's start after all
-        return None
-    return output
+    return LLMOutput.model_validate(row)
 
 
 @app.task(name=LLM_TASK, pass_context=True, retry=LLMRetryStrategy())
@@ -177,7 +172,7 @@ async def llm_job(context: Any, output_id: int) -> None:
     attempt = job.attempts + 1
     pool = context.app.connector.pool
     writes = output_writes(pool, context.app.job_manager)
-    output = _started_by_fetch(context.app.job_manager, job.id, output_id, attempt)
+    output = _started_by_fetch(context.app.job_manager, job.id)
     if output is None:
         output = await writes.start((output_id, attempt))
     if output is None:

@@ -143,11 +143,17 @@ class LLMJobsJobManager(manager.JobManager):
         the worker's own finish (or retry, after a stop cut the job short) of each is skipped."""
         self._finished_in_job.update(job_ids)
 
+    def _ended_in_job(self, job_id: int) -> bool:
+        """Whether the job finished itself (asked once: forgotten after)."""
+        if job_id not in self._finished_in_job:
+            return False
+        self._finished_in_job.discard(job_id)
+        return True
+
     async def finish_job_by_id_async(
         self, job_id: int, status: jobs.Status, delete_job: bool
     ) -> None:
-        if job_id in self._finished_in_job:
-            self._finished_in_job.discard(job_id)
+        if self._ended_in_job(job_id):
             return
         await self._finishes((job_id, status.value, delete_job))
 
@@ -159,8 +165,7 @@ class LLMJobsJobManager(manager.JobManager):
         queue: str | None = None,
         lock: str | None = None,
     ) -> None:
-        if job_id in self._finished_in_job:
-            self._finished_in_job.discard(job_id)
+        if self._ended_in_job(job_id):
             return
         await super().retry_job_by_id_async(
             job_id=job_id, retry_at=retry_at, priority=priority, queue=queue, lock=lock

@@ -328,7 +328,8 @@ async def test_two_hundred_jobs_in_flight_share_a_pool_of_four(
     )
     from tasks.job import output_writes
 
-    writes = output_writes(opened_app.connector.pool)  # this test's own pool: fresh counts
+    # this test's own pool: fresh counts
+    writes = output_writes(opened_app.connector.pool, opened_app.job_manager)
     await run_worker(concurrency=200, timeout=60)
     outs = [jobs.get_output(pool, output_id, analyst) for output_id in subs.output_ids]
     assert {o.status for o in outs} == {"completed"}
