@@ -1,7 +1,8 @@
 """Aggregates over outputs and their feedback, for the dashboard's analytics.
 
 Every figure is computed in SQL; each function takes the same `OutputFilter` and returns a few
-rows per model, template or time bucket, never one row per output (the CSV export aside).
+rows per model, template or time bucket, never one row per output (the CSV export aside, which
+the server writes as CSV).
 
 Ranges longer than SHORT_RANGE (or open) are answered from the analytics rollup (migration
 0006) for their settled periods and from the outputs for the rest: counts, sums and rates are
@@ -75,19 +76,6 @@ class TemplateStats(Row):
     outputs: int
     thumbs_up: int
     thumbs_down: int
-
-
-class FeedbackExportRow(Row):
-    output_id: int
-    created_at: datetime
-    user_name: str
-    model: str
-    format: str
-    feedback: str
-    feedback_at: datetime | None = None
-    latency_ms: int | None = None
-    cost: Decimal | None = None
-    template: str
 
 
 class TemplateUse(Row):
@@ -169,11 +157,18 @@ async def refresh_rollup_async(
     return row["periods"]
 
 
-def feedback_export(
-    conn: psycopg.Connection, flt: OutputFilter, limit: int
-) -> list[FeedbackExportRow]:
-    rows = conn.execute(queries["analytics_feedback_export"], _params(flt, limit=limit))
-    return [FeedbackExportRow.model_validate(r) for r in rows]
+def feedback_csv(conn: psycopg.Connection, flt: OutputFilter, limit: int) -> str:
+    """The rated outputs (newest first, at most `limit`) as CSV text with a header line, written
+    by the server (COPY): output_id, created_at, user_name, model, format, feedback,
+    feedback_at, latency_ms, cost, template."""
+    chunks = []
+    with (
+        conn.cursor() as cur,
+        cur.copy(queries["analytics_feedback_csv"], _params(flt, limit=limit)) as copy,
+    ):
+        for chunk in copy:
+            chunks.append(bytes(chunk))
+    return b"".join(chunks).decode()
 
 
 def models_used(conn: psycopg.Connection, user_id: int | None) -> list[str]:

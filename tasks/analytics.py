@@ -7,8 +7,6 @@ only their own outputs, an admin everyone's or one user's), date ranges, and the
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -244,13 +242,7 @@ def feedback_csv(
 ) -> str:
     """The rated outputs (newest first, at most `limit`) as CSV text with a header line."""
     with pool.connection() as conn:
-        rows = analytics.feedback_export(conn, _scoped(viewer, flt), limit)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(analytics.FeedbackExportRow.model_fields))
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row.model_dump(mode="json"))
-    return buffer.getvalue()
+        return analytics.feedback_csv(conn, _scoped(viewer, flt), limit)
 
 
 def cache_hit_rate(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> CacheHitRate:

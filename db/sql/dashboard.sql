@@ -221,12 +221,17 @@ SELECT COALESCE(max(t.name || ' v' || v.version), min(parts.template_head)) AS l
 -- first, at most max_periods (NULL: all); how many were rolled up (0 when another refresh runs)
 SELECT analytics_refresh(%(created_after)s, %(created_before)s, %(max_periods)s) AS periods
 
--- analytics_feedback_export --
--- Rated outputs (thumbs up or down) with what was rated, newest first, at most `limit`
-SELECT llm_outputs.id AS output_id, llm_outputs.created_at, users.name AS user_name,
-       llm_outputs.model, llm_outputs.format, llm_outputs.feedback,
-       (SELECT max(feedback_events.created_at) FROM feedback_events
-         WHERE feedback_events.output_id = llm_outputs.id) AS feedback_at,
+-- analytics_feedback_csv --
+-- Rated outputs (thumbs up or down) with what was rated, newest first, at most `limit`, as CSV
+-- with a header line: the server writes the CSV (COPY), times in UTC as ISO 8601
+COPY (
+SELECT llm_outputs.id AS output_id,
+       to_char(llm_outputs.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+           AS created_at,
+       users.name AS user_name, llm_outputs.model, llm_outputs.format, llm_outputs.feedback,
+       to_char((SELECT max(feedback_events.created_at) FROM feedback_events
+                 WHERE feedback_events.output_id = llm_outputs.id) AT TIME ZONE 'UTC',
+               'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS feedback_at,
        llm_outputs.latency_ms, llm_outputs.cost, llm_outputs.template
   FROM llm_outputs JOIN users ON users.id = llm_outputs.user_id
  WHERE llm_outputs.feedback <> 'none'
@@ -238,6 +243,7 @@ SELECT llm_outputs.id AS output_id, llm_outputs.created_at, users.name AS user_n
    AND (%(created_before)s::timestamptz IS NULL OR llm_outputs.created_at < %(created_before)s)
  ORDER BY llm_outputs.id DESC
  LIMIT %(limit)s
+) TO STDOUT WITH (FORMAT csv, HEADER)
 
 -- analytics_models_used --
 -- Every model anyone has outputs from, by name (a skip scan of the model index: one probe per

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from db import analytics as analytics_db
-from tasks import analytics
+from tasks import analytics, submit
 from tasks.errors import InvalidInput
 from tasks.testing import create_test_llm_output
 
@@ -169,6 +169,47 @@ def test_feedback_csv_holds_only_the_viewers_rated_outputs(pool, analyst, admin,
     assert len(list(csv.DictReader(io.StringIO(everyone)))) == 9
 
 
+def test_feedback_csv_round_trips_awkward_text_times_and_figures(pool, analyst):
+    template = 'Say "hi", then {{x}}\nand stop; 50% off'
+    when = datetime.now(UTC).replace(microsecond=123456) - timedelta(hours=2)
+    rated = _seed(
+        pool,
+        analyst,
+        model=A,
+        template=template,
+        latency_ms=250,
+        cost=0.0125,
+        created_at=when,
+    )
+    rated_at = submit.set_feedback(pool, rated.id, analyst, "thumbs_down").created_at
+    _seed(pool, analyst, model=A, feedback="none")  # not rated: not exported
+    text = analytics.feedback_csv(pool, analyst, _last_30_days())
+    assert text.splitlines()[0] == (
+        "output_id,created_at,user_name,model,format,feedback,feedback_at,latency_ms,cost,template"
+    )
+    (row,) = csv.DictReader(io.StringIO(text))
+    assert int(row["output_id"]) == rated.id
+    assert row["template"] == template
+    assert row["created_at"].endswith("Z")
+    assert datetime.fromisoformat(row["created_at"]) == when
+    assert datetime.fromisoformat(row["feedback_at"]) == rated_at
+    assert (row["feedback"], row["latency_ms"], Decimal(row["cost"])) == (
+        "thumbs_down",
+        "250",
+        Decimal("0.0125"),
+    )
+    assert (
+        len(
+            list(
+                csv.DictReader(
+                    io.StringIO(analytics.feedback_csv(pool, analyst, _last_30_days(), limit=0))
+                )
+            )
+        )
+        == 0
+    )
+
+
 def test_filter_choices_and_lineage(pool, analyst, other_analyst, admin, seeded):
     with pool.connection() as conn:
         assert analytics_db.models_used(conn, None) == [A, B]
@@ -181,7 +222,6 @@ def test_filter_choices_and_lineage(pool, analyst, other_analyst, admin, seeded)
         latest = analytics_db.templates_used(conn, None, limit=5, scan=2)
     assert [(t.template, t.outputs) for t in latest] == [(T1, 2)]  # otto's two newest
     parent = create_test_llm_output(pool, analyst)
-    from tasks import submit
 
     child = submit.re_run(pool, parent.id, analyst)
     other_child = submit.re_run(pool, parent.id, admin)
