@@ -80,7 +80,6 @@ class TemplateStats(Row):
 
 class TemplateUse(Row):
     template: str
-    outputs: int
     last_used_at: datetime
 
 
@@ -180,13 +179,28 @@ def models_used(conn: psycopg.Connection, user_id: int | None) -> list[str]:
     return [r["model"] for r in rows]
 
 
+# Past this many templates (of a user, or everyone's), templates_used reads the latest outputs
+# instead of probing the index once per template.
+SKIP_SCAN_MOST = 200
+
+
 def templates_used(
-    conn: psycopg.Connection, user_id: int | None, limit: int, scan: int = 5000
+    conn: psycopg.Connection,
+    user_id: int | None,
+    limit: int,
+    *,
+    most: int = SKIP_SCAN_MOST,
+    scan: int = 5000,
 ) -> list[TemplateUse]:
-    """The `limit` templates used most recently among the latest `scan` outputs."""
-    params = {"user_id": user_id, "limit": limit, "scan": scan}
-    rows = conn.execute(queries["analytics_templates_used"], params)
-    return [TemplateUse.model_validate(r) for r in rows]
+    """The `limit` templates used most recently (by user_id, or anyone), newest first: every
+    template's latest output when there are at most `most` templates, else the templates among
+    the latest `scan` outputs."""
+    params = {"user_id": user_id, "limit": limit, "most": most, "scan": scan}
+    name = "analytics_templates_used" if user_id is None else "analytics_templates_used_by"
+    rows = conn.execute(queries[name], params).fetchall()
+    if not all(r["complete"] for r in rows):
+        rows = conn.execute(queries["analytics_templates_used_recently"], params).fetchall()
+    return [TemplateUse(template=r["template"], last_used_at=r["last_used_at"]) for r in rows]
 
 
 def set_output_figures(

@@ -273,9 +273,53 @@ WITH RECURSIVE found AS (
 SELECT model FROM found WHERE model IS NOT NULL
 
 -- analytics_templates_used --
+-- The templates anyone has used, each with its latest output, newest first, at most `limit`: a
+-- skip scan of the template index (one probe per template, which finds its latest output too,
+-- however many outputs there are), given up after `most` templates (`complete` is false then)
+WITH RECURSIVE found AS (
+    (SELECT md5(template) AS digest, id, 1 AS n FROM llm_outputs
+      ORDER BY md5(template), id DESC LIMIT 1)
+    UNION ALL
+    SELECT next.digest, next.id, found.n + 1
+      FROM found, LATERAL (
+               SELECT md5(template) AS digest, id FROM llm_outputs
+                WHERE md5(template) > found.digest
+                ORDER BY md5(template), id DESC LIMIT 1) AS next
+     WHERE found.n <= %(most)s
+)
+SELECT o.template, o.created_at AS last_used_at,
+       (SELECT count(*) FROM found) <= %(most)s AS complete
+  FROM found JOIN llm_outputs AS o ON o.id = found.id
+ ORDER BY o.id DESC
+ LIMIT %(limit)s
+
+-- analytics_templates_used_by --
+-- The templates one user has used, each with its latest output, newest first, at most `limit`:
+-- a skip scan of the user and template index (one probe per template, which finds its latest
+-- output too, however many outputs the user has), given up after `most` templates (`complete`
+-- is false then)
+WITH RECURSIVE found AS (
+    (SELECT md5(template) AS digest, id, 1 AS n FROM llm_outputs
+      WHERE user_id = %(user_id)s ORDER BY md5(template), id DESC LIMIT 1)
+    UNION ALL
+    SELECT next.digest, next.id, found.n + 1
+      FROM found, LATERAL (
+               SELECT md5(template) AS digest, id FROM llm_outputs
+                WHERE user_id = %(user_id)s AND md5(template) > found.digest
+                ORDER BY md5(template), id DESC LIMIT 1) AS next
+     WHERE found.n <= %(most)s
+)
+SELECT o.template, o.created_at AS last_used_at,
+       (SELECT count(*) FROM found) <= %(most)s AS complete
+  FROM found JOIN llm_outputs AS o ON o.id = found.id
+ ORDER BY o.id DESC
+ LIMIT %(limit)s
+
+-- analytics_templates_used_recently --
 -- The templates most recently used among the latest `scan` outputs of a user (or everyone),
--- at most `limit`: a bounded read however long the history
-SELECT template, count(*) AS outputs, max(created_at) AS last_used_at
+-- at most `limit`: a bounded read however long the history (for more templates than a skip scan
+-- is worth)
+SELECT template, max(created_at) AS last_used_at
   FROM (SELECT template, created_at FROM llm_outputs
          WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
          ORDER BY created_at DESC, id DESC

@@ -210,6 +210,26 @@ def test_feedback_csv_round_trips_awkward_text_times_and_figures(pool, analyst):
     )
 
 
+def test_templates_used_lists_every_template_by_its_latest_use(pool, analyst, other_analyst):
+    t1, t2, t3, t4 = (f"t{i} {{{{x}}}}" for i in range(1, 5))
+    for template in (t1, t2, t3, t2):  # t2 again last
+        create_test_llm_output(pool, analyst, template=template)
+    create_test_llm_output(pool, other_analyst, template=t4)
+
+    def used(user_id, **kw):
+        with pool.connection() as conn:
+            return [t.template for t in analytics_db.templates_used(conn, user_id, **kw)]
+
+    assert used(analyst.id, limit=10) == [t2, t3, t1]
+    assert used(analyst.id, limit=2) == [t2, t3]
+    assert used(None, limit=10) == [t4, t2, t3, t1]
+    # Every template, however far back: the skip scan ignores the `scan` window.
+    assert used(analyst.id, limit=10, most=3, scan=1) == [t2, t3, t1]
+    # More templates than the skip scan takes: those of the latest `scan` outputs.
+    assert used(analyst.id, limit=10, most=2, scan=2) == [t2, t3]
+    assert used(None, limit=10, most=2, scan=1) == [t4]
+
+
 def test_filter_choices_and_lineage(pool, analyst, other_analyst, admin, seeded):
     with pool.connection() as conn:
         assert analytics_db.models_used(conn, None) == [A, B]
@@ -218,9 +238,6 @@ def test_filter_choices_and_lineage(pool, analyst, other_analyst, admin, seeded)
     assert mine.models == [A, B]  # by name
     assert set(mine.templates) == {T1, T2}
     assert analytics.filter_choices(pool, admin).models == [A, B]
-    with pool.connection() as conn:
-        latest = analytics_db.templates_used(conn, None, limit=5, scan=2)
-    assert [(t.template, t.outputs) for t in latest] == [(T1, 2)]  # otto's two newest
     parent = create_test_llm_output(pool, analyst)
 
     child = submit.re_run(pool, parent.id, analyst)
