@@ -160,14 +160,11 @@ def feedback_csv(conn: psycopg.Connection, flt: OutputFilter, limit: int) -> str
     """The rated outputs (newest first, at most `limit`) as CSV text with a header line, written
     by the server (COPY): output_id, created_at, user_name, model, format, feedback,
     feedback_at, latency_ms, cost, template."""
-    chunks = []
     with (
         conn.cursor() as cur,
         cur.copy(queries["analytics_feedback_csv"], _params(flt, limit=limit)) as copy,
     ):
-        for chunk in copy:
-            chunks.append(bytes(chunk))
-    return b"".join(chunks).decode()
+        return b"".join(bytes(chunk) for chunk in copy).decode()
 
 
 def models_used(conn: psycopg.Connection, user_id: int | None) -> list[str]:

@@ -208,7 +208,9 @@ RETURNING o.*
 -- complete_outputs --
 -- Store the answers of current attempts (one output once per call), and in the same statement
 -- finish the given jobs as succeeded (procrastinate's finish; one job once per call): the ids of
--- the outputs stored. A job is finished whether its answer was stored or came too late.
+-- the outputs stored. A job is finished whether its answer was stored or came too late. The
+-- `finished` count is what makes PostgreSQL run that CTE: a CTE that changes no table runs only
+-- when read.
 WITH stored AS (
     UPDATE llm_outputs o
        SET status = 'completed', prompt = c.prompt, raw_response = c.raw_response,
