@@ -268,12 +268,26 @@ def workers_registered(url: str) -> int:
 
 class CpuMeter:
     """CPU seconds used between start() and stop() by named groups of processes (each with its
-    children) and by the local PostgreSQL server's processes, found by name."""
+    children) and by the local PostgreSQL server's processes, found by name; and how busy the
+    whole machine was (`machine_busy`: the share of all its cores' time not idle)."""
 
     def __init__(self, **pids: Sequence[int]):
         self.pids = pids
         self._before: dict[int, float] = {}
+        self._machine_before: tuple[float, float] = (0.0, 0.0)
         self.seconds: dict[str, float] = {}
+        self.machine_busy = 0.0
+
+    @staticmethod
+    def _machine() -> tuple[float, float]:
+        """(idle, total) CPU seconds of all cores since boot."""
+        import psutil
+
+        times = psutil.cpu_times()
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        # Linux counts guest time inside user time too (as psutil's cpu_percent allows for).
+        guest = getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
+        return idle, sum(times) - guest
 
     def _snapshot(self) -> dict[int, tuple[str, float]]:
         import psutil
@@ -294,8 +308,12 @@ class CpuMeter:
 
     def start(self) -> None:
         self._before = {pid: cpu for pid, (_, cpu) in self._snapshot().items()}
+        self._machine_before = self._machine()
 
     def stop(self) -> dict[str, float]:
+        idle, total = self._machine()
+        spent = total - self._machine_before[1]
+        self.machine_busy = 1 - (idle - self._machine_before[0]) / spent if spent > 0 else 0.0
         self.seconds = {}
         for pid, (role, cpu) in self._snapshot().items():
             self.seconds[role] = self.seconds.get(role, 0.0) + cpu - self._before.get(pid, 0.0)

@@ -17,7 +17,9 @@ in flight the ceiling is 200 / 0.5 = 400 jobs/s. Runs, each on a fresh database:
 
 Each run first warms its workers up (one round of jobs), then bulk-queues the jobs and times
 from the commit to the last job's end. CPU per job is the workers' user + system time over the
-measured jobs (psutil).
+measured jobs (psutil), with PostgreSQL's and the model server's beside it; "machine busy" is the
+share of all the machine's cores that was not idle meanwhile (near 100 %: the run was bound by
+CPU, not by the model's latency).
 
 The model server is an asyncio one of our own (bench.common.ModelServer), in its own process: the
 threaded test provider (tests/support/provider.py) cannot take 200 connections at once (its
@@ -54,6 +56,7 @@ class Outcome:
     cpu_ms_per_job: float
     postgres_ms_per_job: float
     model_ms_per_job: float
+    machine_busy: float  # share of all the machine's cores in use during the run
     ceiling: float
 
     @property
@@ -192,6 +195,7 @@ def _measure(
         cpu_ms_per_job=cpu.get("workers", 0.0) * 1000 / jobs,
         postgres_ms_per_job=cpu.get("postgres", 0.0) * 1000 / jobs,
         model_ms_per_job=cpu.get("model", 0.0) * 1000 / jobs,
+        machine_busy=meter.machine_busy,
         ceiling=workers * concurrency / delay,
     )
 
@@ -241,6 +245,7 @@ def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list
             "CPU ms/job: workers",
             "postgres",
             "model server",
+            "machine busy",
             "not ok",
         ],
         [
@@ -253,6 +258,7 @@ def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list
                 o.cpu_ms_per_job,
                 o.postgres_ms_per_job,
                 o.model_ms_per_job,
+                f"{o.machine_busy:.0%}",
                 o.failed,
             ]
             for o in outcomes
@@ -269,6 +275,7 @@ def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list
                     "of_ceiling": round(o.of_ceiling, 3),
                     "cpu_ms_per_job": round(o.cpu_ms_per_job, 2),
                     "postgres_cpu_ms_per_job": round(o.postgres_ms_per_job, 2),
+                    "machine_busy": round(o.machine_busy, 3),
                     "failed": o.failed,
                 }
                 for key, o in (
