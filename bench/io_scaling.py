@@ -10,6 +10,10 @@ in flight the ceiling is 200 / 0.5 = 400 jobs/s. Runs, each on a fresh database:
 - ours, two workers with 100 each (goal >= 0.80);
 - baseline: a plain procrastinate task that only calls litellm.acompletion, one process,
   concurrency 200, same worker settings;
+- the model calls alone, in one process (200 at a time) and in two (100 each): the worker's own
+  call (`tasks.models.call_model`, through litellm, on the worker's event loop set-up) with no
+  queue and no database. What they reach is the most a worker could, on this machine at that
+  moment; ours is given as a share of it too;
 - for information, ours with one worker again against a server whose answers take 0.4 to 0.6 s
   (the same mean). With every answer taking exactly 0.5 s, the calls of a busy worker move in
   waves: answers arrive together, the event loop handles them one after another, and the next
@@ -28,7 +32,9 @@ listen backlog is 5, one thread per connection) and managed a few requests per s
 
 from __future__ import annotations
 
+import asyncio
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -200,6 +206,52 @@ def _measure(
     )
 
 
+def _measure_calls(
+    label: str, *, processes: int, concurrency: int, jobs: int, delay: float, server: Any
+) -> Outcome:
+    """The model calls alone: `processes` processes, each making its share of `jobs` calls,
+    `concurrency` at a time, all started together once every one has warmed up."""
+    env = {**os.environ, "OPENAI_API_BASE": server.base_url, "PYTHONUNBUFFERED": "1"}
+    share = jobs // processes
+    args = [sys.executable, "-m", "bench.io_scaling", "model-calls", str(share), str(concurrency)]
+    procs = [
+        subprocess.Popen(
+            args, env=env, cwd=common.ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for proc in procs:
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"{label}: a calling process did not start")
+        meter = common.CpuMeter(workers=[p.pid for p in procs], model=[server.proc.pid])
+        meter.start()
+        started = time.perf_counter()
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        failed = sum(int(proc.stdout.readline()) for proc in procs)
+        seconds = time.perf_counter() - started
+        cpu = meter.stop()
+    finally:
+        for proc in procs:
+            common.stop(proc)
+    calls = share * processes
+    return Outcome(
+        label=label,
+        workers=processes,
+        concurrency=concurrency,
+        jobs=calls,
+        seconds=seconds,
+        failed=failed,
+        cpu_ms_per_job=cpu.get("workers", 0.0) * 1000 / calls,
+        postgres_ms_per_job=cpu.get("postgres", 0.0) * 1000 / calls,
+        model_ms_per_job=cpu.get("model", 0.0) * 1000 / calls,
+        machine_busy=meter.machine_busy,
+        ceiling=processes * concurrency / delay,
+    )
+
+
 def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list[Goal]:
     server = common.ModelServer(delay)
     saved = os.environ.get("OPENAI_API_BASE")
@@ -218,8 +270,20 @@ def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list
                 raw=raw,
             )
 
+        def calls_alone(processes: int) -> Outcome:
+            return _measure_calls(
+                f"model calls alone, {processes} process{'es' if processes > 1 else ''}",
+                processes=processes,
+                concurrency=concurrency // processes,
+                jobs=jobs,
+                delay=delay,
+                server=server,
+            )
+
         baseline = measure("baseline: procrastinate + litellm", 1, raw=True)
+        alone_one = calls_alone(1)
         one = measure("ours: 1 worker", 1)
+        alone_two = calls_alone(2)
         two = measure("ours: 2 workers", 2)
         server.stop()
         # The same mean latency, spread as a real model's is: calls no longer move in lockstep.
@@ -233,7 +297,7 @@ def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list
             os.environ.pop("OPENAI_API_BASE", None)
         else:
             os.environ["OPENAI_API_BASE"] = saved
-    outcomes = [baseline, one, two, varied]
+    outcomes = [baseline, alone_one, one, alone_two, two, varied]
     common.print_table(
         f"I/O scaling: model answers after {delay} s, {jobs} jobs per run",
         [
@@ -280,17 +344,25 @@ def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list
                 }
                 for key, o in (
                     ("baseline", baseline),
+                    ("calls_alone_one_process", alone_one),
                     ("one_worker", one),
+                    ("calls_alone_two_processes", alone_two),
                     ("two_workers", two),
                     ("one_worker_varied_latency", varied),
                 )
             },
+            "one_worker_of_calls_alone": round(one.jobs_per_s / alone_one.jobs_per_s, 3),
+            "two_workers_of_calls_alone": round(two.jobs_per_s / alone_two.jobs_per_s, 3),
         },
     )
     return [
         common.at_least(NAME, "1 worker x 200: jobs/s ÷ 400", one.of_ceiling, 0.60),
         common.at_least(NAME, "2 workers x 100: jobs/s ÷ 400", two.of_ceiling, 0.80),
         Goal(NAME, "baseline 1 x 200: jobs/s ÷ 400", "-", baseline.of_ceiling, None),
+        Goal(NAME, "calls alone 1 x 200: calls/s ÷ 400", "-", alone_one.of_ceiling, None),
+        Goal(NAME, "calls alone 2 x 100: calls/s ÷ 400", "-", alone_two.of_ceiling, None),
+        Goal(NAME, "1 x 200: ours ÷ calls alone", "-", one.jobs_per_s / alone_one.jobs_per_s, None),
+        Goal(NAME, "2 x 100: ours ÷ calls alone", "-", two.jobs_per_s / alone_two.jobs_per_s, None),
         Goal(NAME, "1 x 200, varied latency: ÷ 400", "-", varied.of_ceiling, None),
         Goal(
             NAME,
@@ -301,6 +373,36 @@ def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list
             f"({baseline.cpu_ms_per_job:.1f})",
         ),
     ]
+
+
+# --- the model calls alone -----------------------------------------------------------------
+
+
+def model_calls(calls: int, concurrency: int) -> None:
+    """Make `calls` calls to MODEL through tasks.models.call_model, `concurrency` at a time, on
+    an event loop set up as the worker's is. Prints "ready" after one warm-up round, waits for a
+    line on stdin, then prints how many calls failed."""
+    from tasks.models import call_model, install_call_executor
+
+    async def make(count: int) -> int:
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(n: int) -> None:
+            async with slots:
+                message = {"role": "user", "content": f"Summarise item {n} in one line"}
+                await call_model(MODEL, [message])
+
+        answers = await asyncio.gather(*(one(n) for n in range(count)), return_exceptions=True)
+        return sum(isinstance(a, BaseException) for a in answers)
+
+    async def main() -> None:
+        install_call_executor(asyncio.get_running_loop())
+        await make(concurrency)  # warm-up: imports on first use, HTTP connections
+        print("ready", flush=True)
+        sys.stdin.readline()
+        print(await make(calls), flush=True)
+
+    asyncio.run(main())
 
 
 # --- the baseline worker --------------------------------------------------------------------
@@ -344,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
     if argv[:1] == ["raw-worker"]:
         raw_worker()
+        return 0
+    if argv[:1] == ["model-calls"]:
+        model_calls(int(argv[1]), int(argv[2]))
         return 0
     parser = common.base_parser(__doc__)
     parser.add_argument("--jobs", type=int, default=None, help="jobs per run (4,000)")
