@@ -33,6 +33,7 @@ listen backlog is 5, one thread per connection) and managed a few requests per s
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -379,9 +380,9 @@ def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list
 
 
 def model_calls(calls: int, concurrency: int) -> None:
-    """Make `calls` calls to MODEL through tasks.models.call_model, `concurrency` at a time, on
-    an event loop set up as the worker's is. Prints "ready" after one warm-up round, waits for a
-    line on stdin, then prints how many calls failed."""
+    """Make `calls` calls to MODEL through tasks.models.call_model, `concurrency` at a time, in
+    a process set up as a worker's is (its event loop's executor, a frozen GC). Prints "ready"
+    after one warm-up round, waits for a line on stdin, then prints how many calls failed."""
     from tasks.models import call_model, install_call_executor
 
     async def make(count: int) -> int:
@@ -398,6 +399,9 @@ def model_calls(calls: int, concurrency: int) -> None:
     async def main() -> None:
         install_call_executor(asyncio.get_running_loop())
         await make(concurrency)  # warm-up: imports on first use, HTTP connections
+        # As a worker does once started: what lives as long as the process leaves the GC's sight.
+        gc.collect()
+        gc.freeze()
         print("ready", flush=True)
         sys.stdin.readline()
         print(await make(calls), flush=True)
