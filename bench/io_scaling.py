@@ -186,24 +186,40 @@ def _measure(
             meter.start()
             since, committed = queue(url, jobs, first=warm)
             _wait_drained(url, task, since, jobs, timeout=jobs / 20 + 120)
-            cpu = meter.stop()
+            meter.stop()
             seconds = common.last_finish_time(url, task, since) - committed
             failed = _failed(url, task, since)
         finally:
             for proc in procs:
                 common.stop(proc)
+    return _outcome(label, workers, concurrency, jobs, seconds, failed, meter, delay)
+
+
+def _outcome(
+    label: str,
+    processes: int,
+    concurrency: int,
+    jobs: int,
+    seconds: float,
+    failed: int,
+    meter: common.CpuMeter,
+    delay: float,
+) -> Outcome:
+    def per_job(role: str) -> float:
+        return meter.seconds.get(role, 0.0) * 1000 / jobs
+
     return Outcome(
         label=label,
-        workers=workers,
+        workers=processes,
         concurrency=concurrency,
         jobs=jobs,
         seconds=seconds,
         failed=failed,
-        cpu_ms_per_job=cpu.get("workers", 0.0) * 1000 / jobs,
-        postgres_ms_per_job=cpu.get("postgres", 0.0) * 1000 / jobs,
-        model_ms_per_job=cpu.get("model", 0.0) * 1000 / jobs,
+        cpu_ms_per_job=per_job("workers"),
+        postgres_ms_per_job=per_job("postgres"),
+        model_ms_per_job=per_job("model"),
         machine_busy=meter.machine_busy,
-        ceiling=workers * concurrency / delay,
+        ceiling=processes * concurrency / delay,
     )
 
 
@@ -231,26 +247,16 @@ def _measure_calls(
         for proc in procs:
             proc.stdin.write("go\n")
             proc.stdin.flush()
-        failed = sum(int(proc.stdout.readline()) for proc in procs)
+        answers = [proc.stdout.readline().strip() for proc in procs]
         seconds = time.perf_counter() - started
-        cpu = meter.stop()
+        meter.stop()
     finally:
         for proc in procs:
             common.stop(proc)
-    calls = share * processes
-    return Outcome(
-        label=label,
-        workers=processes,
-        concurrency=concurrency,
-        jobs=calls,
-        seconds=seconds,
-        failed=failed,
-        cpu_ms_per_job=cpu.get("workers", 0.0) * 1000 / calls,
-        postgres_ms_per_job=cpu.get("postgres", 0.0) * 1000 / calls,
-        model_ms_per_job=cpu.get("model", 0.0) * 1000 / calls,
-        machine_busy=meter.machine_busy,
-        ceiling=processes * concurrency / delay,
-    )
+    if not all(a.isdigit() for a in answers):
+        raise RuntimeError(f"{label}: a calling process ended without its count: {answers}")
+    failed = sum(int(a) for a in answers)
+    return _outcome(label, processes, concurrency, share * processes, seconds, failed, meter, delay)
 
 
 def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list[Goal]:
