@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from api.deps import checked_first
+from tasks import rendering
 from tasks.api_support import RateLimited, Unauthenticated
 from tasks.errors import Conflict, Forbidden, InvalidInput, InvalidRows, NotFound
 from tasks.logs import get_logger
@@ -87,7 +88,7 @@ def _unparsable(cause: BaseException) -> str:
     if isinstance(cause, UnicodeError):
         return "is not valid UTF-8"
     if isinstance(cause, RecursionError):
-        return "is nested too deeply"
+        return rendering.NESTED_TOO_DEEPLY
     return "cannot be parsed as JSON"
 
 

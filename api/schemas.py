@@ -19,10 +19,13 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    field_validator,
 )
 
 from db.models import FeedbackValue, Format, Kind, LLMOutput, Queue, Status
+from tasks import rendering
 from tasks.batches import Batch
+from tasks.errors import InvalidInput
 
 MAX_ID = 2**63 - 1
 
@@ -47,7 +50,17 @@ def _rfc3339(value: Any) -> Any:
     return value
 
 
+def _shallow(value: Any) -> Any:
+    # Checked here as well as by the use-case: the request body is serialised (for idempotency)
+    # before any use-case sees it, and serialising a deeper value fails.
+    try:
+        return rendering.check_depth(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
 Text = Annotated[str, AfterValidator(_storable)]
+Context = Annotated[dict[str, Any], AfterValidator(_shallow)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
@@ -81,9 +94,10 @@ class JobRequest(Body):
     template_version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
         None, description="A version of template_name; the latest when omitted."
     )
-    context: dict[str, Any] = Field(
+    context: Context = Field(
         default_factory=dict,
-        description="Values of the template's variables (a JSON object, at most 64 KiB).",
+        description="Values of the template's variables (a JSON object, at most 64 KiB and "
+        f"{rendering.MAX_CONTEXT_DEPTH} levels deep).",
         examples=[{"concept": "recursion"}],
     )
     model: Text | None = Field(
@@ -106,7 +120,7 @@ class JobRequest(Body):
 
 
 class RegenerateRequest(Body):
-    new_context: dict[str, Any] | None = Field(
+    new_context: Context | None = Field(
         None, description="Context keys to replace; the other keys of the original stay."
     )
     new_model: Text | None = Field(None, description="Another model; the original's when omitted.")
@@ -248,7 +262,7 @@ class ComparisonRequest(Body):
     template_version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
         None, description="A version of template_name; the latest when omitted."
     )
-    context: dict[str, Any] = Field(default_factory=dict, description="The template's values.")
+    context: Context = Field(default_factory=dict, description="The template's values.")
     models: list[Text] = Field(description="2 to 6 distinct models, one job each.")
     format: Format | None = Field(None, description="Output format; text when omitted.")
     queue: Queue | None = Field(None, description="Priority queue; default when omitted.")
@@ -331,6 +345,14 @@ class BatchRequest(Body):
     jsonl: Text | None = Field(
         None, description="The rows as JSON Lines text: one JSON object per line."
     )
+
+    @field_validator("rows")
+    @classmethod
+    def _rows_shallow(cls, rows: list[Any] | None) -> list[Any] | None:
+        for number, row in enumerate(rows or (), start=1):
+            if rendering.nesting(row) > rendering.MAX_CONTEXT_DEPTH:
+                raise ValueError(f"row {number}: {rendering.NESTED_TOO_DEEPLY}")
+        return rows
 
 
 class SkippedRow(BaseModel):

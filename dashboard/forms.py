@@ -3,7 +3,6 @@ rendered preview and every check submit would make (through the same tasks funct
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,12 +40,9 @@ def parse_context(text: str) -> tuple[dict[str, Any], InvalidInput | None]:
     if not text.strip():
         return {}, None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return {}, InvalidInput("context", f"is not valid JSON: {exc.msg} (line {exc.lineno})")
-    if not isinstance(value, dict):
-        return {}, InvalidInput("context", "must be a JSON object ({...})")
-    return value, None
+        return rendering.parse_context(text), None
+    except InvalidInput as exc:
+        return {}, exc
 
 
 def check(

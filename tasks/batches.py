@@ -20,6 +20,7 @@ from tasks import submit
 from tasks.config import QUEUE_PRIORITY
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
 from tasks.logs import get_logger
+from tasks.rendering import NESTED_TOO_DEEPLY
 
 __all__ = ["Batch", "BatchResult"]
 log = get_logger("llmjobs.batches")
@@ -70,6 +71,9 @@ def parse_file(content: bytes, filename: str) -> ParsedFile:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
                 bad.append((len(rows) + 1, "context", f"line {number} is not JSON: {exc.msg}"))
+                value = None
+            except RecursionError:
+                bad.append((len(rows) + 1, "context", f"line {number} {NESTED_TOO_DEEPLY}"))
                 value = None
             rows.append(value)
             if isinstance(value, dict):

@@ -22,12 +22,9 @@ EXIT_FAILED = 1
 
 def _json_arg(field: str) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(
-                field, f"is not valid JSON: {exc.msg} at character {exc.pos}"
-            ) from exc
+        from tasks import rendering
+
+        return rendering.parse_context(text, field)
 
     return parse
 

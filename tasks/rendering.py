@@ -4,46 +4,27 @@ from __future__ import annotations
 
 import functools
 import json
-import operator
 from typing import Any
 
 import jinja2
-from jinja2 import meta
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 
+from tasks import sandbox
 from tasks.errors import InvalidInput
 
 MAX_TEMPLATE_BYTES = 32 * 1024
 MAX_CONTEXT_BYTES = 64 * 1024
+MAX_CONTEXT_DEPTH = 32
 MAX_PROMPT_CHARS = 256 * 1024
-_MAX_REPEAT = 100_000
-
-
-class _Sandbox(SandboxedEnvironment):
-    """The stock sandbox, plus bounds on `*` and `**` so a template cannot exhaust memory."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
-        if op == "**" and isinstance(right, int) and abs(right) > 64:
-            raise SecurityError("exponent too large")
-        if op == "*":
-            sizes = [len(v) for v in (left, right) if isinstance(v, str | list | tuple)]
-            counts = [v for v in (left, right) if isinstance(v, int)]
-            if sizes and counts and sizes[0] * max(counts[0], 0) > _MAX_REPEAT:
-                raise SecurityError("repetition too large")
-        return {"*": operator.mul, "**": operator.pow}[op](left, right)
-
-
-_ENV = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+NESTED_TOO_DEEPLY = (
+    f"is nested too deeply (at most {MAX_CONTEXT_DEPTH} levels of objects and lists)"
+)
 
 
 @functools.lru_cache(maxsize=512)
 def _compile(template: str) -> tuple[jinja2.Template, frozenset[str]]:
     # Parsing and compiling cost about a millisecond; the same template is rendered many times.
-    return _ENV.from_string(template), frozenset(
-        meta.find_undeclared_variables(_ENV.parse(template))
-    )
+    return sandbox.compile_template(template)
 
 
 def check_template(template: str) -> set[str]:
@@ -69,20 +50,65 @@ def _checked(template: str) -> tuple[jinja2.Template, frozenset[str]]:
         return _compile(template)
     except jinja2.TemplateSyntaxError as exc:
         raise InvalidInput("template", f"syntax error on line {exc.lineno}: {exc.message}") from exc
+    except (RecursionError, SyntaxError, MemoryError) as exc:
+        raise InvalidInput("template", "is nested too deeply") from exc
 
 
-def check_context(context: Any) -> dict[str, Any]:
-    """Return context if it is a JSON object within the size bound, else raise InvalidInput."""
+def nesting(value: Any, most: int = MAX_CONTEXT_DEPTH) -> int:
+    """How many levels of objects and lists value has (a scalar 0, `{"a": 1}` 1), counting no
+    further than most + 1; iterative, so any depth is safe to ask about."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict | list | tuple):
+            deepest = max(deepest, level)
+            if level <= most:
+                children = item.values() if isinstance(item, dict) else item
+                pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def check_depth(value: Any, field: str = "context") -> Any:
+    """Return value if it nests at most MAX_CONTEXT_DEPTH levels, else raise InvalidInput."""
+    if nesting(value) > MAX_CONTEXT_DEPTH:
+        raise InvalidInput(field, NESTED_TOO_DEEPLY)
+    return value
+
+
+def parse_context(text: str, field: str = "context") -> dict[str, Any]:
+    """A JSON object typed by a person or read from a file, checked like any context.
+
+    Raises InvalidInput(field) when it is too large, not JSON, not an object or too deep.
+    """
+    if len(text) > MAX_CONTEXT_BYTES:  # characters: at least as many bytes
+        raise InvalidInput(field, f"is larger than {MAX_CONTEXT_BYTES // 1024} KiB")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            field, f"is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidInput(field, NESTED_TOO_DEEPLY) from exc
+    if not isinstance(value, dict):
+        raise InvalidInput(field, "must be a JSON object ({...})")
+    return check_context(value, field)
+
+
+def check_context(context: Any, field: str = "context") -> dict[str, Any]:
+    """Return context if it is a JSON object within the size and nesting bounds, else raise
+    InvalidInput(field)."""
     if not isinstance(context, dict):
-        raise InvalidInput("context", "must be a JSON object")
+        raise InvalidInput(field, "must be a JSON object")
+    check_depth(context, field)
     try:
         encoded = json.dumps(context, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
-        raise InvalidInput("context", f"is not valid JSON: {exc}") from exc
+        raise InvalidInput(field, f"is not valid JSON: {exc}") from exc
     if len(encoded) > MAX_CONTEXT_BYTES:
-        raise InvalidInput("context", f"is larger than {MAX_CONTEXT_BYTES // 1024} KiB")
+        raise InvalidInput(field, f"is larger than {MAX_CONTEXT_BYTES // 1024} KiB")
     if b"\\u0000" in encoded:
-        raise InvalidInput("context", "contains a NUL character")
+        raise InvalidInput(field, "contains a NUL character")
     return context
 
 
@@ -97,7 +123,16 @@ def render(template: str, context: dict[str, Any]) -> str:
     if missing:
         raise InvalidInput("context", f"missing variables: {', '.join(missing)}")
     try:
-        prompt = compiled.render(context)
+        with sandbox.metered():
+            prompt = _bounded_output(compiled, context)
+    except sandbox.TemplateTooExpensive as exc:
+        raise InvalidInput("template", f"template too expensive: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidInput(
+            "template", "template too expensive: macros or loops call themselves too deeply"
+        ) from exc
+    except MemoryError as exc:
+        raise InvalidInput("template", "template too expensive: out of memory") from exc
     except SecurityError as exc:
         raise InvalidInput("template", f"not allowed in the sandbox: {exc}") from exc
     except jinja2.UndefinedError as exc:
@@ -108,6 +143,15 @@ def render(template: str, context: dict[str, Any]) -> str:
         raise InvalidInput("template", f"cannot render: {type(exc).__name__}: {exc}") from exc
     if not prompt.strip():
         raise InvalidInput("template", "renders to an empty prompt")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise InvalidInput("template", f"renders to more than {MAX_PROMPT_CHARS} characters")
     return prompt
+
+
+def _bounded_output(compiled: jinja2.Template, context: dict[str, Any]) -> str:
+    """The rendered prompt, stopped as soon as it passes MAX_PROMPT_CHARS."""
+    chunks, size = [], 0
+    for chunk in compiled.generate(context):
+        size += len(chunk)
+        if size > MAX_PROMPT_CHARS:
+            raise InvalidInput("template", f"renders to more than {MAX_PROMPT_CHARS} characters")
+        chunks.append(chunk)
+    return "".join(chunks)
