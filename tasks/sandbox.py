@@ -28,6 +28,7 @@ from jinja2.visitor import NodeTransformer
 MAX_STEPS = 100_000
 MAX_CHARS = 4_000_000
 MAX_NUMBER_BITS = 4_096
+MAX_CALL_DEPTH = 64  # macros calling macros, recursive loops: well inside Python's own limit
 # The largest value a filter's size argument may take: padding width, chunk count, JSON indent.
 _SIZE_ARGS = {"width": 1_000, "linecount": 10_000, "slices": 10_000, "indent": 16}
 _MAX_FORMAT_WIDTH = 1_000
@@ -45,11 +46,12 @@ class TemplateTooExpensive(SecurityError):
 
 
 class _Meter:
-    __slots__ = ("chars", "steps")
+    __slots__ = ("chars", "depth", "steps")
 
     def __init__(self) -> None:
         self.steps = 0
         self.chars = 0
+        self.depth = 0
 
     def step(self, count: int = 1) -> None:
         self.steps += count
@@ -364,7 +366,16 @@ class PromptSandbox(SandboxedEnvironment):
         meter.step()
         if isinstance(__obj, jinja2.runtime.LoopContext) and args:
             args = (_each(args[0]), *args[1:])  # a recursive loop's next level
-        result = super().call(__context, __obj, *args, **kwargs)
+        if meter.depth >= MAX_CALL_DEPTH:
+            raise TemplateTooExpensive(
+                f"macros or loops call themselves more than {MAX_CALL_DEPTH} deep "
+                f"(limit {MAX_CALL_DEPTH})"
+            )
+        meter.depth += 1
+        try:
+            result = super().call(__context, __obj, *args, **kwargs)
+        finally:
+            meter.depth -= 1
         if isinstance(result, str):  # a macro's output; a range is paid for as it is walked
             meter.build(len(result))
         return result
