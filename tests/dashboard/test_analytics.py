@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from db import analytics as analytics_db
-from tasks import analytics, submit
+from tasks import accounts, analytics, exports, submit
 from tasks.errors import InvalidInput
 from tasks.testing import create_test_llm_output
+from tests.support.hostile import FORMULAS, NUMBER_AS_TEXT, neutralised
 
 A = "offline/echo"
 B = "openai/gpt-x"
@@ -208,6 +210,34 @@ def test_feedback_csv_round_trips_awkward_text_times_and_figures(pool, analyst):
         )
         == 0
     )
+
+
+def test_feedback_csv_keeps_formulas_as_text_and_numbers_as_numbers(pool):
+    user = accounts.create_user(pool, "@evil")
+    for template in [*FORMULAS, NUMBER_AS_TEXT]:
+        _seed(
+            pool,
+            user,
+            model="-1+x",
+            template=template,
+            feedback="thumbs_up",
+            latency_ms=7,
+            cost=0.5,
+        )
+    flt = analytics.output_filter()
+    table = list(csv.DictReader(io.StringIO(analytics.feedback_csv(pool, user, flt))))
+    # newest first
+    assert [r["template"] for r in reversed(table)] == [
+        *map(neutralised, FORMULAS),
+        NUMBER_AS_TEXT,
+    ]
+    assert {(r["user_name"], r["model"], r["latency_ms"], r["cost"]) for r in table} == {
+        ("'@evil", "'-1+x", "7", "0.50000000")
+    }
+    exported = [json.loads(line) for line in exports.export_jsonl(pool, user)]
+    assert [(r["template"], r["model"]) for r in exported] == [
+        (template, "-1+x") for template in [*FORMULAS, NUMBER_AS_TEXT]
+    ]
 
 
 def test_templates_used_lists_every_template_by_its_latest_use(pool, analyst, other_analyst):

@@ -3,16 +3,20 @@ template library, against real Postgres and a real worker."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from decimal import Decimal
 
 import pytest
 
 from db import analytics as analytics_db
 from db import outputs as outputs_db
-from tasks import analytics, budgets, compare, templates
+from tasks import analytics, budgets, compare, exports, templates
 from tasks import submit as jobs
 from tasks.errors import BudgetExceeded, Conflict, Forbidden, InvalidInput, NotFound
 from tasks.testing import create_test_llm_output, stub_model_success
+from tests.support.hostile import FORMULAS, neutralised
 from tests.support.provider import ok
 
 
@@ -196,6 +200,24 @@ def test_leaderboard_figures_by_hand(pool, analyst, other_analyst):
     csv_text = compare.leaderboard_csv(board)
     assert csv_text.splitlines()[0].startswith("model,outputs,thumbs_up")
     assert csv_text.splitlines()[1].startswith("m-good,10,8,2")
+
+
+def test_leaderboard_csv_keeps_formulas_in_model_names_as_text(pool, analyst):
+    for model in FORMULAS:
+        out = create_test_llm_output(pool, analyst, model=model, feedback="thumbs_up")
+        with pool.connection() as conn:
+            analytics_db.set_output_figures(conn, out.id, cost=Decimal("0.5"), latency_ms=100)
+    board = compare.leaderboard(pool, analyst)
+    header, *rows = csv.reader(io.StringIO(compare.leaderboard_csv(board)))
+    table = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert sorted(table) == sorted(map(neutralised, FORMULAS))
+    # numbers are written as numbers
+    assert {(r["outputs"], r["thumbs_up"], r["cost_per_output"]) for r in table.values()} == {
+        ("1", "1", "0.5")
+    }
+    assert sorted(e.model for e in board) == sorted(FORMULAS)
+    exported = [json.loads(line) for line in exports.export_jsonl(pool, analyst)]
+    assert sorted(r["model"] for r in exported) == sorted(FORMULAS)
 
 
 def _judged_versions(pool, user, name: str, first: str, second: str) -> None:
