@@ -71,21 +71,43 @@ def _seed(
 
 
 @pytest.fixture
-def seeded(pool, analyst, other_analyst):
+def seeded(pool, analyst, other_analyst) -> datetime:
     """ana: model A 3 up, 1 down, 1 unrated (latencies 100..500 ms, $0.01 each) and 1 failed;
     model B 1 up, 2 down ($0.02 each, T2) and 2 failed; plus one A thumbs-up 40 days ago.
-    otto: model A 2 down."""
+    otto: model A 2 down. All but the old one created at one moment, a minute ago: returned,
+    so that no day or hour boundary falls between them."""
+    at = datetime.now(UTC) - timedelta(minutes=1)
     for i, fb in enumerate(["thumbs_up", "thumbs_up", "thumbs_up", "thumbs_down", "none"]):
-        _seed(pool, analyst, model=A, feedback=fb, latency_ms=100 * (i + 1), cost=0.01)
-    _seed(pool, analyst, model=A, status="failed")
+        _seed(
+            pool, analyst, model=A, feedback=fb, latency_ms=100 * (i + 1), cost=0.01, created_at=at
+        )
+    _seed(pool, analyst, model=A, status="failed", created_at=at)
     for fb in ["thumbs_up", "thumbs_down", "thumbs_down"]:
-        _seed(pool, analyst, model=B, template=T2, feedback=fb, latency_ms=1000, cost=0.02)
-    _seed(pool, analyst, model=B, template=T2, status="failed")
-    _seed(pool, analyst, model=B, template=T2, status="failed")
-    old = datetime.now(UTC) - timedelta(days=40)
+        _seed(
+            pool,
+            analyst,
+            model=B,
+            template=T2,
+            feedback=fb,
+            latency_ms=1000,
+            cost=0.02,
+            created_at=at,
+        )
+    _seed(pool, analyst, model=B, template=T2, status="failed", created_at=at)
+    _seed(pool, analyst, model=B, template=T2, status="failed", created_at=at)
+    old = at - timedelta(days=40)
     _seed(pool, analyst, model=A, feedback="thumbs_up", latency_ms=50, cost=1, created_at=old)
     for _ in range(2):
-        _seed(pool, other_analyst, model=A, feedback="thumbs_down", latency_ms=900, cost=0.5)
+        _seed(
+            pool,
+            other_analyst,
+            model=A,
+            feedback="thumbs_down",
+            latency_ms=900,
+            cost=0.5,
+            created_at=at,
+        )
+    return at
 
 
 def _last_30_days(**kw):
@@ -155,7 +177,8 @@ def test_over_time_volume_and_templates(pool, analyst, seeded):
     assert volume == {"completed": 8, "failed": 3}
     top = analytics.top_templates(pool, analyst, flt, limit=1)
     assert [(t.label, t.thumbs_up, t.thumbs_down) for t in top] == [(T1, 3, 1)]
-    short = analytics.output_filter(start=datetime.now(UTC).date(), end=datetime.now(UTC).date())
+    # the seeded rows' own day, whenever the test runs
+    short = analytics.output_filter(start=seeded.date(), end=seeded.date())
     assert analytics.bucket_for(short) == "hour"
     hourly = analytics.feedback_over_time(pool, analyst, short)
     assert sum(p.rated for p in hourly) == 7

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,6 +17,7 @@ from tasks import analytics, budgets, compare, exports, templates
 from tasks import submit as jobs
 from tasks.errors import BudgetExceeded, Conflict, Forbidden, InvalidInput, NotFound
 from tasks.testing import create_test_llm_output, stub_model_success
+from tests.support.clock import clear_of
 from tests.support.hostile import FORMULAS, neutralised
 from tests.support.provider import ok
 
@@ -267,6 +269,7 @@ async def test_configured_prices_give_the_cost(pool, analyst, provider, run_work
 
 
 def test_budget_refuses_and_writes_nothing(pool, analyst, monkeypatch, provider):
+    clear_of("month")  # the spend written now is this month's when it is read
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/priced=1000/1000")
     user = budgets.set_budget(pool, "ana", "0.50")
     assert user.monthly_budget == Decimal("0.5")
@@ -335,6 +338,7 @@ def test_recent_comparisons_hide_blind_models_until_picked(pool, analyst, other_
 
 
 def test_cost_over_time_by_model_and_user(pool, analyst, other_analyst, admin):
+    at = datetime.now(UTC) - timedelta(minutes=1)  # one moment: one day's bucket
     for user, model, cost in (
         (analyst, "m-a", "0.01"),
         (analyst, "m-a", "0.02"),
@@ -343,7 +347,9 @@ def test_cost_over_time_by_model_and_user(pool, analyst, other_analyst, admin):
     ):
         out = create_test_llm_output(pool, user, model=model)
         with pool.connection() as conn:
-            analytics_db.set_output_figures(conn, out.id, cost=Decimal(cost), latency_ms=10)
+            analytics_db.set_output_figures(
+                conn, out.id, cost=Decimal(cost), latency_ms=10, created_at=at
+            )
     flt = analytics.output_filter()
 
     def totals(viewer, **narrow):
