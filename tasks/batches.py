@@ -18,6 +18,7 @@ from db.batches import Batch, BatchResult
 from db.models import User
 from tasks import submit
 from tasks.config import QUEUE_PRIORITY
+from tasks.csvcells import csv_text
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
 from tasks.logs import get_logger
 from tasks.rendering import NESTED_TOO_DEEPLY
@@ -229,23 +230,22 @@ def results(
     pool: ConnectionPool, batch_id: int, viewer: User, kind: Literal["csv", "jsonl"]
 ) -> str:
     """The results as CSV or JSONL: the input columns, then output, status, feedback, error,
-    cost, cached and output_id per row."""
+    cost, cached and output_id per row. In the CSV, text a spreadsheet would run as a formula
+    starts with `'` (tasks.csvcells); the JSONL holds every value exactly."""
     batch = get_batch(pool, batch_id, viewer)
     records = [_result_record(batch, r) for r in iter_results(pool, batch.id, viewer)]
     if kind == "jsonl":
         return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
-    buffer = io.StringIO()
     fields = list(records[0]) if records else ["row", "output", "status"]
-    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    for record in records:
-        output = record["output"]
-        writer.writerow(
+    return csv_text(
+        fields,
+        (
             {
                 **record,
-                "output": output
-                if isinstance(output, str)
-                else json.dumps(output, ensure_ascii=False),
+                "output": record["output"]
+                if isinstance(record["output"], str)
+                else json.dumps(record["output"], ensure_ascii=False),
             }
-        )
-    return buffer.getvalue()
+            for record in records
+        ),
+    )

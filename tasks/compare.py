@@ -3,8 +3,6 @@ blind), pairwise preferences, and the leaderboard that suggests a model."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from itertools import combinations
 from typing import Any, Literal
@@ -16,6 +14,7 @@ from db import evidence
 from db.models import LLMOutput, User
 from tasks import budgets, rendering, templates
 from tasks.analytics import wilson_interval
+from tasks.csvcells import csv_text
 from tasks.errors import Conflict, InvalidInput, NotFound
 from tasks.logs import get_logger
 from tasks.submit import resolve_template, validate, write_job
@@ -301,11 +300,5 @@ def suggest(
 
 
 def leaderboard_csv(entries: list[LeaderboardEntry]) -> str:
-    """The leaderboard as CSV, one row per model."""
-    buffer = io.StringIO()
-    fields = list(LeaderboardEntry.model_fields)
-    writer = csv.DictWriter(buffer, fieldnames=fields)
-    writer.writeheader()
-    for entry in entries:
-        writer.writerow(entry.model_dump())
-    return buffer.getvalue()
+    """The leaderboard as CSV, one row per model (text cells safe in a spreadsheet)."""
+    return csv_text(list(LeaderboardEntry.model_fields), (e.model_dump() for e in entries))

@@ -223,16 +223,22 @@ SELECT analytics_refresh(%(created_after)s, %(created_before)s, %(max_periods)s)
 
 -- analytics_feedback_csv --
 -- Rated outputs (thumbs up or down) with what was rated, newest first, at most `limit`, as CSV
--- with a header line: the server writes the CSV (COPY), times in UTC as ISO 8601
+-- with a header line: the server writes the CSV (COPY), times in UTC as ISO 8601, every text cell
+-- through llmjobs_csv_cell (no spreadsheet formulas), numbers as they are
 COPY (
 SELECT llm_outputs.id AS output_id,
-       to_char(llm_outputs.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-           AS created_at,
-       users.name AS user_name, llm_outputs.model, llm_outputs.format, llm_outputs.feedback,
-       to_char((SELECT max(feedback_events.created_at) FROM feedback_events
-                 WHERE feedback_events.output_id = llm_outputs.id) AT TIME ZONE 'UTC',
-               'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS feedback_at,
-       llm_outputs.latency_ms, llm_outputs.cost, llm_outputs.template
+       llmjobs_csv_cell(to_char(llm_outputs.created_at AT TIME ZONE 'UTC',
+                                'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) AS created_at,
+       llmjobs_csv_cell(users.name) AS user_name,
+       llmjobs_csv_cell(llm_outputs.model) AS model,
+       llmjobs_csv_cell(llm_outputs.format) AS format,
+       llmjobs_csv_cell(llm_outputs.feedback) AS feedback,
+       llmjobs_csv_cell(to_char((SELECT max(feedback_events.created_at) FROM feedback_events
+                                  WHERE feedback_events.output_id = llm_outputs.id)
+                                AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+           AS feedback_at,
+       llm_outputs.latency_ms, llm_outputs.cost,
+       llmjobs_csv_cell(llm_outputs.template) AS template
   FROM llm_outputs JOIN users ON users.id = llm_outputs.user_id
  WHERE llm_outputs.feedback <> 'none'
    AND (%(user_id)s::bigint IS NULL OR llm_outputs.user_id = %(user_id)s)

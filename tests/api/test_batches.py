@@ -10,6 +10,7 @@ import pytest
 
 from tasks.testing import create_test_llm_output
 from tests.api.conftest import EXAMPLE_JOB
+from tests.support.hostile import FORMULAS, NUMBER_AS_TEXT, echo, neutralised
 
 BATCHES = "/api/v1/batches"
 MIB = 1024 * 1024
@@ -279,3 +280,29 @@ def test_405_names_every_method_of_the_path(client, ana):
     # GET and POST /batches are two routes; the answer names both.
     refused = client.request("DELETE", BATCHES, headers=ana)
     assert refused.status_code == 405 and refused.headers["Allow"] == "GET, POST"
+
+
+async def test_batch_results_csv_keeps_formulas_as_text(client, ana, provider, run_worker):
+    provider.default = echo  # each answer repeats its row's value
+    values = [*FORMULAS, NUMBER_AS_TEXT]
+    rows = [{"value": value, "@note": "=x", "delta": -0.5} for value in values]
+    created = client.post(
+        BATCHES, headers=ana, json={"template": "{{value}}", "model": "openai/m", "rows": rows}
+    )
+    assert created.status_code == 202, created.text
+    batch_id = created.json()["id"]
+    await run_worker()
+
+    as_csv = client.get(f"{BATCHES}/{batch_id}/results", headers=ana)
+    header, *cells = csv.reader(io.StringIO(as_csv.text))
+    assert header[:4] == ["row", "value", "'@note", "delta"]
+    table = [dict(zip(header, row, strict=True)) for row in cells]
+    written = [*map(neutralised, FORMULAS), NUMBER_AS_TEXT]
+    assert [(r["value"], r["output"], r["'@note"], r["delta"]) for r in table] == [
+        (cell, cell, "'=x", "-0.5") for cell in written
+    ]
+    as_jsonl = client.get(f"{BATCHES}/{batch_id}/results?format=jsonl", headers=ana)
+    lines = [json.loads(line) for line in as_jsonl.text.splitlines()]
+    assert [(r["value"], r["output"], r["@note"], r["delta"]) for r in lines] == [
+        (value, value, "=x", -0.5) for value in values
+    ]

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from db import analytics as analytics_db
-from tasks import analytics, submit
+from tasks import accounts, analytics, exports, submit
 from tasks.errors import InvalidInput
 from tasks.testing import create_test_llm_output
+from tests.support.hostile import FORMULAS, NUMBER_AS_TEXT, neutralised
 
 A = "offline/echo"
 B = "openai/gpt-x"
@@ -69,21 +71,43 @@ def _seed(
 
 
 @pytest.fixture
-def seeded(pool, analyst, other_analyst):
+def seeded(pool, analyst, other_analyst) -> datetime:
     """ana: model A 3 up, 1 down, 1 unrated (latencies 100..500 ms, $0.01 each) and 1 failed;
     model B 1 up, 2 down ($0.02 each, T2) and 2 failed; plus one A thumbs-up 40 days ago.
-    otto: model A 2 down."""
+    otto: model A 2 down. All but the old one created at one moment, a minute ago: returned,
+    so that no day or hour boundary falls between them."""
+    at = datetime.now(UTC) - timedelta(minutes=1)
     for i, fb in enumerate(["thumbs_up", "thumbs_up", "thumbs_up", "thumbs_down", "none"]):
-        _seed(pool, analyst, model=A, feedback=fb, latency_ms=100 * (i + 1), cost=0.01)
-    _seed(pool, analyst, model=A, status="failed")
+        _seed(
+            pool, analyst, model=A, feedback=fb, latency_ms=100 * (i + 1), cost=0.01, created_at=at
+        )
+    _seed(pool, analyst, model=A, status="failed", created_at=at)
     for fb in ["thumbs_up", "thumbs_down", "thumbs_down"]:
-        _seed(pool, analyst, model=B, template=T2, feedback=fb, latency_ms=1000, cost=0.02)
-    _seed(pool, analyst, model=B, template=T2, status="failed")
-    _seed(pool, analyst, model=B, template=T2, status="failed")
-    old = datetime.now(UTC) - timedelta(days=40)
+        _seed(
+            pool,
+            analyst,
+            model=B,
+            template=T2,
+            feedback=fb,
+            latency_ms=1000,
+            cost=0.02,
+            created_at=at,
+        )
+    _seed(pool, analyst, model=B, template=T2, status="failed", created_at=at)
+    _seed(pool, analyst, model=B, template=T2, status="failed", created_at=at)
+    old = at - timedelta(days=40)
     _seed(pool, analyst, model=A, feedback="thumbs_up", latency_ms=50, cost=1, created_at=old)
     for _ in range(2):
-        _seed(pool, other_analyst, model=A, feedback="thumbs_down", latency_ms=900, cost=0.5)
+        _seed(
+            pool,
+            other_analyst,
+            model=A,
+            feedback="thumbs_down",
+            latency_ms=900,
+            cost=0.5,
+            created_at=at,
+        )
+    return at
 
 
 def _last_30_days(**kw):
@@ -153,7 +177,8 @@ def test_over_time_volume_and_templates(pool, analyst, seeded):
     assert volume == {"completed": 8, "failed": 3}
     top = analytics.top_templates(pool, analyst, flt, limit=1)
     assert [(t.label, t.thumbs_up, t.thumbs_down) for t in top] == [(T1, 3, 1)]
-    short = analytics.output_filter(start=datetime.now(UTC).date(), end=datetime.now(UTC).date())
+    # the seeded rows' own day, whenever the test runs
+    short = analytics.output_filter(start=seeded.date(), end=seeded.date())
     assert analytics.bucket_for(short) == "hour"
     hourly = analytics.feedback_over_time(pool, analyst, short)
     assert sum(p.rated for p in hourly) == 7
@@ -208,6 +233,34 @@ def test_feedback_csv_round_trips_awkward_text_times_and_figures(pool, analyst):
         )
         == 0
     )
+
+
+def test_feedback_csv_keeps_formulas_as_text_and_numbers_as_numbers(pool):
+    user = accounts.create_user(pool, "@evil")
+    for template in [*FORMULAS, NUMBER_AS_TEXT]:
+        _seed(
+            pool,
+            user,
+            model="-1+x",
+            template=template,
+            feedback="thumbs_up",
+            latency_ms=7,
+            cost=0.5,
+        )
+    flt = analytics.output_filter()
+    table = list(csv.DictReader(io.StringIO(analytics.feedback_csv(pool, user, flt))))
+    # newest first
+    assert [r["template"] for r in reversed(table)] == [
+        *map(neutralised, FORMULAS),
+        NUMBER_AS_TEXT,
+    ]
+    assert {(r["user_name"], r["model"], r["latency_ms"], r["cost"]) for r in table} == {
+        ("'@evil", "'-1+x", "7", "0.50000000")
+    }
+    exported = [json.loads(line) for line in exports.export_jsonl(pool, user)]
+    assert [(r["template"], r["model"]) for r in exported] == [
+        (template, "-1+x") for template in [*FORMULAS, NUMBER_AS_TEXT]
+    ]
 
 
 def test_templates_used_lists_every_template_by_its_latest_use(pool, analyst, other_analyst):

@@ -22,6 +22,7 @@ from tasks.admin import local_user
 from tasks.testing import create_test_llm_output
 from tests.e2e.conftest import CHROMIUM_ARGS, chromium  # noqa: F401 - a fixture
 from tests.e2e.test_dashboard_browser import services  # noqa: F401 - a fixture
+from tests.support.hostile import FORMULAS, NUMBER_AS_TEXT, echo, neutralised
 
 BATCHES = "dashboard/batches.py"
 OUTPUTS = "dashboard/outputs.py"
@@ -127,6 +128,35 @@ async def test_upload_submit_then_progress_and_results(
     ]
     lines = downloads(at, f"batch_jsonl_{batch.id}").splitlines()
     assert [json.loads(line)["topic"] for line in lines] == ["loops", "sets"]
+
+
+async def test_results_csv_keeps_formulas_as_text(
+    app_as, pool, analyst, provider, run_worker, downloads
+):
+    provider.default = echo  # each answer repeats its row's value
+    values = [*FORMULAS, NUMBER_AS_TEXT]
+    batch = batches.submit_batch(
+        pool,
+        user=analyst,
+        template="{{value}}",
+        model="openai/m",
+        rows=[{"value": value, "=note": "+x"} for value in values],
+        columns=["value", "=note"],
+    )
+    await run_worker()
+    at = app_as(analyst, BATCHES)
+    assert not at.exception
+    header, *cells = csv.reader(io.StringIO(downloads(at, f"batch_csv_{batch.id}")))
+    assert header[:3] == ["row", "value", "'=note"]
+    table = [dict(zip(header, row, strict=True)) for row in cells]
+    written = [*map(neutralised, FORMULAS), NUMBER_AS_TEXT]
+    assert [(r["value"], r["output"], r["'=note"]) for r in table] == [
+        (cell, cell, "'+x") for cell in written
+    ]
+    lines = [json.loads(line) for line in downloads(at, f"batch_jsonl_{batch.id}").splitlines()]
+    assert [(r["value"], r["output"], r["=note"]) for r in lines] == [
+        (value, value, "+x") for value in values
+    ]
 
 
 def test_bad_rows_are_listed_by_number_and_nothing_is_queued(app_as, pool, analyst):

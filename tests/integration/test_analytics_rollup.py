@@ -22,6 +22,7 @@ from db import analytics, evidence, outputs
 from db.analytics import OutputFilter
 from db.queries import queries
 from tasks.config import QUEUE_PRIORITY
+from tests.support.clock import clear_of
 
 # 2^(1/8) - 1: the width of a latency histogram bucket relative to its values
 PERCENTILE_ERROR = 2 ** (1 / 8) - 1
@@ -30,9 +31,24 @@ MODELS = ["openai/gpt-a", "openai/gpt-b", "offline/echo"]
 T_PLAIN = "Explain {{concept}} to a beginner"
 T_OTHER = "Summarise {{text}} in one line"
 T_LIBRARY = "Translate {{text}} into French"
-NOW = datetime.now(UTC)
-TODAY = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
 DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The time this test started (never the time the module was imported)."""
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def today(now) -> datetime:
+    """The start of now's UTC day."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _db_clock(conn: psycopg.Connection) -> datetime:
+    """The database's clock now: the clock its now() and its rollup's settling time follow."""
+    return conn.execute("SELECT clock_timestamp() AS at").fetchone()["at"]
 
 
 def _add_output(
@@ -77,12 +93,12 @@ def _add_output(
 
 
 @pytest.fixture
-def history(pool, analyst, other_analyst):
+def history(pool, analyst, other_analyst, now, today):
     """About 250 outputs of two users, three models and three templates (one a library
     version) spread over the last eight days and today, in every status, with feedback, costs
     (some missing) and latencies from 3 ms to 40 s. Returns the library version's id."""
     rng = random.Random(2006)
-    start = TODAY - 8 * DAY
+    start = today - 8 * DAY
     with pool.connection() as conn, conn.transaction():
         version = evidence.add_template_version(
             conn, name="translate", body=T_LIBRARY, note="", user_id=analyst.id
@@ -97,7 +113,7 @@ def history(pool, analyst, other_analyst):
                 model=rng.choice(MODELS),
                 template=template,
                 template_version_id=version.id if template == T_LIBRARY else None,
-                created_at=start + (NOW - start) * rng.random(),
+                created_at=start + (now - start) * rng.random(),
                 status=status,
                 feedback=rng.choice(["none", "thumbs_up", "thumbs_down"]) if completed else "none",
                 latency_ms=int(math.exp(rng.uniform(1, 10.6))) if status != "pending" else None,
@@ -132,21 +148,21 @@ def _assert_same_as_raw(conn: psycopg.Connection, flt: OutputFilter) -> None:
     assert templates == _raw(conn, "analytics_by_template", flt, limit=10)
 
 
-def _filters(users: list[int]) -> list[OutputFilter]:
+def _filters(users: list[int], now: datetime, today: datetime) -> list[OutputFilter]:
     half = timedelta(hours=12, minutes=30)
     return [
         OutputFilter(),
-        OutputFilter(created_after=TODAY - 6 * DAY + half, created_before=TODAY - DAY + half),
-        OutputFilter(user_id=users[0], model=MODELS[0], created_after=TODAY - 7 * DAY),
-        OutputFilter(user_id=users[1], template=T_LIBRARY, created_before=NOW - timedelta(hours=2)),
+        OutputFilter(created_after=today - 6 * DAY + half, created_before=today - DAY + half),
+        OutputFilter(user_id=users[0], model=MODELS[0], created_after=today - 7 * DAY),
+        OutputFilter(user_id=users[1], template=T_LIBRARY, created_before=now - timedelta(hours=2)),
         OutputFilter(
             user_id=users[0],
             model=MODELS[1],
             template=T_PLAIN,
-            created_after=TODAY - 5 * DAY - half,
-            created_before=NOW + DAY,
+            created_after=today - 5 * DAY - half,
+            created_before=now + DAY,
         ),
-        OutputFilter(model=MODELS[2], created_after=TODAY - 29 * DAY, created_before=TODAY + DAY),
+        OutputFilter(model=MODELS[2], created_after=today - 29 * DAY, created_before=today + DAY),
     ]
 
 
@@ -173,23 +189,26 @@ def _noted_hours(conn: psycopg.Connection) -> list[datetime]:
     return [r["hour"] for r in conn.execute("SELECT DISTINCT hour FROM analytics_changes")]
 
 
-def test_rolled_up_aggregates_equal_those_over_the_outputs(pool, history, analyst, other_analyst):
+def test_rolled_up_aggregates_equal_those_over_the_outputs(
+    pool, history, analyst, other_analyst, now, today
+):
     with pool.connection() as conn:
         rolled = analytics.refresh_rollup(conn)
         periods = _periods(conn)
         assert rolled == len(periods) >= 8
         # the settled days, then whole hours of the day still open
         assert all(end - start in (DAY, timedelta(hours=1)) for start, end in periods)
-        assert periods[-1][1] <= NOW - timedelta(minutes=10)
+        # settled: ended 10 minutes before the refresh, by the database's clock
+        assert periods[-1][1] <= _db_clock(conn) - timedelta(minutes=10)
         assert _noted_hours(conn) == []
-        for flt in _filters([analyst.id, other_analyst.id]):
+        for flt in _filters([analyst.id, other_analyst.id], now, today):
             _assert_same_as_raw(conn, flt)
 
 
 def test_whole_settled_periods_are_read_from_the_rollup_and_partial_days_from_outputs(
-    pool, history
+    pool, history, today
 ):
-    day = TODAY - 3 * DAY
+    day = today - 3 * DAY
     with pool.connection() as conn:
         analytics.refresh_rollup(conn)
         before = analytics.volume_over_time(conn, OutputFilter(), "day")
@@ -200,7 +219,7 @@ def test_whole_settled_periods_are_read_from_the_rollup_and_partial_days_from_ou
             (day,),
         )
         after = analytics.volume_over_time(conn, OutputFilter(), "day")
-        cut = OutputFilter(created_after=day + timedelta(hours=1), created_before=TODAY)
+        cut = OutputFilter(created_after=day + timedelta(hours=1), created_before=today)
         partial = [p.model_dump() for p in analytics.volume_over_time(conn, cut, "day")]
         exact = _raw(conn, "analytics_volume_over_time", cut, bucket="day")
 
@@ -214,10 +233,10 @@ def test_whole_settled_periods_are_read_from_the_rollup_and_partial_days_from_ou
 
 
 def test_feedback_changed_on_an_old_output_is_counted_before_and_after_refresh(
-    pool, database_url, history, analyst
+    pool, database_url, history, analyst, today
 ):
-    day = TODAY - 4 * DAY
-    flt = OutputFilter(created_after=TODAY - 7 * DAY)
+    day = today - 4 * DAY
+    flt = OutputFilter(created_after=today - 7 * DAY)
     with pool.connection() as conn:
         analytics.refresh_rollup(conn)
         old = conn.execute(
@@ -258,25 +277,25 @@ def test_feedback_changed_on_an_old_output_is_counted_before_and_after_refresh(
 
 
 def test_periods_never_rolled_up_are_read_from_the_outputs(
-    pool, database_url, history, analyst, other_analyst
+    pool, database_url, history, analyst, other_analyst, now, today
 ):
     # Another refresh holds the lock: the aggregates' own refresh steps aside.
     with _refresh_held_elsewhere(database_url), pool.connection() as conn:
         assert analytics.refresh_rollup(conn) == 0
-        for flt in _filters([analyst.id, other_analyst.id])[:3]:
+        for flt in _filters([analyst.id, other_analyst.id], now, today)[:3]:
             _assert_same_as_raw(conn, flt)
         assert _periods(conn) == []
     with pool.connection() as conn:
         # some periods rolled up, the older ones not
         assert analytics.refresh_rollup(conn, max_periods=3) == 3
         assert len(_periods(conn)) == 3
-        for flt in _filters([analyst.id, other_analyst.id]):
+        for flt in _filters([analyst.id, other_analyst.id], now, today):
             _assert_same_as_raw(conn, flt)
 
 
-def test_an_aggregate_rolls_up_its_own_range_when_behind(pool, history):
-    flt = OutputFilter(created_after=TODAY - 5 * DAY, created_before=TODAY + DAY)
-    oldest = (TODAY - 5 * DAY, TODAY - 4 * DAY)
+def test_an_aggregate_rolls_up_its_own_range_when_behind(pool, history, now, today):
+    flt = OutputFilter(created_after=today - 5 * DAY, created_before=today + DAY)
+    oldest = (today - 5 * DAY, today - 4 * DAY)
     with pool.connection() as conn:
         assert _periods(conn) == []
         analytics.by_model(conn, flt)
@@ -284,7 +303,7 @@ def test_an_aggregate_rolls_up_its_own_range_when_behind(pool, history):
         # at most LAZY_PERIODS per call, newest first, only inside the range
         assert 0 < len(first) <= analytics.LAZY_PERIODS
         assert all(start >= flt.created_after for start, _ in first)
-        assert max(end for _, end in first) > NOW - timedelta(hours=2)
+        assert max(end for _, end in first) > now - timedelta(hours=2)
         calls = 1
         while oldest not in _periods(conn):
             assert calls < 3
@@ -293,8 +312,10 @@ def test_an_aggregate_rolls_up_its_own_range_when_behind(pool, history):
         assert _periods(conn)[0] == oldest
 
 
-def test_a_change_committed_during_a_refresh_stays_noted(pool, database_url, history, analyst):
-    day = TODAY - 2 * DAY
+def test_a_change_committed_during_a_refresh_stays_noted(
+    pool, database_url, history, analyst, today
+):
+    day = today - 2 * DAY
     with pool.connection() as conn:
         analytics.refresh_rollup(conn)
         target = conn.execute(
@@ -312,26 +333,28 @@ def test_a_change_committed_during_a_refresh_stays_noted(pool, database_url, his
         writer.commit()
     with pool.connection() as conn:
         assert _noted_hours(conn) != []
-        _assert_same_as_raw(conn, OutputFilter(created_after=TODAY - 7 * DAY))
+        _assert_same_as_raw(conn, OutputFilter(created_after=today - 7 * DAY))
 
 
 def test_changes_to_outputs_of_the_current_hour_note_nothing(pool, analyst):
+    # the fresh output and its change must fall in one hour
+    now = clear_of("hour")
     with pool.connection() as conn:
         # created now (the database's clock), as the worker's outputs are
         fresh = _add_output(conn, analyst.id, model=MODELS[0], template=T_PLAIN, created_at=None)
         outputs.set_feedback(conn, fresh, user_id=analyst.id, feedback="thumbs_up")
         assert _noted_hours(conn) == []
         old = _add_output(
-            conn, analyst.id, model=MODELS[0], template=T_PLAIN, created_at=NOW - 2 * DAY
+            conn, analyst.id, model=MODELS[0], template=T_PLAIN, created_at=now - 2 * DAY
         )
-        assert _noted_hours(conn) == [(NOW - 2 * DAY).replace(minute=0, second=0, microsecond=0)]
+        assert _noted_hours(conn) == [(now - 2 * DAY).replace(minute=0, second=0, microsecond=0)]
         conn.execute("TRUNCATE analytics_changes")
         conn.execute("DELETE FROM llm_outputs WHERE id = %s", (old,))
         assert len(_noted_hours(conn)) == 1
 
 
-def test_deleting_a_user_is_reflected(pool, history, analyst, other_analyst):
-    flt = OutputFilter(created_after=TODAY - 7 * DAY)
+def test_deleting_a_user_is_reflected(pool, history, analyst, other_analyst, today):
+    flt = OutputFilter(created_after=today - 7 * DAY)
     with pool.connection() as conn:
         analytics.refresh_rollup(conn)
         total = sum(r.outputs for r in analytics.by_model(conn, flt))
@@ -346,10 +369,10 @@ def test_deleting_a_user_is_reflected(pool, history, analyst, other_analyst):
         _assert_same_as_raw(conn, flt)
 
 
-def test_periods_are_utc_days_and_hours_whatever_the_session_time_zone(pool, analyst):
+def test_periods_are_utc_days_and_hours_whatever_the_session_time_zone(pool, analyst, now):
     # 400 days back cross daylight saving changes in New York
     with pool.connection() as conn:
-        _add_output(conn, analyst.id, model=MODELS[0], template=T_PLAIN, created_at=NOW - 400 * DAY)
+        _add_output(conn, analyst.id, model=MODELS[0], template=T_PLAIN, created_at=now - 400 * DAY)
         conn.execute("SET TimeZone = 'America/New_York'")
         assert analytics.refresh_rollup(conn) >= 400
         conn.execute("SET TimeZone = 'UTC'")
@@ -374,7 +397,7 @@ def test_truncating_outputs_empties_the_rollup(pool, history):
 
 
 @pytest.mark.parametrize("spread", [(1, 15), (20, 90_000), (300, 8_300)])
-def test_latency_percentiles_are_within_the_bound(pool, analyst, spread):
+def test_latency_percentiles_are_within_the_bound(pool, analyst, today, spread):
     low, high = spread
     rng = random.Random(low)
     with pool.connection() as conn:
@@ -384,11 +407,11 @@ def test_latency_percentiles_are_within_the_bound(pool, analyst, spread):
                 analyst.id,
                 model=MODELS[0],
                 template=T_PLAIN,
-                created_at=TODAY - (2 + i % 4) * DAY + timedelta(hours=i % 24),
+                created_at=today - (2 + i % 4) * DAY + timedelta(hours=i % 24),
                 latency_ms=int(low * (high / low) ** rng.random()),
             )
         analytics.refresh_rollup(conn)
-        flt = OutputFilter(created_after=TODAY - 10 * DAY)
+        flt = OutputFilter(created_after=today - 10 * DAY)
         (got,) = analytics.by_model(conn, flt)
         (exact,) = _raw(conn, "analytics_by_model", flt)
     for key in ("latency_p50_ms", "latency_p95_ms"):
@@ -409,7 +432,9 @@ def test_latency_percentiles_are_exact_when_no_rolled_up_period_has_them(pool, a
                 created_at=None,
                 latency_ms=latency,
             )
-        flt = OutputFilter(created_after=TODAY - 29 * DAY, created_before=TODAY + DAY)
+        # the range around the rows' own time (the database's now()), whenever the test runs
+        now = _db_clock(conn)
+        flt = OutputFilter(created_after=now - 29 * DAY, created_before=now + DAY)
         (got,) = analytics.by_model(conn, flt)
     # percentile_cont over 100, 200, 300, 400, 555: p50 300, p95 400 + 0.8 * 155
     assert got.latency_p50_ms == 300

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.hostile import FORMULAS, NUMBER_AS_TEXT, echo, neutralised
+
 BIN = Path(sys.executable).parent / "llmjobs"
+# The command runs this tree's code, wherever the installed package points.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def llmjobs(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -17,7 +23,7 @@ def llmjobs(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
 
 
@@ -219,4 +225,37 @@ async def test_cli_batch_and_export(database_url, analyst, run_worker, tmp_path)
     assert [json.loads(line)["output"] for line in exported.stdout.splitlines()] == [
         "Echo: Hi Ada",
         "Echo: Hi Bob",
+    ]
+
+
+async def test_cli_batch_results_csv_keeps_formulas_as_text(
+    database_url, analyst, provider, run_worker, tmp_path
+):
+    provider.default = echo  # each answer repeats its row's value
+    data = tmp_path / "hostile.csv"
+    with data.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["value", "=note"])
+        writer.writerows([value, "@x"] for value in [*FORMULAS, NUMBER_AS_TEXT])
+    made = llmjobs(
+        "batch", "submit", str(data), "--template", "{{value}}", "--model", "openai/m",
+        "--user", "ana",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    batch_id = str(json.loads(made.stdout)["id"])
+    await run_worker()
+
+    results = llmjobs("batch", "results", batch_id, "--user", "ana")
+    assert results.returncode == 0, results.stderr
+    header, *rows = csv.reader(io.StringIO(results.stdout))
+    assert header[:3] == ["row", "value", "'=note"]
+    table = [dict(zip(header, row, strict=True)) for row in rows]
+    written = [*map(neutralised, FORMULAS), NUMBER_AS_TEXT]
+    assert [(r["value"], r["output"], r["'=note"]) for r in table] == [
+        (cell, cell, "'@x") for cell in written
+    ]
+    exact = llmjobs("batch", "results", batch_id, "--user", "ana", "--jsonl")
+    lines = [json.loads(line) for line in exact.stdout.splitlines()]
+    assert [(r["value"], r["output"], r["=note"]) for r in lines] == [
+        (value, value, "@x") for value in [*FORMULAS, NUMBER_AS_TEXT]
     ]

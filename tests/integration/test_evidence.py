@@ -3,16 +3,22 @@ template library, against real Postgres and a real worker."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from db import analytics as analytics_db
 from db import outputs as outputs_db
-from tasks import analytics, budgets, compare, templates
+from tasks import analytics, budgets, compare, exports, templates
 from tasks import submit as jobs
 from tasks.errors import BudgetExceeded, Conflict, Forbidden, InvalidInput, NotFound
 from tasks.testing import create_test_llm_output, stub_model_success
+from tests.support.clock import clear_of
+from tests.support.hostile import FORMULAS, neutralised
 from tests.support.provider import ok
 
 
@@ -198,6 +204,24 @@ def test_leaderboard_figures_by_hand(pool, analyst, other_analyst):
     assert csv_text.splitlines()[1].startswith("m-good,10,8,2")
 
 
+def test_leaderboard_csv_keeps_formulas_in_model_names_as_text(pool, analyst):
+    for model in FORMULAS:
+        out = create_test_llm_output(pool, analyst, model=model, feedback="thumbs_up")
+        with pool.connection() as conn:
+            analytics_db.set_output_figures(conn, out.id, cost=Decimal("0.5"), latency_ms=100)
+    board = compare.leaderboard(pool, analyst)
+    header, *rows = csv.reader(io.StringIO(compare.leaderboard_csv(board)))
+    table = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert sorted(table) == sorted(map(neutralised, FORMULAS))
+    # numbers are written as numbers
+    assert {(r["outputs"], r["thumbs_up"], r["cost_per_output"]) for r in table.values()} == {
+        ("1", "1", "0.5")
+    }
+    assert sorted(e.model for e in board) == sorted(FORMULAS)
+    exported = [json.loads(line) for line in exports.export_jsonl(pool, analyst)]
+    assert sorted(r["model"] for r in exported) == sorted(FORMULAS)
+
+
 def _judged_versions(pool, user, name: str, first: str, second: str) -> None:
     """Two versions of a library template: one thumbs-down answer from v1, two thumbs-up from v2."""
     templates.save_template(pool, user, name, first)
@@ -245,6 +269,7 @@ async def test_configured_prices_give_the_cost(pool, analyst, provider, run_work
 
 
 def test_budget_refuses_and_writes_nothing(pool, analyst, monkeypatch, provider):
+    clear_of("month")  # the spend written now is this month's when it is read
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/priced=1000/1000")
     user = budgets.set_budget(pool, "ana", "0.50")
     assert user.monthly_budget == Decimal("0.5")
@@ -313,6 +338,7 @@ def test_recent_comparisons_hide_blind_models_until_picked(pool, analyst, other_
 
 
 def test_cost_over_time_by_model_and_user(pool, analyst, other_analyst, admin):
+    at = datetime.now(UTC) - timedelta(minutes=1)  # one moment: one day's bucket
     for user, model, cost in (
         (analyst, "m-a", "0.01"),
         (analyst, "m-a", "0.02"),
@@ -321,7 +347,9 @@ def test_cost_over_time_by_model_and_user(pool, analyst, other_analyst, admin):
     ):
         out = create_test_llm_output(pool, user, model=model)
         with pool.connection() as conn:
-            analytics_db.set_output_figures(conn, out.id, cost=Decimal(cost), latency_ms=10)
+            analytics_db.set_output_figures(
+                conn, out.id, cost=Decimal(cost), latency_ms=10, created_at=at
+            )
     flt = analytics.output_filter()
 
     def totals(viewer, **narrow):
