@@ -180,12 +180,9 @@ def context_fields(prefix: str, template: Template) -> tuple[dict[str, Any], Inv
         )
         if error:
             ui.show_error(error)
-        return context, error
-    context = {}
-    for name in template.variables:
-        value = st.text_area(name, key=f"{prefix}_var_{name}", height=80)
-        if value:
-            context[name] = value
+        return forms.given(context), error
+    typed = {n: st.text_area(n, key=f"{prefix}_var_{n}", height=80) for n in template.variables}
+    context = forms.given(typed)
     if not template.variables and not template.error and template.text.strip():
         st.caption("This template has no variables.")
     return context, None

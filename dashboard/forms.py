@@ -45,6 +45,12 @@ def parse_context(text: str) -> tuple[dict[str, Any], InvalidInput | None]:
         return {}, exc
 
 
+def given(context: dict[str, Any]) -> dict[str, Any]:
+    """The values a person has given: an empty field and `""` in the JSON editor both mean a
+    variable not filled in yet, so both are reported as missing."""
+    return {name: value for name, value in context.items() if value != ""}
+
+
 def check(
     pool: ConnectionPool,
     user: User,

@@ -8,6 +8,7 @@ import json
 
 from tasks import agents as agent_cases
 from tasks import submit as jobs
+from tasks.rendering import MAX_CONTEXT_DEPTH
 
 SUBMIT = "dashboard/submit.py"
 
@@ -110,3 +111,40 @@ def test_start_from_an_agent(app_as, pool, analyst):
         "json",
         "You summarise.",
     )
+
+
+def test_an_empty_value_is_missing_in_both_context_modes(app_as, pool, analyst):
+    at = app_as(analyst)
+    at.text_area(key="submit_template").input("Summarise {{ doc }} for {{ audience }}").run()
+    at.text_area(key="submit_var_audience").input("managers").run()
+    assert "missing variables: doc" in _texts(at.error)
+    at.toggle(key="submit_json").set_value(True).run()
+    at.text_area(key="submit_context_json").input('{"doc": "", "audience": "managers"}').run()
+    assert "missing variables: doc" in _texts(at.error)
+    at.button(key="submit_button").click().run()
+    assert jobs.list_outputs(pool, analyst) == []
+
+
+def test_a_method_of_a_value_is_undefined_in_the_preview(app_as, pool, analyst):
+    at = app_as(analyst)
+    at.text_area(key="submit_template").input("Summarise {{ doc.title }} for {{ audience }}").run()
+    at.toggle(key="submit_json").set_value(True).run()
+    at.text_area(key="submit_context_json").input('{"doc": "q3", "audience": "managers"}').run()
+    assert "undefined value: 'str object' has no attribute 'title'" in _texts(at.error)
+    assert "built-in method" not in _texts(at.code)
+    at.button(key="submit_button").click().run()
+    assert not at.exception
+    assert jobs.list_outputs(pool, analyst) == []
+
+
+def test_a_context_nested_too_deeply_is_refused(app_as, pool, analyst):
+    at = app_as(analyst)
+    at.text_area(key="submit_template").input("Hello {{ a }}").run()
+    at.toggle(key="submit_json").set_value(True).run()
+    for levels in (MAX_CONTEXT_DEPTH + 1, 10_000):
+        deep = '{"a":' * (levels - 1) + '{"a":"x"' + "}" * levels
+        at.text_area(key="submit_context_json").input(deep).run()
+        assert not at.exception
+        assert f"is nested too deeply (at most {MAX_CONTEXT_DEPTH} levels" in _texts(at.error)
+    at.button(key="submit_button").click().run()
+    assert jobs.list_outputs(pool, analyst) == []

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.api.test_hostile_input import deep_json
 from tests.support.hostile import FORMULAS, NUMBER_AS_TEXT, echo, neutralised
 
 BIN = Path(sys.executable).parent / "llmjobs"
@@ -117,6 +118,8 @@ def test_cli_errors_exit_2_with_field_on_stderr(database_url, analyst):
         (["--context", "{not json"], "context: is not valid JSON"),
         (["--context", '{"concept": 1}', "--model", "gpt-4o"], "set OPENAI_API_KEY"),
         (["--context", '{"concept": 1}', "--user", "nobody"], "user: no user named 'nobody'"),
+        (["--context", deep_json(33)], "context: is nested too deeply (at most 32 levels"),
+        (["--context", deep_json(10_000)], "context: is nested too deeply (at most 32 levels"),
     ]
     for extra, message in cases:
         result = llmjobs(

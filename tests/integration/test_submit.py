@@ -10,9 +10,19 @@ import pytest
 from db import outputs as outputs_db
 from tasks import submit as jobs
 from tasks.errors import Conflict, InvalidInput, NotFound
+from tasks.rendering import MAX_CONTEXT_DEPTH
 from tasks.testing import assert_llm_job_enqueued, create_test_llm_output
 
 TEMPLATE = "Explain {{concept}} to a beginner"
+
+
+def _nested(levels: int) -> dict:
+    """A context `levels` objects deep, built without recursion."""
+    value: object = "x"
+    for _ in range(levels):
+        value = {"concept": value}
+    assert isinstance(value, dict)
+    return value
 
 
 def _count(pool) -> tuple[int, int]:
@@ -57,7 +67,18 @@ def test_submit_writes_output_and_job_together(pool, analyst):
         ({"model": "offline/nope"}, "model", "unknown offline model"),
         ({"agent": "ghost"}, "agent", "no agent 'ghost'"),
         ({"template": "{{ concept"}, "template", "syntax error"),
-        ({"template": "{{ ''.__class__ }}", "context": {}}, "template", "sandbox"),
+        ({"template": "{{ ''.__class__ }}", "context": {}}, "context", "undefined value"),
+        ({"template": "{{ cycler.__init__ }}", "context": {}}, "template", "sandbox"),
+        ({"context": _nested(MAX_CONTEXT_DEPTH + 1)}, "context", "nested too deeply (at most 32"),
+        ({"context": _nested(10_000)}, "context", "nested too deeply (at most 32"),
+        (
+            {
+                "template": "{% for i in range(100000) %}{% for j in range(9) %}{% endfor %}"
+                "{% endfor %}"
+            },
+            "template",
+            "template too expensive",
+        ),
         ({"context": {"concept": "x" * 70_000}}, "context", "larger than 64 KiB"),
         ({"context": ["concept"]}, "context", "JSON object"),
         ({"fetcher": "nope"}, "fetcher", "unknown context fetcher"),
