@@ -27,6 +27,12 @@ def test_parse_csv_and_jsonl():
     with pytest.raises(InvalidRows) as caught:
         batches.parse_file(b'{"a": 1}\nnot json\n', "rows.jsonl")
     assert caught.value.rows[0][0] == 2 and "line 2 is not JSON" in caught.value.rows[0][2]
+    deep = ('{"a":' * 9_999 + '{"a":1' + "}" * 10_000).encode()
+    with pytest.raises(InvalidRows) as caught:
+        batches.parse_file(b'{"a": 1}\n' + deep + b"\n", "rows.jsonl")
+    assert caught.value.rows == [
+        (2, "context", "line 2 is nested too deeply (at most 32 levels of objects and lists)")
+    ]
     for content, name, fragment in (
         (CSV, "rows.xlsx", ".csv, .jsonl"),
         (b"\xff\xfe", "x.csv", "UTF-8"),
