@@ -3,13 +3,15 @@ printed. Each refusal is an InvalidInput naming the template and the limit."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jinja2
 import pytest
 from jinja2.filters import FILTERS
 
 from tasks import sandbox
 from tasks.errors import InvalidInput
-from tasks.rendering import MAX_PROMPT_CHARS, render
+from tasks.rendering import MAX_CONTEXT_DEPTH, MAX_PROMPT_CHARS, render
 
 BIG = {"s": "a" * 30_000, "xs": list(range(5_000))}  # within the 64 KiB a context may have
 
@@ -216,3 +218,15 @@ def test_contract_with_jinja_filters():
     for name, func in FILTERS.items():
         wrapped = sandbox.ENV.filters[name]
         assert getattr(wrapped, "jinja_pass_arg", None) == getattr(func, "jinja_pass_arg", None)
+
+
+def test_the_readme_states_the_limits_applied():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for stated in (
+        f"{sandbox.MAX_STEPS:,} steps",
+        f"{sandbox.MAX_CHARS:,} characters",
+        f"{sandbox.MAX_CALL_DEPTH} calls deep",
+        f"2**{sandbox.MAX_NUMBER_BITS}",
+        f"nested more than {MAX_CONTEXT_DEPTH} levels",
+    ):
+        assert stated in readme
