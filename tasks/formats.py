@@ -8,6 +8,8 @@ from typing import Any
 
 import nh3
 
+from tasks.rendering import MAX_CONTEXT_DEPTH, NESTED_TOO_DEEPLY, nesting
+
 FORMATS = ("text", "json", "markdown", "html")
 
 INSTRUCTIONS = {
@@ -31,9 +33,18 @@ def parse(fmt: str, raw: str) -> Any:
         fenced = _FENCE.match(raw)
         body = fenced.group(1) if fenced else raw
         try:
-            return json.loads(body)
+            value = json.loads(body)
         except json.JSONDecodeError as exc:
             raise ParseError(f"the answer is not valid JSON: {exc}") from exc
+        except RecursionError:
+            value = None
+            depth = MAX_CONTEXT_DEPTH + 1
+        else:
+            depth = nesting(value)
+        # Stored answers are served as JSON: the same bound as a context keeps them servable.
+        if depth > MAX_CONTEXT_DEPTH:
+            raise ParseError(f"the answer {NESTED_TOO_DEEPLY}")
+        return value
     if fmt == "html":
         return sanitize_html(raw)
     return raw

@@ -116,3 +116,14 @@ def test_huge_template_and_context_refused_before_writing(pool, analyst):
                 **{"template": "{{k}}", "context": {"k": 1}, **params},
             )
     assert jobs.list_outputs(pool, analyst) == []
+
+
+async def test_json_answer_nested_too_deeply_is_reasked_then_fails(
+    pool, analyst, provider, run_worker
+):
+    deep = "[" * 500 + "]" * 500
+    provider.push(ok(deep), ok(deep), ok(deep))
+    out = await _one(pool, analyst, run_worker, fmt="json")
+    assert out.status == "failed"
+    assert "the answer is nested too deeply" in out.error_message
+    assert out.raw_response == deep

@@ -99,6 +99,14 @@ def test_invalid_submit_names_field_and_writes_nothing(pool, analyst, overrides,
     assert _count(pool) == (0, 0)
 
 
+def test_a_context_at_the_nesting_limit_is_queued(pool, analyst):
+    context = _nested(MAX_CONTEXT_DEPTH)
+    sub = jobs.submit(
+        pool, user=analyst, template="{{ concept }}", context=context, model="offline/echo"
+    )
+    assert jobs.get_output(pool, sub.output_id, analyst).context == context
+
+
 def test_output_and_job_roll_back_together(pool, analyst, monkeypatch):
     real_enqueue = outputs_db.enqueue_output
 

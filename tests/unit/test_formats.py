@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tasks.formats import ParseError, parse
+from tasks.rendering import MAX_CONTEXT_DEPTH
 
 
 def test_text_and_markdown_kept_as_is():
@@ -50,3 +53,15 @@ def test_html_keeps_safe_markup():
         parse("html", "<h2>T</h2><p><strong>b</strong></p>")
         == "<h2>T</h2><p><strong>b</strong></p>"
     )
+
+
+@pytest.mark.parametrize("levels", [MAX_CONTEXT_DEPTH + 1, 300, 10_000])
+def test_json_answer_nested_too_deeply_is_a_parse_error(levels):
+    raw = "[" * levels + "]" * levels
+    with pytest.raises(ParseError, match=f"nested too deeply \\(at most {MAX_CONTEXT_DEPTH}"):
+        parse("json", raw)
+
+
+def test_json_answer_at_the_nesting_limit_is_kept():
+    raw = "[" * MAX_CONTEXT_DEPTH + "]" * MAX_CONTEXT_DEPTH
+    assert json.dumps(parse("json", raw)) == raw.replace("][", "], [")
