@@ -1,11 +1,12 @@
 """The Jinja2 environment prompts render in: the context's data only, and a work budget per render.
 
 A template sees keys of objects and items of lists, never a method or attribute of a Python value,
-and never prints a Python object. Every render spends from one budget: loop iterations, calls and
-the items filters go through count as steps; strings and lists built by filters, `~`, `+` and `%`
-count as characters. Operations that would build a huge value in one go (wide padding, a growing
-replace, big numbers) are refused before they run. The limits are deterministic, so a template the
-submit check accepts renders the same way in the worker.
+and never prints a Python object. Every render spends from one budget: each pass of a loop or a
+macro costs the expressions in its body, and calls, operators and the items filters go through
+cost a step each; text built by filters, `~`, `+` and `%` counts as characters. Operations that
+would build a huge value in one go (wide padding, a growing replace, big numbers) are refused
+before they run. The limits are deterministic, so a template the submit check accepts renders the
+same way in the worker.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ _MAX_FORMAT_WIDTH = 1_000
 _CHAR_WEIGHT = {"wordwrap": 50, "urlize": 10, "striptags": 4, "title": 4, "wordcount": 4}
 _CONTEXT_ARGS = frozenset({"environment", "env", "eval_ctx", "context"})
 _DATA_SCALARS = (str, int, float, bool, type(None))
-_CONTAINERS = (list, tuple, dict)
 # What a filter may be given besides data: lazy sequences that other filters return.
 _LAZY = (types.GeneratorType, range, Iterator, jinja2.Undefined)
 
