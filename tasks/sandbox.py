@@ -35,6 +35,21 @@ _SIZE_ARGS = {"width": 1_000, "linecount": 10_000, "slices": 10_000, "indent": 1
 _MAX_FORMAT_WIDTH = 1_000
 # Filters that cost more per character than copying it (textwrap, URL regexes).
 _CHAR_WEIGHT = {"wordwrap": 50, "urlize": 10, "striptags": 4, "title": 4, "wordcount": 4}
+# Methods of Python values people reach for, and the filter that does the same.
+_FILTER_FOR = {
+    "items": "items",
+    "keys": "list",
+    "upper": "upper",
+    "lower": "lower",
+    "title": "title",
+    "capitalize": "capitalize",
+    "strip": "trim",
+    "replace": "replace",
+    "format": "format",
+    "join": "join",
+    "count": "length",
+    "__len__": "length",
+}
 _CONTEXT_ARGS = frozenset({"environment", "env", "eval_ctx", "context"})
 _DATA_SCALARS = (str, int, float, bool, type(None))
 # What a filter may be given besides data: lazy sequences that other filters return.
@@ -338,7 +353,7 @@ class PromptSandbox(SandboxedEnvironment):
         if isinstance(obj, dict):
             return self._key(obj, attribute)
         if isinstance(obj, (*_DATA_SCALARS, list, tuple, range)):
-            return self.undefined(obj=obj, name=attribute)
+            return self._missing(obj, attribute)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
@@ -350,16 +365,28 @@ class PromptSandbox(SandboxedEnvironment):
                     return _meter().charge(obj[argument])
                 except IndexError:
                     pass
-            return self.undefined(obj=obj, name=argument)
+            return self._missing(obj, argument)
         if isinstance(obj, _DATA_SCALARS):
-            return self.undefined(obj=obj, name=argument)
+            return self._missing(obj, argument)
         return super().getitem(obj, argument)
 
     def _key(self, obj: dict[Any, Any], key: Any) -> Any:
         try:
             return obj[key]
         except (KeyError, TypeError):
-            return self.undefined(obj=obj, name=key)
+            return self._missing(obj, key)
+
+    def _missing(self, obj: Any, name: Any) -> jinja2.Undefined:
+        """Undefined; for a Python method's name, a message saying which filter does the job."""
+        if not (isinstance(name, str) and hasattr(obj, name)):
+            return self.undefined(obj=obj, name=name)
+        instead = _FILTER_FOR.get(name)
+        hint = (
+            f"{name!r} is a method of Python's {type(obj).__name__}, and a template sees data only"
+        )
+        if instead:
+            hint += f": use the |{instead} filter"
+        return self.undefined(hint=hint, obj=obj, name=name)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         meter = _meter()

@@ -130,7 +130,7 @@ def test_a_method_of_a_value_is_undefined_in_the_preview(app_as, pool, analyst):
     at.text_area(key="submit_template").input("Summarise {{ doc.title }} for {{ audience }}").run()
     at.toggle(key="submit_json").set_value(True).run()
     at.text_area(key="submit_context_json").input('{"doc": "q3", "audience": "managers"}').run()
-    assert "undefined value: 'str object' has no attribute 'title'" in _texts(at.error)
+    assert "undefined value: 'title' is a method of Python's str" in _texts(at.error)
     assert "built-in method" not in _texts(at.code)
     at.button(key="submit_button").click().run()
     assert not at.exception

@@ -230,3 +230,14 @@ def test_the_readme_states_the_limits_applied():
         f"nested more than {MAX_CONTEXT_DEPTH} levels",
     ):
         assert stated in readme
+
+
+def test_a_method_name_gets_the_filter_that_does_its_job():
+    with pytest.raises(InvalidInput) as caught:
+        render("{% for k, v in d.items() %}{{ k }}{% endfor %}", {"d": {"a": 1}})
+    assert caught.value.message == (
+        "undefined value: 'items' is a method of Python's dict, and a template sees data only: "
+        "use the |items filter"
+    )
+    # A key of that name is data, and wins.
+    assert render("{{ d.items }}", {"d": {"items": "mine"}}) == "mine"
