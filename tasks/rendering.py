@@ -129,7 +129,7 @@ def render(template: str, context: dict[str, Any]) -> str:
         raise InvalidInput("template", f"template too expensive: {exc}") from exc
     except RecursionError as exc:
         raise InvalidInput(
-            "template", "template too expensive: macros or loops call themselves too deeply"
+            "template", "template too expensive: its macros, loops or values nest too deeply"
         ) from exc
     except MemoryError as exc:
         raise InvalidInput("template", "template too expensive: out of memory") from exc
@@ -139,8 +139,10 @@ def render(template: str, context: dict[str, Any]) -> str:
         raise InvalidInput("context", f"undefined value: {exc.message}") from exc
     except jinja2.TemplateError as exc:
         raise InvalidInput("template", f"cannot render: {exc}") from exc
-    except (TypeError, ValueError, ArithmeticError, LookupError, OverflowError) as exc:
-        raise InvalidInput("template", f"cannot render: {type(exc).__name__}: {exc}") from exc
+    except (TypeError, ValueError, ArithmeticError, LookupError, AssertionError) as exc:
+        # AssertionError: Jinja's truncate asserts on its arguments.
+        reason = str(exc).split("; use sys.set_int_max_str_digits()")[0]  # not the user's to call
+        raise InvalidInput("template", f"cannot render: {type(exc).__name__}: {reason}") from exc
     if not prompt.strip():
         raise InvalidInput("template", "renders to an empty prompt")
     return prompt

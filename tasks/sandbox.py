@@ -31,7 +31,13 @@ MAX_CHARS = 4_000_000
 MAX_NUMBER_BITS = 4_096
 MAX_CALL_DEPTH = 64  # macros calling macros, recursive loops: well inside Python's own limit
 # The largest value a filter's size argument may take: padding width, chunk count, JSON indent.
-_SIZE_ARGS = {"width": 1_000, "linecount": 10_000, "slices": 10_000, "indent": 16}
+_SIZE_ARGS = {
+    "width": 1_000,
+    "linecount": 10_000,
+    "slices": 10_000,
+    "indent": 16,
+    "precision": 100,  # round(-10**7) computes 10**10**7
+}
 _MAX_FORMAT_WIDTH = 1_000
 # Filters that cost more per character than copying it (textwrap, URL regexes).
 _CHAR_WEIGHT = {"wordwrap": 50, "urlize": 10, "striptags": 4, "title": 4, "wordcount": 4}
@@ -52,8 +58,6 @@ _FILTER_FOR = {
 }
 _CONTEXT_ARGS = frozenset({"environment", "env", "eval_ctx", "context"})
 _DATA_SCALARS = (str, int, float, bool, type(None))
-# What a filter may be given besides data: lazy sequences that other filters return.
-_LAZY = (types.GeneratorType, range, Iterator, jinja2.Undefined)
 
 
 class TemplateTooExpensive(SecurityError):
@@ -144,19 +148,40 @@ def _printable(value: Any) -> Any:
     """Jinja's finalize: what `{{ }}` prints must be data, never a Python object's repr."""
     found = _objects(value, _meter())
     if found is not None:
-        raise SecurityError(f"cannot print a {found} (only text, numbers, lists and objects)")
+        raise SecurityError(
+            f"cannot print a {found} (only text, numbers, lists and objects; "
+            "a filter's sequence needs |list or |join)"
+        )
     return value
 
 
-def _data_or_lazy(value: Any, meter: _Meter) -> None:
-    if isinstance(value, _LAZY):
-        return
+def _lazy(value: Any) -> bool:
+    """A sequence a filter returned without reading it (map, select, reverse, items...)."""
+    return isinstance(value, types.GeneratorType) or (
+        isinstance(value, Iterator) and type(value).__module__ == "builtins"
+    )
+
+
+def _as_data(value: Any, meter: _Meter, *, undefined_ok: bool = False) -> Any:
+    """Value as a filter or an operator may take it: data, with a lazy sequence or a range read
+    into a list (paid for per item), never a Python object; an undefined value only where
+    undefined_ok (the value `default` replaces)."""
+    if isinstance(value, jinja2.Undefined):
+        if not undefined_ok:
+            str(value)  # StrictUndefined: raises the missing value's own error
+        return value
+    if isinstance(value, range):
+        meter.step(len(value))
+        return list(value)
+    if _lazy(value):
+        value = list(_each(value))
     found = _objects(value, meter)
     if found is not None:
-        raise SecurityError(f"a filter cannot take a {found}")
+        raise SecurityError(f"a filter or operator cannot take a {found}")
+    return value
 
 
-_PRINTF = re.compile(r"%[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+_PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
 def _check_printf(fmt: Any) -> None:
@@ -216,22 +241,16 @@ def _metered_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         meter = _meter()
         meter.step()
-        own = args[skip:]
-        for item in (*own, *kwargs.values()):
-            _data_or_lazy(item, meter)
-        if own:
-            value = own[0]
-            if isinstance(value, str):
-                meter.build(len(value) * weight)
-            elif isinstance(value, range):
-                meter.step(len(value))
-            elif isinstance(value, Iterator):
-                args = (*args[:skip], _each(value), *args[skip + 1 :])
+        own = [_as_data(v, meter, undefined_ok=i == 0) for i, v in enumerate(args[skip:])]
+        kwargs = {k: _as_data(v, meter) for k, v in kwargs.items()}
+        args = (*args[:skip], *own)
+        if own and isinstance(own[0], str):
+            meter.build(len(own[0]) * weight)
         for param, index, most in sized:
             given = kwargs.get(param, own[index] if index < len(own) else None)
             size = len(given) if isinstance(given, str) else given
-            if isinstance(size, int) and size > most:
-                raise TemplateTooExpensive(f"{name}: {param} above {most} (limit {most})")
+            if isinstance(size, int | float) and abs(size) > most:
+                raise TemplateTooExpensive(f"{name}: {param} beyond {most} (limit {most})")
         if before is not None:
             before(*own, **kwargs)
         result = func(*args, **kwargs)
@@ -338,6 +357,7 @@ class PromptSandbox(SandboxedEnvironment):
             finalize=_at_render(_printable),
         )
         self.globals.pop("lipsum", None)  # paragraphs of filler: no use in a prompt, costly
+        self.globals["range"] = _range
         self.filters = {name: _metered_filter(name, f) for name, f in FILTERS.items()}
         for name, func in [
             ("each", _each),
@@ -423,12 +443,18 @@ class PromptSandbox(SandboxedEnvironment):
         elif op == "%":
             _check_printf(left)
         if not (isinstance(left, int | float) and isinstance(right, int | float)):
-            _data_or_lazy(left, meter)
-            _data_or_lazy(right, meter)
+            left, right = _as_data(left, meter), _as_data(right, meter)
         result = _BINOPS[op](left, right)
         if isinstance(result, int) and result.bit_length() > MAX_NUMBER_BITS:
             _too_big()
         return meter.charge(result)
+
+
+def _range(*args: int) -> range:
+    numbers = range(*args)
+    if len(numbers) > MAX_STEPS:
+        raise TemplateTooExpensive(f"a range of more than {MAX_STEPS} numbers (limit {MAX_STEPS})")
+    return numbers
 
 
 def _too_big() -> None:
