@@ -184,16 +184,25 @@ def _as_data(value: Any, meter: _Meter, *, undefined_ok: bool = False) -> Any:
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
-def _check_printf(fmt: Any) -> None:
+def _check_printf(fmt: Any, values: Any) -> None:
+    """Refuse a %-format that would build a huge string: a wide field, or many fields each
+    filled with a long value."""
     if not isinstance(fmt, str):
         return
+    fields = 0
     for match in _PRINTF.finditer(fmt):
+        fields += 1
         for part in match.groups():
             if part == "*" or (part and int(part) > _MAX_FORMAT_WIDTH):
                 raise TemplateTooExpensive(
                     f"format width or precision above {_MAX_FORMAT_WIDTH} "
                     f"(limit {_MAX_FORMAT_WIDTH})"
                 )
+    if fields:
+        given = values.values() if isinstance(values, dict) else values
+        given = given if isinstance(given, list | tuple) or isinstance(values, dict) else [given]
+        longest = max((len(str(v)) for v in given), default=0)
+        _meter().build(len(fmt) + fields * longest)
 
 
 def _bits(value: Any) -> int:
@@ -214,7 +223,25 @@ def _before_sum(iterable: Any, attribute: Any = None, start: Any = 0) -> None:
 
 
 def _before_format(value: Any, *args: Any, **kwargs: Any) -> None:
-    _check_printf(value)
+    _check_printf(value, kwargs or args)
+
+
+def _before_join(value: Any, d: Any = "", attribute: Any = None) -> None:
+    if isinstance(d, str) and isinstance(value, list | tuple | dict | str):
+        _meter().build(len(d) * max(len(value) - 1, 0))
+
+
+def _before_wordwrap(
+    s: Any, width: Any = 79, *args: Any, wrapstring: Any = None, **kw: Any
+) -> None:
+    if isinstance(s, str) and isinstance(wrapstring, str) and isinstance(width, int):
+        _meter().build(len(s) + (len(s) // max(width, 1) + 1) * len(wrapstring))
+
+
+def _before_indent(s: Any, width: Any = 4, *args: Any, **kwargs: Any) -> None:
+    if isinstance(s, str):
+        pad = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
+        _meter().build(len(s) + (s.count("\n") + 1) * max(pad, 0))
 
 
 # Checks made before the filter runs, with the filter's own arguments (its value first).
@@ -222,6 +249,9 @@ _BEFORE: dict[str, Callable[..., None]] = {
     "replace": _before_replace,
     "sum": _before_sum,
     "format": _before_format,
+    "join": _before_join,
+    "wordwrap": _before_wordwrap,
+    "indent": _before_indent,
 }
 
 
@@ -441,7 +471,7 @@ class PromptSandbox(SandboxedEnvironment):
             if sizes and counts:
                 meter.build(sizes[0] * max(counts[0], 0))
         elif op == "%":
-            _check_printf(left)
+            _check_printf(left, right)
         if not (isinstance(left, int | float) and isinstance(right, int | float)):
             left, right = _as_data(left, meter), _as_data(right, meter)
         result = _BINOPS[op](left, right)

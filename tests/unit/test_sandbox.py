@@ -62,6 +62,11 @@ COSTLY = {
     "huge negative rounding precision": "{{ 12345|round(-10000000) }}",
     "huge named format width": "{{ '%(a)-999999999s' % {'a': 1} }}",
     "huge range": "{{ range(1000000000)|length }}",
+    "long join separator": "{{ range(50000)|join(s) }}",
+    "long wrap string": "{{ s|wordwrap(1, wrapstring=s) }}",
+    "many long format fields": "{{ ('%s' * 1000) % ((s,) * 1000) }}",
+    "many long named format fields": "{{ ('%(a)s' * 1000) % {'a': s} }}",
+    "many long format filter fields": "{{ ('%s' * 1000)|format(*((s,) * 1000)) }}",
     "repetition": "{{ 'a' * 100000000 }}",
     "huge power": "{{ ((2 ** 64) ** 64) ** 64 }}",
     "squaring in a loop": "{% set ns = namespace(x=3) %}{% for i in range(40) %}"
