@@ -17,7 +17,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import cold_start, common, io_scaling, overhead, pickup, queries, submit_latency
+from bench import (
+    cold_start,
+    common,
+    io_scaling,
+    overhead,
+    page_time,
+    pickup,
+    queries,
+    submit_latency,
+)
 from bench.common import Goal
 
 
@@ -39,6 +48,9 @@ def _plan(quick: bool, profile: bool) -> dict[str, Callable[[], list[Goal]]]:
         "pickup": lambda: pickup.run(seconds=3 if quick else 10),
         "queries": lambda: queries.run(sizes=(2000, 50_000) if quick else (10_000, 1_000_000)),
         "cold_start": lambda: cold_start.run(repeats=1 if quick else 3),
+        "page_time": lambda: page_time.run(
+            outputs=10_000 if quick else 1_000_000, repeats=2 if quick else 5
+        ),
     }
 
 

@@ -1,0 +1,182 @@
+"""Page time: how long each dashboard page takes to be usable in a real browser, against a bare
+one-line Streamlit page served in the same run.
+
+    python -m bench.page_time [--outputs 1000000] [--repeats 5] [--quick]
+
+A fresh database is seeded with `--outputs` outputs (the queries benchmark's data). Two
+Streamlit servers run: the dashboard (single-user mode, the local admin) and a page that writes
+one line. Debian's Chromium, driven by Playwright, opens each page in a new browser context (a new
+Streamlit session) and times from the navigation to the page being usable: the script run has
+finished (`data-test-script-state="notRunning"` after it started) and the main area shows
+content. The first load after a start is timed apart: it pays the imports of the page modules.
+
+Goals: every page ≤ 2 s and ≤ 1.5 × the bare page (medians), the first load ≤ 3 s.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import common, queries
+from bench.common import Goal
+
+NAME = "page_time"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PAGES = {
+    "Submit": "",
+    "Compare": "compare",
+    "Batches": "batches",
+    "Outputs": "outputs",
+    "Output": "output",
+    "Analytics": "analytics",
+    "Leaderboard": "leaderboard",
+    "Templates": "templates",
+    "Agents": "agents",
+    "Queues": "queues",
+}
+BARE = 'import streamlit as st\n\nst.write("Hello")\n'
+# The page is usable once a script run has started and ended and the main area shows an element.
+USABLE = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (!app) return false;
+    const state = app.getAttribute('data-test-script-state');
+    if (state === 'running') window.__llmjobsRan = true;
+    const shown = document.querySelector(
+        '[data-testid="stMain"] [data-testid="stElementContainer"]');
+    return window.__llmjobsRan === true && state === 'notRunning' && shown !== null;
+}"""
+# Streamlit may finish a run before the first poll sees it running: it reports the runs it made.
+MARK_RUNS = """() => {
+    new MutationObserver(() => {
+        const app = document.querySelector('[data-testid="stApp"]');
+        if (app && app.getAttribute('data-test-script-state') === 'running') {
+            window.__llmjobsRan = true;
+        }
+    }).observe(document, {attributes: true, subtree: true,
+                          attributeFilter: ['data-test-script-state']});
+}"""
+
+
+def _serve(script: Path, url: str, label: str) -> tuple[Any, str]:
+    port = common.free_port()
+    proc = common.spawn(
+        [
+            common.STREAMLIT,
+            "run",
+            str(script),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        common.bench_env(url, LLMJOBS_SINGLE_USER="1", LLMJOBS_USER="local"),
+        label,
+    )
+    base = f"http://127.0.0.1:{port}"
+    import httpx
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/_stcore/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    common.wait_for(up, 120, f"{label} answering", every=0.05)
+    return proc, base
+
+
+def _time_page(browser: Any, url: str) -> float:
+    """Seconds from navigating a fresh session to the page being usable."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        page = context.new_page()
+        page.add_init_script(MARK_RUNS)
+        started = time.perf_counter()
+        page.goto(url, wait_until="commit")
+        page.wait_for_function(USABLE, timeout=120_000, polling=10)
+        return time.perf_counter() - started
+    finally:
+        context.close()
+
+
+def run(*, outputs: int = 1_000_000, repeats: int = 5) -> list[Goal]:
+    from playwright.sync_api import sync_playwright
+
+    rows: list[list[Any]] = []
+    figures: dict[str, Any] = {"outputs": outputs, "repeats": repeats}
+    with common.fresh_database() as url, tempfile.TemporaryDirectory() as folder:
+        seeded = queries.seed(url, outputs)
+        figures["seed_s"] = round(seeded["seconds"], 1)
+        bare_script = Path(folder) / "bare.py"
+        bare_script.write_text(BARE)
+        dashboard, dash_base = _serve(common.ROOT / "streamlit_app.py", url, "page-time-dashboard")
+        bare, bare_base = _serve(bare_script, url, "page-time-bare")
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    first = _time_page(browser, f"{dash_base}/")
+                    _time_page(browser, f"{bare_base}/")  # the bare server's first load
+                    times = {
+                        name: [_time_page(browser, f"{dash_base}/{path}") for _ in range(repeats)]
+                        for name, path in PAGES.items()
+                    }
+                    bare_times = [_time_page(browser, f"{bare_base}/") for _ in range(repeats)]
+                finally:
+                    browser.close()
+        finally:
+            common.stop(dashboard)
+            common.stop(bare)
+    bare_median = statistics.median(bare_times)
+    figures["bare_s"] = round(bare_median, 3)
+    figures["first_load_s"] = round(first, 3)
+    rows.append(["(bare one-line page)", bare_median, 1.0, min(bare_times), max(bare_times)])
+    goals = [common.at_most(NAME, "first load after a start", first, 3.0, "s")]
+    for name, seconds in times.items():
+        median = statistics.median(seconds)
+        figures[f"{name.lower()}_s"] = round(median, 3)
+        rows.append([name, median, median / bare_median, min(seconds), max(seconds)])
+        goals.append(common.at_most(NAME, f"{name} page", median, 2.0, "s"))
+        goals.append(common.at_most(NAME, f"{name} ÷ bare page", median / bare_median, 1.5))
+    common.print_table(
+        f"Page time over {outputs:,} outputs (median of {repeats}; first load after a start "
+        f"{first:.2f} s)",
+        ["page", "median s", "÷ bare", "min s", "max s"],
+        rows,
+    )
+    common.print_json(NAME, figures)
+    return goals
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = common.base_parser(__doc__)
+    parser.add_argument("--outputs", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    outputs, repeats = (10_000, 2) if args.quick else (args.outputs, args.repeats)
+    goals = run(outputs=outputs, repeats=repeats)
+    common.print_goals("Page time goals", goals)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
