@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from db import analytics as analytics_db
@@ -671,7 +673,16 @@ def is_loaded(pool: ConnectionPool) -> bool:
         return demo_db.state(conn, USER).loaded
 
 
-def hint_if_empty(pool: ConnectionPool) -> str | None:
-    """A line saying how to load demo data, when the database has no output at all."""
-    with pool.connection() as conn:
-        return None if demo_db.state(conn, USER).has_outputs else HINT
+def hint_if_empty(database: ConnectionPool | str) -> str | None:
+    """A line saying how to load demo data, when the database (a pool or a URL) has no output at
+    all; None otherwise, and when the database cannot be asked (a hint never stops a start)."""
+    try:
+        if isinstance(database, str):
+            with psycopg.connect(database, row_factory=dict_row) as conn:
+                found = demo_db.state(conn, USER)
+        else:
+            with database.connection() as conn:
+                found = demo_db.state(conn, USER)
+    except psycopg.Error:
+        return None
+    return None if found.has_outputs else HINT

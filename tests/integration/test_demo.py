@@ -165,3 +165,22 @@ def test_the_command_seeds_refuses_again_and_removes(database_url, pool, capsys)
     assert main(["seed-demo", "--remove"]) == 0
     assert json.loads(capsys.readouterr().out)["removed"]["outputs"] == seeded["outputs"]
     assert _one(pool, "SELECT count(*) AS n FROM llm_outputs")["n"] == 0
+
+
+def test_hint_from_a_url_and_never_an_error(database_url):
+    assert "seed-demo" in demo.hint_if_empty(database_url)
+    assert demo.hint_if_empty("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1") is None
+
+
+def test_run_says_how_to_load_demo_data_on_an_empty_database(database_url, monkeypatch, capsys):
+    import sys
+
+    from tasks import runner
+
+    monkeypatch.setattr(runner.subprocess, "run", lambda *a, **k: None)  # migrated already
+    monkeypatch.setattr(runner.signal, "signal", lambda *a: None)  # pytest keeps its handlers
+    monkeypatch.setattr(
+        runner, "commands", lambda dashboard, api: {"worker": [sys.executable, "-c", "pass"]}
+    )
+    runner.run()
+    assert "llmjobs seed-demo" in capsys.readouterr().err
