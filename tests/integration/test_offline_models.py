@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from tasks import offline
 from tasks import submit as jobs
+from tasks.cli import main
 
 
 def _submit(pool, user, concept: str, model: str, fmt: str):
@@ -58,3 +61,10 @@ async def test_each_offline_model_completes_at_no_cost(pool, analyst, run_worker
         answers[model] = out.parsed_output
     assert len(set(answers.values())) == len(offline.NAMES)
     assert len(answers["offline/verbose"]) > 3 * len(answers["offline/brief"])
+
+
+def test_the_models_command_lists_every_offline_model_first(capsys):
+    assert main(["models"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in listed[:4]] == list(offline.NAMES)
+    assert all(m["offline"] for m in listed[:4])
