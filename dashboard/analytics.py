@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard import auth, charts, deps, ui
+from dashboard import auth, charts, deps, empty, ui
 from tasks import analytics
 from tasks.errors import InvalidInput
 
@@ -51,7 +51,9 @@ except InvalidInput as exc:
 
 quality_rows = deps.model_quality(pool, user, flt)
 if not quality_rows:
-    st.info("No outputs in this range.", icon=":material/query_stats:")
+    empty.next_step(
+        pool, user, "No outputs in this range.", key="analytics", icon=":material/query_stats:"
+    )
     st.stop()
 quality = charts.frame(quality_rows)
 total = analytics.totals(quality_rows)

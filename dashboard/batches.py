@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, deps, editor, ui
+from dashboard import auth, deps, editor, empty, ui
 from tasks import batches
 from tasks.config import QUEUES, get_settings
 from tasks.errors import BudgetExceeded, InvalidInput, InvalidRows, LLMJobsError
@@ -275,7 +275,7 @@ def batch_list() -> None:
     """The newest batches, each with its progress and actions."""
     listed = deps.batch_list(pool, user, LISTED)
     if not listed:
-        st.info("No batches yet.", icon=":material/inbox:")
+        empty.next_step(pool, user, "No batches yet.", key="batches")
         return
     owners = {u.id: u.name for u in deps.users(pool)} if user.is_admin else {}
     for batch in listed:

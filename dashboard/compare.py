@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 EXAMPLE_TEMPLATE = "Explain {{ concept }} to a beginner in three sentences."
 RECENT = 20
+DEFAULT_MODELS = ("offline/brief", "offline/verbose")
 
 user = auth.require_user()
 pool = deps.pool()
@@ -128,9 +129,21 @@ if requested:
 
 models = deps.usable_models()
 offline = {m.name for m in models if m.offline}
+keyed = [m.name for m in models if not m.offline]
 
 st.session_state.setdefault("compare_queue", "default")
+# Two offline models by default, so the first click compares something.
+st.session_state.setdefault("compare_models", [m for m in DEFAULT_MODELS if m in offline])
 st.title(":material/compare_arrows: Compare", anchor=False)
+st.info(
+    f"**Models you can use now:** {len(offline)} offline ("
+    + ", ".join(f"`{m}`" for m in sorted(offline))
+    + ")"
+    + (f" and {', '.join(f'`{m}`' for m in keyed)}." if keyed else ", no provider models yet.")
+    + " To add one, set its provider's key (for example `OPENAI_API_KEY` or "
+    "`ANTHROPIC_API_KEY`) where the dashboard and the workers run, and restart.",
+    icon=":material/model_training:",
+)
 left, right = st.columns([3, 2], gap="large")
 with left:
     template = editor.template_area("compare", example=EXAMPLE_TEMPLATE)

@@ -226,3 +226,14 @@ def forget_batches() -> None:
     """After a batch was queued, cancelled or retried: its progress and the filters change."""
     for cached in (batch_list, batch, filter_choices):
         cached.clear()
+
+
+def forget_demo() -> None:
+    """After demo data was loaded: every figure, list and filter may change."""
+    forget_analytics()
+    forget_templates()
+    forget_comparisons()
+    forget_queues()
+    forget_batches()
+    for cached in (volume_over_time, cost_over_time, cache_hit_rate, users, month_spend):
+        cached.clear()

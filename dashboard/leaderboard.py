@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard import auth, charts, deps, ui
+from dashboard import auth, charts, deps, empty, ui
 from tasks import compare
 from tasks.analytics import period
 from tasks.errors import InvalidInput
@@ -62,7 +62,9 @@ entries = deps.leaderboard(
     created_before=created_before,
 )
 if not entries:
-    st.info("No outputs in this range.", icon=":material/query_stats:")
+    empty.next_step(
+        pool, user, "No outputs in this range.", key="leaderboard", icon=":material/query_stats:"
+    )
     st.stop()
 
 ceiling_column, suggestion_column = st.columns([1, 2], gap="large")

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import auth, deps, ui
+from dashboard import auth, deps, empty, ui
 from tasks import exports
 from tasks import submit as jobs
 from tasks.analytics import FEEDBACK_VALUES, STATUSES, period
@@ -123,10 +123,10 @@ def table() -> bool:
     page = jobs.list_outputs(pool, user, **filters, before_id=cursors[-1], limit=PAGE_SIZE + 1)
     has_next, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE]
     if not page:
-        st.info(
-            "No outputs match." if len(cursors) == 1 else "No more outputs.",
-            icon=":material/inbox:",
-        )
+        if len(cursors) == 1:
+            empty.next_step(pool, user, "No outputs match.", key="outputs")
+        else:
+            st.info("No more outputs.", icon=":material/inbox:")
     else:
         frame = pd.DataFrame(
             {

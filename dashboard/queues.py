@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import streamlit as st
 
-from dashboard import auth, charts, deps, ui
+from dashboard import auth, charts, deps, empty, ui
 from tasks import admin
 from tasks.errors import LLMJobsError
 
@@ -89,7 +89,7 @@ def overview() -> None:
     if len(counts):
         st.dataframe(counts.rename(columns=JOB_STATUSES), key="queues_counts")
     else:
-        st.caption("No jobs yet.")
+        empty.next_step(pool, user, "No jobs yet.", key="queues", icon=":material/stacks:")
     st.subheader(f":material/speed: Throughput, last {hours} hours", anchor=False)
     if data.throughput:
         st.altair_chart(charts.throughput(charts.frame(data.throughput)), width="stretch")

@@ -291,6 +291,17 @@ def cmd_export(args: argparse.Namespace) -> Any:
     return None
 
 
+def cmd_seed_demo(args: argparse.Namespace) -> Any:
+    from dataclasses import asdict
+
+    from tasks import demo
+
+    pool = _pool()
+    if args.remove:
+        return {"removed": demo.remove(pool)}
+    return asdict(demo.seed(pool))
+
+
 def cmd_run(args: argparse.Namespace) -> Any:
     from tasks.runner import run
 
@@ -486,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None)
     p.add_argument("--user", default=None)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("seed-demo", help="load a demo month of finished work (as user demo)")
+    p.add_argument("--remove", action="store_true", help="delete the demo data, and only it")
+    p.set_defaults(func=cmd_seed_demo)
 
     p = sub.add_parser("run", help="database, migrations, worker and front ends (make run)")
     p.add_argument("--no-dashboard", action="store_true")

@@ -53,7 +53,7 @@ SUGGESTED_MODELS = (
 
 
 def _register_providers() -> None:
-    providers = {offline.PROVIDER: offline.OfflineEcho(), **_extra_providers}
+    providers = {offline.PROVIDER: offline.OfflineModels(), **_extra_providers}
     litellm.custom_provider_map = [
         {"provider": name, "custom_handler": handler} for name, handler in providers.items()
     ]
@@ -140,7 +140,9 @@ def check_model(model: str) -> ModelInfo:
     provider, _, name = model.partition("/")
     if provider == offline.PROVIDER:
         if name not in offline.MODELS:
-            raise InvalidInput("model", f"unknown offline model {model!r} (use {OFFLINE_MODEL})")
+            raise InvalidInput(
+                "model", f"unknown offline model {model!r} (use {', '.join(offline.NAMES)})"
+            )
         return ModelInfo(model, provider, offline=True)
     if provider in _extra_providers:
         return ModelInfo(model, provider, offline=True)
@@ -164,9 +166,9 @@ def check_model(model: str) -> ModelInfo:
 
 
 def usable_models() -> list[ModelInfo]:
-    """The models that can be called now: the offline one first, then the configured ones."""
+    """The models that can be called now: the offline ones first, then the configured ones."""
     found: list[ModelInfo] = []
-    names = [OFFLINE_MODEL, get_settings().default_model, *get_settings().extra_models]
+    names = [*offline.NAMES, get_settings().default_model, *get_settings().extra_models]
     for name in dict.fromkeys([*names, *SUGGESTED_MODELS]):
         try:
             found.append(check_model(name))

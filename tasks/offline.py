@@ -1,15 +1,23 @@
-"""`offline/echo`: a deterministic model that needs no network, registered as a litellm provider.
+"""Offline models: deterministic models that need no network, registered as a litellm provider.
 
-It answers in the format the request asks for (the system message carries the format
-instruction): valid JSON for json, real Markdown, a real HTML fragment, plain text otherwise, and
-reports token usage like a real provider. Its cost is 0.
+Each answers in the format the request asks for (the system message carries the format
+instruction), reports token usage like a real provider, and costs 0. They differ the way real
+models do, all decided by a hash of the prompt so the same prompt always gets the same answer:
+
+- `offline/echo` repeats the prompt back, at once (the test suite's model).
+- `offline/brief` answers in a sentence or two, in tens of milliseconds.
+- `offline/verbose` answers at length, in a few hundred milliseconds.
+- `offline/flaky` answers in between, but for one json prompt in four its first answer is not
+  valid JSON (prose around it), so the worker's re-ask shows; the re-ask gets valid JSON.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import json
+import time
 from typing import Any
 
 import litellm
@@ -18,37 +26,147 @@ from litellm import CustomLLM
 from tasks.formats import INSTRUCTIONS
 
 PROVIDER = "offline"
-MODELS = ("echo",)
+MODELS = ("echo", "brief", "verbose", "flaky")
+NAMES = tuple(f"{PROVIDER}/{m}" for m in MODELS)
+
+# Latency range (ms) per model, picked within it by the prompt's hash.
+LATENCY_MS = {"echo": (0, 0), "brief": (20, 80), "verbose": (150, 400), "flaky": (60, 220)}
+# One json prompt in FLAKY_EVERY gets an invalid first answer from offline/flaky.
+FLAKY_EVERY = 4
+
+_POINTS = (
+    "Start from what the reader already knows.",
+    "Name the one idea everything else rests on.",
+    "Give a concrete example before the general rule.",
+    "Say where the idea stops working.",
+    "Point to one next step worth taking.",
+    "Check the answer against a simple case.",
+)
 
 
 def _tokens(text: str) -> int:
     return max(1, len(text.split()))
 
 
-def answer(messages: list[dict[str, Any]]) -> str:
-    """The deterministic answer to a conversation."""
-    system = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
-    prompt = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
+def _fingerprint(prompt: str) -> int:
+    return int(hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:12], 16)
+
+
+def latency_ms(model: str, prompt: str) -> int:
+    """How long the model takes on this prompt, in milliseconds (deterministic)."""
+    low, high = LATENCY_MS.get(model, (0, 0))
+    return low + _fingerprint(f"{model}:{prompt}") % (high - low + 1)
+
+
+def flaky_json(prompt: str) -> bool:
+    """Whether offline/flaky's first json answer to this prompt is invalid."""
+    return _fingerprint(prompt) % FLAKY_EVERY == 0
+
+
+def _summary(words: list[str], limit: int) -> str:
+    return " ".join(words[:limit]) + (" …" if len(words) > limit else "")
+
+
+def _echo(fmt: str, prompt: str) -> str:
     digest = hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:12]
     words = prompt.split()
-    summary = " ".join(words[:40]) + (" …" if len(words) > 40 else "")
-    if INSTRUCTIONS["json"] in system:
+    summary = _summary(words, 40)
+    if fmt == "json":
         return json.dumps(
             {"model": "offline/echo", "prompt": prompt, "words": len(words), "digest": digest}
         )
-    if INSTRUCTIONS["html"] in system:
+    if fmt == "html":
         return (
             f"<h2>Answer</h2>\n<p>{html.escape(summary)}</p>\n"
             f"<ul><li>words: {len(words)}</li><li>digest: <code>{digest}</code></li></ul>"
         )
-    if INSTRUCTIONS["markdown"] in system:
+    if fmt == "markdown":
         return f"## Answer\n\n{summary}\n\n- **words:** {len(words)}\n- **digest:** `{digest}`\n"
     return f"Echo: {prompt}"
 
 
-class OfflineEcho(CustomLLM):
+def _brief(fmt: str, prompt: str) -> str:
+    topic = _summary(prompt.split(), 8)
+    point = _POINTS[_fingerprint(prompt) % len(_POINTS)]
+    if fmt == "json":
+        return json.dumps({"answer": f"In short: {topic}", "tip": point})
+    if fmt == "html":
+        return f"<p><strong>In short:</strong> {html.escape(topic)}. {html.escape(point)}</p>"
+    if fmt == "markdown":
+        return f"**In short:** {topic}. {point}\n"
+    return f"In short: {topic}. {point}"
+
+
+def _points(prompt: str, count: int) -> list[str]:
+    start = _fingerprint(prompt) % len(_POINTS)
+    return [_POINTS[(start + i) % len(_POINTS)] for i in range(count)]
+
+
+def _verbose(fmt: str, prompt: str) -> str:
+    topic = _summary(prompt.split(), 30)
+    points = _points(prompt, 5)
+    intro = (
+        f"Here is a thorough answer to the request: {topic}. It is worth taking slowly, one "
+        "step at a time, because each step builds on the one before it."
+    )
+    close = "In summary, the points above cover the ground; revisit them with your own example."
+    if fmt == "json":
+        return json.dumps(
+            {"summary": intro, "points": points, "conclusion": close, "confidence": "high"},
+            indent=2,
+        )
+    if fmt == "html":
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in points)
+        return (
+            f"<h2>Overview</h2>\n<p>{html.escape(intro)}</p>\n<h3>Key points</h3>\n"
+            f"<ol>{items}</ol>\n<h3>Conclusion</h3>\n<p>{html.escape(close)}</p>"
+        )
+    if fmt == "markdown":
+        items = "\n".join(f"{i}. {p}" for i, p in enumerate(points, 1))
+        return f"## Overview\n\n{intro}\n\n### Key points\n\n{items}\n\n### Conclusion\n\n{close}\n"
+    body = "\n".join(f"{i}. {p}" for i, p in enumerate(points, 1))
+    return f"{intro}\n\n{body}\n\n{close}"
+
+
+def _flaky(fmt: str, prompt: str, reasked: bool) -> str:
+    topic = _summary(prompt.split(), 15)
+    points = _points(prompt, 2)
+    if fmt == "json":
+        value = json.dumps({"answer": topic, "points": points})
+        if flaky_json(prompt) and not reasked:
+            return f"Sure! Here is the JSON you asked for: {value[:-1]}"  # prose, cut short
+        return value
+    if fmt == "html":
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in points)
+        return f"<p>{html.escape(topic)}</p>\n<ul>{items}</ul>"
+    if fmt == "markdown":
+        return f"### {topic}\n\n" + "\n".join(f"- {p}" for p in points) + "\n"
+    return f"{topic}. " + " ".join(points)
+
+
+def answer(messages: list[dict[str, Any]], model: str = "echo") -> str:
+    """The deterministic answer of offline/<model> to a conversation."""
+    system = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
+    users = [str(m.get("content", "")) for m in messages if m.get("role") == "user"]
+    fmt = next((f for f in ("json", "html", "markdown") if INSTRUCTIONS[f] in system), "text")
+    if model == "echo":
+        return _echo(fmt, "\n".join(users))
+    prompt = users[0] if users else ""  # a re-ask adds turns; the question stays the first
+    if model == "brief":
+        return _brief(fmt, prompt)
+    if model == "verbose":
+        return _verbose(fmt, prompt)
+    reasked = any(m.get("role") == "assistant" for m in messages)
+    return _flaky(fmt, prompt, reasked)
+
+
+def _prompt(messages: list[dict[str, Any]]) -> str:
+    return next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), "")
+
+
+class OfflineModels(CustomLLM):
     def _respond(self, model: str, messages: list[dict[str, Any]]) -> litellm.ModelResponse:
-        content = answer(messages)
+        content = answer(messages, model)
         prompt_tokens = sum(_tokens(str(m.get("content", ""))) for m in messages)
         completion_tokens = _tokens(content)
         return litellm.ModelResponse(
@@ -68,7 +186,13 @@ class OfflineEcho(CustomLLM):
         )
 
     def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+        delay = latency_ms(model, _prompt(messages))
+        if delay:
+            time.sleep(delay / 1000)
         return self._respond(model, messages)
 
     async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+        delay = latency_ms(model, _prompt(messages))
+        if delay:
+            await asyncio.sleep(delay / 1000)
         return self._respond(model, messages)

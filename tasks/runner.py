@@ -16,6 +16,7 @@ from pathlib import Path
 from db.embedded import PROJECT_ROOT
 from db.pool import database_url
 from tasks.config import get_settings
+from tasks.demo import hint_if_empty
 from tasks.logs import configure_logging, get_logger
 
 log = get_logger("llmjobs.run")
@@ -66,6 +67,8 @@ def run(*, dashboard: bool = True, api: bool = True) -> dict[str, int]:
         for name, cmd in commands(dashboard, api).items()
     }
     log.info("started", processes=sorted(children))
+    if hint := hint_if_empty(url):
+        log.info(hint)
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:

@@ -146,3 +146,5 @@ def test_models(client, ana):
     response = client.get("/api/v1/models", headers=ana)
     assert response.status_code == 200
     assert {"name": "offline/echo", "provider": "offline", "offline": True} in response.json()
+    offline = [m["name"] for m in response.json() if m["offline"]]
+    assert offline[:4] == ["offline/echo", "offline/brief", "offline/verbose", "offline/flaky"]

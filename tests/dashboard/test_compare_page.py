@@ -1,0 +1,47 @@
+"""Compare says up front which models it can use and how to add one, and starts with two offline
+models selected so that a first click compares."""
+
+from __future__ import annotations
+
+import pytest
+
+from db import outputs as outputs_db
+
+COMPARE = "dashboard/compare.py"
+
+
+def _info(at) -> str:
+    return " ".join(str(e.value) for e in at.main.get("info"))
+
+
+def test_lists_the_usable_models_and_how_to_add_one(app_as, analyst):
+    at = app_as(analyst, COMPARE)
+    assert not at.exception
+    info = _info(at)
+    for model in ("offline/echo", "offline/brief", "offline/verbose", "offline/flaky"):
+        assert model in info
+    assert "OPENAI_API_KEY" in info and "restart" in info
+    assert "gpt-4o-mini" not in info
+
+
+def test_a_provider_key_adds_its_models(app_as, analyst, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+    at = app_as(analyst, COMPARE)
+    assert "gpt-4o-mini" in _info(at)
+    assert "gpt-4o-mini" in at.multiselect(key="compare_models").options
+
+
+def test_the_first_click_compares_two_offline_models(app_as, pool, analyst):
+    at = app_as(analyst, COMPARE)
+    assert at.multiselect(key="compare_models").value == ["offline/brief", "offline/verbose"]
+    for field in at.text_area:
+        if str(field.key).startswith("compare_var_"):
+            field.input("recursion")
+    at.run()
+    at.button(key="compare_submit").click().run()
+    assert not at.exception
+    assert not at.main.get("error"), [e.value for e in at.main.get("error")]
+    assert at.query_params.get("id")
+    with pool.connection() as conn:
+        models = sorted(o.model for o in outputs_db.list_outputs(conn, limit=10))
+    assert models == ["offline/brief", "offline/verbose"]
