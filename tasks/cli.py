@@ -313,20 +313,22 @@ def cmd_export(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> Any:
     from tasks.runner import run
 
-    return run(dashboard=not args.no_dashboard, api=not args.no_api)
+    problem = run(dashboard=not args.no_dashboard, api=not args.no_api)
+    if problem:
+        raise LLMJobsError(problem)
 
 
 def cmd_api(args: argparse.Namespace) -> Any:
-    import os
-
     import uvicorn
+
+    from tasks.config import get_settings
 
     # Loaded by import string so the job system never imports its front ends.
     uvicorn.run(
         "api.app:create_app",
         factory=True,
         host=args.host,
-        port=args.port or int(os.environ.get("LLMJOBS_API_PORT", "8000")),
+        port=args.port or get_settings().api_port,
         log_config=None,
     )
 
