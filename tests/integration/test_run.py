@@ -16,15 +16,11 @@ import httpx
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from tests.integration.test_full_run import _free_port
+
 LLMJOBS = Path(sys.executable).parent / "llmjobs"
 ROOT = Path(__file__).resolve().parents[2]
 BANNER = "LLM Jobs is running"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(env: dict[str, str], *args: str) -> subprocess.Popen:
