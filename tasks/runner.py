@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
@@ -79,14 +80,29 @@ def _in_use(port: int) -> bool:
     return False
 
 
+# What answers there when the holder is our own dashboard or API (another `make run`).
+_OURS = {"dashboard": ("/_stcore/health", "ok"), "api": ("/openapi.json", '"title":"LLM Jobs"')}
+
+
+def _holder(name: str, port: int) -> str:
+    path, mark = _OURS[name]
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as answer:
+            if mark in answer.read(100_000).decode(errors="replace"):
+                return f" by another LLM Jobs {name}"
+    except (OSError, ValueError):
+        pass
+    return ""
+
+
 def check_ports(listening: dict[str, int]) -> None:
     """Raise Conflict naming the first port another program holds, and how to choose another."""
     for name, port in listening.items():
         if _in_use(port):
             setting = f"LLMJOBS_{name.upper()}_PORT"
             raise Conflict(
-                f"port {port} ({name}) is in use; stop the other `make run` (or whatever "
-                f"listens there) or set {setting}"
+                f"port {port} ({name}) is in use{_holder(name, port)}; stop the other "
+                f"`make run` (or whatever listens there) or set {setting}"
             )
 
 

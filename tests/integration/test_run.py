@@ -76,17 +76,21 @@ def test_banner_then_a_quiet_ctrl_c(database_url):
     # trust authentication ignores the password: it is there to be kept out of what is printed
     info = conninfo_to_dict(database_url)
     with_password = make_conninfo(database_url, password="hunter2-secret")
-    run = _start(
-        {
-            "DATABASE_URL": with_password,
-            "LLMJOBS_API_PORT": str(api_port),
-            "LLMJOBS_DASHBOARD_PORT": str(dash_port),
-        }
-    )
+    ports = {"LLMJOBS_API_PORT": str(api_port), "LLMJOBS_DASHBOARD_PORT": str(dash_port)}
+    run = _start({"DATABASE_URL": with_password, **ports})
     try:
         banner = _banner(run)
         assert httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{dash_port}/_stcore/health", timeout=5).is_success
+        second = _start(ports)
+        second_out, second_err = second.communicate(timeout=60)
+        assert second.returncode == 1 and second_out == ""
+        assert second_err.splitlines()[-1] == (
+            f"error: port {dash_port} (dashboard) is in use by another LLM Jobs dashboard; "
+            "stop the other `make run` (or whatever listens there) or set LLMJOBS_DASHBOARD_PORT"
+        )
+        second = _start({**ports, "LLMJOBS_DASHBOARD_PORT": str(_free_port())}, "--no-dashboard")
+        assert "in use by another LLM Jobs api;" in second.communicate(timeout=60)[1]
     finally:
         os.killpg(run.pid, signal.SIGINT)  # Ctrl-C in a terminal signals the process group
         out, err = run.communicate(timeout=90)
