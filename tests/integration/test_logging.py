@@ -74,7 +74,6 @@ async def test_job_events_are_json_lines_with_fields(
 def test_library_sentinels_are_not_logged(captured_logs):
     import litellm  # noqa: F401  (stamps uvicorn's and asyncio's records with a sentinel)
 
-    configure_logging("INFO", stream=logging.getLogger().handlers[0].stream)
     logging.getLogger("uvicorn.error").info("Uvicorn running on %s", "http://127.0.0.1:1")
     logging.getLogger("asyncio").warning("slow callback")
     lines = captured_logs()
