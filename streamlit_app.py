@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import routes, ui
 
-st.set_page_config(page_title="LLM Jobs", page_icon=":material/bolt:", layout="wide")
+# A file, not a ":material/...:" icon, which the browser would fetch from fonts.gstatic.com.
+FAVICON = Path(__file__).parent / "dashboard" / "static" / "favicon.png"
+st.set_page_config(page_title="LLM Jobs", page_icon=str(FAVICON), layout="wide")
 with ui.database_guard():
     st.navigation(routes.pages()).run()

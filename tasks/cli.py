@@ -10,14 +10,17 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from tasks.errors import InvalidInput, LLMJobsError
 
 EXIT_INVALID = 2
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
 def _json_arg(field: str) -> Callable[[str], Any]:
@@ -29,13 +32,29 @@ def _json_arg(field: str) -> Callable[[str], Any]:
     return parse
 
 
-def _print(value: Any) -> None:
-    def plain(item: Any) -> Any:
-        return item.model_dump(mode="json") if isinstance(item, BaseModel) else item
+def plain(value: Any) -> Any:
+    """value ready for JSON: models as dicts, Decimals (costs) as fixed-point strings, never
+    exponent notation such as "1E-8"; dates and the rest as pydantic writes them."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
 
-    if isinstance(value, list):
-        value = [plain(v) for v in value]
-    print(json.dumps(plain(value), default=str, ensure_ascii=False, indent=2))
+
+def _print(value: Any) -> None:
+    print(
+        json.dumps(
+            plain(value),
+            default=lambda v: to_jsonable_python(v, fallback=str),
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
 
 
 def _pool():
@@ -305,20 +324,22 @@ def cmd_seed_demo(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> Any:
     from tasks.runner import run
 
-    return run(dashboard=not args.no_dashboard, api=not args.no_api)
+    problem = run(dashboard=not args.no_dashboard, api=not args.no_api)
+    if problem:
+        raise LLMJobsError(problem)
 
 
 def cmd_api(args: argparse.Namespace) -> Any:
-    import os
-
     import uvicorn
+
+    from tasks.config import get_settings
 
     # Loaded by import string so the job system never imports its front ends.
     uvicorn.run(
         "api.app:create_app",
         factory=True,
         host=args.host,
-        port=args.port or int(os.environ.get("LLMJOBS_API_PORT", "8000")),
+        port=args.port or get_settings().api_port,
         log_config=None,
     )
 
@@ -524,18 +545,57 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     configure_logging(get_settings().log_level)
+    args = None
+    done = False
     try:
         args = parser.parse_args(argv)
         result = args.func(args)
+        done = True
+        if result is not None:
+            _print(result)
     except InvalidInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except LLMJobsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if result is not None:
-        _print(result)
+    except KeyboardInterrupt:
+        print(f"interrupted: {_not_done(args, done)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
+
+
+# What an interrupted command leaves behind. Each of these writes in one transaction (or only
+# reads), so an interruption before its commit leaves nothing.
+_QUEUES = ("submit", "rerun", "regenerate", "compare submit", "batch submit", "batch retry")
+_STREAMS = ("export", "batch results")
+_SERVES = ("run", "api", "worker")
+_ATOMIC = (
+    *("show", "list", "feedback", "models", "budget", "leaderboard"),
+    *("users create", "users list", "tokens create", "tokens list", "tokens revoke"),
+    *("agents create", "agents list", "templates save", "templates show", "templates list"),
+    *("compare show", "compare pick", "batch status", "batch cancel", "batch list"),
+)
+
+
+def _not_done(args: argparse.Namespace | None, done: bool) -> str:
+    """One line saying what a command interrupted by Ctrl-C did (not) do."""
+    if args is None:
+        return "nothing was done"
+    command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+    if command in _SERVES:
+        return "stopped"
+    if done:
+        return "it was done, but its answer was not printed in full"
+    if command in _QUEUES:
+        return "nothing was queued"
+    if command in _STREAMS:
+        return "what was printed is incomplete; nothing was changed"
+    if command == "migrate":
+        return "migrations apply all or nothing; run `llmjobs migrate` again to be sure"
+    if command in _ATOMIC:
+        return "nothing was changed"
+    return f"`llmjobs {command}` stopped before it finished"
 
 
 if __name__ == "__main__":

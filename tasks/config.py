@@ -46,6 +46,8 @@ class Settings(BaseModel):
     user: str = "local"
     cache: bool = False
     cache_window: float = Field(86_400.0, ge=0)
+    api_port: int = Field(8000, ge=1, le=65535)
+    dashboard_port: int = Field(8501, ge=1, le=65535)
 
 
 @functools.cache
@@ -74,4 +76,6 @@ def get_settings() -> Settings:
         user=_env("LLMJOBS_USER", "local"),
         cache=_env("LLMJOBS_CACHE", "0").lower() in ("1", "true", "yes", "on"),
         cache_window=_env("LLMJOBS_CACHE_WINDOW", "86400"),
+        api_port=_env("LLMJOBS_API_PORT", "8000"),
+        dashboard_port=_env("LLMJOBS_DASHBOARD_PORT", "8501"),
     )

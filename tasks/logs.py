@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from tasks.config import LLM_TASK
+from tasks.config import LLM_TASK, MAINTENANCE_QUEUE
 
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 _MASK = "***"
@@ -57,6 +57,14 @@ def _drop_procrastinate_extras(_logger: Any, _name: str, event: dict[str, Any]) 
     return event
 
 
+def _drop_markers(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    # Libraries stamp records with bare sentinel objects (litellm's `litellm_redacted`, set by
+    # the filter it adds to uvicorn's and asyncio's loggers): they say nothing in a log line.
+    for key in [k for k, v in event.items() if type(v) is object]:
+        del event[key]
+    return event
+
+
 _STAMP: list[Any] = [
     structlog.stdlib.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
@@ -75,14 +83,39 @@ def _not_repeated(record: logging.LogRecord) -> bool:
     return not (isinstance(job, dict) and job.get("task_name") == LLM_TASK)
 
 
+# procrastinate's lines about a maintenance job (deferred, started, succeeded) every 10 seconds:
+# DEBUG, unless the job returned what it did (a success with a result stays INFO).
+_UPKEEP_ACTIONS = frozenset({"periodic_task_deferred", "start_job", "job_success"})
+
+
+def _quiet_upkeep(record: logging.LogRecord) -> bool:
+    job = getattr(record, "job", None)
+    if (
+        getattr(record, "action", None) not in _UPKEEP_ACTIONS
+        or record.levelno != logging.INFO
+        or not isinstance(job, dict)
+        or job.get("queue") != MAINTENANCE_QUEUE
+        or (record.action == "job_success" and getattr(record, "result", None))
+    ):
+        return True
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     """Send every log record, ours and the libraries', as JSON lines to stream (stderr)."""
     _secret_pattern.cache_clear()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(_not_repeated)
+    handler.addFilter(_quiet_upkeep)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_STAMP, _drop_procrastinate_extras],
+            foreign_pre_chain=[
+                structlog.stdlib.ExtraAdder(),
+                _drop_markers,
+                *_STAMP,
+                _drop_procrastinate_extras,
+            ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,

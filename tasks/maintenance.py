@@ -71,10 +71,14 @@ async def recover_stalled_jobs(procrastinate_app: Any) -> dict[str, int]:
     pass_context=True,
     queueing_lock="recover_stalled_jobs",
 )
-async def recover_stalled_jobs_task(context: Any, timestamp: int) -> None:
+async def recover_stalled_jobs_task(context: Any, timestamp: int) -> dict[str, int] | None:
+    # A result only when something was done: procrastinate's success line then stays at INFO
+    # (tasks.logs turns a maintenance job's lines to DEBUG otherwise).
     counts = await recover_stalled_jobs(context.app)
     if any(counts.values()):
         log.info("stalled jobs recovered", **counts)
+        return counts
+    return None
 
 
 @app.periodic(cron="* * * * *", periodic_id="refresh_analytics")
@@ -85,8 +89,10 @@ async def recover_stalled_jobs_task(context: Any, timestamp: int) -> None:
     pass_context=True,
     queueing_lock="refresh_analytics",
 )
-async def refresh_analytics_task(context: Any, timestamp: int) -> None:
+async def refresh_analytics_task(context: Any, timestamp: int) -> dict[str, int] | None:
     async with context.app.connector.pool.connection() as conn:
         periods = await analytics.refresh_rollup_async(conn, max_periods=REFRESH_PERIODS)
     if periods:
         log.info("analytics rolled up", periods=periods)
+        return {"periods": periods}
+    return None

@@ -112,3 +112,35 @@ def test_hostile_html_never_runs_on_the_detail_page(
     assert dialogs == []
     assert touched == [None] * len(touched)
     assert not any(h.strip().lower().startswith("javascript:") for h in hrefs)
+
+
+def test_a_page_load_fetches_nothing_from_the_internet(chromium, services, pool):
+    from urllib.parse import urlsplit
+
+    requested: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.on("request", lambda request: requested.append(request.url))
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)
+        try:
+            page.goto(services)
+            expect(page.get_by_text("Single-user mode")).to_be_visible()
+            expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
+                "data-test-script-state", "notRunning"
+            )
+            icon = page.locator("link[rel='shortcut icon']").get_attribute("href")
+            page.wait_for_timeout(2000)  # the favicon and late assets
+        finally:
+            browser.close()
+    local = (None, "127.0.0.1", "localhost")  # None: a relative address
+    assert icon and urlsplit(icon).hostname in local, icon
+    assert requested
+    elsewhere = [
+        url
+        for url in requested
+        if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname not in local
+    ]
+    assert elsewhere == []

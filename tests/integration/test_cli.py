@@ -262,3 +262,30 @@ async def test_cli_batch_results_csv_keeps_formulas_as_text(
     assert [(r["value"], r["output"], r["=note"]) for r in lines] == [
         (value, value, "@x") for value in [*FORMULAS, NUMBER_AS_TEXT]
     ]
+
+
+def test_cli_interrupted_batch_says_nothing_was_queued(database_url, pool, analyst, tmp_path):
+    import signal
+    import time
+
+    rows = tmp_path / "big.csv"
+    rows.write_text("concept\n" + "".join(f"c{i}\n" for i in range(100_000)))
+    batch = ["batch", "submit", str(rows), "--template", "Explain {{concept}}"]
+    proc = subprocess.Popen(
+        [str(BIN), *batch, "--model", "offline/echo", "--user", "ana"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    time.sleep(4)  # past the imports, well inside the validation of 100,000 rows
+    assert proc.poll() is None, "the batch finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert out == ""
+    assert err.splitlines()[-1] == "interrupted: nothing was queued"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    with pool.connection() as conn:
+        assert conn.execute("SELECT count(*) AS n FROM llm_outputs").fetchone()["n"] == 0
+        assert conn.execute("SELECT count(*) AS n FROM batches").fetchone()["n"] == 0

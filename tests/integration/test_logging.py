@@ -69,3 +69,71 @@ async def test_job_events_are_json_lines_with_fields(
     assert "***" in failed["error"]
     stored = jobs.get_output(pool, bad_sub.output_id, analyst).error_message
     assert SECRET not in stored and "***" in stored
+
+
+def test_library_sentinels_are_not_logged(captured_logs):
+    import litellm  # noqa: F401  (stamps uvicorn's and asyncio's records with a sentinel)
+
+    logging.getLogger("uvicorn.error").info("Uvicorn running on %s", "http://127.0.0.1:1")
+    logging.getLogger("asyncio").warning("slow callback")
+    lines = captured_logs()
+    assert [line["message"] for line in lines][-2:] == [
+        "Uvicorn running on http://127.0.0.1:1",
+        "slow callback",
+    ]
+    assert not any("litellm_redacted" in line for line in lines)
+
+
+def _upkeep_record(action: str, result: object = None) -> logging.LogRecord:
+    record = logging.getLogger("procrastinate.worker").makeRecord(
+        "procrastinate.worker", logging.INFO, __file__, 0, f"{action} line", (), None
+    )
+    record.action = action
+    record.job = {"id": 1, "queue": "maintenance", "task_name": "llmjobs.recover_stalled_jobs"}
+    record.result = result
+    return record
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_maintenance_that_did_nothing_logs_at_debug(level):
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    configure_logging(level, stream=stream)
+    try:
+        for action in ("periodic_task_deferred", "start_job", "job_success"):
+            root.handlers[0].handle(_upkeep_record(action))
+        root.handlers[0].handle(_upkeep_record("job_success", {"retried": 1, "failed": 0}))
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    quiet = [(line["message"], line["level"]) for line in lines]
+    expected_quiet = [
+        ("periodic_task_deferred line", "debug"),
+        ("start_job line", "debug"),
+        ("job_success line", "debug"),
+    ]
+    assert quiet == [*(expected_quiet if level == "DEBUG" else []), ("job_success line", "info")]
+
+
+async def test_idle_maintenance_jobs_log_nothing_at_info(pool, run_worker, captured_logs):
+    from tasks.maintenance import recover_stalled_jobs_task, refresh_analytics_task
+
+    await recover_stalled_jobs_task.defer_async(timestamp=0)
+    await refresh_analytics_task.defer_async(timestamp=0)
+
+    def jobs_done() -> bool:
+        with pool.connection() as conn:
+            statuses = conn.execute("SELECT status FROM procrastinate_jobs").fetchall()
+        # the worker's periodic deferrer may add one of its own
+        return len(statuses) >= 2 and {row["status"] for row in statuses} == {"succeeded"}
+
+    await run_worker(until=jobs_done, queues=["maintenance"])
+    assert jobs_done()
+    about_jobs = [
+        line["message"]
+        for line in captured_logs()
+        if line["message"].startswith(("Starting job llmjobs.", "Job llmjobs."))
+    ]
+    assert about_jobs == []
