@@ -16,8 +16,18 @@ from tasks.formats import FORMATS
 FEEDBACK_BUTTONS = (
     ("thumbs_up", "Thumbs up", ":material/thumb_up:"),
     ("thumbs_down", "Thumbs down", ":material/thumb_down:"),
-    ("none", "None", ":material/remove:"),
 )
+CLEAR_FEEDBACK = ("none", "Clear rating", ":material/remove:")
+REGENERATE = "regenerate_"  # the prefix of the regenerate form's keys
+
+
+def open_output(output_id: int) -> None:
+    """Go to another output with the regenerate form closed and its fields empty: they belong to
+    the output they were typed on."""
+    for key in [k for k in st.session_state if str(k).startswith(REGENERATE)]:
+        del st.session_state[key]
+    st.switch_page(ui.DETAIL_PAGE, query_params={"id": str(output_id)})
+
 
 user = auth.require_user()
 pool = deps.pool()
@@ -73,7 +83,7 @@ figures = st.columns(6)
 figures[0].metric("Prompt tokens", ui.number(output.prompt_tokens))
 figures[1].metric("Completion tokens", ui.number(output.completion_tokens))
 figures[2].metric("Cost", ui.dollars(output.cost))
-figures[3].metric("Latency", ui.seconds(output.latency_ms))
+figures[3].metric("Latency", ui.duration(output.latency_ms))
 figures[4].metric("Attempts", output.attempts)
 figures[5].metric("Queue", output.queue)
 st.caption(
@@ -101,14 +111,16 @@ with answer:
 
     if output.status == "completed":
         st.subheader(":material/reviews: Feedback", anchor=False)
-        buttons = st.columns(len(FEEDBACK_BUTTONS))
-        for column, (value, label, icon) in zip(buttons, FEEDBACK_BUTTONS, strict=True):
+        # Nothing is highlighted until the output is rated; a rating can then be cleared.
+        offered = [*FEEDBACK_BUTTONS, *([CLEAR_FEEDBACK] if output.feedback != "none" else [])]
+        buttons = st.columns(len(offered))
+        for column, (value, label, icon) in zip(buttons, offered, strict=True):
             chosen = output.feedback == value
             if (
                 column.button(
                     label,
                     icon=icon,
-                    type="primary" if chosen else "secondary",
+                    type="primary" if chosen and value != "none" else "secondary",
                     key=f"feedback_{value}",
                     width="stretch",
                 )
@@ -151,9 +163,11 @@ if st.button(
     except LLMJobsError as exc:
         ui.show_error(exc)
     else:
-        st.switch_page(ui.DETAIL_PAGE, query_params={"id": str(again.output_id)})
+        open_output(again.output_id)
 
-with st.expander("Regenerate with changes", icon=":material/tune:"):
+with st.expander(
+    "Regenerate with changes", icon=":material/tune:", key=f"{REGENERATE}open", on_change="rerun"
+):
     models = [m.name for m in deps.usable_models()]
     if output.model not in models:
         models.insert(0, output.model)
@@ -189,7 +203,7 @@ with st.expander("Regenerate with changes", icon=":material/tune:"):
         except LLMJobsError as exc:
             ui.show_error(exc)
         else:
-            st.switch_page(ui.DETAIL_PAGE, query_params={"id": str(made.output_id)})
+            open_output(made.output_id)
 
 family = analytics.lineage(pool, output, user)
 if family.parent_id or family.children:

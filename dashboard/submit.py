@@ -174,7 +174,7 @@ if following:
         elif output.status == "failed":
             st.error(output.error_message or "failed", icon=":material/error:")
         else:
-            st.success(f"Completed in {ui.seconds(output.latency_ms)}.", icon=":material/check:")
+            st.success(f"Completed in {ui.duration(output.latency_ms)}.", icon=":material/check:")
         ui.output_link(output.id, "Open the output")
         return output.status in ui.ACTIVE
 

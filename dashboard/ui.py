@@ -53,6 +53,13 @@ def seconds(ms: float | int | None) -> str:
     return "–" if ms is None else f"{ms / 1000:.2f} s"
 
 
+def duration(ms: float | int | None) -> str:
+    """A latency as people read it: milliseconds below a second ("4 ms"), else seconds."""
+    if ms is None:
+        return "–"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
 def dollars(cost: Decimal | float | None) -> str:
     return "–" if cost is None else f"${float(cost):.6f}".rstrip("0").rstrip(".")
 

@@ -134,3 +134,54 @@ def test_re_run_and_regenerate_make_children(app_as, pool, analyst):
     links = [p.proto.label for p in at.get("page_link")]
     assert any(label.startswith(f"#{newest.id} · re-run") for label in links)
     assert any(label.startswith(f"#{made.id} · regenerate") for label in links)
+
+
+def _set_latency(pool, output_id: int, ms: int) -> None:
+    with pool.connection() as conn:
+        conn.execute("UPDATE llm_outputs SET latency_ms = %s WHERE id = %s", (ms, output_id))
+
+
+def test_latency_below_a_second_is_in_milliseconds(app_as, pool, analyst):
+    quick, slow = create_test_llm_output(pool, analyst), create_test_llm_output(pool, analyst)
+    _set_latency(pool, quick.id, 4)
+    _set_latency(pool, slow.id, 2500)
+    at = app_as(analyst, DETAIL, id=str(quick.id))
+    assert next(m.value for m in at.metric if m.label == "Latency") == "4 ms"
+    at = app_as(analyst, DETAIL, id=str(slow.id))
+    assert next(m.value for m in at.metric if m.label == "Latency") == "2.50 s"
+
+
+def _feedback_buttons(at) -> dict[str, str]:
+    return {b.key: b.proto.type for b in at.button if b.key and b.key.startswith("feedback_")}
+
+
+def test_an_unrated_output_has_no_feedback_highlighted(app_as, pool, analyst):
+    output = create_test_llm_output(pool, analyst)
+    at = app_as(analyst, DETAIL, id=str(output.id))
+    assert _feedback_buttons(at) == {
+        "feedback_thumbs_up": "secondary",
+        "feedback_thumbs_down": "secondary",
+    }
+    at.button(key="feedback_thumbs_up").click().run()
+    assert _feedback_buttons(at) == {
+        "feedback_thumbs_up": "primary",
+        "feedback_thumbs_down": "secondary",
+        "feedback_none": "secondary",
+    }
+    at.button(key="feedback_none").click().run()
+    assert jobs.get_output(pool, output.id, analyst).feedback == "none"
+    assert set(_feedback_buttons(at).values()) == {"secondary"}
+
+
+def test_after_regenerate_the_new_output_starts_with_a_fresh_form(app_as, pool, analyst):
+    parent = create_test_llm_output(pool, analyst, context={"concept": "trees", "audience": "kids"})
+    at = app_as(analyst, DETAIL, id=str(parent.id))
+    at.session_state["regenerate_open"] = True  # the expander opened by the person
+    at.text_area(key="regenerate_context").input('{"concept": "graphs"}')
+    at.button(key="regenerate_submit").click().run()
+    assert not at.exception
+    made = jobs.list_outputs(pool, analyst)[0]
+    assert made.context == {"concept": "graphs", "audience": "kids"}
+    assert at.title[0].value.endswith(f"Output #{made.id}")
+    assert json.loads(at.text_area(key="regenerate_context").value) == made.context
+    assert not at.session_state["regenerate_open"]
