@@ -32,14 +32,22 @@ def open_output(output_id: int) -> None:
 user = auth.require_user()
 pool = deps.pool()
 
+RECENT = 15
+
 requested = st.query_params.get("id", "").strip()
 if not requested:
-    st.title(":material/article: Output", anchor=False)
-    with st.form("open_output"):
-        number = st.number_input("Output number", min_value=1, step=1, value=None)
-        if st.form_submit_button("Open", icon=":material/open_in_new:") and number:
-            st.query_params["id"] = str(int(number))
-            st.rerun()
+    # Opened from the sidebar: the person's latest outputs, each a link.
+    st.title(":material/article: Your recent outputs", anchor=False)
+    recent = jobs.list_outputs(pool, user, user_id=user.id, limit=RECENT)
+    if not recent:
+        st.caption("You have not submitted anything yet.")
+        st.page_link(ui.SUBMIT_PAGE, label="Submit a job", icon=":material/send:")
+    for item in recent:
+        ui.output_link(
+            item.id,
+            f"#{item.id} · {item.status} · {item.model} · {ui.context_summary(item.context)}",
+        )
+    st.page_link("dashboard/outputs.py", label="All outputs", icon=":material/list_alt:")
     st.stop()
 
 try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,34 @@ def short(text: str, limit: int = 80) -> str:
     """text on one line, cut at limit characters."""
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def context_summary(context: dict[str, Any] | None, limit: int = 60) -> str:
+    """A context in short, as a person tells outputs apart: `concept=recursion · audience=a
+    child`, nested values as JSON, cut at limit characters."""
+    if not context:
+        return "–"
+    parts = []
+    for name, value in context.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        parts.append(f"{name}={shown}")
+    return short(" · ".join(parts), limit)
+
+
+def answer_snippet(output: LLMOutput, limit: int = 80) -> str:
+    """What an output came to, in one line: the answer's start, the error of a failed one."""
+    if output.status == "failed":
+        return short(f"Failed: {output.error_message or 'no reason given'}", limit)
+    if output.status != "completed":
+        return "…"
+    value = output.parsed_output if output.parsed_output is not None else output.raw_response
+    if value is None:
+        return "–"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return short(text, limit)
+
+
+KIND_LABEL = {"original": "original", "re_run": "re-run", "regenerate": "regenerate"}
 
 
 def number(value: int | None) -> str:

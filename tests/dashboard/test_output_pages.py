@@ -185,3 +185,26 @@ def test_after_regenerate_the_new_output_starts_with_a_fresh_form(app_as, pool, 
     assert at.title[0].value.endswith(f"Output #{made.id}")
     assert json.loads(at.text_area(key="regenerate_context").value) == made.context
     assert not at.session_state["regenerate_open"]
+
+
+def test_output_page_without_id_lists_ones_recent_outputs(app_as, pool, analyst, other_analyst):
+    older = create_test_llm_output(
+        pool, analyst, context={"concept": "tides", "audience": "a child"}
+    )
+    newer = create_test_llm_output(pool, analyst, status="failed")
+    create_test_llm_output(pool, other_analyst, context={"concept": "secret"})
+    at = app_as(analyst, DETAIL)
+    assert not at.exception
+    assert "recent outputs" in at.title[0].value
+    assert not at.number_input
+    links = {p.proto.label: p.proto.query_string for p in at.get("page_link")}
+    assert f"#{newer.id} · failed · offline/echo · concept=recursion" in links
+    label = f"#{older.id} · completed · offline/echo · concept=tides · audience=a child"
+    assert links[label] == f"id={older.id}"
+    assert not any("secret" in label for label in links)
+
+
+def test_output_page_without_id_and_no_outputs_points_to_submit(app_as, analyst):
+    at = app_as(analyst, DETAIL)
+    assert not at.exception
+    assert "Submit a job" in [p.proto.label for p in at.get("page_link")]
