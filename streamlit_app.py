@@ -8,4 +8,4 @@ from dashboard import routes, ui
 
 st.set_page_config(page_title="LLM Jobs", page_icon=":material/bolt:", layout="wide")
 with ui.database_guard():
-    st.navigation(routes.pages()).run()
+    routes.current_page().run()
