@@ -48,14 +48,15 @@ def short(text: str, limit: int = 80) -> str:
 
 def context_summary(context: dict[str, Any] | None, limit: int = 60) -> str:
     """A context in short, as a person tells outputs apart: `concept=recursion · audience=a
-    child`, nested values as JSON, cut at limit characters."""
+    child`, shortest values first (a long document would hide the rest), nested values as JSON,
+    cut at limit characters."""
     if not context:
         return "–"
-    parts = []
-    for name, value in context.items():
-        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        parts.append(f"{name}={shown}")
-    return short(" · ".join(parts), limit)
+    parts = [
+        f"{name}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+        for name, value in context.items()
+    ]
+    return short(" · ".join(sorted(parts, key=len)), limit)
 
 
 def answer_snippet(output: LLMOutput, limit: int = 80) -> str:

@@ -30,7 +30,9 @@ def test_outputs_list_shows_only_own_outputs(app_as, pool, analyst, other_analys
     assert _listed(at) == [failed, *reversed(mine)]
     table = at.dataframe[0].value
     assert "user" not in table.columns
-    assert {"created", "template", "model", "format", "status", "feedback"} <= set(table.columns)
+    assert {"created", "context", "answer", "kind", "model", "status", "feedback"} <= set(
+        table.columns
+    )
     at.selectbox(key="outputs_status").set_value("failed").run()
     assert _listed(at) == [failed]
 
@@ -42,14 +44,48 @@ def test_outputs_list_shows_only_own_outputs(app_as, pool, analyst, other_analys
 
 
 def test_outputs_are_paged_by_keyset(app_as, pool, analyst):
-    ids = [create_test_llm_output(pool, analyst).id for _ in range(27)]
+    ids = [create_test_llm_output(pool, analyst).id for _ in range(22)]
     at = app_as(analyst, OUTPUTS)
-    assert _listed(at) == list(reversed(ids))[:25]
+    assert _listed(at) == list(reversed(ids))[:20]
+    assert "20 per page" in _texts(at.caption)
     at.button(key="outputs_older").click().run()
     assert _listed(at) == [ids[1], ids[0]]
     assert at.button(key="outputs_older").disabled
     at.button(key="outputs_newer").click().run()
-    assert len(_listed(at)) == 25
+    assert len(_listed(at)) == 20
+
+
+def test_an_output_row_is_recognisable(app_as, pool, analyst, admin):
+    long_context = {"concept": "recursion", "audience": "a child", "notes": "x" * 200}
+    done = create_test_llm_output(
+        pool, analyst, context=long_context, raw_response="Recursion is a function calling itself."
+    )
+    failed = create_test_llm_output(
+        pool, analyst, status="failed", error_message="rate limited by the provider"
+    )
+    again = jobs.re_run(pool, done.id, analyst)
+    at = app_as(analyst, OUTPUTS)
+    assert not at.exception
+    rows = {r["id"]: r for r in at.dataframe[0].value.to_dict("records")}
+    summary = rows[done.id]["context"]
+    assert summary.startswith("audience=a child · concept=recursion · notes=xxx")
+    assert len(summary) <= 60
+    assert rows[done.id]["answer"] == "Recursion is a function calling itself."
+    assert rows[failed.id]["answer"] == "Failed: rate limited by the provider"
+    assert [rows[i]["kind"] for i in (done.id, again.output_id)] == ["original", "re-run"]
+    assert rows[again.output_id]["answer"] == "…"  # still pending
+
+
+def test_the_outputs_table_fits_a_1440_px_screen(app_as, pool, analyst, admin):
+    create_test_llm_output(pool, analyst)
+    for viewer in (analyst, admin):
+        at = app_as(viewer, OUTPUTS)
+        table = at.dataframe[0]
+        shown = table.value.columns
+        config = json.loads(table.proto.columns)
+        widths = [config[name]["width"] for name in shown]
+        assert all(isinstance(w, int) for w in widths)
+        assert sum(widths) <= 1000  # the wide layout's content at 1440 px, sidebar open
 
 
 def test_someone_elses_output_is_not_found(app_as, pool, analyst, other_analyst, admin):
