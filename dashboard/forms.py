@@ -110,7 +110,8 @@ def syntax_column(source: str, lineno: int, message: str) -> int:
     so the column is found from the message (the token it complains about) and the source."""
     lines = source.splitlines() or [""]
     line = lines[min(max(lineno, 1), len(lines)) - 1]
-    opening = min((i for i in (line.find("{{"), line.find("{%")) if i >= 0), default=-1)
+    starts = (line.find(mark) for mark in ("{{", "{%", "{#"))
+    opening = min((i for i in starts if i >= 0), default=-1)
     if "end of template" in message.lower() and "got" not in message:
         return len(line.rstrip()) + 1
     found = re.search(r"(?:got|unexpected|unknown tag) '([^']+)'", message)
@@ -139,14 +140,25 @@ def syntax_words(message: str) -> str:
             f"`{{% {unknown.group(1)} %}}` cannot close the open `{{% {block} %}}` block: "
             f"expected `{{% {closing} %}}`"
         )
+    if unknown and unknown.group(1).startswith("end"):
+        block = unknown.group(1).removeprefix("end")
+        return f"`{{% {unknown.group(1)} %}}` closes nothing: no `{{% {block} %}}` block is open"
     if unknown:
         return f"there is no tag `{{% {unknown.group(1)} %}}`"
+    if message.startswith("Missing end of comment tag"):
+        return "a comment `{#` is never closed: expected `#}`"
     ends = re.match(r"unexpected end of template, expected '([^']+)'", message)
     if ends:
         return f"the template ends too early: expected {_token(ends.group(1))}"
     expected = re.match(r"expected token '([^']+)', got '([^']+)'", message)
     if expected:
         return f"expected {_token(expected.group(1))} but found {_token(expected.group(2))}"
+    value = re.match(r"Expected an expression, got '([^']+)'", message)
+    if value:
+        return f"expected a value (a variable, text or a number) but found {_token(value.group(1))}"
+    instead = re.match(r"unexpected '([^']+)', expected '([^']+)'", message)
+    if instead:
+        return f"expected {_token(instead.group(2))} but found {_token(instead.group(1))}"
     unexpected = re.match(r"unexpected '([^']+)'", message)
     if unexpected:
         return f"{_token(unexpected.group(1))} was not expected here"

@@ -28,6 +28,16 @@ def _template_problem(template: str) -> str:
             "line 1, column 21: the `{% for %}` block is never closed: expected `{% endfor %}`",
         ),
         (
+            "a {% endif %}",
+            "line 1, column 6: `{% endif %}` closes nothing: no `{% if %}` block is open",
+        ),
+        (
+            "{{ }}",
+            "line 1, column 4: expected a value (a variable, text or a number) but found `}}`",
+        ),
+        ("{{ a[ }}", "line 1, column 7: expected `]` but found `}`"),
+        ("x\n  {# note", "line 2, column 3: a comment `{#` is never closed: expected `#}`"),
+        (
             "{% if x %}a{% endfor %}",
             "line 1, column 15: `{% endfor %}` cannot close the open `{% if %}` block: "
             "expected `{% endif %}`",
