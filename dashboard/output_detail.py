@@ -22,8 +22,8 @@ REGENERATE = "regenerate_"  # the prefix of the regenerate form's keys
 
 
 def open_output(output_id: int) -> None:
-    """Go to another output with the regenerate form closed and its fields empty: they belong to
-    the output they were typed on."""
+    """Go to another output, leaving behind the regenerate form's state: it belongs to the output
+    it was typed on (its keys name that output, so a browser draws a new, closed form too)."""
     for key in [k for k in st.session_state if str(k).startswith(REGENERATE)]:
         del st.session_state[key]
     st.switch_page(ui.DETAIL_PAGE, query_params={"id": str(output_id)})
@@ -174,7 +174,10 @@ if st.button(
         open_output(again.output_id)
 
 with st.expander(
-    "Regenerate with changes", icon=":material/tune:", key=f"{REGENERATE}open", on_change="rerun"
+    "Regenerate with changes",
+    icon=":material/tune:",
+    key=f"{REGENERATE}{output.id}_open",
+    on_change="rerun",
 ):
     models = [m.name for m in deps.usable_models()]
     if output.model not in models:
@@ -184,16 +187,22 @@ with st.expander(
             "Context (a JSON object; the keys you give replace the old ones)",
             value=json.dumps(output.context, indent=2, ensure_ascii=False),
             height=160,
-            key="regenerate_context",
+            key=f"{REGENERATE}{output.id}_context",
         )
         new_model = st.selectbox(
-            "Model", models, index=models.index(output.model), key="regenerate_model"
+            "Model", models, index=models.index(output.model), key=f"{REGENERATE}{output.id}_model"
         )
         new_format = st.selectbox(
-            "Format", FORMATS, index=FORMATS.index(output.format), key="regenerate_format"
+            "Format",
+            FORMATS,
+            index=FORMATS.index(output.format),
+            key=f"{REGENERATE}{output.id}_format",
         )
         regenerate = st.form_submit_button(
-            "Regenerate", icon=":material/autorenew:", type="primary", key="regenerate_submit"
+            "Regenerate",
+            icon=":material/autorenew:",
+            type="primary",
+            key=f"{REGENERATE}{output.id}_submit",
         )
     if regenerate:
         new_context, problem = forms.parse_context(new_context_text)

@@ -155,9 +155,9 @@ def test_re_run_and_regenerate_make_children(app_as, pool, analyst):
     assert f"Made from output #{parent.id}" in [p.proto.label for p in at.get("page_link")]
 
     at = app_as(analyst, DETAIL, id=str(parent.id))
-    at.text_area(key="regenerate_context").input('{"concept": "graphs"}')
-    at.selectbox(key="regenerate_format").set_value("json")
-    at.button(key="regenerate_submit").click().run()
+    at.text_area(key=f"regenerate_{parent.id}_context").input('{"concept": "graphs"}')
+    at.selectbox(key=f"regenerate_{parent.id}_format").set_value("json")
+    at.button(key=f"regenerate_{parent.id}_submit").click().run()
     assert not at.exception
     made = jobs.list_outputs(pool, analyst)[0]
     assert (made.kind, made.parent_id, made.context, made.format) == (
@@ -212,15 +212,16 @@ def test_an_unrated_output_has_no_feedback_highlighted(app_as, pool, analyst):
 def test_after_regenerate_the_new_output_starts_with_a_fresh_form(app_as, pool, analyst):
     parent = create_test_llm_output(pool, analyst, context={"concept": "trees", "audience": "kids"})
     at = app_as(analyst, DETAIL, id=str(parent.id))
-    at.session_state["regenerate_open"] = True  # the expander opened by the person
-    at.text_area(key="regenerate_context").input('{"concept": "graphs"}')
-    at.button(key="regenerate_submit").click().run()
+    at.session_state[f"regenerate_{parent.id}_open"] = True  # opened by the person
+    at.text_area(key=f"regenerate_{parent.id}_context").input('{"concept": "graphs"}')
+    at.button(key=f"regenerate_{parent.id}_submit").click().run()
     assert not at.exception
     made = jobs.list_outputs(pool, analyst)[0]
     assert made.context == {"concept": "graphs", "audience": "kids"}
     assert at.title[0].value.endswith(f"Output #{made.id}")
-    assert json.loads(at.text_area(key="regenerate_context").value) == made.context
-    assert not at.session_state["regenerate_open"]
+    assert json.loads(at.text_area(key=f"regenerate_{made.id}_context").value) == made.context
+    assert not at.session_state[f"regenerate_{made.id}_open"]
+    assert not [k for k in at.session_state if str(k).startswith(f"regenerate_{parent.id}_")]
 
 
 def test_output_page_without_id_lists_ones_recent_outputs(app_as, pool, analyst, other_analyst):
