@@ -12,4 +12,4 @@ from dashboard import routes, ui
 FAVICON = Path(__file__).parent / "dashboard" / "static" / "favicon.png"
 st.set_page_config(page_title="LLM Jobs", page_icon=str(FAVICON), layout="wide")
 with ui.database_guard():
-    st.navigation(routes.pages()).run()
+    routes.current_page().run()

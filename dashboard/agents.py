@@ -3,6 +3,8 @@ submission from one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from dashboard import auth, deps, ui
@@ -21,6 +23,9 @@ if flash:
     st.success(flash, icon=":material/check:")
 
 
+NEW = "agent_new"
+
+
 def agent_form(
     key: str,
     *,
@@ -29,8 +34,10 @@ def agent_form(
     system_prompt: str = "",
     model: str | None = None,
     fmt: str = "text",
+    on_save: Callable[[], None] | None = None,
 ) -> dict | None:
-    """The fields of an agent; the values when the form is sent, else None."""
+    """The fields of an agent; the values when the form is sent, else None (on_save, when
+    given, runs first, as the button's callback)."""
     choices = list(models)
     if model and model not in choices:
         choices.insert(0, model)
@@ -55,7 +62,7 @@ def agent_form(
             ),
         }
         sent = st.form_submit_button(
-            "Save", type="primary", icon=":material/save:", key=f"{key}_save"
+            "Save", type="primary", icon=":material/save:", key=f"{key}_save", on_click=on_save
         )
     return values if sent else None
 
@@ -78,20 +85,39 @@ if agents:
 else:
     st.info("No agents yet: create the first one below.", icon=":material/smart_toy:")
 
+
+def create_agent() -> None:
+    """Save the new agent, then empty its form for the next one. The fields are set, not
+    deleted: a browser shows a deleted field's old text until the page is reloaded."""
+    state = st.session_state
+    try:
+        made = agent_cases.create_agent(
+            pool,
+            user,
+            name=state.get(f"{NEW}_name", ""),
+            description=state.get(f"{NEW}_description", ""),
+            system_prompt=state.get(f"{NEW}_system_prompt", ""),
+            default_model=state.get(f"{NEW}_model") or deps.default_model(),
+            default_format=state.get(f"{NEW}_format", "text"),
+        )
+    except LLMJobsError as exc:
+        state["agents_new_error"] = exc
+        return
+    deps.forget_agents()
+    for field in ("name", "description", "system_prompt"):
+        state[f"{NEW}_{field}"] = ""
+    preselected = deps.default_model()
+    state[f"{NEW}_model"] = preselected if preselected in models or not models else models[0]
+    state[f"{NEW}_format"] = "text"
+    state["agents_flash"] = f"Agent {made.name} created."
+
+
 create, edit = st.tabs([":material/add: New agent", ":material/edit: Edit an agent"])
 with create:
-    values = agent_form("agent_new")
-    if values:
-        try:
-            made = agent_cases.create_agent(pool, user, **values)
-        except LLMJobsError as exc:
-            ui.show_error(exc)
-        else:
-            deps.forget_agents()
-            for field in [k for k in st.session_state if str(k).startswith("agent_new_")]:
-                del st.session_state[field]  # an empty form for the next agent
-            st.session_state["agents_flash"] = f"Agent {made.name} created."
-            st.rerun()
+    agent_form(NEW, on_save=create_agent)
+    problem = st.session_state.pop("agents_new_error", None)
+    if problem is not None:
+        ui.show_error(problem)
 
 with edit:
     if not agents:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 Mode = Literal["oidc", "single-user", "token"]
 _USER_ID = "signed_in_user_id"
+_WANTED = "page_wanted_before_sign_in"
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -71,6 +72,20 @@ def sign_in_with_token(name: str, token: str) -> bool:
         return False
     st.session_state[_USER_ID] = user.id
     return True
+
+
+def remember_wanted_page(page: st.Page, query_params: dict[str, str]) -> None:
+    """Keep the page someone opened while signed out (and its query parameters) for after."""
+    st.session_state[_WANTED] = (page, query_params)
+
+
+def open_wanted_page() -> None:
+    """Just signed in: go to the page they opened while signed out, else rerun as usual."""
+    wanted = st.session_state.pop(_WANTED, None)
+    if wanted is None:
+        st.rerun()
+    page, query_params = wanted
+    st.switch_page(page, query_params=query_params)
 
 
 def sign_out() -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from dashboard import auth, deps, forms, ui
+from dashboard import auth, deps, forms
 from tasks import templates
 from tasks.errors import InvalidInput, LLMJobsError
 
@@ -40,6 +40,21 @@ class Template:
                 "template_version": self.version.version,
             }
         return {"template": self.text}
+
+
+def touched(prefix: str) -> bool:
+    """Whether the person has typed into the editor or tried to submit: until then a variable
+    not filled in yet is not a mistake worth showing."""
+    return bool(st.session_state.get(f"{prefix}_touched"))
+
+
+def touch(prefix: str) -> None:
+    st.session_state[f"{prefix}_touched"] = True
+
+
+def show_problem(exc: InvalidInput, template: str = "") -> None:
+    """An error of the editor's request, in an analyst's words (forms.problem)."""
+    st.error(forms.problem(exc, template), icon=":material/error:")
 
 
 def open_version(prefix: str, name: str, version: int | None = None) -> bool:
@@ -126,6 +141,8 @@ def template_area(prefix: str, example: str = "") -> Template:
         key=f"{prefix}_template",
         height=150,
         help="Jinja2: each {{ variable }} becomes a field below.",
+        on_change=touch,
+        args=(prefix,),
     )
     chosen = _chosen(prefix)
     unchanged = chosen is not None and text == chosen.body
@@ -154,12 +171,13 @@ def template_area(prefix: str, example: str = "") -> Template:
         st.error(result[1], icon=":material/error:")
     names, error = forms.variables(text)
     if error:
-        ui.show_error(error)
+        show_problem(error, text)
     return Template(text=text, variables=names, error=error, version=chosen if unchanged else None)
 
 
 def _context_to_json(prefix: str) -> None:
     """Carry the typed variables over when switching to the JSON editor."""
+    touch(prefix)
     if st.session_state.get(f"{prefix}_json"):
         names, _ = forms.variables(st.session_state.get(f"{prefix}_template", ""))
         typed = {n: st.session_state.get(f"{prefix}_var_{n}", "") for n in names}
@@ -176,12 +194,21 @@ def context_fields(prefix: str, template: Template) -> tuple[dict[str, Any], Inv
     )
     if json_mode:
         context, error = forms.parse_context(
-            st.text_area("Context (a JSON object)", key=f"{prefix}_context_json", height=150)
+            st.text_area(
+                "Context (a JSON object)",
+                key=f"{prefix}_context_json",
+                height=150,
+                on_change=touch,
+                args=(prefix,),
+            )
         )
         if error:
-            ui.show_error(error)
+            show_problem(error)
         return forms.given(context), error
-    typed = {n: st.text_area(n, key=f"{prefix}_var_{n}", height=80) for n in template.variables}
+    typed = {
+        n: st.text_area(n, key=f"{prefix}_var_{n}", height=80, on_change=touch, args=(prefix,))
+        for n in template.variables
+    }
     context = forms.given(typed)
     if not template.variables and not template.error and template.text.strip():
         st.caption("This template has no variables.")

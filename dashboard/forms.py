@@ -3,9 +3,11 @@ rendered preview and every check submit would make (through the same tasks funct
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import jinja2
 from psycopg_pool import ConnectionPool
 
 from tasks import fetchers, rendering
@@ -84,3 +86,100 @@ def check(
     except InvalidInput as exc:
         found.error = exc
     return found
+
+
+MISSING = "missing variables: "
+_FIELD_WORDS = {"context": "The context", "template": "The template", "model": "The model"}
+_TOKEN_WORDS = {
+    "end of print statement": "`}}`",
+    "begin of print statement": "`{{`",
+    "end of statement block": "`%}`",
+    "begin of statement block": "`{%`",
+    "end of template": "the end of the template",
+    "name": "a name",
+}
+_TOKEN_TEXT = {"end of print statement": "}}", "end of statement block": "%}"}
+
+
+def _token(name: str) -> str:
+    return _TOKEN_WORDS.get(name, f"`{name}`")
+
+
+def syntax_column(source: str, lineno: int, message: str) -> int:
+    """Where on line lineno (1-based) Jinja's syntax error is, from 1: Jinja gives only the line,
+    so the column is found from the message (the token it complains about) and the source."""
+    lines = source.splitlines() or [""]
+    line = lines[min(max(lineno, 1), len(lines)) - 1]
+    starts = (line.find(mark) for mark in ("{{", "{%", "{#"))
+    opening = min((i for i in starts if i >= 0), default=-1)
+    if "end of template" in message.lower() and "got" not in message:
+        return len(line.rstrip()) + 1
+    found = re.search(r"(?:got|unexpected|unknown tag) '([^']+)'", message)
+    if found:
+        text = _TOKEN_TEXT.get(found.group(1), found.group(1))
+        at = line.find(text, max(opening, 0))
+        if at >= 0:
+            return at + 1
+    return opening + 1 if opening >= 0 else 1
+
+
+def syntax_words(message: str) -> str:
+    """Jinja's syntax error message in an analyst's words: what was expected."""
+    innermost = re.search(r"innermost block that needs to be closed is '(\w+)'", message)
+    wanted = message.partition("looking for the following tags:")[2]
+    looking = re.findall(r"'(end\w+)'", wanted)
+    unknown = re.match(r"Encountered unknown tag '(\w+)'", message)
+    if message.lower().startswith("unexpected end of template") and innermost:
+        block = innermost.group(1)
+        closing = looking[0] if looking else f"end{block}"
+        return f"the `{{% {block} %}}` block is never closed: expected `{{% {closing} %}}`"
+    if unknown and innermost:
+        block = innermost.group(1)
+        closing = looking[0] if looking else f"end{block}"
+        return (
+            f"`{{% {unknown.group(1)} %}}` cannot close the open `{{% {block} %}}` block: "
+            f"expected `{{% {closing} %}}`"
+        )
+    if unknown and unknown.group(1).startswith("end"):
+        block = unknown.group(1).removeprefix("end")
+        return f"`{{% {unknown.group(1)} %}}` closes nothing: no `{{% {block} %}}` block is open"
+    if unknown:
+        return f"there is no tag `{{% {unknown.group(1)} %}}`"
+    if message.startswith("Missing end of comment tag"):
+        return "a comment `{#` is never closed: expected `#}`"
+    ends = re.match(r"unexpected end of template, expected '([^']+)'", message)
+    if ends:
+        return f"the template ends too early: expected {_token(ends.group(1))}"
+    expected = re.match(r"expected token '([^']+)', got '([^']+)'", message)
+    if expected:
+        return f"expected {_token(expected.group(1))} but found {_token(expected.group(2))}"
+    value = re.match(r"Expected an expression, got '([^']+)'", message)
+    if value:
+        return f"expected a value (a variable, text or a number) but found {_token(value.group(1))}"
+    instead = re.match(r"unexpected '([^']+)', expected '([^']+)'", message)
+    if instead:
+        return f"expected {_token(instead.group(2))} but found {_token(instead.group(1))}"
+    unexpected = re.match(r"unexpected '([^']+)'", message)
+    if unexpected:
+        return f"{_token(unexpected.group(1))} was not expected here"
+    return message.rstrip(".")
+
+
+def problem(exc: InvalidInput, template: str = "") -> str:
+    """An error of the Submit page in an analyst's words, without `field:` prefixes: the
+    variables to fill in, where a template's syntax error is and what was expected, else the
+    message with the field it is about."""
+    cause = exc.__cause__
+    if exc.field == "context" and exc.message.startswith(MISSING):
+        return f"Fill in: {exc.message.removeprefix(MISSING)}"
+    if isinstance(cause, jinja2.TemplateSyntaxError):
+        line = cause.lineno or 1
+        column = syntax_column(template, line, cause.message or "")
+        return (
+            f"The template has a mistake on line {line}, column {column}: "
+            f"{syntax_words(cause.message or '')}."
+        )
+    subject = _FIELD_WORDS.get(exc.field)
+    if subject and re.match(r"(is|must|contains|renders|has) ", exc.message):
+        return f"{subject} {exc.message}."
+    return exc.message[:1].upper() + exc.message[1:]

@@ -16,20 +16,38 @@ from tasks.formats import FORMATS
 FEEDBACK_BUTTONS = (
     ("thumbs_up", "Thumbs up", ":material/thumb_up:"),
     ("thumbs_down", "Thumbs down", ":material/thumb_down:"),
-    ("none", "None", ":material/remove:"),
 )
+CLEAR_FEEDBACK = ("none", "Clear rating", ":material/remove:")
+REGENERATE = "regenerate_"  # the prefix of the regenerate form's keys
+
+
+def open_output(output_id: int) -> None:
+    """Go to another output, leaving behind the regenerate form's state: it belongs to the output
+    it was typed on (its keys name that output, so a browser draws a new, closed form too)."""
+    for key in [k for k in st.session_state if str(k).startswith(REGENERATE)]:
+        del st.session_state[key]
+    st.switch_page(ui.DETAIL_PAGE, query_params={"id": str(output_id)})
+
 
 user = auth.require_user()
 pool = deps.pool()
 
+RECENT = 15
+
 requested = st.query_params.get("id", "").strip()
 if not requested:
-    st.title(":material/article: Output", anchor=False)
-    with st.form("open_output"):
-        number = st.number_input("Output number", min_value=1, step=1, value=None)
-        if st.form_submit_button("Open", icon=":material/open_in_new:") and number:
-            st.query_params["id"] = str(int(number))
-            st.rerun()
+    # Opened from the sidebar: the person's latest outputs, each a link.
+    st.title(":material/article: Your recent outputs", anchor=False)
+    recent = jobs.list_outputs(pool, user, user_id=user.id, limit=RECENT)
+    if not recent:
+        st.caption("You have not submitted anything yet.")
+        st.page_link(ui.SUBMIT_PAGE, label="Submit a job", icon=":material/send:")
+    for item in recent:
+        ui.output_link(
+            item.id,
+            f"#{item.id} · {item.status} · {item.model} · {ui.context_summary(item.context)}",
+        )
+    st.page_link("dashboard/outputs.py", label="All outputs", icon=":material/list_alt:")
     st.stop()
 
 try:
@@ -73,7 +91,7 @@ figures = st.columns(6)
 figures[0].metric("Prompt tokens", ui.number(output.prompt_tokens))
 figures[1].metric("Completion tokens", ui.number(output.completion_tokens))
 figures[2].metric("Cost", ui.dollars(output.cost))
-figures[3].metric("Latency", ui.seconds(output.latency_ms))
+figures[3].metric("Latency", ui.duration(output.latency_ms))
 figures[4].metric("Attempts", output.attempts)
 figures[5].metric("Queue", output.queue)
 st.caption(
@@ -101,14 +119,16 @@ with answer:
 
     if output.status == "completed":
         st.subheader(":material/reviews: Feedback", anchor=False)
-        buttons = st.columns(len(FEEDBACK_BUTTONS))
-        for column, (value, label, icon) in zip(buttons, FEEDBACK_BUTTONS, strict=True):
+        # Nothing is highlighted until the output is rated; a rating can then be cleared.
+        offered = [*FEEDBACK_BUTTONS, *([CLEAR_FEEDBACK] if output.feedback != "none" else [])]
+        buttons = st.columns(len(offered))
+        for column, (value, label, icon) in zip(buttons, offered, strict=True):
             chosen = output.feedback == value
             if (
                 column.button(
                     label,
                     icon=icon,
-                    type="primary" if chosen else "secondary",
+                    type="primary" if chosen and value != "none" else "secondary",
                     key=f"feedback_{value}",
                     width="stretch",
                 )
@@ -151,9 +171,14 @@ if st.button(
     except LLMJobsError as exc:
         ui.show_error(exc)
     else:
-        st.switch_page(ui.DETAIL_PAGE, query_params={"id": str(again.output_id)})
+        open_output(again.output_id)
 
-with st.expander("Regenerate with changes", icon=":material/tune:"):
+with st.expander(
+    "Regenerate with changes",
+    icon=":material/tune:",
+    key=f"{REGENERATE}{output.id}_open",
+    on_change="rerun",
+):
     models = [m.name for m in deps.usable_models()]
     if output.model not in models:
         models.insert(0, output.model)
@@ -162,16 +187,22 @@ with st.expander("Regenerate with changes", icon=":material/tune:"):
             "Context (a JSON object; the keys you give replace the old ones)",
             value=json.dumps(output.context, indent=2, ensure_ascii=False),
             height=160,
-            key="regenerate_context",
+            key=f"{REGENERATE}{output.id}_context",
         )
         new_model = st.selectbox(
-            "Model", models, index=models.index(output.model), key="regenerate_model"
+            "Model", models, index=models.index(output.model), key=f"{REGENERATE}{output.id}_model"
         )
         new_format = st.selectbox(
-            "Format", FORMATS, index=FORMATS.index(output.format), key="regenerate_format"
+            "Format",
+            FORMATS,
+            index=FORMATS.index(output.format),
+            key=f"{REGENERATE}{output.id}_format",
         )
         regenerate = st.form_submit_button(
-            "Regenerate", icon=":material/autorenew:", type="primary", key="regenerate_submit"
+            "Regenerate",
+            icon=":material/autorenew:",
+            type="primary",
+            key=f"{REGENERATE}{output.id}_submit",
         )
     if regenerate:
         new_context, problem = forms.parse_context(new_context_text)
@@ -189,7 +220,7 @@ with st.expander("Regenerate with changes", icon=":material/tune:"):
         except LLMJobsError as exc:
             ui.show_error(exc)
         else:
-            st.switch_page(ui.DETAIL_PAGE, query_params={"id": str(made.output_id)})
+            open_output(made.output_id)
 
 family = analytics.lineage(pool, output, user)
 if family.parent_id or family.children:

@@ -16,7 +16,12 @@ from tasks.analytics import FEEDBACK_VALUES, STATUSES, period
 from tasks.errors import InvalidInput
 from tasks.formats import FORMATS
 
-PAGE_SIZE = 25
+PAGE_SIZE = 20  # the table shows a whole page: no scrolling inside it
+# Widths in pixels, with the user column (admins) at most 1,000: the content width of the wide
+# layout on a 1440 px screen with the sidebar open, so no column is cut off.
+WIDTHS = {"id": 50, "open": 50, "created": 100, "kind": 75, "model": 110, "status": 85}
+WIDTHS |= {"feedback": 60, "user": 80, "context": 190, "answer": 200}
+FEEDBACK_SHORT = {"thumbs_up": "up", "thumbs_down": "down", "none": ""}
 DATASETS = (
     ("all", "Export all (JSONL)", ":material/download:"),
     ("golden", "Golden set: thumbs up", ":material/thumb_up:"),
@@ -134,29 +139,42 @@ def table() -> bool:
                 "open": [f"output?id={o.id}" for o in page],
                 "created": [o.created_at for o in page],
                 **({"user": [o.user_name for o in page]} if user.is_admin else {}),
-                "template": [ui.short(o.template, 120) for o in page],
+                "context": [ui.context_summary(o.context) for o in page],
+                "answer": [ui.answer_snippet(o) for o in page],
+                "kind": [ui.KIND_LABEL.get(o.kind, o.kind) for o in page],
                 "model": [o.model for o in page],
-                "format": [o.format for o in page],
                 "status": [o.status for o in page],
-                "feedback": [o.feedback for o in page],
-                "latency (s)": [
-                    None if o.latency_ms is None else o.latency_ms / 1000 for o in page
-                ],
-                "cost ($)": [None if o.cost is None else float(o.cost) for o in page],
+                "feedback": [FEEDBACK_SHORT.get(o.feedback, o.feedback) for o in page],
             }
         )
+        # Without a user column, the answer takes its room.
+        widths = WIDTHS if user.is_admin else WIDTHS | {"answer": WIDTHS["answer"] + 80}
         event = st.dataframe(
             frame,
             hide_index=True,
             key=f"outputs_table_{len(cursors)}",
             on_select="rerun",
             selection_mode="single-row",
+            height="content",
             column_config={
-                "id": st.column_config.NumberColumn("#", format="%d", width="small"),
-                "open": st.column_config.LinkColumn("", display_text="Open", width="small"),
-                "created": st.column_config.DatetimeColumn("Created", format="YYYY-MM-DD HH:mm:ss"),
-                "latency (s)": st.column_config.NumberColumn(format="%.2f"),
-                "cost ($)": st.column_config.NumberColumn(format="%.6f"),
+                "id": st.column_config.NumberColumn("#", format="%d", width=widths["id"]),
+                "open": st.column_config.LinkColumn("", display_text="Open", width=widths["open"]),
+                "created": st.column_config.DatetimeColumn(
+                    "Created (UTC)", format="MMM D, HH:mm", width=widths["created"]
+                ),
+                "user": st.column_config.TextColumn("User", width=widths["user"]),
+                "context": st.column_config.TextColumn(
+                    "Context", width=widths["context"], help="The context's values, in short"
+                ),
+                "answer": st.column_config.TextColumn(
+                    "Answer", width=widths["answer"], help="The answer's start, or the error"
+                ),
+                "kind": st.column_config.TextColumn(
+                    "Kind", width=widths["kind"], help="original, re-run or regenerate"
+                ),
+                "model": st.column_config.TextColumn("Model", width=widths["model"]),
+                "status": st.column_config.TextColumn("Status", width=widths["status"]),
+                "feedback": st.column_config.TextColumn("Rated", width=widths["feedback"]),
             },
         )
         if event.selection.rows:

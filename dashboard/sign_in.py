@@ -38,5 +38,5 @@ else:
         )
     if submitted:
         if auth.sign_in_with_token(name, token):
-            st.rerun()
+            auth.open_wanted_page()
         st.error("Unknown user name or token.", icon=":material/error:")

@@ -108,10 +108,14 @@ with right:
             agent=agent_id or None,
             fetcher=fetcher,
         )
+    # Each problem is shown once: the editor shows the template's and the JSON's own errors.
+    shown_elsewhere = library_template.error is not None or context_error is not None
     if checked.prompt is not None:
         st.code(checked.prompt, language=None, wrap_lines=True)
-    elif checked.error and not library_template.error and not context_error:
-        ui.show_error(checked.error)
+    elif checked.error and not shown_elsewhere and editor.touched("submit"):
+        editor.show_problem(checked.error, template)
+    elif checked.error and not shown_elsewhere:
+        st.caption("The prompt appears here once the variables are filled in.")
     if checked.fetched:
         with st.expander("Context from the fetcher", icon=":material/download:"):
             st.json(checked.fetched)
@@ -121,10 +125,16 @@ with right:
             min(float(spent / budget), 1.0) if budget else 1.0,
             text=f"Spent this month: {ui.dollars(spent)} of your ${budget:,.2f} budget",
         )
-    if st.button("Submit", type="primary", icon=":material/send:", key="submit_button"):
+    clicked = st.button(
+        "Submit",
+        type="primary",
+        icon=":material/send:",
+        key="submit_button",
+        on_click=editor.touch,  # before the preview is drawn, so it shows what is missing
+        args=("submit",),
+    )
+    if clicked and not (checked.error or shown_elsewhere):
         try:
-            if context_error:
-                raise context_error
             submission = jobs.submit(
                 pool,
                 user=user,
@@ -140,7 +150,7 @@ with right:
         except BudgetExceeded as exc:
             st.error(f"Not queued: {exc}.", icon=":material/account_balance_wallet:")
         except InvalidInput as exc:
-            ui.show_error(exc)
+            editor.show_problem(exc, template)
         else:
             st.session_state["submit_following"] = submission.output_id
             st.toast(f"Output #{submission.output_id} queued", icon=":material/check:")
@@ -164,7 +174,7 @@ if following:
         elif output.status == "failed":
             st.error(output.error_message or "failed", icon=":material/error:")
         else:
-            st.success(f"Completed in {ui.seconds(output.latency_ms)}.", icon=":material/check:")
+            st.success(f"Completed in {ui.duration(output.latency_ms)}.", icon=":material/check:")
         ui.output_link(output.id, "Open the output")
         return output.status in ui.ACTIVE
 

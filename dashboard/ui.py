@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -45,12 +46,48 @@ def short(text: str, limit: int = 80) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def context_summary(context: dict[str, Any] | None, limit: int = 60) -> str:
+    """A context in short, as a person tells outputs apart: `concept=recursion · audience=a
+    child`, shortest values first (a long document would hide the rest), nested values as JSON,
+    cut at limit characters."""
+    if not context:
+        return "–"
+    parts = [
+        f"{name}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+        for name, value in context.items()
+    ]
+    return short(" · ".join(sorted(parts, key=len)), limit)
+
+
+def answer_snippet(output: LLMOutput, limit: int = 80) -> str:
+    """What an output came to, in one line: the answer's start, the error of a failed one."""
+    if output.status == "failed":
+        return short(f"Failed: {output.error_message or 'no reason given'}", limit)
+    if output.status != "completed":
+        return "…"
+    value = output.parsed_output if output.parsed_output is not None else output.raw_response
+    if value is None:
+        return "–"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return short(text, limit)
+
+
+KIND_LABEL = {"original": "original", "re_run": "re-run", "regenerate": "regenerate"}
+
+
 def number(value: int | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 
 def seconds(ms: float | int | None) -> str:
     return "–" if ms is None else f"{ms / 1000:.2f} s"
+
+
+def duration(ms: float | int | None) -> str:
+    """A latency as people read it: milliseconds below a second ("4 ms"), else seconds."""
+    if ms is None:
+        return "–"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
 
 
 def dollars(cost: Decimal | float | None) -> str:

@@ -115,7 +115,13 @@ def test_agents_create_edit_and_use_in_submit(app_as, pool, analyst):
         "markdown",
     )
     assert "Agent Critic created." in _texts(at.success)
-    assert at.text_input(key="agent_new_name").value == ""
+    # Set, not only deleted: set_value is what makes a browser show the emptied field.
+    for field in ("name", "description"):
+        emptied = at.text_input(key=f"agent_new_{field}")
+        assert (emptied.value, emptied.proto.set_value) == ("", True)
+    emptied = at.text_area(key="agent_new_system_prompt")
+    assert (emptied.value, emptied.proto.set_value) == ("", True)
+    assert at.selectbox(key="agent_new_format").value == "text"
 
     at.text_input(key="agent_new_name").input("Critic")
     at.button(key="agent_new_save").click().run()

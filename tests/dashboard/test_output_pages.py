@@ -30,7 +30,9 @@ def test_outputs_list_shows_only_own_outputs(app_as, pool, analyst, other_analys
     assert _listed(at) == [failed, *reversed(mine)]
     table = at.dataframe[0].value
     assert "user" not in table.columns
-    assert {"created", "template", "model", "format", "status", "feedback"} <= set(table.columns)
+    assert {"created", "context", "answer", "kind", "model", "status", "feedback"} <= set(
+        table.columns
+    )
     at.selectbox(key="outputs_status").set_value("failed").run()
     assert _listed(at) == [failed]
 
@@ -42,14 +44,48 @@ def test_outputs_list_shows_only_own_outputs(app_as, pool, analyst, other_analys
 
 
 def test_outputs_are_paged_by_keyset(app_as, pool, analyst):
-    ids = [create_test_llm_output(pool, analyst).id for _ in range(27)]
+    ids = [create_test_llm_output(pool, analyst).id for _ in range(22)]
     at = app_as(analyst, OUTPUTS)
-    assert _listed(at) == list(reversed(ids))[:25]
+    assert _listed(at) == list(reversed(ids))[:20]
+    assert "20 per page" in _texts(at.caption)
     at.button(key="outputs_older").click().run()
     assert _listed(at) == [ids[1], ids[0]]
     assert at.button(key="outputs_older").disabled
     at.button(key="outputs_newer").click().run()
-    assert len(_listed(at)) == 25
+    assert len(_listed(at)) == 20
+
+
+def test_an_output_row_is_recognisable(app_as, pool, analyst, admin):
+    long_context = {"concept": "recursion", "audience": "a child", "notes": "x" * 200}
+    done = create_test_llm_output(
+        pool, analyst, context=long_context, raw_response="Recursion is a function calling itself."
+    )
+    failed = create_test_llm_output(
+        pool, analyst, status="failed", error_message="rate limited by the provider"
+    )
+    again = jobs.re_run(pool, done.id, analyst)
+    at = app_as(analyst, OUTPUTS)
+    assert not at.exception
+    rows = {r["id"]: r for r in at.dataframe[0].value.to_dict("records")}
+    summary = rows[done.id]["context"]
+    assert summary.startswith("audience=a child · concept=recursion · notes=xxx")
+    assert len(summary) <= 60
+    assert rows[done.id]["answer"] == "Recursion is a function calling itself."
+    assert rows[failed.id]["answer"] == "Failed: rate limited by the provider"
+    assert [rows[i]["kind"] for i in (done.id, again.output_id)] == ["original", "re-run"]
+    assert rows[again.output_id]["answer"] == "…"  # still pending
+
+
+def test_the_outputs_table_fits_a_1440_px_screen(app_as, pool, analyst, admin):
+    create_test_llm_output(pool, analyst)
+    for viewer in (analyst, admin):
+        at = app_as(viewer, OUTPUTS)
+        table = at.dataframe[0]
+        shown = table.value.columns
+        config = json.loads(table.proto.columns)
+        widths = [config[name]["width"] for name in shown]
+        assert all(isinstance(w, int) for w in widths)
+        assert sum(widths) <= 1000  # the wide layout's content at 1440 px, sidebar open
 
 
 def test_someone_elses_output_is_not_found(app_as, pool, analyst, other_analyst, admin):
@@ -119,9 +155,9 @@ def test_re_run_and_regenerate_make_children(app_as, pool, analyst):
     assert f"Made from output #{parent.id}" in [p.proto.label for p in at.get("page_link")]
 
     at = app_as(analyst, DETAIL, id=str(parent.id))
-    at.text_area(key="regenerate_context").input('{"concept": "graphs"}')
-    at.selectbox(key="regenerate_format").set_value("json")
-    at.button(key="regenerate_submit").click().run()
+    at.text_area(key=f"regenerate_{parent.id}_context").input('{"concept": "graphs"}')
+    at.selectbox(key=f"regenerate_{parent.id}_format").set_value("json")
+    at.button(key=f"regenerate_{parent.id}_submit").click().run()
     assert not at.exception
     made = jobs.list_outputs(pool, analyst)[0]
     assert (made.kind, made.parent_id, made.context, made.format) == (
@@ -134,3 +170,78 @@ def test_re_run_and_regenerate_make_children(app_as, pool, analyst):
     links = [p.proto.label for p in at.get("page_link")]
     assert any(label.startswith(f"#{newest.id} · re-run") for label in links)
     assert any(label.startswith(f"#{made.id} · regenerate") for label in links)
+
+
+def _set_latency(pool, output_id: int, ms: int) -> None:
+    with pool.connection() as conn:
+        conn.execute("UPDATE llm_outputs SET latency_ms = %s WHERE id = %s", (ms, output_id))
+
+
+def test_latency_below_a_second_is_in_milliseconds(app_as, pool, analyst):
+    quick, slow = create_test_llm_output(pool, analyst), create_test_llm_output(pool, analyst)
+    _set_latency(pool, quick.id, 4)
+    _set_latency(pool, slow.id, 2500)
+    at = app_as(analyst, DETAIL, id=str(quick.id))
+    assert next(m.value for m in at.metric if m.label == "Latency") == "4 ms"
+    at = app_as(analyst, DETAIL, id=str(slow.id))
+    assert next(m.value for m in at.metric if m.label == "Latency") == "2.50 s"
+
+
+def _feedback_buttons(at) -> dict[str, str]:
+    return {b.key: b.proto.type for b in at.button if b.key and b.key.startswith("feedback_")}
+
+
+def test_an_unrated_output_has_no_feedback_highlighted(app_as, pool, analyst):
+    output = create_test_llm_output(pool, analyst)
+    at = app_as(analyst, DETAIL, id=str(output.id))
+    assert _feedback_buttons(at) == {
+        "feedback_thumbs_up": "secondary",
+        "feedback_thumbs_down": "secondary",
+    }
+    at.button(key="feedback_thumbs_up").click().run()
+    assert _feedback_buttons(at) == {
+        "feedback_thumbs_up": "primary",
+        "feedback_thumbs_down": "secondary",
+        "feedback_none": "secondary",
+    }
+    at.button(key="feedback_none").click().run()
+    assert jobs.get_output(pool, output.id, analyst).feedback == "none"
+    assert set(_feedback_buttons(at).values()) == {"secondary"}
+
+
+def test_after_regenerate_the_new_output_starts_with_a_fresh_form(app_as, pool, analyst):
+    parent = create_test_llm_output(pool, analyst, context={"concept": "trees", "audience": "kids"})
+    at = app_as(analyst, DETAIL, id=str(parent.id))
+    at.session_state[f"regenerate_{parent.id}_open"] = True  # opened by the person
+    at.text_area(key=f"regenerate_{parent.id}_context").input('{"concept": "graphs"}')
+    at.button(key=f"regenerate_{parent.id}_submit").click().run()
+    assert not at.exception
+    made = jobs.list_outputs(pool, analyst)[0]
+    assert made.context == {"concept": "graphs", "audience": "kids"}
+    assert at.title[0].value.endswith(f"Output #{made.id}")
+    assert json.loads(at.text_area(key=f"regenerate_{made.id}_context").value) == made.context
+    assert not at.session_state[f"regenerate_{made.id}_open"]
+    assert not [k for k in at.session_state if str(k).startswith(f"regenerate_{parent.id}_")]
+
+
+def test_output_page_without_id_lists_ones_recent_outputs(app_as, pool, analyst, other_analyst):
+    older = create_test_llm_output(
+        pool, analyst, context={"concept": "tides", "audience": "a child"}
+    )
+    newer = create_test_llm_output(pool, analyst, status="failed")
+    create_test_llm_output(pool, other_analyst, context={"concept": "secret"})
+    at = app_as(analyst, DETAIL)
+    assert not at.exception
+    assert "recent outputs" in at.title[0].value
+    assert not at.number_input
+    links = {p.proto.label: p.proto.query_string for p in at.get("page_link")}
+    assert f"#{newer.id} · failed · offline/echo · concept=recursion" in links
+    label = f"#{older.id} · completed · offline/echo · concept=tides · audience=a child"
+    assert links[label] == f"id={older.id}"
+    assert not any("secret" in label for label in links)
+
+
+def test_output_page_without_id_and_no_outputs_points_to_submit(app_as, analyst):
+    at = app_as(analyst, DETAIL)
+    assert not at.exception
+    assert "Submit a job" in [p.proto.label for p in at.get("page_link")]

@@ -8,6 +8,7 @@ import importlib.util
 from streamlit.testing.v1 import AppTest
 
 from tasks import accounts
+from tasks.testing import create_test_llm_output
 from tests.dashboard.conftest import APP, TIMEOUT
 
 
@@ -79,3 +80,22 @@ def test_database_down_says_so_without_a_stack_trace(monkeypatch, settings_env):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert "The database cannot be reached" in _texts(at.error)
+
+
+def test_a_link_opened_signed_out_lands_on_its_page_after_sign_in(pool, analyst, database_url):
+    output = create_test_llm_output(pool, analyst)
+    token = accounts.create_token(pool, "ana")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.query_params["id"] = str(output.id)
+    at.switch_page("dashboard/output_detail.py").run()  # /output?id=N, signed out
+    assert not at.exception
+    assert "Sign in" in at.title[0].value
+    assert "Output #" not in _texts(at.title)
+    assert "id" not in at.query_params
+    at.switch_page("dashboard/sign_in.py")  # where the browser's address now points
+    at.text_input(key="sign_in_name").input("ana")
+    at.text_input(key="sign_in_token").input(token)
+    at.button(key="sign_in_submit").click().run()
+    assert not at.exception
+    assert at.title[0].value.endswith(f"Output #{output.id}")
+    assert at.query_params["id"] == str(output.id)

@@ -17,23 +17,46 @@ def _texts(elements) -> str:
     return " ".join(str(e.value) for e in elements)
 
 
-def test_missing_variable_is_shown_inline_and_nothing_is_queued(app_as, pool, analyst):
+def test_the_page_opens_without_an_error(app_as, analyst):
+    at = app_as(analyst)
+    assert not at.exception
+    assert not at.error
+    assert "once the variables are filled in" in _texts(at.caption)
+
+
+def test_missing_variable_is_shown_once_inline_and_nothing_is_queued(app_as, pool, analyst):
     at = app_as(analyst)
     at.text_area(key="submit_template").input("Explain {{ concept }} to {{ audience }}").run()
     assert {t.key for t in at.text_area} >= {"submit_var_concept", "submit_var_audience"}
     at.text_area(key="submit_var_concept").input("recursion").run()
-    assert "missing variables: audience" in _texts(at.error)
+    assert [e.value for e in at.error] == ["Fill in: audience"]
     at.button(key="submit_button").click().run()
     assert not at.exception
-    assert "missing variables: audience" in _texts(at.error)
+    assert [e.value for e in at.error] == ["Fill in: audience"]
     assert jobs.list_outputs(pool, analyst) == []
 
 
-def test_template_error_is_shown_inline(app_as, pool, analyst):
+def test_submit_without_typing_names_what_to_fill_in_once(app_as, pool, analyst):
     at = app_as(analyst)
-    at.text_area(key="submit_template").input("Explain {{ concept ").run()
-    assert "template: syntax error" in _texts(at.error)
     at.button(key="submit_button").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Fill in: concept"]
+    assert jobs.list_outputs(pool, analyst) == []
+
+
+def test_template_error_names_line_column_and_what_was_expected(app_as, pool, analyst):
+    at = app_as(analyst)
+    at.text_area(key="submit_template").input("Explain\n{{ concept to a child").run()
+    assert [e.value for e in at.error] == [
+        "The template has a mistake on line 2, column 12: expected `}}` but found `to`."
+    ]
+    at.text_area(key="submit_template").input("Explain {{ concept ").run()
+    assert [e.value for e in at.error] == [
+        "The template has a mistake on line 1, column 19: the template ends too early: "
+        "expected `}}`."
+    ]
+    at.button(key="submit_button").click().run()
+    assert len(at.error) == 1
     assert jobs.list_outputs(pool, analyst) == []
 
 
@@ -70,7 +93,9 @@ def test_json_context_for_nested_values(app_as, pool, analyst):
     at.run()
     assert "Hello Ana from Oslo" in _texts(at.code)
     at.text_area(key="submit_context_json").input('{"person": ').run()
-    assert "context: is not valid JSON" in _texts(at.error)
+    assert "The context is not valid JSON" in _texts(at.error)
+    at.button(key="submit_button").click().run()
+    assert len(at.error) == 1
     at.text_area(key="submit_context_json").input('{"person": {"name": "Ana"}, "city": "Oslo"}')
     at.button(key="submit_button").click().run()
     [output] = jobs.list_outputs(pool, analyst)
@@ -80,7 +105,7 @@ def test_json_context_for_nested_values(app_as, pool, analyst):
 def test_fetcher_fills_variables(app_as, pool, analyst):
     at = app_as(analyst)
     at.text_area(key="submit_template").input("Today is {{ today }}").run()
-    assert "missing variables: today" in _texts(at.error)
+    assert "Fill in: today" in _texts(at.error)
     at.selectbox(key="submit_fetcher").set_value("current_time").run()
     assert not at.error
     assert "Today is 20" in _texts(at.code)
@@ -117,10 +142,10 @@ def test_an_empty_value_is_missing_in_both_context_modes(app_as, pool, analyst):
     at = app_as(analyst)
     at.text_area(key="submit_template").input("Summarise {{ doc }} for {{ audience }}").run()
     at.text_area(key="submit_var_audience").input("managers").run()
-    assert "missing variables: doc" in _texts(at.error)
+    assert "Fill in: doc" in _texts(at.error)
     at.toggle(key="submit_json").set_value(True).run()
     at.text_area(key="submit_context_json").input('{"doc": "", "audience": "managers"}').run()
-    assert "missing variables: doc" in _texts(at.error)
+    assert "Fill in: doc" in _texts(at.error)
     at.button(key="submit_button").click().run()
     assert jobs.list_outputs(pool, analyst) == []
 
@@ -130,7 +155,7 @@ def test_a_method_of_a_value_is_undefined_in_the_preview(app_as, pool, analyst):
     at.text_area(key="submit_template").input("Summarise {{ doc.title }} for {{ audience }}").run()
     at.toggle(key="submit_json").set_value(True).run()
     at.text_area(key="submit_context_json").input('{"doc": "q3", "audience": "managers"}').run()
-    assert "undefined value: 'title' is a method of Python's str" in _texts(at.error)
+    assert "Undefined value: 'title' is a method of Python's str" in _texts(at.error)
     assert "built-in method" not in _texts(at.code)
     at.button(key="submit_button").click().run()
     assert not at.exception
