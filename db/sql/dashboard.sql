@@ -3,12 +3,16 @@
 -- (each NULL for all) and created_after / created_before (a half-open range, NULL for open).
 
 -- analytics_by_model --
--- Per model: volume, outcome, feedback, latency percentiles and cost
+-- Per model: volume, outcome, feedback, latency percentiles and cost. Cancelled outputs are
+-- counted apart (llm_output_outcome): finished, the failure rate's basis, leaves them out
 SELECT model,
        count(*) AS outputs,
        count(*) FILTER (WHERE status = 'completed') AS completed,
-       count(*) FILTER (WHERE status = 'failed') AS failed,
-       count(*) FILTER (WHERE status IN ('completed', 'failed')) AS finished,
+       count(*) FILTER (WHERE llm_output_outcome(status, error_message) = 'failed') AS failed,
+       count(*) FILTER (WHERE llm_output_outcome(status, error_message) = 'cancelled')
+           AS cancelled,
+       count(*) FILTER (WHERE llm_output_outcome(status, error_message) IN ('completed', 'failed'))
+           AS finished,
        count(*) FILTER (WHERE feedback = 'thumbs_up') AS thumbs_up,
        count(*) FILTER (WHERE feedback = 'thumbs_down') AS thumbs_down,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
@@ -47,8 +51,9 @@ HAVING count(*) FILTER (WHERE feedback <> 'none') > 0
  ORDER BY 1, 2
 
 -- analytics_volume_over_time --
--- Per time bucket (hour or day, UTC) and status: how many outputs were created
-SELECT date_trunc(%(bucket)s, created_at, 'UTC') AS bucket, status, count(*) AS outputs
+-- Per time bucket (hour or day, UTC) and status (cancelled apart): how many outputs were created
+SELECT date_trunc(%(bucket)s, created_at, 'UTC') AS bucket,
+       llm_output_outcome(status, error_message) AS status, count(*) AS outputs
   FROM llm_outputs
  WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
    AND (%(model)s::text IS NULL OR model = %(model)s)
@@ -85,8 +90,8 @@ SELECT COALESCE(max(t.name || ' v' || v.version), left(o.template, 80)) AS label
 -- rest of it. Latency percentiles: exact when every latency of the model comes from outputs read
 -- directly, else interpolated from the merged histograms (within 9.05 %)
 WITH rolled AS (
-    SELECT r.model, r.outputs, r.completed, r.failed, r.thumbs_up, r.thumbs_down, r.cost,
-           r.latency_buckets, r.latency_counts
+    SELECT r.model, r.outputs, r.completed, r.failed, r.cancelled, r.thumbs_up, r.thumbs_down,
+           r.cost, r.latency_buckets, r.latency_counts
       FROM analytics_rolled_periods(%(created_after)s, %(created_before)s) AS p
       JOIN analytics_rollup AS r ON r.period_start = p.period_start
      WHERE r.user_id = COALESCE(%(user_id)s, 0)
@@ -98,11 +103,14 @@ WITH rolled AS (
                                   %(template)s, false) AS o
 ), counts AS (
     SELECT model, sum(outputs) AS outputs, sum(completed) AS completed, sum(failed) AS failed,
-           sum(thumbs_up) AS thumbs_up, sum(thumbs_down) AS thumbs_down, sum(cost) AS cost
-      FROM (SELECT model, outputs, completed, failed, thumbs_up, thumbs_down, cost FROM rolled
+           sum(cancelled) AS cancelled, sum(thumbs_up) AS thumbs_up,
+           sum(thumbs_down) AS thumbs_down, sum(cost) AS cost
+      FROM (SELECT model, outputs, completed, failed, cancelled, thumbs_up, thumbs_down, cost
+              FROM rolled
             UNION ALL
             SELECT model, count(*), count(*) FILTER (WHERE status = 'completed'),
                    count(*) FILTER (WHERE status = 'failed'),
+                   count(*) FILTER (WHERE status = 'cancelled'),
                    count(*) FILTER (WHERE feedback = 'thumbs_up'),
                    count(*) FILTER (WHERE feedback = 'thumbs_down'), sum(cost)
               FROM recent GROUP BY model) AS parts
@@ -129,7 +137,8 @@ WITH rolled AS (
      GROUP BY model
 )
 SELECT c.model, c.outputs::bigint AS outputs, c.completed::bigint AS completed,
-       c.failed::bigint AS failed, (c.completed + c.failed)::bigint AS finished,
+       c.failed::bigint AS failed, c.cancelled::bigint AS cancelled,
+       (c.completed + c.failed)::bigint AS finished,
        c.thumbs_up::bigint AS thumbs_up, c.thumbs_down::bigint AS thumbs_down,
        CASE WHEN h.rolled > 0 THEN analytics_latency_percentile(h.buckets, h.counts, 0.5)
             ELSE e.p50 END AS latency_p50_ms,
@@ -170,7 +179,8 @@ SELECT bucket, status, sum(outputs)::bigint AS outputs
           FROM analytics_rolled_periods(%(created_after)s, %(created_before)s) AS p
           JOIN analytics_rollup AS r ON r.period_start = p.period_start
          CROSS JOIN LATERAL (VALUES ('pending', r.pending), ('processing', r.processing),
-                                    ('completed', r.completed), ('failed', r.failed))
+                                    ('completed', r.completed), ('failed', r.failed),
+                                    ('cancelled', r.cancelled))
                AS s(status, outputs)
          WHERE r.user_id = COALESCE(%(user_id)s, 0)
            AND r.template_md5 = COALESCE(md5(%(template)s), '')
