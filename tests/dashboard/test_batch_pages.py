@@ -359,11 +359,11 @@ def test_analytics_cache_hit_rate(app_as, pool, analyst, admin, cache_hits):
     at = app_as(analyst, ANALYTICS)
     assert not at.exception
     [metric] = [m for m in at.metric if m.label == "Cache hit rate"]
-    assert metric.value == "33%"
+    assert metric.value == "33.3 %"
     assert metric.proto.help.startswith("1 of the 3 completed outputs")
     # everyone: otto asked for the cache too but has no earlier answer of his own: 1 of 4.
     at = app_as(admin, ANALYTICS)
-    assert {m.label: m.value for m in at.metric}["Cache hit rate"] == "25%"
+    assert {m.label: m.value for m in at.metric}["Cache hit rate"] == "25 %"
 
 
 def test_cache_hit_rate_is_scoped_to_the_viewer(pool, analyst, admin, cache_hits):
