@@ -18,16 +18,15 @@ UPDATE llm_outputs SET batch_id = %(batch_id)s, batch_row = rows.n
 UPDATE llm_outputs SET use_cache = true WHERE id = ANY(%(ids)s)
 
 -- get_batch --
--- One batch with its progress; when viewer_id is given, only if that user owns it. A cancelled
--- row is a failed output whose error says who cancelled it (cancel_batch_jobs,
--- queue_cancel_output): it is counted apart from the failures
+-- One batch with its progress; when viewer_id is given, only if that user owns it. Cancelled
+-- rows (llm_output_outcome, migration 0014) are counted apart from the failures
 SELECT b.*,
        count(o.id) AS total,
        count(o.id) FILTER (WHERE o.status = 'completed') AS completed,
-       count(o.id) FILTER (WHERE o.status = 'failed'
-                             AND NOT starts_with(o.error_message, 'cancelled by ')) AS failed,
-       count(o.id) FILTER (WHERE o.status = 'failed'
-                             AND starts_with(o.error_message, 'cancelled by ')) AS cancelled,
+       count(o.id) FILTER (WHERE llm_output_outcome(o.status, o.error_message) = 'failed')
+           AS failed,
+       count(o.id) FILTER (WHERE llm_output_outcome(o.status, o.error_message) = 'cancelled')
+           AS cancelled,
        count(o.id) FILTER (WHERE o.status IN ('pending', 'processing')) AS unfinished,
        COALESCE(sum(o.cost), 0) AS cost
   FROM batches AS b LEFT JOIN llm_outputs AS o ON o.batch_id = b.id
@@ -39,10 +38,10 @@ SELECT b.*,
 SELECT b.*,
        count(o.id) AS total,
        count(o.id) FILTER (WHERE o.status = 'completed') AS completed,
-       count(o.id) FILTER (WHERE o.status = 'failed'
-                             AND NOT starts_with(o.error_message, 'cancelled by ')) AS failed,
-       count(o.id) FILTER (WHERE o.status = 'failed'
-                             AND starts_with(o.error_message, 'cancelled by ')) AS cancelled,
+       count(o.id) FILTER (WHERE llm_output_outcome(o.status, o.error_message) = 'failed')
+           AS failed,
+       count(o.id) FILTER (WHERE llm_output_outcome(o.status, o.error_message) = 'cancelled')
+           AS cancelled,
        count(o.id) FILTER (WHERE o.status IN ('pending', 'processing')) AS unfinished,
        COALESCE(sum(o.cost), 0) AS cost
   FROM batches AS b LEFT JOIN llm_outputs AS o ON o.batch_id = b.id
@@ -78,7 +77,7 @@ SELECT id FROM failed
 -- batch_failed_outputs --
 -- A batch's failed outputs, cancelled ones included (said apart), locked until the end of the
 -- transaction (before queueing them again)
-SELECT id, queue, priority, starts_with(error_message, 'cancelled by ') AS cancelled
+SELECT id, queue, priority, llm_output_outcome(status, error_message) = 'cancelled' AS cancelled
   FROM llm_outputs
  WHERE batch_id = %(batch_id)s AND status = 'failed'
  ORDER BY batch_row
