@@ -143,7 +143,7 @@ with right:
     st.subheader(":material/description: By template", anchor=False)
     top = st.slider("Top templates", 3, 25, 10, key="analytics_top")
     templates = deps.top_templates(pool, user, flt, top)
-    if templates and any(t.thumbs_up + t.thumbs_down for t in templates):
+    if templates:
         st.altair_chart(charts.by_template(charts.frame(templates)), width="stretch")
     else:
         st.caption("No rated outputs in this range yet.")

@@ -294,11 +294,14 @@ def cost_over_time(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> lis
 def top_templates(
     pool: ConnectionPool, viewer: User, flt: OutputFilter, limit: int = 10
 ) -> list[TemplateStats]:
-    """The `limit` templates with the most rated outputs, with their feedback counts."""
+    """The `limit` templates with the most rated outputs, with their feedback counts; templates
+    with no rated output are left out."""
     if not 1 <= limit <= 100:
         raise InvalidInput("limit", "must be between 1 and 100")
     with pool.connection() as conn:
-        return analytics.by_template(conn, _scoped(viewer, flt), limit)
+        found = analytics.by_template(conn, _scoped(viewer, flt), limit)
+    # the most rated come first: the unrated ones are only the tail
+    return [t for t in found if t.thumbs_up + t.thumbs_down]
 
 
 def feedback_csv(
