@@ -14,7 +14,18 @@ STATUS_COLORS = alt.Scale(
     domain=["pending", "processing", "completed", "failed", "cancelled"],
     range=["#9e9e9e", "#1e88e5", "#43a047", "#e53935", "#ffb300"],
 )
-TIME = alt.Axis(title="created (UTC)", format="%b %d %H:%M", labelAngle=-30)
+
+
+def time_axis(points: pd.DataFrame) -> alt.Axis:
+    """The creation time, per day or per hour as the buckets are (UTC)."""
+    hourly = "bucket" in points and bool(
+        (pd.to_datetime(points["bucket"], utc=True).dt.hour != 0).any()
+    )
+    return alt.Axis(
+        title="created, per hour (UTC)" if hourly else "created, per day (UTC)",
+        format="%b %d %H:%M" if hourly else "%b %d",
+        labelAngle=-30,
+    )
 
 
 def frame(rows: Sequence[BaseModel]) -> pd.DataFrame:
@@ -59,7 +70,7 @@ def rate_over_time(points: pd.DataFrame) -> alt.Chart:
         alt.Chart(points, height=280)
         .mark_line(point=True)
         .encode(
-            x=alt.X("bucket:T", axis=TIME),
+            x=alt.X("bucket:T", axis=time_axis(points)),
             y=alt.Y(
                 "thumbs_up_rate:Q",
                 title="thumbs-up rate",
@@ -100,7 +111,7 @@ def volume_by_status(volume: pd.DataFrame) -> alt.Chart:
         alt.Chart(volume, height=280)
         .mark_bar()
         .encode(
-            x=alt.X("bucket:T", axis=TIME),
+            x=alt.X("bucket:T", axis=time_axis(volume)),
             y=alt.Y("outputs:Q", title="outputs created", stack=True),
             color=alt.Color("status:N", title="status", scale=STATUS_COLORS),
             tooltip=["bucket:T", "status:N", "outputs:Q"],
@@ -179,7 +190,7 @@ def cost_over_time(points: pd.DataFrame, by: str, title: str) -> alt.Chart:
         alt.Chart(points, height=280)
         .mark_bar()
         .encode(
-            x=alt.X("bucket:T", axis=TIME),
+            x=alt.X("bucket:T", axis=time_axis(points)),
             y=alt.Y("sum(cost):Q", title="cost ($)", stack=True, axis=alt.Axis(format="$.4~f")),
             color=alt.Color(f"{by}:N", title=title),
             tooltip=[

@@ -332,3 +332,18 @@ def test_by_template_lists_the_rated_templates(pool, analyst):
     _seed(pool, analyst, model=A, template=T2)
     top = analytics.top_templates(pool, analyst, _last_30_days())
     assert [(t.label, t.thumbs_up) for t in top] == [(T1, 1)]
+
+
+def test_time_axes_name_their_buckets():
+    import pandas as pd
+
+    from dashboard import charts
+
+    hours = pd.DataFrame({"bucket": [datetime(2026, 3, 1, 9, tzinfo=UTC)]})
+    days = pd.DataFrame({"bucket": [datetime(2026, 3, 1, tzinfo=UTC)]})
+    assert charts.time_axis(hours).to_dict()["title"] == "created, per hour (UTC)"
+    assert charts.time_axis(days).to_dict() == {
+        "title": "created, per day (UTC)",
+        "format": "%b %d",
+        "labelAngle": -30,
+    }
