@@ -209,18 +209,24 @@ def test_an_unreadable_file_says_why(app_as, pool, analyst):
     assert not [b for b in at.button if b.key == "batch_submit"]
 
 
-def test_cancel_and_retry_failed_buttons(app_as, pool, analyst):
+def _three_rows(pool, user, **first_row_state):
+    """A batch of three rows, the first of them put in the given state."""
     batch = batches.submit_batch(
         pool,
-        user=analyst,
+        user=user,
         template="Hi {{ n }}",
         model="offline/echo",
         rows=[{"n": "1"}, {"n": "2"}, {"n": "3"}],
         name="three",
     )
-    first = min(o.id for o in jobs.list_outputs(pool, analyst))
+    first = min(o.id for o in jobs.list_outputs(pool, user))
     with pool.connection() as conn:
-        outputs_db.set_output_state(conn, first, status="completed", raw_response="done")
+        outputs_db.set_output_state(conn, first, **first_row_state)
+    return batch
+
+
+def test_cancel_and_retry_failed_buttons(app_as, pool, analyst):
+    batch = _three_rows(pool, analyst, status="completed", raw_response="done")
     at = app_as(analyst, BATCHES)
     assert _progress(at) == ["1 completed · 0 failed · 2 pending of 3"]
     assert at.button(key=f"batch_retry_{batch.id}").disabled
@@ -430,16 +436,7 @@ def test_cache_hit_rate_follows_the_model_filter(pool, analyst, cache_hits):
 
 
 def test_retry_says_failed_and_cancelled_rows_apart(app_as, pool, analyst):
-    batch = batches.submit_batch(
-        pool,
-        user=analyst,
-        template="Hi {{ n }}",
-        model="offline/echo",
-        rows=[{"n": "1"}, {"n": "2"}, {"n": "3"}],
-    )
-    first = min(o.id for o in jobs.list_outputs(pool, analyst))
-    with pool.connection() as conn:
-        outputs_db.set_output_state(conn, first, status="failed", error_message="model error")
+    batch = _three_rows(pool, analyst, status="failed", error_message="model error")
     batches.cancel_batch(pool, batch.id, analyst)
     state = batches.get_batch(pool, batch.id, analyst)
     assert (state.failed, state.cancelled, state.unfinished) == (1, 2, 0)
