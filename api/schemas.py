@@ -379,7 +379,8 @@ class BatchOut(BaseModel):
     )
     total: int = Field(description="Rows in the batch (skipped ones not counted).")
     completed: int
-    failed: int = Field(description="Failed rows, cancelled ones included.")
+    failed: int = Field(description="Failed rows (cancelled ones are counted apart).")
+    cancelled: int = Field(0, description="Rows cancelled before they started.")
     unfinished: int = Field(description="Rows pending or running.")
     cost: float = Field(description="In US dollars, over the rows whose price is known.")
 

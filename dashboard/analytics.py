@@ -58,29 +58,43 @@ if not quality_rows:
 quality = charts.frame(quality_rows)
 total = analytics.totals(quality_rows)
 
-kpis = st.columns(6)
+finished = total.completed + total.failed
+kpis = st.columns(7)
 kpis[0].metric("Outputs", f"{total.outputs:,}")
 kpis[1].metric("Completed", f"{total.completed:,}")
-kpis[2].metric("Failed", f"{total.failed:,}")
-kpis[3].metric(
-    "Thumbs-up rate",
-    "–" if total.thumbs_up_rate is None else f"{total.thumbs_up_rate:.0%}",
-    help=f"{total.thumbs_up} thumbs up of {total.rated} rated outputs",
+kpis[2].metric(
+    "Failed",
+    f"{total.failed:,}",
+    help="Outputs whose job failed; cancelled ones are counted apart.",
 )
-kpis[4].metric("Cost", ui.dollars(total.cost))
+kpis[2].caption(
+    f"Failure rate {analytics.rate_basis(total.failed, finished, 'finished', total.outputs)}"
+)
+kpis[3].metric(
+    "Cancelled",
+    f"{total.cancelled:,}",
+    help="Jobs cancelled before they ran: neither completed nor failed.",
+)
+kpis[4].metric("Thumbs-up rate", analytics.percent(total.thumbs_up_rate))
+kpis[4].caption(analytics.rate_basis(total.thumbs_up, total.rated, "rated", total.outputs))
+kpis[5].metric("Cost", ui.dollars(total.cost))
 cache = deps.cache_hit_rate(pool, user, flt)
-kpis[5].metric(
+kpis[6].metric(
     "Cache hit rate",
-    "–" if cache.rate is None else f"{cache.rate:.0%}",
+    analytics.percent(cache.rate),
     help=f"{cache.hits:,} of the {cache.eligible:,} completed outputs that asked for the cache "
     "reused an answer (within the filters above)",
 )
+kpis[6].caption(f"{cache.hits:,} of {cache.eligible:,} that asked for the cache")
+offline = {m.name for m in deps.usable_models() if m.offline}
+no_cost = analytics.zero_cost_reason(total.cost, [r.model for r in quality_rows], offline)
 
 st.subheader(":material/thumb_up: Thumbs-up rate by model", anchor=False)
 if total.rated:
     st.altair_chart(charts.rate_by_model(quality), width="stretch")
 else:
     st.caption("No rated outputs in this range yet.")
+RATES = ["thumbs_up_rate", "ci_low", "ci_high", "failure_rate"]
 st.dataframe(
     quality[
         [
@@ -89,23 +103,29 @@ st.dataframe(
             "rated",
             "thumbs_up",
             "thumbs_down",
-            "thumbs_up_rate",
-            "ci_low",
-            "ci_high",
-            "failure_rate",
+            *RATES,
+            "completed",
+            "failed",
+            "cancelled",
             "latency_p50_ms",
             "latency_p95_ms",
             "cost",
             "cost_per_thumbs_up",
         ]
-    ],
+    ].assign(**{rate: quality[rate] * 100 for rate in RATES}),
     hide_index=True,
     key="analytics_by_model",
     column_config={
-        "thumbs_up_rate": st.column_config.NumberColumn("thumbs-up rate", format="percent"),
-        "ci_low": st.column_config.NumberColumn("95% low", format="percent"),
-        "ci_high": st.column_config.NumberColumn("95% high", format="percent"),
-        "failure_rate": st.column_config.NumberColumn("failure rate", format="percent"),
+        "thumbs_up_rate": st.column_config.NumberColumn(
+            "thumbs-up rate", format="%.1f %%", help="thumbs up / rated"
+        ),
+        "ci_low": st.column_config.NumberColumn("95% low", format="%.1f %%"),
+        "ci_high": st.column_config.NumberColumn("95% high", format="%.1f %%"),
+        "failure_rate": st.column_config.NumberColumn(
+            "failure rate",
+            format="%.1f %%",
+            help="failed / (completed + failed): cancelled outputs are left out",
+        ),
         "latency_p50_ms": st.column_config.NumberColumn("p50 (ms)", format="%.0f"),
         "latency_p95_ms": st.column_config.NumberColumn("p95 (ms)", format="%.0f"),
         "cost": st.column_config.NumberColumn("cost ($)", format="%.6f"),
@@ -125,7 +145,7 @@ with right:
     st.subheader(":material/description: By template", anchor=False)
     top = st.slider("Top templates", 3, 25, 10, key="analytics_top")
     templates = deps.top_templates(pool, user, flt, top)
-    if templates and any(t.thumbs_up + t.thumbs_down for t in templates):
+    if templates:
         st.altair_chart(charts.by_template(charts.frame(templates)), width="stretch")
     else:
         st.caption("No rated outputs in this range yet.")
@@ -147,11 +167,14 @@ with left:
     st.altair_chart(charts.latency(quality), width="stretch")
 with right:
     st.subheader(":material/payments: Cost by model", anchor=False)
-    st.altair_chart(charts.money(quality, "cost", "cost ($)"), width="stretch")
-    st.altair_chart(
-        charts.money(quality, "cost_per_thumbs_up", "cost per thumbs up ($)"),
-        width="stretch",
-    )
+    if no_cost:
+        st.caption(no_cost)
+    else:
+        st.altair_chart(charts.money(quality, "cost", "cost ($)"), width="stretch")
+        st.altair_chart(
+            charts.money(quality, "cost_per_thumbs_up", "cost per thumbs up ($)"),
+            width="stretch",
+        )
 
 st.subheader(":material/bar_chart: Cost over time", anchor=False)
 spent, budget = deps.month_spend(pool, user), user.monthly_budget
@@ -161,8 +184,8 @@ spend[1].metric("Your monthly budget", "none" if budget is None else f"${budget:
 if budget is not None:
     spend[2].metric("Left this month", f"${max(budget - spent, 0):,.2f}")
 costs = deps.cost_over_time(pool, user, flt)
-if not any(point.cost for point in costs):
-    st.caption("No cost recorded in this range.")
+if no_cost or not any(point.cost for point in costs):
+    st.caption(no_cost or "No cost recorded in this range.")
 elif user.is_admin:
     left, right = st.columns(2, gap="large")
     left.altair_chart(charts.cost_over_time(charts.frame(costs), "model", "model"), width="stretch")

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 EXAMPLE_TEMPLATE = "Summarise {{ text }} in one sentence."
 PREVIEW_ROWS = 10
 LISTED = 20
+OUTPUTS_PAGE = "dashboard/outputs.py"
 
 user = auth.require_user()
 pool = deps.pool()
@@ -73,10 +74,11 @@ def bad_rows(rows: list[Any]) -> None:
 
 def new_batch() -> None:
     """Upload, preview, template, options and Submit."""
+    # A submitted file is let go (a new key empties the uploader), so it is not sent twice.
     upload = st.file_uploader(
         "A CSV file (a header row naming the columns) or JSONL (one JSON object per line)",
         type=["csv", "jsonl", "ndjson"],
-        key="batch_file",
+        key=f"batch_file_{st.session_state.get('batch_uploads', 0)}",
     )
     if upload is None:
         st.caption("Each row fills the template's variables by column name and becomes a job.")
@@ -176,39 +178,92 @@ def new_batch() -> None:
     else:
         deps.forget_batches()
         skipped = f", {count(len(made.skipped), 'bad row')} skipped" if made.skipped else ""
-        # a toast outlives the rerun that starts the batch's progress refresh
+        # a toast outlives the rerun that empties the uploader and starts the progress refresh
         st.toast(
             f"Batch “{made.name}” queued: {count(made.total, 'row')}{skipped}.",
             icon=":material/check:",
         )
+        st.session_state["batch_uploads"] = st.session_state.get("batch_uploads", 0) + 1
+        st.rerun()
 
 
 def act(
     batch_id: int,
     action: Callable[[ConnectionPool, int, User], list[int]],
-    thing: str,
-    done: str,
+    done: Callable[[int], str],
 ) -> None:
-    """Cancel the batch's waiting jobs or retry its failed rows, then draw the page again (a
-    toast says what was done), or say why not."""
+    """Cancel the batch's waiting jobs or retry its failed rows, then draw the page again with
+    fresh figures (a toast says what was done), or say why not."""
     try:
         changed = action(pool, batch_id, user)
     except LLMJobsError as exc:
         ui.show_error(exc)
         return
+    # every figure that counts these outputs is read again on the rerun
     deps.forget_batches()
-    st.toast(f"Batch #{batch_id}: {count(len(changed), thing)} {done}.", icon=":material/check:")
+    deps.forget_analytics()
+    st.session_state.pop(f"batch_confirm_cancel_{batch_id}", None)
+    st.toast(f"Batch #{batch_id}: {done(len(changed))}.", icon=":material/check:")
     st.rerun()
 
 
 def progress(batch: batches.Batch) -> None:
-    finished = batch.completed + batch.failed
+    finished = batch.completed + batch.failed + batch.cancelled
+    cancelled = f"{batch.cancelled:,} cancelled · " if batch.cancelled else ""
     st.progress(
         finished / batch.total if batch.total else 1.0,
-        text=f"{batch.completed:,} completed · {batch.failed:,} failed · "
+        text=f"{batch.completed:,} completed · {batch.failed:,} failed · {cancelled}"
         f"{batch.unfinished:,} pending of {batch.total:,}",
     )
     st.caption(f"Cost so far: {ui.dollars(batch.cost)}")
+
+
+def retried(batch: batches.Batch) -> Callable[[int], str]:
+    """What a retry queued again, failed and cancelled rows said apart (as the card counted
+    them)."""
+
+    def said(n: int) -> str:
+        if not batch.cancelled:
+            return f"{count(n, 'failed row')} queued again"
+        if not batch.failed:
+            return f"{count(n, 'cancelled row')} queued again"
+        failed = min(batch.failed, n)
+        return (
+            f"{count(failed, 'failed row')} and {count(n - failed, 'cancelled row')} queued again"
+        )
+
+    return said
+
+
+def retry_label(batch: batches.Batch) -> str:
+    if batch.cancelled and not batch.failed:
+        return "Retry cancelled"
+    if batch.cancelled:
+        return "Retry failed and cancelled"
+    return "Retry failed"
+
+
+def confirm_cancel(batch: batches.Batch) -> None:
+    """The question before cancelling: how many jobs, and what happens to the running ones."""
+    with st.container(border=True):
+        st.warning(
+            f"Cancel the {count(batch.unfinished, 'unfinished row')} of this batch? Jobs not yet "
+            "started are cancelled; jobs already running finish. Cancelled rows can be retried.",
+            icon=":material/warning:",
+        )
+        with st.container(horizontal=True):
+            yes = st.button(
+                "Yes, cancel them",
+                type="primary",
+                icon=":material/cancel:",
+                key=f"batch_cancel_yes_{batch.id}",
+            )
+            no = st.button("Keep them", icon=":material/undo:", key=f"batch_cancel_no_{batch.id}")
+    if yes:
+        act(batch.id, batches.cancel_batch, lambda n: f"{count(n, 'waiting job')} cancelled")
+    if no:
+        st.session_state.pop(f"batch_confirm_cancel_{batch.id}", None)
+        st.rerun()
 
 
 def follow(batch_id: int) -> bool:
@@ -241,18 +296,25 @@ def one_batch(batch: batches.Batch, owners: dict[int, str]) -> None:
                 hide_index=True,
                 key=f"batch_skipped_{batch.id}",
             )
+    confirming = f"batch_confirm_cancel_{batch.id}"
     with st.container(horizontal=True):
         cancel = st.button(
             "Cancel waiting jobs",
             icon=":material/cancel:",
             key=f"batch_cancel_{batch.id}",
-            disabled=not batch.unfinished,
+            disabled=not batch.unfinished or confirming in st.session_state,
         )
         retry = st.button(
-            "Retry failed",
+            retry_label(batch),
             icon=":material/replay:",
             key=f"batch_retry_{batch.id}",
-            disabled=not batch.failed,
+            disabled=not (batch.failed or batch.cancelled),
+        )
+        st.page_link(
+            OUTPUTS_PAGE,
+            label="Its outputs",
+            icon=":material/list_alt:",
+            query_params={"batch": str(batch.id)},
         )
         for kind, mime in (("csv", "text/csv"), ("jsonl", "application/jsonl")):
             st.download_button(
@@ -266,9 +328,15 @@ def one_batch(batch: batches.Batch, owners: dict[int, str]) -> None:
                 key=f"batch_{kind}_{batch.id}",
             )
     if cancel:
-        act(batch.id, batches.cancel_batch, "waiting job", "cancelled")
+        st.session_state[confirming] = True
+        st.rerun()
+    if confirming in st.session_state:
+        if batch.unfinished:
+            confirm_cancel(batch)
+        else:  # nothing left to cancel
+            st.session_state.pop(confirming)
     if retry:
-        act(batch.id, batches.retry_failed, "failed row", "queued again")
+        act(batch.id, batches.retry_failed, retried(batch))
 
 
 def batch_list() -> None:

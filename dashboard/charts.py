@@ -11,9 +11,21 @@ from pydantic import BaseModel
 
 LABELS = alt.Axis(labelLimit=260)
 STATUS_COLORS = alt.Scale(
-    domain=["pending", "processing", "completed", "failed"],
-    range=["#9e9e9e", "#1e88e5", "#43a047", "#e53935"],
+    domain=["pending", "processing", "completed", "failed", "cancelled"],
+    range=["#9e9e9e", "#1e88e5", "#43a047", "#e53935", "#ffb300"],
 )
+
+
+def time_axis(points: pd.DataFrame) -> alt.Axis:
+    """The creation time, per day or per hour as the buckets are (UTC)."""
+    hourly = "bucket" in points and bool(
+        (pd.to_datetime(points["bucket"], utc=True).dt.hour != 0).any()
+    )
+    return alt.Axis(
+        title="created, per hour (UTC)" if hourly else "created, per day (UTC)",
+        format="%b %d %H:%M" if hourly else "%b %d",
+        labelAngle=-30,
+    )
 
 
 def frame(rows: Sequence[BaseModel]) -> pd.DataFrame:
@@ -58,11 +70,11 @@ def rate_over_time(points: pd.DataFrame) -> alt.Chart:
         alt.Chart(points, height=280)
         .mark_line(point=True)
         .encode(
-            x=alt.X("bucket:T", title=None),
+            x=alt.X("bucket:T", axis=time_axis(points)),
             y=alt.Y(
                 "thumbs_up_rate:Q",
                 title="thumbs-up rate",
-                axis=alt.Axis(format="%"),
+                axis=alt.Axis(format=".0%"),
                 scale=alt.Scale(domain=[0, 1]),
             ),
             color=alt.Color("model:N", title="model"),
@@ -84,7 +96,7 @@ def by_template(templates: pd.DataFrame) -> alt.Chart:
         .mark_bar()
         .encode(
             y=alt.Y("label:N", title=None, sort="-x", axis=LABELS),
-            x=alt.X("count:Q", title="rated outputs"),
+            x=alt.X("count:Q", title="rated outputs", axis=alt.Axis(format="d")),
             color=alt.Color(
                 "feedback:N",
                 scale=alt.Scale(domain=["thumbs_up", "thumbs_down"], range=["#43a047", "#e53935"]),
@@ -99,9 +111,9 @@ def volume_by_status(volume: pd.DataFrame) -> alt.Chart:
         alt.Chart(volume, height=280)
         .mark_bar()
         .encode(
-            x=alt.X("bucket:T", title=None),
-            y=alt.Y("outputs:Q", title="outputs", stack=True),
-            color=alt.Color("status:N", scale=STATUS_COLORS),
+            x=alt.X("bucket:T", axis=time_axis(volume)),
+            y=alt.Y("outputs:Q", title="outputs created", stack=True),
+            color=alt.Color("status:N", title="status", scale=STATUS_COLORS),
             tooltip=["bucket:T", "status:N", "outputs:Q"],
         )
     )
@@ -113,12 +125,17 @@ def failure_rate(quality: pd.DataFrame) -> alt.Chart:
         .mark_bar(color="#e53935")
         .encode(
             y=alt.Y("model:N", title=None, axis=LABELS),
-            x=alt.X("failure_rate:Q", title="failed / finished", axis=alt.Axis(format="%")),
+            x=alt.X(
+                "failure_rate:Q",
+                title="failed / finished (cancelled left out)",
+                axis=alt.Axis(format=".0%"),
+            ),
             tooltip=[
                 "model:N",
-                alt.Tooltip("failure_rate:Q", format=".1%"),
+                alt.Tooltip("failure_rate:Q", format=".1%", title="failure rate"),
                 "failed:Q",
                 "completed:Q",
+                "cancelled:Q",
             ],
         )
     )
@@ -152,7 +169,7 @@ def money(quality: pd.DataFrame, field: str, title: str) -> alt.Chart:
         .mark_bar(color="#8e24aa")
         .encode(
             y=alt.Y("model:N", title=None, axis=LABELS),
-            x=alt.X(f"{field}:Q", title=title, axis=alt.Axis(format="$.4f")),
+            x=alt.X(f"{field}:Q", title=title, axis=alt.Axis(format="$.4~f")),
             tooltip=["model:N", alt.Tooltip(f"{field}:Q", format="$.6f")],
         )
     )
@@ -173,8 +190,8 @@ def cost_over_time(points: pd.DataFrame, by: str, title: str) -> alt.Chart:
         alt.Chart(points, height=280)
         .mark_bar()
         .encode(
-            x=alt.X("bucket:T", title=None),
-            y=alt.Y("sum(cost):Q", title="cost ($)", stack=True, axis=alt.Axis(format="$.4f")),
+            x=alt.X("bucket:T", axis=time_axis(points)),
+            y=alt.Y("sum(cost):Q", title="cost ($)", stack=True, axis=alt.Axis(format="$.4~f")),
             color=alt.Color(f"{by}:N", title=title),
             tooltip=[
                 alt.Tooltip("bucket:T", title="from"),

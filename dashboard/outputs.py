@@ -90,6 +90,10 @@ filters = {
 }
 if user.is_admin and user_id is not None:
     filters["user_id"] = user_id
+batch_id = st.query_params.get("batch", "")
+if batch_id.isdigit() and len(batch_id) < 19:  # a batch's "Its outputs" link
+    filters["batch_id"] = int(batch_id)
+    st.caption(f"The outputs of batch #{batch_id}.")
 
 
 def dataset(kind: exports.Kind) -> str:

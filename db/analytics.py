@@ -47,6 +47,7 @@ class ModelStats(Row):
     outputs: int
     completed: int
     failed: int
+    cancelled: int = 0
     finished: int
     thumbs_up: int
     thumbs_down: int

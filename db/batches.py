@@ -28,6 +28,7 @@ class Batch(Row):
     total: int = 0
     completed: int = 0
     failed: int = 0
+    cancelled: int = 0
     unfinished: int = 0
     cost: Decimal = Decimal(0)
 

@@ -87,6 +87,7 @@ def list_outputs(
     template: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    batch_id: int | None = None,
     before_id: int | None = None,
     limit: int = 50,
 ) -> list[LLMOutput]:
@@ -100,6 +101,7 @@ def list_outputs(
         "template": template,
         "created_after": created_after,
         "created_before": created_before,
+        "batch_id": batch_id,
         "before_id": before_id,
         "limit": limit,
     }

@@ -60,6 +60,7 @@ class ModelQuality(BaseModel):
     outputs: int
     completed: int
     failed: int
+    cancelled: int = 0
     rated: int
     thumbs_up: int
     thumbs_down: int
@@ -77,10 +78,43 @@ class Totals(BaseModel):
     outputs: int = 0
     completed: int = 0
     failed: int = 0
+    cancelled: int = 0
     rated: int = 0
     thumbs_up: int = 0
     thumbs_up_rate: float | None = None
     cost: Decimal | None = None
+
+
+def percent(rate: float | None) -> str:
+    """A rate as people write it: "0 %", "12.5 %", "100 %" ("–" when there is none)."""
+    if rate is None:
+        return "–"
+    text = f"{rate * 100:.1f}".removesuffix(".0")
+    return f"{text} %"
+
+
+def rate_basis(part: int, whole: int, of: str, outputs: int) -> str:
+    """A rate with what it is computed from: "100 % of 2 rated, 8 outputs"."""
+    counted = f"{outputs:,} output" if outputs == 1 else f"{outputs:,} outputs"
+    return f"{percent(_ratio(part, whole))} of {whole:,} {of}, {counted}"
+
+
+def zero_cost_reason(cost: Decimal | None, models: list[str], offline: set[str]) -> str | None:
+    """Why a range's cost is nothing (None when it is not): offline models, unknown prices, or
+    answers that cost nothing."""
+    if cost:
+        return None
+    if models and all(m in offline for m in models):
+        return "All outputs in this range used offline models, which cost nothing."
+    if cost is None:
+        return (
+            "No prices known for these models, so no cost is recorded "
+            "(set LLMJOBS_MODEL_PRICES for local or custom models)."
+        )
+    return (
+        "Every output in this range cost nothing: offline or free models, "
+        "or answers reused from the cache."
+    )
 
 
 class FilterChoices(BaseModel):
@@ -153,7 +187,8 @@ def _ratio(part: int, whole: int) -> float | None:
 
 def model_quality(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> list[ModelQuality]:
     """Per model: thumbs-up rate with its Wilson 95% interval, failure rate (of finished
-    outputs), latency p50/p95 (of completed ones), cost and cost per thumbs up."""
+    outputs; a cancelled output is neither finished nor failed, it is counted apart), latency
+    p50/p95 (of completed ones), cost and cost per thumbs up."""
     with pool.connection() as conn:
         rows = analytics.by_model(conn, _scoped(viewer, flt))
     found = []
@@ -166,6 +201,7 @@ def model_quality(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> list
                 outputs=row.outputs,
                 completed=row.completed,
                 failed=row.failed,
+                cancelled=row.cancelled,
                 rated=rated,
                 thumbs_up=row.thumbs_up,
                 thumbs_down=row.thumbs_down,
@@ -191,6 +227,7 @@ def totals(rows: list[ModelQuality]) -> Totals:
         outputs=sum(r.outputs for r in rows),
         completed=sum(r.completed for r in rows),
         failed=sum(r.failed for r in rows),
+        cancelled=sum(r.cancelled for r in rows),
         rated=rated,
         thumbs_up=thumbs_up,
         thumbs_up_rate=_ratio(thumbs_up, rated),
@@ -198,18 +235,45 @@ def totals(rows: list[ModelQuality]) -> Totals:
     )
 
 
+def _within_days(points: list[FeedbackPoint] | list[VolumePoint]) -> OutputFilter | None:
+    """The days a daily series covers, when they are too few to draw a line (a day or two):
+    the range to read again per hour. None when the days already make a line."""
+    days = sorted({p.bucket for p in points})
+    if not days or len(days) > 2 or days[-1] - days[0] > timedelta(days=1):
+        return None
+    return OutputFilter(created_after=days[0], created_before=days[-1] + timedelta(days=1))
+
+
+def _narrowed(flt: OutputFilter, days: OutputFilter) -> OutputFilter:
+    after = max(d for d in (flt.created_after, days.created_after) if d is not None)
+    before = min(d for d in (flt.created_before, days.created_before) if d is not None)
+    return flt.model_copy(update={"created_after": after, "created_before": before})
+
+
 def feedback_over_time(
     pool: ConnectionPool, viewer: User, flt: OutputFilter
 ) -> list[FeedbackPoint]:
-    """Thumbs-up rate per model per hour or day (buckets with no rated output are left out)."""
+    """Thumbs-up rate per model per hour or day (buckets with no rated output are left out).
+    A long range whose rated outputs fall on a day or two is drawn per hour of those days."""
+    scoped = _scoped(viewer, flt)
     with pool.connection() as conn:
-        return analytics.feedback_over_time(conn, _scoped(viewer, flt), bucket_for(flt))
+        points = analytics.feedback_over_time(conn, scoped, bucket_for(flt))
+        days = _within_days(points) if bucket_for(flt) == "day" else None
+        if days is not None:
+            points = analytics.feedback_over_time(conn, _narrowed(scoped, days), "hour")
+        return points
 
 
 def volume_over_time(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> list[VolumePoint]:
-    """Outputs created per hour or day, by status."""
+    """Outputs created per hour or day, by status (cancelled apart). A long range whose outputs
+    fall on a day or two is drawn per hour of those days."""
+    scoped = _scoped(viewer, flt)
     with pool.connection() as conn:
-        return analytics.volume_over_time(conn, _scoped(viewer, flt), bucket_for(flt))
+        points = analytics.volume_over_time(conn, scoped, bucket_for(flt))
+        days = _within_days(points) if bucket_for(flt) == "day" else None
+        if days is not None:
+            points = analytics.volume_over_time(conn, _narrowed(scoped, days), "hour")
+        return points
 
 
 def cost_over_time(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> list[CostPoint]:
@@ -230,11 +294,14 @@ def cost_over_time(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> lis
 def top_templates(
     pool: ConnectionPool, viewer: User, flt: OutputFilter, limit: int = 10
 ) -> list[TemplateStats]:
-    """The `limit` templates with the most rated outputs, with their feedback counts."""
+    """The `limit` templates with the most rated outputs, with their feedback counts; templates
+    with no rated output are left out."""
     if not 1 <= limit <= 100:
         raise InvalidInput("limit", "must be between 1 and 100")
     with pool.connection() as conn:
-        return analytics.by_template(conn, _scoped(viewer, flt), limit)
+        found = analytics.by_template(conn, _scoped(viewer, flt), limit)
+    # the most rated come first: the unrated ones are only the tail
+    return [t for t in found if t.thumbs_up + t.thumbs_down]
 
 
 def feedback_csv(

@@ -181,13 +181,13 @@ def cancel_batch(pool: ConnectionPool, batch_id: int, user: User) -> list[int]:
 
 
 def retry_failed(pool: ConnectionPool, batch_id: int, user: User) -> list[int]:
-    """Queue the batch's failed rows again (same outputs, a fresh run of attempts). Returns the
-    output ids queued. Raises Conflict when no row failed."""
+    """Queue the batch's failed and cancelled rows again (same outputs, a fresh run of attempts).
+    Returns the output ids queued. Raises Conflict when no row failed or was cancelled."""
     batch = get_batch(pool, batch_id, user)
     with pool.connection() as conn, conn.transaction():
         failed = batches_db.batch_failed_outputs(conn, batch.id)
         if not failed:
-            raise Conflict(f"batch {batch.id} has no failed rows")
+            raise Conflict(f"batch {batch.id} has no failed or cancelled rows")
         ids = [row["id"] for row in failed]
         batches_db.requeue_outputs(conn, ids)
         job_ids = submit.defer_outputs(conn, ids, batch.queue, QUEUE_PRIORITY[batch.queue])

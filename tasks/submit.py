@@ -454,6 +454,9 @@ def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLM
     before_id = filters.get("before_id")
     if before_id is not None and (not isinstance(before_id, int) or not 0 < before_id <= _MAX_ID):
         raise InvalidInput("before_id", "must be a positive output id")
+    batch_id = filters.get("batch_id")
+    if batch_id is not None and (not isinstance(batch_id, int) or not 0 < batch_id <= _MAX_ID):
+        raise InvalidInput("batch_id", "must be a positive batch id")
     for name in ("status", "model", "format", "feedback", "template"):
         value = filters.get(name)
         if value is not None and (not isinstance(value, str) or "\x00" in value):

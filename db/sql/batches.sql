@@ -18,11 +18,15 @@ UPDATE llm_outputs SET batch_id = %(batch_id)s, batch_row = rows.n
 UPDATE llm_outputs SET use_cache = true WHERE id = ANY(%(ids)s)
 
 -- get_batch --
--- One batch with its progress; when viewer_id is given, only if that user owns it
+-- One batch with its progress; when viewer_id is given, only if that user owns it. Cancelled
+-- rows (llm_output_outcome, migration 0014) are counted apart from the failures
 SELECT b.*,
        count(o.id) AS total,
        count(o.id) FILTER (WHERE o.status = 'completed') AS completed,
-       count(o.id) FILTER (WHERE o.status = 'failed') AS failed,
+       count(o.id) FILTER (WHERE llm_output_outcome(o.status, o.error_message) = 'failed')
+           AS failed,
+       count(o.id) FILTER (WHERE llm_output_outcome(o.status, o.error_message) = 'cancelled')
+           AS cancelled,
        count(o.id) FILTER (WHERE o.status IN ('pending', 'processing')) AS unfinished,
        COALESCE(sum(o.cost), 0) AS cost
   FROM batches AS b LEFT JOIN llm_outputs AS o ON o.batch_id = b.id
@@ -34,7 +38,10 @@ SELECT b.*,
 SELECT b.*,
        count(o.id) AS total,
        count(o.id) FILTER (WHERE o.status = 'completed') AS completed,
-       count(o.id) FILTER (WHERE o.status = 'failed') AS failed,
+       count(o.id) FILTER (WHERE llm_output_outcome(o.status, o.error_message) = 'failed')
+           AS failed,
+       count(o.id) FILTER (WHERE llm_output_outcome(o.status, o.error_message) = 'cancelled')
+           AS cancelled,
        count(o.id) FILTER (WHERE o.status IN ('pending', 'processing')) AS unfinished,
        COALESCE(sum(o.cost), 0) AS cost
   FROM batches AS b LEFT JOIN llm_outputs AS o ON o.batch_id = b.id
@@ -68,8 +75,10 @@ WITH waiting AS (
 SELECT id FROM failed
 
 -- batch_failed_outputs --
--- A batch's failed outputs, locked until the end of the transaction (before queueing them again)
-SELECT id, queue, priority FROM llm_outputs
+-- A batch's failed outputs, cancelled ones included (said apart), locked until the end of the
+-- transaction (before queueing them again)
+SELECT id, queue, priority, llm_output_outcome(status, error_message) = 'cancelled' AS cancelled
+  FROM llm_outputs
  WHERE batch_id = %(batch_id)s AND status = 'failed'
  ORDER BY batch_row
    FOR UPDATE

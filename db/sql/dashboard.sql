@@ -3,29 +3,50 @@
 -- (each NULL for all) and created_after / created_before (a half-open range, NULL for open).
 
 -- analytics_by_model --
--- Per model: volume, outcome, feedback, latency percentiles and cost
-SELECT model,
-       count(*) AS outputs,
-       count(*) FILTER (WHERE status = 'completed') AS completed,
-       count(*) FILTER (WHERE status = 'failed') AS failed,
-       count(*) FILTER (WHERE status IN ('completed', 'failed')) AS finished,
-       count(*) FILTER (WHERE feedback = 'thumbs_up') AS thumbs_up,
-       count(*) FILTER (WHERE feedback = 'thumbs_down') AS thumbs_down,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
-           FILTER (WHERE status = 'completed') AS latency_p50_ms,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
-           FILTER (WHERE status = 'completed') AS latency_p95_ms,
-       sum(cost) AS cost,
-       sum(cost) / NULLIF(count(*) FILTER (WHERE feedback = 'thumbs_up'), 0) AS cost_per_thumbs_up
-  FROM llm_outputs
- WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
-   AND (%(model)s::text IS NULL OR model = %(model)s)
-   AND (%(template)s::text IS NULL
-        OR (md5(template) = md5(%(template)s) AND template = %(template)s))
-   AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
-   AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
- GROUP BY model
- ORDER BY model
+-- Per model: volume, outcome, feedback, latency percentiles and cost. Cancelled outputs
+-- (llm_output_outcome) are counted apart: finished, the failure rate's basis, leaves them out.
+-- They are counted over the failed outputs alone, so that the scan of all the outputs reads the
+-- covering index, not the table
+WITH cancelled AS (
+    SELECT model, count(*) AS cancelled
+      FROM llm_outputs
+     WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
+       AND (%(model)s::text IS NULL OR model = %(model)s)
+       AND (%(template)s::text IS NULL
+            OR (md5(template) = md5(%(template)s) AND template = %(template)s))
+       AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+       AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+       AND status = 'failed' AND llm_output_outcome(status, error_message) = 'cancelled'
+     GROUP BY model
+), counts AS (
+    SELECT model,
+           count(*) AS outputs,
+           count(*) FILTER (WHERE status = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'failed') AS failed_or_cancelled,
+           count(*) FILTER (WHERE feedback = 'thumbs_up') AS thumbs_up,
+           count(*) FILTER (WHERE feedback = 'thumbs_down') AS thumbs_down,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
+               FILTER (WHERE status = 'completed') AS latency_p50_ms,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
+               FILTER (WHERE status = 'completed') AS latency_p95_ms,
+           sum(cost) AS cost
+      FROM llm_outputs
+     WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
+       AND (%(model)s::text IS NULL OR model = %(model)s)
+       AND (%(template)s::text IS NULL
+            OR (md5(template) = md5(%(template)s) AND template = %(template)s))
+       AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+       AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+     GROUP BY model
+)
+SELECT c.model, c.outputs, c.completed,
+       c.failed_or_cancelled - COALESCE(x.cancelled, 0) AS failed,
+       COALESCE(x.cancelled, 0) AS cancelled,
+       c.completed + c.failed_or_cancelled - COALESCE(x.cancelled, 0) AS finished,
+       c.thumbs_up, c.thumbs_down, c.latency_p50_ms, c.latency_p95_ms, c.cost,
+       c.cost / NULLIF(c.thumbs_up, 0) AS cost_per_thumbs_up
+  FROM counts AS c LEFT JOIN cancelled AS x ON x.model = c.model
+ ORDER BY c.model
 
 -- analytics_feedback_over_time --
 -- Per time bucket (hour or day, UTC) and model: rated outputs, thumbs up, thumbs-up rate
@@ -47,17 +68,37 @@ HAVING count(*) FILTER (WHERE feedback <> 'none') > 0
  ORDER BY 1, 2
 
 -- analytics_volume_over_time --
--- Per time bucket (hour or day, UTC) and status: how many outputs were created
-SELECT date_trunc(%(bucket)s, created_at, 'UTC') AS bucket, status, count(*) AS outputs
-  FROM llm_outputs
- WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
-   AND (%(model)s::text IS NULL OR model = %(model)s)
-   AND (%(template)s::text IS NULL
-        OR (md5(template) = md5(%(template)s) AND template = %(template)s))
-   AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
-   AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
- GROUP BY 1, 2
- ORDER BY 1, 2
+-- Per time bucket (hour or day, UTC) and status, cancelled apart (llm_output_outcome; counted
+-- over the failed outputs alone, as in analytics_by_model): how many outputs were created
+SELECT bucket, status, sum(outputs)::bigint AS outputs
+  FROM (SELECT date_trunc(%(bucket)s, created_at, 'UTC') AS bucket, status, count(*) AS outputs
+          FROM llm_outputs
+         WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
+           AND (%(model)s::text IS NULL OR model = %(model)s)
+           AND (%(template)s::text IS NULL
+                OR (md5(template) = md5(%(template)s) AND template = %(template)s))
+           AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+           AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+         GROUP BY 1, 2
+        UNION ALL
+        -- each cancelled output moves from failed to cancelled
+        SELECT x.bucket, s.status, s.outputs
+          FROM (SELECT date_trunc(%(bucket)s, created_at, 'UTC') AS bucket, count(*) AS n
+                  FROM llm_outputs
+                 WHERE (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
+                   AND (%(model)s::text IS NULL OR model = %(model)s)
+                   AND (%(template)s::text IS NULL
+                        OR (md5(template) = md5(%(template)s) AND template = %(template)s))
+                   AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+                   AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+                   AND status = 'failed'
+                   AND llm_output_outcome(status, error_message) = 'cancelled'
+                 GROUP BY 1) AS x
+         CROSS JOIN LATERAL (VALUES ('failed', -x.n), ('cancelled', x.n)) AS s(status, outputs)
+       ) AS parts
+ GROUP BY bucket, status
+HAVING sum(outputs) > 0
+ ORDER BY bucket, status
 
 -- analytics_by_template --
 -- The templates with the most rated outputs: volume and feedback of each (top `limit`); a
@@ -85,8 +126,8 @@ SELECT COALESCE(max(t.name || ' v' || v.version), left(o.template, 80)) AS label
 -- rest of it. Latency percentiles: exact when every latency of the model comes from outputs read
 -- directly, else interpolated from the merged histograms (within 9.05 %)
 WITH rolled AS (
-    SELECT r.model, r.outputs, r.completed, r.failed, r.thumbs_up, r.thumbs_down, r.cost,
-           r.latency_buckets, r.latency_counts
+    SELECT r.model, r.outputs, r.completed, r.failed, r.cancelled, r.thumbs_up, r.thumbs_down,
+           r.cost, r.latency_buckets, r.latency_counts
       FROM analytics_rolled_periods(%(created_after)s, %(created_before)s) AS p
       JOIN analytics_rollup AS r ON r.period_start = p.period_start
      WHERE r.user_id = COALESCE(%(user_id)s, 0)
@@ -98,11 +139,14 @@ WITH rolled AS (
                                   %(template)s, false) AS o
 ), counts AS (
     SELECT model, sum(outputs) AS outputs, sum(completed) AS completed, sum(failed) AS failed,
-           sum(thumbs_up) AS thumbs_up, sum(thumbs_down) AS thumbs_down, sum(cost) AS cost
-      FROM (SELECT model, outputs, completed, failed, thumbs_up, thumbs_down, cost FROM rolled
+           sum(cancelled) AS cancelled, sum(thumbs_up) AS thumbs_up,
+           sum(thumbs_down) AS thumbs_down, sum(cost) AS cost
+      FROM (SELECT model, outputs, completed, failed, cancelled, thumbs_up, thumbs_down, cost
+              FROM rolled
             UNION ALL
             SELECT model, count(*), count(*) FILTER (WHERE status = 'completed'),
                    count(*) FILTER (WHERE status = 'failed'),
+                   count(*) FILTER (WHERE status = 'cancelled'),
                    count(*) FILTER (WHERE feedback = 'thumbs_up'),
                    count(*) FILTER (WHERE feedback = 'thumbs_down'), sum(cost)
               FROM recent GROUP BY model) AS parts
@@ -129,7 +173,8 @@ WITH rolled AS (
      GROUP BY model
 )
 SELECT c.model, c.outputs::bigint AS outputs, c.completed::bigint AS completed,
-       c.failed::bigint AS failed, (c.completed + c.failed)::bigint AS finished,
+       c.failed::bigint AS failed, c.cancelled::bigint AS cancelled,
+       (c.completed + c.failed)::bigint AS finished,
        c.thumbs_up::bigint AS thumbs_up, c.thumbs_down::bigint AS thumbs_down,
        CASE WHEN h.rolled > 0 THEN analytics_latency_percentile(h.buckets, h.counts, 0.5)
             ELSE e.p50 END AS latency_p50_ms,
@@ -170,7 +215,8 @@ SELECT bucket, status, sum(outputs)::bigint AS outputs
           FROM analytics_rolled_periods(%(created_after)s, %(created_before)s) AS p
           JOIN analytics_rollup AS r ON r.period_start = p.period_start
          CROSS JOIN LATERAL (VALUES ('pending', r.pending), ('processing', r.processing),
-                                    ('completed', r.completed), ('failed', r.failed))
+                                    ('completed', r.completed), ('failed', r.failed),
+                                    ('cancelled', r.cancelled))
                AS s(status, outputs)
          WHERE r.user_id = COALESCE(%(user_id)s, 0)
            AND r.template_md5 = COALESCE(md5(%(template)s), '')

@@ -188,6 +188,7 @@ SELECT llm_outputs.*, users.name AS user_name,
         OR (md5(llm_outputs.template) = md5(%(template)s) AND llm_outputs.template = %(template)s))
    AND (%(created_after)s::timestamptz IS NULL OR llm_outputs.created_at >= %(created_after)s)
    AND (%(created_before)s::timestamptz IS NULL OR llm_outputs.created_at < %(created_before)s)
+   AND (%(batch_id)s::bigint IS NULL OR llm_outputs.batch_id = %(batch_id)s)
    AND (%(before_id)s::bigint IS NULL OR llm_outputs.id < %(before_id)s)
  ORDER BY llm_outputs.id DESC
  LIMIT %(limit)s

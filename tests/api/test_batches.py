@@ -152,7 +152,8 @@ async def test_cancel_then_retry_failed(client, ana, otto, run_worker):
     cancelled = client.post(f"{BATCHES}/{batch_id}/cancel", headers=ana)
     assert cancelled.status_code == 200 and cancelled.json() == {"cancelled": 20}
     state = client.get(f"{BATCHES}/{batch_id}", headers=ana).json()
-    assert (state["failed"], state["unfinished"]) == (20, 0) and state["cancelled_at"]
+    assert (state["failed"], state["cancelled"], state["unfinished"]) == (0, 20, 0)
+    assert state["cancelled_at"]
 
     assert client.post(f"{BATCHES}/{batch_id}/retry_failed", headers=otto).status_code == 404
     headers = {**ana, "Idempotency-Key": "retry-1"}
@@ -164,7 +165,7 @@ async def test_cancel_then_retry_failed(client, ana, otto, run_worker):
     final = client.get(f"{BATCHES}/{batch_id}", headers=ana).json()
     assert (final["completed"], final["failed"], final["cancelled_at"]) == (20, 0, None)
     nothing = client.post(f"{BATCHES}/{batch_id}/retry_failed", headers=ana)
-    assert nothing.status_code == 409 and "no failed rows" in nothing.json()["detail"]
+    assert nothing.status_code == 409 and "no failed or cancelled rows" in nothing.json()["detail"]
 
 
 def test_another_users_batch_is_404(client, ana, otto, root):

@@ -3,9 +3,14 @@ are for admins only and their retry and cancel buttons work, agents are created 
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
 import pytest
 from procrastinate.jobs import Status
 
+from db import analytics as analytics_db
 from db import outputs as outputs_db
 from tasks import agents as agent_cases
 from tasks import submit as jobs
@@ -35,11 +40,12 @@ def test_analytics_page_figures_per_viewer(app_as, pool, analyst, other_analyst,
     assert not at.exception
     row = _by_model(at)["offline/echo"]
     assert (row["outputs"], row["rated"], row["thumbs_up"], row["thumbs_down"]) == (5, 3, 2, 1)
-    assert row["thumbs_up_rate"] == pytest.approx(2 / 3)
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.2077, 0.9385), abs=1e-4)
-    assert row["failure_rate"] == pytest.approx(1 / 5)
+    # rates in percent, shown with one decimal
+    assert row["thumbs_up_rate"] == pytest.approx(200 / 3)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((20.77, 93.85), abs=1e-2)
+    assert row["failure_rate"] == pytest.approx(100 / 5)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Outputs"] == "5" and metrics["Thumbs-up rate"] == "67%"
+    assert metrics["Outputs"] == "5" and metrics["Thumbs-up rate"] == "66.7 %"
     assert len(at.get("vega_lite_chart")) >= 6
     assert [b.label for b in at.get("download_button")] == ["Download the feedback (CSV)"]
 
@@ -136,3 +142,69 @@ def test_agents_create_edit_and_use_in_submit(app_as, pool, analyst):
     assert "Submit" in at.title[0].value
     assert at.selectbox(key="submit_agent").value == agent.id
     assert at.selectbox(key="submit_format").value == "markdown"
+
+
+def _captions(at) -> str:
+    return " ".join(str(c.value) for c in at.caption)
+
+
+def test_analytics_rates_show_their_basis_and_cancelled_is_not_a_failure(app_as, pool, analyst):
+    for feedback in ["thumbs_up", "thumbs_up", "none", "none", "none", "none"]:
+        create_test_llm_output(pool, analyst, feedback=feedback)
+    create_test_llm_output(pool, analyst, status="failed", error_message="model error")
+    create_test_llm_output(pool, analyst, status="failed", error_message="cancelled by ana")
+
+    at = app_as(analyst, ANALYTICS)
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Failed"], metrics["Cancelled"]) == ("1", "1")
+    assert metrics["Thumbs-up rate"] == "100 %"
+    assert "100 % of 2 rated, 8 outputs" in _captions(at)
+    # 1 failed of 7 finished: the cancelled output is neither
+    assert "Failure rate 14.3 % of 7 finished, 8 outputs" in _captions(at)
+    row = _by_model(at)["offline/echo"]
+    assert (row["failed"], row["cancelled"]) == (1, 1)
+    assert row["failure_rate"] == pytest.approx(100 / 7)
+    # the offline model costs nothing: said in words, not drawn as empty $0 charts
+    assert "used offline models, which cost nothing" in _captions(at)
+    assert not [
+        c for c in at.get("vega_lite_chart") if "cost" in json.dumps(json.loads(c.proto.spec))
+    ]
+
+
+def test_analytics_failure_rate_leaves_cancelled_out_over_a_long_range(pool, analyst):
+    """The rolled-up path (a range longer than a few days) counts cancelled outputs apart too."""
+    from tasks import analytics
+
+    old = datetime.now(UTC) - timedelta(days=5)
+    made = [
+        create_test_llm_output(pool, analyst, status="failed", error_message=message)
+        for message in ["model error", "cancelled by ana", "cancelled by root"]
+    ] + [create_test_llm_output(pool, analyst)]
+    with pool.connection() as conn:
+        for out in made:
+            analytics_db.set_output_figures(conn, out.id, latency_ms=10, cost=0, created_at=old)
+    today = datetime.now(UTC).date()
+    flt = analytics.output_filter(start=today - timedelta(days=29), end=today)
+    [row] = analytics.model_quality(pool, analyst, flt)
+    assert (row.failed, row.cancelled, row.completed) == (1, 2, 1)
+    assert row.failure_rate == pytest.approx(1 / 2)
+    volume = {v.status: v.outputs for v in analytics.volume_over_time(pool, analyst, flt)}
+    assert volume == {"failed": 1, "cancelled": 2, "completed": 1}
+
+
+def test_analytics_percent_and_zero_cost_reasons():
+    from tasks import analytics
+
+    assert [analytics.percent(r) for r in (0, 0.125, 1, 1 / 3, None)] == [
+        "0 %",
+        "12.5 %",
+        "100 %",
+        "33.3 %",
+        "–",
+    ]
+    assert analytics.rate_basis(2, 2, "rated", 8) == "100 % of 2 rated, 8 outputs"
+    offline = {"offline/echo"}
+    assert "offline models" in analytics.zero_cost_reason(Decimal(0), ["offline/echo"], offline)
+    assert "No prices known" in analytics.zero_cost_reason(None, ["openai/llama"], offline)
+    assert analytics.zero_cost_reason(Decimal("0.5"), ["openai/llama"], offline) is None

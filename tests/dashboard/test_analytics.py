@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -305,3 +305,45 @@ def test_filter_choices_and_lineage(pool, analyst, other_analyst, admin, seeded)
     made = submit.get_output(pool, child.output_id, analyst)
     assert analytics.lineage(pool, made, analyst).parent_id == parent.id
     assert analytics.lineage(pool, made, other_analyst).parent_id is None
+
+
+def test_a_long_range_whose_outputs_fall_on_a_day_is_drawn_per_hour(pool, analyst):
+    day = datetime.combine(datetime.now(UTC).date() - timedelta(days=5), time(9), UTC)
+    for hours in (0, 0, 3):
+        _seed(pool, analyst, model=A, feedback="thumbs_up", created_at=day + timedelta(hours=hours))
+    flt = _last_30_days()
+    assert analytics.bucket_for(flt) == "day"
+    # a line over the day's hours, not a single daily dot
+    volume = analytics.volume_over_time(pool, analyst, flt)
+    assert [(v.bucket, v.outputs) for v in volume] == [(day, 2), (day + timedelta(hours=3), 1)]
+    rates = analytics.feedback_over_time(pool, analyst, flt)
+    assert [p.bucket for p in rates] == [day, day + timedelta(hours=3)]
+    # outputs spread over several days stay daily
+    _seed(pool, analyst, model=A, feedback="thumbs_up", created_at=day - timedelta(days=3))
+    volume = analytics.volume_over_time(pool, analyst, flt)
+    assert [v.bucket for v in volume] == [
+        day.replace(hour=0) - timedelta(days=3),
+        day.replace(hour=0),
+    ]
+
+
+def test_by_template_lists_the_rated_templates(pool, analyst):
+    _seed(pool, analyst, model=A, template=T1, feedback="thumbs_up")
+    _seed(pool, analyst, model=A, template=T2)
+    top = analytics.top_templates(pool, analyst, _last_30_days())
+    assert [(t.label, t.thumbs_up) for t in top] == [(T1, 1)]
+
+
+def test_time_axes_name_their_buckets():
+    import pandas as pd
+
+    from dashboard import charts
+
+    hours = pd.DataFrame({"bucket": [datetime(2026, 3, 1, 9, tzinfo=UTC)]})
+    days = pd.DataFrame({"bucket": [datetime(2026, 3, 1, tzinfo=UTC)]})
+    assert charts.time_axis(hours).to_dict()["title"] == "created, per hour (UTC)"
+    assert charts.time_axis(days).to_dict() == {
+        "title": "created, per day (UTC)",
+        "format": "%b %d",
+        "labelAngle": -30,
+    }

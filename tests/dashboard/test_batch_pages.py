@@ -74,8 +74,14 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> Callable:
     return data
 
 
+def _uploader(at):
+    """The batch file's uploader (its key changes once a file was submitted)."""
+    [uploader] = at.get("file_uploader")
+    return uploader
+
+
 def _upload(at, name: str, content: bytes, template: str):
-    at.file_uploader(key="batch_file").set_value((name, content, "text/plain")).run()
+    _uploader(at).set_value((name, content, "text/plain")).run()
     at.text_area(key="batch_template").input(template).run()
     return at
 
@@ -95,6 +101,7 @@ async def test_upload_submit_then_progress_and_results(
     ]
     assert "Every variable is a column: name, topic." in _texts(at.caption)
     assert at.selectbox(key="batch_queue").value == "low"
+    uploaded = _uploader(at).proto.id
     at.button(key="batch_submit").click().run()
     assert not at.exception
 
@@ -113,6 +120,9 @@ async def test_upload_submit_then_progress_and_results(
     assert all(o.job_id is not None and not o.use_cache for o in made)
     assert _jobs(pool) == {"todo": 2}
     assert f"**people** · #{batch.id} · offline/echo" in _texts(at.markdown)
+    # the submitted file is let go, so a second click cannot send it again
+    assert _uploader(at).proto.id != uploaded and not _uploader(at).value
+    assert not [b for b in at.button if b.key == "batch_submit"]
     assert _progress(at) == ["0 completed · 0 failed · 2 pending of 2"]
     assert at.session_state[f"live:batch:{batch.id}"] is True  # its progress refreshes itself
 
@@ -191,7 +201,7 @@ def test_bad_rows_are_listed_by_number_and_nothing_is_queued(app_as, pool, analy
 
 def test_an_unreadable_file_says_why(app_as, pool, analyst):
     at = app_as(analyst, BATCHES)
-    at.file_uploader(key="batch_file").set_value(("rows.jsonl", b'{"a": 1}\nnope\n', "x")).run()
+    _uploader(at).set_value(("rows.jsonl", b'{"a": 1}\nnope\n', "x")).run()
     assert not at.exception
     assert "1 line of rows.jsonl cannot be read." in _texts(at.error)
     [row] = _table(at, "message")
@@ -199,36 +209,53 @@ def test_an_unreadable_file_says_why(app_as, pool, analyst):
     assert not [b for b in at.button if b.key == "batch_submit"]
 
 
-def test_cancel_and_retry_failed_buttons(app_as, pool, analyst):
+def _three_rows(pool, user, **first_row_state):
+    """A batch of three rows, the first of them put in the given state."""
     batch = batches.submit_batch(
         pool,
-        user=analyst,
+        user=user,
         template="Hi {{ n }}",
         model="offline/echo",
         rows=[{"n": "1"}, {"n": "2"}, {"n": "3"}],
         name="three",
     )
-    first = min(o.id for o in jobs.list_outputs(pool, analyst))
+    first = min(o.id for o in jobs.list_outputs(pool, user))
     with pool.connection() as conn:
-        outputs_db.set_output_state(conn, first, status="completed", raw_response="done")
+        outputs_db.set_output_state(conn, first, **first_row_state)
+    return batch
+
+
+def test_cancel_and_retry_failed_buttons(app_as, pool, analyst):
+    batch = _three_rows(pool, analyst, status="completed", raw_response="done")
     at = app_as(analyst, BATCHES)
     assert _progress(at) == ["1 completed · 0 failed · 2 pending of 3"]
     assert at.button(key=f"batch_retry_{batch.id}").disabled
     at.button(key=f"batch_cancel_{batch.id}").click().run()
     assert not at.exception
+    # a question first: nothing is cancelled yet
+    assert "Cancel the 2 unfinished rows of this batch?" in _texts(at.warning)
+    assert batches.get_batch(pool, batch.id, analyst).unfinished == 2
+    at.button(key=f"batch_cancel_no_{batch.id}").click().run()
+    assert not at.warning and batches.get_batch(pool, batch.id, analyst).unfinished == 2
+    at.button(key=f"batch_cancel_{batch.id}").click().run()
+    at.button(key=f"batch_cancel_yes_{batch.id}").click().run()
+    assert not at.exception
     assert f"Batch #{batch.id}: 2 waiting jobs cancelled." in _texts(at.toast)
     state = batches.get_batch(pool, batch.id, analyst)
-    assert (state.completed, state.failed, state.unfinished) == (1, 2, 0)
+    assert (state.completed, state.failed, state.cancelled, state.unfinished) == (1, 0, 2, 0)
     assert state.cancelled_at is not None
     cancelled = jobs.list_outputs(pool, analyst, status="failed")
     assert {o.error_message for o in cancelled} == {"cancelled by ana"}
     cancelled_jobs = {o.job_id for o in cancelled}
-    assert _progress(at) == ["1 completed · 2 failed · 0 pending of 3"]
+    # the card shows the cancel at once: cancelled apart from failed, nothing left to cancel
+    assert _progress(at) == ["1 completed · 0 failed · 2 cancelled · 0 pending of 3"]
     assert at.button(key=f"batch_cancel_{batch.id}").disabled
+    assert not at.warning
+    assert at.button(key=f"batch_retry_{batch.id}").label == "Retry cancelled"
 
     at.button(key=f"batch_retry_{batch.id}").click().run()
     assert not at.exception
-    assert f"Batch #{batch.id}: 2 failed rows queued again." in _texts(at.toast)
+    assert f"Batch #{batch.id}: 2 cancelled rows queued again." in _texts(at.toast)
     state = batches.get_batch(pool, batch.id, analyst)
     assert (state.failed, state.unfinished, state.cancelled_at) == (0, 2, None)
     requeued = jobs.list_outputs(pool, analyst, status="pending")
@@ -338,11 +365,11 @@ def test_analytics_cache_hit_rate(app_as, pool, analyst, admin, cache_hits):
     at = app_as(analyst, ANALYTICS)
     assert not at.exception
     [metric] = [m for m in at.metric if m.label == "Cache hit rate"]
-    assert metric.value == "33%"
+    assert metric.value == "33.3 %"
     assert metric.proto.help.startswith("1 of the 3 completed outputs")
     # everyone: otto asked for the cache too but has no earlier answer of his own: 1 of 4.
     at = app_as(admin, ANALYTICS)
-    assert {m.label: m.value for m in at.metric}["Cache hit rate"] == "25%"
+    assert {m.label: m.value for m in at.metric}["Cache hit rate"] == "25 %"
 
 
 def test_cache_hit_rate_is_scoped_to_the_viewer(pool, analyst, admin, cache_hits):
@@ -406,3 +433,32 @@ def test_cache_hit_rate_follows_the_model_filter(pool, analyst, cache_hits):
     one_question = analytics.output_filter(template="What is 3 + 3?")
     found = analytics.cache_hit_rate(pool, analyst, one_question)
     assert (found.eligible, found.hits) == (1, 0)
+
+
+def test_retry_says_failed_and_cancelled_rows_apart(app_as, pool, analyst):
+    batch = _three_rows(pool, analyst, status="failed", error_message="model error")
+    batches.cancel_batch(pool, batch.id, analyst)
+    state = batches.get_batch(pool, batch.id, analyst)
+    assert (state.failed, state.cancelled, state.unfinished) == (1, 2, 0)
+    at = app_as(analyst, BATCHES)
+    assert _progress(at) == ["0 completed · 1 failed · 2 cancelled · 0 pending of 3"]
+    retry = at.button(key=f"batch_retry_{batch.id}")
+    assert retry.label == "Retry failed and cancelled"
+    retry.click().run()
+    assert f"Batch #{batch.id}: 1 failed row and 2 cancelled rows queued again." in _texts(at.toast)
+    assert _progress(at) == ["0 completed · 0 failed · 3 pending of 3"]
+
+
+def test_a_batch_links_to_its_outputs(app_as, pool, analyst):
+    batch = batches.submit_batch(
+        pool, user=analyst, template="Hi {{ n }}", model="offline/echo", rows=[{"n": "1"}]
+    )
+    alone = create_test_llm_output(pool, analyst)
+    at = app_as(analyst, BATCHES)
+    [link] = [p for p in at.get("page_link") if p.proto.label == "Its outputs"]
+    assert link.proto.page.endswith("outputs") and link.proto.query_string == f"batch={batch.id}"
+    at = app_as(analyst, OUTPUTS, batch=str(batch.id))
+    assert not at.exception
+    assert f"The outputs of batch #{batch.id}." in _texts(at.caption)
+    [table] = [d.value for d in at.dataframe if "id" in d.value.columns]
+    assert alone.id not in set(table["id"]) and len(table) == 1

@@ -102,14 +102,15 @@ async def test_cancel_then_retry_failed(pool, analyst, other_analyst, run_worker
     cancelled = batches.cancel_batch(pool, batch.id, analyst)
     assert len(cancelled) == 50
     state = batches.get_batch(pool, batch.id, analyst)
-    assert (state.failed, state.unfinished) == (50, 0) and state.cancelled_at is not None
+    assert (state.failed, state.cancelled, state.unfinished) == (0, 50, 0)
+    assert state.cancelled_at is not None
     await run_worker()  # nothing left to run
     assert batches.get_batch(pool, batch.id, analyst).completed == 0
     again = batches.retry_failed(pool, batch.id, analyst)
     assert len(again) == 50
     await run_worker()
     final = batches.get_batch(pool, batch.id, analyst)
-    assert (final.completed, final.failed, final.cancelled_at) == (50, 0, None)
+    assert (final.completed, final.failed, final.cancelled, final.cancelled_at) == (50, 0, 0, None)
     with pytest.raises(Conflict):
         batches.retry_failed(pool, batch.id, analyst)
 
