@@ -52,7 +52,7 @@ def answer_card(view: compare.ComparisonView, output: LLMOutput) -> None:
         st.caption(":material/progress_activity: The model is answering.")
     if model is not None:  # latency, cost and the output's page would give a blind model away
         if output.latency_ms is not None or output.cost is not None:
-            st.caption(f"{ui.seconds(output.latency_ms)} · {ui.dollars(output.cost)}")
+            st.caption(f"{ui.duration(output.latency_ms)} · {ui.dollars(output.cost)}")
         ui.output_link(output.id)
 
 

@@ -79,10 +79,6 @@ def number(value: int | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 
-def seconds(ms: float | int | None) -> str:
-    return "–" if ms is None else f"{ms / 1000:.2f} s"
-
-
 def duration(ms: float | int | None) -> str:
     """A latency as people read it: milliseconds below a second ("4 ms"), else seconds."""
     if ms is None:

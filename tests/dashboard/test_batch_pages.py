@@ -20,8 +20,7 @@ from tasks import analytics, batches
 from tasks import submit as jobs
 from tasks.admin import local_user
 from tasks.testing import create_test_llm_output
-from tests.e2e.conftest import CHROMIUM_ARGS, chromium  # noqa: F401 - a fixture
-from tests.e2e.test_dashboard_browser import services  # noqa: F401 - a fixture
+from tests.e2e.conftest import CHROMIUM_ARGS, chromium, services  # noqa: F401 - fixtures
 from tests.support.hostile import FORMULAS, NUMBER_AS_TEXT, echo, neutralised
 
 BATCHES = "dashboard/batches.py"

@@ -3,6 +3,8 @@ models selected so that a first click compares."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from db import outputs as outputs_db
@@ -45,3 +47,19 @@ def test_the_first_click_compares_two_offline_models(app_as, pool, analyst):
     with pool.connection() as conn:
         models = sorted(o.model for o in outputs_db.list_outputs(conn, limit=10))
     assert models == ["offline/brief", "offline/verbose"]
+
+
+async def test_answer_latency_below_a_second_reads_in_milliseconds(
+    app_as, pool, analyst, run_worker
+):
+    at = app_as(analyst, COMPARE)
+    for field in at.text_area:
+        if str(field.key).startswith("compare_var_"):
+            field.input("recursion")
+    at.run()
+    at.button(key="compare_submit").click().run()
+    await run_worker()
+    at.run()
+    captions = " ".join(str(c.value) for c in at.caption)
+    assert re.search(r"\b\d+ ms · \$0\b", captions), captions
+    assert "0.00 s" not in captions
