@@ -333,7 +333,11 @@ UPDATE llm_outputs SET job_id = links.job_id
 -- as JSON, or null when it was not started here (another task; a second job of the same output;
 -- an output final, gone or newer; or one committed after this statement began, which the fetch,
 -- taking a fresh snapshot per job, can see before this UPDATE does): the job then starts its
--- attempt with a statement of its own, which decides
+-- attempt with a statement of its own, which decides. The outputs are found by their primary
+-- key alone, whatever the statistics say: written as `status IN ('pending', 'processing')` the
+-- status would be an index condition, and a planner without statistics (a fresh database, a
+-- batch just queued) takes the pending rows for few and reads them all, the whole backlog, at
+-- every fetch; `NOT IN` of the two final statuses is the same test and never an index's
 WITH fetched AS MATERIALIZED (
     SELECT j.id, j.status, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
            j.scheduled_at, j.queue_name, j.attempts, j.worker_id, j.ordinality,
@@ -350,7 +354,8 @@ WITH fetched AS MATERIALIZED (
     UPDATE llm_outputs o
        SET status = 'processing', attempts = s.attempt, started_at = now()
       FROM first_of_output s
-     WHERE o.id = s.output_id AND o.status IN ('pending', 'processing') AND o.attempts < s.attempt
+     WHERE o.id = ANY (ARRAY(SELECT output_id FROM first_of_output)) AND o.id = s.output_id
+       AND o.status NOT IN ('completed', 'failed') AND o.attempts < s.attempt
     RETURNING s.job_id, to_jsonb(o.*) AS output
 )
 SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args, f.scheduled_at,
