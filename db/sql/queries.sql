@@ -369,3 +369,20 @@ SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args,
 SELECT procrastinate_finish_job_v1(f.job_id, f.status::procrastinate_job_status, f.delete_job)
   FROM unnest(%(job_ids)s::bigint[], %(statuses)s::text[], %(delete_jobs)s::boolean[])
        AS f(job_id, status, delete_job)
+
+-- queue_tables_grown --
+-- Of the job queue's two tables, those a bulk write of %(rows)s rows grew by at least
+-- %(min_rows)s rows and %(share)s of what their statistics last counted (none: never analyzed)
+SELECT c.relname::text AS name
+  FROM pg_class AS c
+ WHERE c.oid IN ('procrastinate_jobs'::regclass, 'llm_outputs'::regclass)
+   AND %(rows)s >= GREATEST(%(min_rows)s::float8, %(share)s * GREATEST(c.reltuples, 0))
+ ORDER BY c.relname
+
+-- analyze_jobs --
+-- Fresh statistics of procrastinate's jobs (a sample: its cost does not grow with the table)
+ANALYZE procrastinate_jobs
+
+-- analyze_outputs --
+-- Fresh statistics of the outputs (a sample: its cost does not grow with the table)
+ANALYZE llm_outputs

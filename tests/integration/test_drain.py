@@ -1,5 +1,6 @@
 """A big backlog drains at the rate of a short queue: the worker's fetch reads the jobs it takes
-and their outputs, never the whole backlog, even on tables PostgreSQL has no statistics of."""
+and their outputs, never the whole backlog, with the statistics a batch refreshes as it is queued
+and without any (jobs written by a path that leaves them to autovacuum)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
 from db.queries import queries
+from tasks import batches
 from tasks import submit as jobs
 from tasks.config import LLM_TASK
 
@@ -70,6 +73,33 @@ def _assert_fetch_reads_what_it_takes(database_url: str) -> None:
     assert read_per_job < pages / 2, (read_per_job, pages)
 
 
+async def test_a_batch_drains_with_fresh_statistics(database_url, pool, analyst, run_worker):
+    made = batches.submit_batch(
+        pool,
+        user=analyst,
+        template="Explain {{concept}}",
+        model="offline/echo",
+        rows=_rows(BACKLOG),
+    )
+    assert made.total == BACKLOG
+    with pool.connection() as conn:
+        counted = conn.execute(
+            "SELECT relname, reltuples FROM pg_class "
+            "WHERE relname IN ('procrastinate_jobs', 'llm_outputs')"
+        ).fetchall()
+    # ANALYZE counted the rows the batch wrote (-1: never analyzed)
+    assert {r["relname"]: r["reltuples"] >= BACKLOG for r in counted} == {
+        "procrastinate_jobs": True,
+        "llm_outputs": True,
+    }
+
+    def some_done() -> bool:
+        return batches.get_batch(pool, made.id, analyst).completed >= 50
+
+    await run_worker(until=some_done, concurrency=10)
+    _assert_fetch_reads_what_it_takes(database_url)
+
+
 async def test_a_backlog_without_statistics_drains(database_url, pool, analyst, run_worker):
     # written as the use-cases write it, but without the ANALYZE that follows their commit
     prepared = jobs.prepare_many(
@@ -95,3 +125,21 @@ async def test_a_backlog_without_statistics_drains(database_url, pool, analyst, 
 
     await run_worker(until=some_done, concurrency=10)
     _assert_fetch_reads_what_it_takes(database_url)
+
+
+@pytest.mark.parametrize("rows", [10, 499])
+def test_a_small_bulk_leaves_statistics_to_autovacuum(pool, analyst, rows):
+    jobs.submit_many(
+        pool,
+        user=analyst,
+        template="Explain {{concept}}",
+        model="offline/echo",
+        contexts=_rows(rows),
+    )
+    with pool.connection() as conn:
+        assert (
+            conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'llm_outputs'").fetchone()[
+                "reltuples"
+            ]
+            < 0
+        )
