@@ -17,7 +17,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import cold_start, common, io_scaling, overhead, pickup, queries, submit_latency
+from bench import (
+    cold_start,
+    common,
+    drain,
+    io_scaling,
+    overhead,
+    pickup,
+    queries,
+    submit_latency,
+)
 from bench.common import Goal
 
 
@@ -37,6 +46,7 @@ def _plan(quick: bool, profile: bool) -> dict[str, Callable[[], list[Goal]]]:
             rounds=1 if quick else 3,
         ),
         "pickup": lambda: pickup.run(seconds=3 if quick else 10),
+        "drain": lambda: drain.run(rows=4000 if quick else 20_000),
         "queries": lambda: queries.run(sizes=(2000, 50_000) if quick else (10_000, 1_000_000)),
         "cold_start": lambda: cold_start.run(repeats=1 if quick else 3),
     }
