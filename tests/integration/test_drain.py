@@ -143,3 +143,11 @@ def test_a_small_bulk_leaves_statistics_to_autovacuum(pool, analyst, rows):
             ]
             < 0
         )
+
+
+@pytest.mark.parametrize("queues", [None, ["low"]])
+def test_the_fetch_leaves_the_session_settings_as_it_found_them(database_url, queues):
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        params = {"queues": queues, "worker_id": None, "count": 1, "task": LLM_TASK}
+        conn.execute(queries["fetch_jobs"], params)
+        assert conn.execute("SHOW enable_sort").fetchone()["enable_sort"] == "on"
