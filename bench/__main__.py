@@ -20,6 +20,7 @@ from typing import Any
 from bench import (
     cold_start,
     common,
+    drain,
     io_scaling,
     overhead,
     page_time,
@@ -46,6 +47,7 @@ def _plan(quick: bool, profile: bool) -> dict[str, Callable[[], list[Goal]]]:
             rounds=1 if quick else 3,
         ),
         "pickup": lambda: pickup.run(seconds=3 if quick else 10),
+        "drain": lambda: drain.run(rows=4000 if quick else 20_000),
         "queries": lambda: queries.run(sizes=(2000, 50_000) if quick else (10_000, 1_000_000)),
         "cold_start": lambda: cold_start.run(repeats=1 if quick else 3),
         "page_time": lambda: page_time.run(

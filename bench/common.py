@@ -65,13 +65,14 @@ def server_facts() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def fresh_database(*, migrate: bool = True) -> Iterator[str]:
-    """A new database on the bench server (migrated unless told not to); yields its conninfo
-    and drops it, whatever happened, at the end."""
+def fresh_database(*, migrate: bool = True, server: str | None = None) -> Iterator[str]:
+    """A new database on the bench server, or on `server` (migrated unless told not to); yields
+    its conninfo and drops it, whatever happened, at the end."""
+    server = server or server_url()
     name = f"llmjobs_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server_url(), autocommit=True) as admin:
+    with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(server_url(), dbname=name)
+    url = make_conninfo(server, dbname=name)
     try:
         if migrate:
             from db.migrate import apply
@@ -80,7 +81,7 @@ def fresh_database(*, migrate: bool = True) -> Iterator[str]:
                 apply(conn)
         yield url
     finally:
-        with psycopg.connect(server_url(), autocommit=True) as admin:
+        with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )

@@ -122,3 +122,26 @@ def cancel_output(conn: psycopg.Connection, job_id: int, *, error_message: str) 
     """Fail the unfinished output of a cancelled job with error_message; return the ids failed."""
     params = {"job_id": job_id, "error_message": error_message}
     return [r["id"] for r in conn.execute(queries["queue_cancel_output"], params)]
+
+
+# A bulk write refreshes the statistics of a queue table it grew by this many rows and by this
+# share of the rows last counted (autovacuum's own share, acted on at once rather than a minute
+# or more later, or never where autovacuum is off).
+ANALYZE_MIN_ROWS = 500
+ANALYZE_SHARE = 0.1
+_ANALYZE = {"procrastinate_jobs": "analyze_jobs", "llm_outputs": "analyze_outputs"}
+
+
+def analyze_grown_tables(conn: psycopg.Connection, rows: int) -> list[str]:
+    """After a bulk write of `rows` jobs and outputs has committed, ANALYZE the queue tables it
+    grew a lot, so the workers' fetches are planned for the backlog the write made (without
+    statistics a planner takes it for a handful of rows and reads all of it at every fetch).
+    Returns the tables analyzed. A role that may not analyze a table gets PostgreSQL's warning,
+    not an error."""
+    if rows < ANALYZE_MIN_ROWS:
+        return []
+    params = {"rows": rows, "min_rows": ANALYZE_MIN_ROWS, "share": ANALYZE_SHARE}
+    grown = [r["name"] for r in conn.execute(queries["queue_tables_grown"], params)]
+    for name in grown:
+        conn.execute(queries[_ANALYZE[name]])
+    return grown

@@ -6,6 +6,7 @@ in one transaction: there is never an output without a job nor a job without an 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from procrastinate.manager import JobManager
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
-from db import agents, outputs, users
+from db import agents, outputs, queues, users
 from db.models import FEEDBACK_VALUES, Agent, FeedbackEvent, LLMOutput, User
 from db.pool import each_statement_commits
 from tasks import budgets, fetchers, rendering, templates
@@ -378,6 +379,22 @@ def write_many(
     return output_ids, job_ids
 
 
+def refresh_queue_statistics(pool: ConnectionPool, rows: int) -> None:
+    """After a bulk write of `rows` jobs has committed: fresh statistics for the queue tables it
+    grew a lot (db.queues.analyze_grown_tables), so the workers drain the new backlog at the rate
+    they drain a short queue from the first job on, without waiting for autovacuum's ANALYZE."""
+    started = time.perf_counter()
+    with pool.connection() as conn:
+        analyzed = queues.analyze_grown_tables(conn, rows)
+    if analyzed:
+        log.info(
+            "queue statistics refreshed",
+            tables=analyzed,
+            rows=rows,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+
+
 def submit_many(
     pool: ConnectionPool,
     *,
@@ -409,6 +426,7 @@ def submit_many(
     )
     with pool.connection() as conn, conn.transaction():
         output_ids, job_ids = write_many(conn, prepared, user)
+    refresh_queue_statistics(pool, len(output_ids))
     log.info(
         "queued in bulk",
         user_id=user.id,

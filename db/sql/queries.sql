@@ -334,7 +334,11 @@ UPDATE llm_outputs SET job_id = links.job_id
 -- as JSON, or null when it was not started here (another task; a second job of the same output;
 -- an output final, gone or newer; or one committed after this statement began, which the fetch,
 -- taking a fresh snapshot per job, can see before this UPDATE does): the job then starts its
--- attempt with a statement of its own, which decides
+-- attempt with a statement of its own, which decides. The outputs are found by their primary
+-- key alone, whatever the statistics say: written as `status IN ('pending', 'processing')` the
+-- status would be an index condition, and a planner without statistics (a fresh database, a
+-- batch just queued) takes the pending rows for few and reads them all, the whole backlog, at
+-- every fetch; `NOT IN` of the two final statuses is the same test and never an index's
 WITH fetched AS MATERIALIZED (
     SELECT j.id, j.status, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
            j.scheduled_at, j.queue_name, j.attempts, j.worker_id, j.ordinality,
@@ -351,7 +355,8 @@ WITH fetched AS MATERIALIZED (
     UPDATE llm_outputs o
        SET status = 'processing', attempts = s.attempt, started_at = now()
       FROM first_of_output s
-     WHERE o.id = s.output_id AND o.status IN ('pending', 'processing') AND o.attempts < s.attempt
+     WHERE o.id = ANY (ARRAY(SELECT output_id FROM first_of_output)) AND o.id = s.output_id
+       AND o.status NOT IN ('completed', 'failed') AND o.attempts < s.attempt
     RETURNING s.job_id, to_jsonb(o.*) AS output
 )
 SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args, f.scheduled_at,
@@ -365,3 +370,20 @@ SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args,
 SELECT procrastinate_finish_job_v1(f.job_id, f.status::procrastinate_job_status, f.delete_job)
   FROM unnest(%(job_ids)s::bigint[], %(statuses)s::text[], %(delete_jobs)s::boolean[])
        AS f(job_id, status, delete_job)
+
+-- queue_tables_grown --
+-- Of the job queue's two tables, those a bulk write of %(rows)s rows grew by at least
+-- %(min_rows)s rows and %(share)s of what their statistics last counted (none: never analyzed)
+SELECT c.relname::text AS name
+  FROM pg_class AS c
+ WHERE c.oid IN ('procrastinate_jobs'::regclass, 'llm_outputs'::regclass)
+   AND %(rows)s >= GREATEST(%(min_rows)s::float8, %(share)s * GREATEST(c.reltuples, 0))
+ ORDER BY c.relname
+
+-- analyze_jobs --
+-- Fresh statistics of procrastinate's jobs (a sample: its cost does not grow with the table)
+ANALYZE procrastinate_jobs
+
+-- analyze_outputs --
+-- Fresh statistics of the outputs (a sample: its cost does not grow with the table)
+ANALYZE llm_outputs
