@@ -19,8 +19,9 @@ from tasks.formats import FORMATS
 PAGE_SIZE = 20  # the table shows a whole page: no scrolling inside it
 # Widths in pixels, with the user column (admins) at most 1,000: the content width of the wide
 # layout on a 1440 px screen with the sidebar open, so no column is cut off.
-WIDTHS = {"id": 50, "open": 50, "created": 100, "kind": 75, "model": 110, "status": 85}
-WIDTHS |= {"feedback": 60, "user": 80, "context": 190, "answer": 200}
+# Pixels; with the row-selection column they fit the 979 px the table has at 1440 px, sidebar open.
+WIDTHS = {"id": 45, "open": 45, "created": 95, "kind": 70, "model": 105, "status": 75}
+WIDTHS |= {"feedback": 50, "user": 65, "context": 170, "answer": 170}
 FEEDBACK_SHORT = {"thumbs_up": "up", "thumbs_down": "down", "none": ""}
 DATASETS = (
     ("all", "Export all (JSONL)", ":material/download:"),
@@ -152,7 +153,7 @@ def table() -> bool:
             }
         )
         # Without a user column, the answer takes its room.
-        widths = WIDTHS if user.is_admin else WIDTHS | {"answer": WIDTHS["answer"] + 80}
+        widths = WIDTHS if user.is_admin else WIDTHS | {"answer": WIDTHS["answer"] + WIDTHS["user"]}
         event = st.dataframe(
             frame,
             hide_index=True,

@@ -85,7 +85,9 @@ def test_the_outputs_table_fits_a_1440_px_screen(app_as, pool, analyst, admin):
         config = json.loads(table.proto.columns)
         widths = [config[name]["width"] for name in shown]
         assert all(isinstance(w, int) for w in widths)
-        assert sum(widths) <= 1000  # the wide layout's content at 1440 px, sidebar open
+        # The table is 979 px wide at 1440 px with the sidebar open (measured in Chromium), and
+        # its row-selection column takes about 35 of them.
+        assert sum(widths) <= 900
 
 
 def test_someone_elses_output_is_not_found(app_as, pool, analyst, other_analyst, admin):

@@ -71,10 +71,20 @@ async def test_job_events_are_json_lines_with_fields(
     assert SECRET not in stored and "***" in stored
 
 
-def test_library_sentinels_are_not_logged(captured_logs):
+def test_library_sentinels_are_not_logged(captured_logs, monkeypatch):
     import litellm  # noqa: F401  (stamps uvicorn's and asyncio's records with a sentinel)
 
-    logging.getLogger("uvicorn.error").info("Uvicorn running on %s", "http://127.0.0.1:1")
+    # An earlier uvicorn start in this process may have configured its loggers not to propagate.
+    monkeypatch.setattr(logging.getLogger("uvicorn"), "propagate", True)
+    monkeypatch.setattr(logging.getLogger("uvicorn.error"), "propagate", True)
+    monkeypatch.setattr(logging.getLogger("uvicorn.error"), "disabled", False)
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    level = uvicorn_error.level
+    uvicorn_error.setLevel(logging.INFO)
+    try:
+        uvicorn_error.info("Uvicorn running on %s", "http://127.0.0.1:1")
+    finally:
+        uvicorn_error.setLevel(level)
     logging.getLogger("asyncio").warning("slow callback")
     lines = captured_logs()
     assert [line["message"] for line in lines][-2:] == [
