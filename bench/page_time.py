@@ -58,16 +58,17 @@ USABLE = """() => {
         '[data-testid="stMain"] [data-testid="stElementContainer"]');
     return window.__llmjobsRan === true && state === 'notRunning' && shown !== null;
 }"""
-# Streamlit may finish a run before the first poll sees it running: it reports the runs it made.
-MARK_RUNS = """() => {
-    new MutationObserver(() => {
-        const app = document.querySelector('[data-testid="stApp"]');
-        if (app && app.getAttribute('data-test-script-state') === 'running') {
-            window.__llmjobsRan = true;
+# Streamlit may finish a run between two polls: an observer installed before the page's scripts
+# records that a run started.
+MARK_RUNS = """(() => {
+    new MutationObserver((records) => {
+        for (const record of records) {
+            const now = record.target.getAttribute('data-test-script-state');
+            if (record.oldValue === 'running' || now === 'running') window.__llmjobsRan = true;
         }
-    }).observe(document, {attributes: true, subtree: true,
+    }).observe(document, {attributes: true, subtree: true, attributeOldValue: true,
                           attributeFilter: ['data-test-script-state']});
-}"""
+})();"""
 
 
 def _serve(script: Path, url: str, label: str) -> tuple[Any, str]:
