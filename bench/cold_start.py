@@ -33,23 +33,7 @@ def _dashboard(url: str) -> tuple[float, float]:
 
     port = common.free_port()
     started = time.perf_counter()
-    proc = common.spawn(
-        [
-            common.STREAMLIT,
-            "run",
-            "streamlit_app.py",
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        common.bench_env(url, LLMJOBS_SINGLE_USER="1", LLMJOBS_USER="local"),
-        "cold-start-streamlit",
-    )
+    proc = common.spawn_dashboard(url, port, "cold-start-streamlit")
     first: dict[str, float] = {}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=1) as client:

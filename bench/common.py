@@ -240,6 +240,29 @@ def spawn(args: Sequence[str], env: dict[str, str], label: str) -> subprocess.Po
     )
 
 
+def spawn_dashboard(url: str, port: int, label: str, script: str = "streamlit_app.py") -> Any:
+    """`streamlit run script` headless on 127.0.0.1:port, single-user mode, on database url."""
+    return spawn(
+        [
+            STREAMLIT,
+            "run",
+            script,
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        bench_env(url, LLMJOBS_SINGLE_USER="1", LLMJOBS_USER="local"),
+        label,
+    )
+
+
 def stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     """SIGTERM, then SIGKILL after timeout."""
     if proc.poll() is not None:

@@ -73,25 +73,7 @@ MARK_RUNS = """(() => {
 
 def _serve(script: Path, url: str, label: str) -> tuple[Any, str]:
     port = common.free_port()
-    proc = common.spawn(
-        [
-            common.STREAMLIT,
-            "run",
-            str(script),
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            "--server.port",
-            str(port),
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        common.bench_env(url, LLMJOBS_SINGLE_USER="1", LLMJOBS_USER="local"),
-        label,
-    )
+    proc = common.spawn_dashboard(url, port, label, str(script))
     base = f"http://127.0.0.1:{port}"
     import httpx
 
