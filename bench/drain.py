@@ -68,14 +68,14 @@ def _undo_fetch_plan_fix(url: str) -> None:
 
 @contextlib.contextmanager
 def _no_refresh() -> Iterator[None]:
-    """The batch queued without the ANALYZE that follows its commit."""
+    """The batch queued without the ANALYZE that ends its transaction."""
     from tasks import submit
 
     saved = getattr(submit, "refresh_queue_statistics", None)
     if saved is None:  # a tree from before the refresh
         yield
         return
-    submit.refresh_queue_statistics = lambda pool, rows: None
+    submit.refresh_queue_statistics = lambda conn, rows: None
     try:
         yield
     finally:

@@ -129,19 +129,31 @@ def cancel_output(conn: psycopg.Connection, job_id: int, *, error_message: str) 
 # or more later, or never where autovacuum is off).
 ANALYZE_MIN_ROWS = 500
 ANALYZE_SHARE = 0.1
+ANALYZE_LOCK_TIMEOUT = "1s"  # also in db/sql/queries.sql (analyze_lock_timeout)
 _ANALYZE = {"procrastinate_jobs": "analyze_jobs", "llm_outputs": "analyze_outputs"}
 
 
 def analyze_grown_tables(conn: psycopg.Connection, rows: int) -> list[str]:
-    """After a bulk write of `rows` jobs and outputs has committed, ANALYZE the queue tables it
-    grew a lot, so the workers' fetches are planned for the backlog the write made (without
-    statistics a planner takes it for a handful of rows and reads all of it at every fetch).
-    Returns the tables analyzed. A role that may not analyze a table gets PostgreSQL's warning,
-    not an error."""
+    """Inside a bulk write of `rows` jobs and outputs, as its last statement: ANALYZE the queue
+    tables it grew a lot, so the workers' fetches are planned for the backlog the write makes
+    (without statistics a planner takes it for a handful of rows and reads all of it at every
+    fetch). ANALYZE counts the transaction's own new rows, and the statistics become visible
+    with them at commit, so no worker plans on the old ones and the sampling is done before the
+    workers start. Statistics are a help, never a reason to fail the write: when a table's lock
+    is not had within ANALYZE_LOCK_TIMEOUT (another ANALYZE or a VACUUM holds it), it is left to
+    autovacuum. Returns the tables analyzed. A role that may not analyze a table gets
+    PostgreSQL's warning, not an error."""
     if rows < ANALYZE_MIN_ROWS:
         return []
     params = {"rows": rows, "min_rows": ANALYZE_MIN_ROWS, "share": ANALYZE_SHARE}
     grown = [r["name"] for r in conn.execute(queries["queue_tables_grown"], params)]
+    analyzed = []
     for name in grown:
-        conn.execute(queries[_ANALYZE[name]])
-    return grown
+        try:
+            with conn.transaction():  # a savepoint: a lock timeout undoes this ANALYZE alone
+                conn.execute(queries["analyze_lock_timeout"])
+                conn.execute(queries[_ANALYZE[name]])
+        except psycopg.errors.LockNotAvailable:
+            continue
+        analyzed.append(name)
+    return analyzed

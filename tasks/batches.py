@@ -136,7 +136,7 @@ def submit_batch(
         )
         output_ids, _ = submit.write_many(conn, prepared, user)
         batches_db.set_batch_rows(conn, batch.id, output_ids, [n for n, _ in prepared.rows])
-    submit.refresh_queue_statistics(pool, len(output_ids))
+        submit.refresh_queue_statistics(conn, len(output_ids))
     log.info(
         "batch queued",
         batch_id=batch.id,
@@ -194,7 +194,7 @@ def retry_failed(pool: ConnectionPool, batch_id: int, user: User) -> list[int]:
         job_ids = submit.defer_outputs(conn, ids, batch.queue, QUEUE_PRIORITY[batch.queue])
         outputs_db.set_output_jobs_bulk(conn, ids, job_ids)
         batches_db.clear_batch_cancelled(conn, batch.id)
-    submit.refresh_queue_statistics(pool, len(ids))
+        submit.refresh_queue_statistics(conn, len(ids))
     log.info("batch failed rows queued again", batch_id=batch.id, user_id=user.id, count=len(ids))
     return ids
 

@@ -380,6 +380,10 @@ SELECT c.relname::text AS name
    AND %(rows)s >= GREATEST(%(min_rows)s::float8, %(share)s * GREATEST(c.reltuples, 0))
  ORDER BY c.relname
 
+-- analyze_lock_timeout --
+-- How long a bulk write's ANALYZE may wait for a table's lock (for the savepoint around it)
+SET LOCAL lock_timeout = '1s'
+
 -- analyze_jobs --
 -- Fresh statistics of procrastinate's jobs (a sample: its cost does not grow with the table)
 ANALYZE procrastinate_jobs

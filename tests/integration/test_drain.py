@@ -101,7 +101,7 @@ async def test_a_batch_drains_with_fresh_statistics(database_url, pool, analyst,
 
 
 async def test_a_backlog_without_statistics_drains(database_url, pool, analyst, run_worker):
-    # written as the use-cases write it, but without the ANALYZE that follows their commit
+    # written as the use-cases write it, but without the ANALYZE that ends their transaction
     prepared = jobs.prepare_many(
         pool, template="Explain {{concept}}", model="offline/echo", contexts=_rows(BACKLOG)
     )
@@ -125,6 +125,72 @@ async def test_a_backlog_without_statistics_drains(database_url, pool, analyst, 
 
     await run_worker(until=some_done, concurrency=10)
     _assert_fetch_reads_what_it_takes(database_url)
+
+
+def _counted(conn: psycopg.Connection) -> dict[str, float]:
+    rows = conn.execute(
+        "SELECT relname, reltuples FROM pg_class "
+        "WHERE relname IN ('procrastinate_jobs', 'llm_outputs')"
+    ).fetchall()
+    return {r["relname"]: r["reltuples"] for r in rows}
+
+
+def _with_statistics(conn: psycopg.Connection) -> list[str]:
+    """The queue tables whose status column has statistics this session can see (pg_statistic
+    is transactional; pg_class.reltuples is updated in place, at once)."""
+    rows = conn.execute(
+        "SELECT tablename::text AS name FROM pg_stats WHERE attname = 'status' "
+        "AND tablename IN ('procrastinate_jobs', 'llm_outputs') ORDER BY 1"
+    ).fetchall()
+    return [r["name"] for r in rows]
+
+
+def test_the_statistics_are_committed_with_the_rows(database_url, pool, analyst):
+    # Another session sees the new statistics only once the batch commits (so no worker plans
+    # on them before it sees the jobs), and a write rolled back takes its statistics with it.
+    prepared = jobs.prepare_many(
+        pool, template="Explain {{concept}}", model="offline/echo", contexts=_rows(BACKLOG)
+    )
+    both = ["llm_outputs", "procrastinate_jobs"]
+    with (
+        psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as other,
+        pool.connection() as conn,
+    ):
+        with pytest.raises(RuntimeError), conn.transaction():
+            jobs.write_many(conn, prepared, analyst)
+            jobs.refresh_queue_statistics(conn, BACKLOG)
+            assert _with_statistics(conn) == both
+            raise RuntimeError("rolled back")
+        assert _with_statistics(other) == []
+        with conn.transaction():
+            jobs.write_many(conn, prepared, analyst)
+            jobs.refresh_queue_statistics(conn, BACKLOG)
+            assert _with_statistics(conn) == both
+            assert _with_statistics(other) == []
+        assert _with_statistics(other) == both
+
+
+def test_a_locked_table_leaves_its_statistics_to_autovacuum(database_url, pool, analyst):
+    # A VACUUM or another ANALYZE holding procrastinate's jobs table: the batch waits at most
+    # the lock timeout for it, is queued all the same, and its outputs' statistics are fresh.
+    with psycopg.connect(database_url, row_factory=dict_row) as holder:
+        holder.execute("LOCK TABLE procrastinate_jobs IN SHARE UPDATE EXCLUSIVE MODE")
+        made = batches.submit_batch(
+            pool,
+            user=analyst,
+            template="Explain {{concept}}",
+            model="offline/echo",
+            rows=_rows(BACKLOG),
+        )
+        holder.rollback()
+    assert made.total == BACKLOG
+    with pool.connection() as conn:
+        counted = _counted(conn)
+        waiting = conn.execute(
+            "SELECT count(*) AS n FROM procrastinate_jobs WHERE status = 'todo'"
+        ).fetchone()["n"]
+    assert waiting == BACKLOG
+    assert counted["llm_outputs"] >= BACKLOG and counted["procrastinate_jobs"] < 0
 
 
 @pytest.mark.parametrize("rows", [10, 499])
