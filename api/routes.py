@@ -38,9 +38,8 @@ from api.schemas import (
     RegenerateRequest,
     ValidationErrors,
 )
-from tasks import api_support, batches, compare, exports, submit
+from tasks import api_support, batches, catalog, compare, exports, submit
 from tasks.errors import InvalidInput, InvalidRows
-from tasks.models import usable_models
 from tasks.submit import Submission
 
 _ALWAYS: dict[int | str, dict[str, Any]] = {
@@ -226,8 +225,11 @@ def regenerate_llm_output(
     summary="Models usable now",
     tags=["models"],
 )
-def list_models(user: CurrentUser) -> list[ModelInfo]:
-    return [ModelInfo(name=m.name, provider=m.provider, offline=m.offline) for m in usable_models()]
+def list_models(user: CurrentUser, pool: Pool) -> list[ModelInfo]:
+    return [
+        ModelInfo(name=m.name, provider=m.provider, offline=m.offline)
+        for m in catalog.usable_models(pool)
+    ]
 
 
 ComparisonId = Annotated[int, Path(ge=1, le=MAX_ID, description="A comparison's id.")]

@@ -7,15 +7,18 @@
   serves `/` before any page script runs; the script runs when a browser session connects.)
 - Worker: a job is queued first, then `procrastinate --app=tasks.app worker` is launched; the
   time to its registration and to the job's start (`started_at` of the output).
+- The CLI: `llmjobs submit` (validates the model against the model catalog, queues a job) beside
+  `llmjobs show` (reads one output), wall time and peak memory (the child's maximum RSS).
 - For reference: importing the worker's modules (`tasks.job`, which imports litellm) and the
-  pages' shared module (`dashboard.deps`, which does too: the first page a browser opens pays
-  it) in a fresh interpreter.
+  pages' shared module (`dashboard.deps`, which does not) in a fresh interpreter.
 
-Medians over the repeats. No goals: the figures are for comparison between versions.
+Medians over the repeats. Goals: `llmjobs submit` ≤ 0.6 s and ≤ 80 MiB.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -86,6 +89,26 @@ def _worker(url: str, pool: object, user: object, index: int) -> tuple[float, fl
         common.wait_for(lambda: common.workers_registered(url) == 0, 60, "worker unregistered")
 
 
+def _cli(url: str, *args: str) -> tuple[float, float, str]:
+    """Seconds and peak MiB of one `llmjobs` command, and what it printed."""
+    env = {**common.bench_env(url), "PYTHONPATH": str(common.ROOT)}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(common.LLMJOBS), *args],
+        env=env,
+        cwd=common.ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"llmjobs {' '.join(args)} exited {proc.returncode}")
+    return seconds, usage.ru_maxrss / 1024, out
+
+
 def _import_seconds(module: str) -> float:
     started = time.perf_counter()
     subprocess.run(
@@ -107,6 +130,18 @@ def run(*, repeats: int = 3) -> list[Goal]:
             user = accounts.create_user(pool, "local", admin=True)
             dash = [_dashboard(url) for _ in range(repeats)]
             work = [_worker(url, pool, user, i) for i in range(repeats)]
+            submits = [
+                _cli(
+                    url,
+                    *("submit", "--template", "Say {{n}}", "--context", f'{{"n": {i}}}'),
+                    *("--model", "offline/echo", "--user", "local"),
+                )
+                for i in range(max(repeats, 5))
+            ]
+            shown = json.loads(submits[0][2])["output_id"]
+            shows = [
+                _cli(url, "show", str(shown), "--user", "local") for _ in range(max(repeats, 5))
+            ]
         finally:
             pool.close()
     imports = [_import_seconds("tasks.job") for _ in range(repeats)]
@@ -117,6 +152,10 @@ def run(*, repeats: int = 3) -> list[Goal]:
         "dashboard_health_s": statistics.median(d[1] for d in dash),
         "worker_registered_s": statistics.median(w[0] for w in work),
         "worker_first_job_s": statistics.median(w[1] for w in work),
+        "cli_submit_s": statistics.median(c[0] for c in submits),
+        "cli_submit_mib": statistics.median(c[1] for c in submits),
+        "cli_show_s": statistics.median(c[0] for c in shows),
+        "cli_show_mib": statistics.median(c[1] for c in shows),
         "import_tasks_job_s": statistics.median(imports),
         "import_dashboard_deps_s": statistics.median(pages),
         "bare_interpreter_s": statistics.median(bare),
@@ -137,6 +176,10 @@ def run(*, repeats: int = 3) -> list[Goal]:
                 figures["worker_first_job_s"],
                 _all(w[1] for w in work),
             ],
+            ["llmjobs submit (s)", figures["cli_submit_s"], _all(c[0] for c in submits)],
+            ["llmjobs submit (peak MiB)", figures["cli_submit_mib"], _all(c[1] for c in submits)],
+            ["llmjobs show (s)", figures["cli_show_s"], _all(c[0] for c in shows)],
+            ["llmjobs show (peak MiB)", figures["cli_show_mib"], _all(c[1] for c in shows)],
             ["python -c 'import tasks.job'", figures["import_tasks_job_s"], _all(imports)],
             ["python -c 'import dashboard.deps'", figures["import_dashboard_deps_s"], _all(pages)],
             ["python -c 'import sys'", figures["bare_interpreter_s"], _all(bare)],
@@ -147,6 +190,8 @@ def run(*, repeats: int = 3) -> list[Goal]:
         Goal(NAME, "dashboard to first 200 on /", "-", figures["dashboard_root_s"], None, "s"),
         Goal(NAME, "dashboard to /_stcore/health", "-", figures["dashboard_health_s"], None, "s"),
         Goal(NAME, "worker launch to first job", "-", figures["worker_first_job_s"], None, "s"),
+        common.at_most(NAME, "llmjobs submit wall", figures["cli_submit_s"], 0.6, "s"),
+        common.at_most(NAME, "llmjobs submit peak memory", figures["cli_submit_mib"], 80, "MiB"),
     ]
 
 

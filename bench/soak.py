@@ -34,6 +34,7 @@ from db.pool import sync_pool  # noqa: E402
 from tasks import accounts  # noqa: E402
 from tasks import submit as jobs  # noqa: E402
 from tasks.logs import configure_logging  # noqa: E402
+from tasks.testing import publish_served_models  # noqa: E402
 from tests.support.pgserver import OwnedServer  # noqa: E402
 from tests.support.provider import ScriptedProvider, chaos, error  # noqa: E402
 
@@ -181,6 +182,8 @@ def run(
     pool = sync_pool(server.url, max_size=4)
     try:
         user = accounts.create_user(pool, "soak")
+        # The jobs are queued before the workers start: the catalog holds what they will serve.
+        publish_served_models(pool, host="soak")
         started = time.monotonic()
         first_id = None
         for i in range(n_jobs):

@@ -141,7 +141,8 @@ st.info(
     + ")"
     + (f" and {', '.join(f'`{m}`' for m in keyed)}." if keyed else ", no provider models yet.")
     + " To add one, set its provider's key (for example `OPENAI_API_KEY` or "
-    "`ANTHROPIC_API_KEY`) where the dashboard and the workers run, and restart.",
+    "`ANTHROPIC_API_KEY`) where a worker runs and restart that worker: it offers the models "
+    "it can serve within seconds.",
     icon=":material/model_training:",
 )
 left, right = st.columns([3, 2], gap="large")

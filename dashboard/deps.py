@@ -13,7 +13,7 @@ import streamlit as st
 from psycopg_pool import ConnectionPool
 
 from db.pool import sync_pool
-from tasks import accounts, admin, analytics, batches, budgets, compare, models, templates
+from tasks import accounts, admin, analytics, batches, budgets, catalog, compare, templates
 from tasks import agents as agent_cases
 from tasks.analytics import OutputFilter
 
@@ -41,14 +41,20 @@ def pool() -> ConnectionPool:
     return _pool_for(os.environ.get("DATABASE_URL", "").strip())
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def usable_models() -> list[models.ModelInfo]:
-    return models.usable_models()
+# Short: a worker that starts (or stops) changes what can be offered.
+@st.cache_data(ttl=10, show_spinner=False)
+def usable_models() -> list[catalog.ModelInfo]:
+    return catalog.usable_models(pool())
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@st.cache_data(ttl=10, show_spinner=False)
 def default_model() -> str:
-    return models.default_model()
+    return catalog.default_model(pool())
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def live_workers() -> int:
+    return catalog.live_workers(pool())
 
 
 @st.cache_data(ttl=30, show_spinner=False)

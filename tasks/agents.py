@@ -7,14 +7,20 @@ from psycopg_pool import ConnectionPool
 
 from db import agents
 from db.models import Agent, User
+from tasks import catalog
 from tasks.errors import InvalidInput, NotFound
 from tasks.formats import FORMATS
-from tasks.models import check_model
 
 MAX_SYSTEM_PROMPT = 16 * 1024
 
 
-def _check(name: str, default_model: str, default_format: str, system_prompt: str) -> None:
+def _check(
+    conn: psycopg.Connection,
+    name: str,
+    default_model: str,
+    default_format: str,
+    system_prompt: str,
+) -> None:
     if not name or not name.strip() or len(name) > 100:
         raise InvalidInput("name", "must be 1 to 100 characters")
     if default_format not in FORMATS:
@@ -22,7 +28,7 @@ def _check(name: str, default_model: str, default_format: str, system_prompt: st
     if len(system_prompt) > MAX_SYSTEM_PROMPT:
         raise InvalidInput("system_prompt", f"is longer than {MAX_SYSTEM_PROMPT} characters")
     try:
-        check_model(default_model)
+        catalog.check_model(conn, default_model)
     except InvalidInput as exc:
         raise InvalidInput("default_model", exc.message) from exc
 
@@ -38,8 +44,8 @@ def create_agent(
     description: str = "",
 ) -> Agent:
     """Create an agent. Raises InvalidInput naming the field (a taken name included)."""
-    _check(name, default_model, default_format, system_prompt)
     with pool.connection() as conn:
+        _check(conn, name, default_model, default_format, system_prompt)
         try:
             return agents.create_agent(
                 conn,
@@ -65,8 +71,8 @@ def update_agent(
     description: str,
 ) -> Agent:
     """Edit an agent. Raises InvalidInput naming the field, NotFound for an unknown id."""
-    _check(name, default_model, default_format, system_prompt)
     with pool.connection() as conn:
+        _check(conn, name, default_model, default_format, system_prompt)
         try:
             found = agents.update_agent(
                 conn,

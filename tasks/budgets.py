@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from db import evidence
 from db.models import User
+from tasks import catalog
 from tasks.errors import BudgetExceeded, InvalidInput, NotFound
 
 DEFAULT_COMPLETION_TOKENS = 500
@@ -52,12 +53,12 @@ def ensure_within_budget(
     jobs exceeds the user's monthly budget. Users without a budget are never refused."""
     if user.monthly_budget is None:
         return
-    from tasks.models import estimate_cost  # litellm is imported only where a model is checked
-
     prompt_tokens = (len(template) + len(json.dumps(context))) // CHARS_PER_TOKEN + 1
     typical = evidence.typical_completion_tokens(conn, model)
     completion_tokens = int(typical) if typical is not None else DEFAULT_COMPLETION_TOKENS
-    each = estimate_cost(model, prompt_tokens, completion_tokens) or 0.0
+    # the prices the worker serving the model published (its configured ones, else litellm's)
+    prices = catalog.prices(conn, model)
+    each = prompt_tokens * prices[0] + completion_tokens * prices[1] if prices else 0.0
     spent = evidence.month_spend(conn, user.id)
     needed = spent + Decimal(str(each)) * count
     if needed > user.monthly_budget:

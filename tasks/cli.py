@@ -156,9 +156,9 @@ def cmd_regenerate(args: argparse.Namespace) -> Any:
 def cmd_models(args: argparse.Namespace) -> Any:
     from dataclasses import asdict
 
-    from tasks.models import usable_models
+    from tasks import catalog
 
-    return [asdict(m) for m in usable_models()]
+    return [asdict(m) for m in catalog.usable_models(_pool())]
 
 
 def cmd_users(args: argparse.Namespace) -> Any:

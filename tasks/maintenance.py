@@ -7,6 +7,9 @@ silent for LLMJOBS_STALLED_AFTER seconds is stalled. This task sends it back to 
 
 The analytics rollup: every minute, the periods (days, and hours of the current day) that
 settled or changed since are rolled up, so the dashboard's aggregates read few rows.
+
+The model catalog: every hour, the entries of workers not seen for a day (killed ones never
+withdraw theirs) are removed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from procrastinate.jobs import Status
 
 from db import analytics, outputs
+from tasks import catalog
 from tasks.config import LLM_TASK, MAINTENANCE_PRIORITY, MAINTENANCE_QUEUE, get_settings
 from tasks.logs import get_logger
 from tasks.queue import app
@@ -95,4 +99,20 @@ async def refresh_analytics_task(context: Any, timestamp: int) -> dict[str, int]
     if periods:
         log.info("analytics rolled up", periods=periods)
         return {"periods": periods}
+    return None
+
+
+@app.periodic(cron="17 * * * *", periodic_id="prune_catalog")
+@app.task(
+    name="llmjobs.prune_catalog",
+    queue=MAINTENANCE_QUEUE,
+    priority=MAINTENANCE_PRIORITY,
+    pass_context=True,
+    queueing_lock="prune_catalog",
+)
+async def prune_catalog_task(context: Any, timestamp: int) -> dict[str, int] | None:
+    workers = await catalog.prune(context.app.connector.pool)
+    if workers:
+        log.info("model catalog pruned", workers=workers)
+        return {"workers": workers}
     return None

@@ -1,8 +1,8 @@
-"""Model calls: the only module that imports litellm.
+"""Model calls: the only module that imports litellm (with tasks.offline), loaded by workers.
 
-Which models are usable now, the call itself (one attempt: `max_retries=0`, explicit timeout; the
-queue does the retrying), and the translation of provider failures into transient or permanent
-errors.
+Which models this process can serve (its worker publishes them to the catalog), the call itself
+(one attempt: `max_retries=0`, explicit timeout; the queue does the retrying), and the
+translation of provider failures into transient or permanent errors.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ os.environ.setdefault("LITELLM_LOG", "ERROR")
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import litellm
@@ -32,8 +33,9 @@ try:  # litellm's switch for calls whose success it should not log (internal sub
 except ImportError:  # another litellm version: its logging stays on
     _unlogged_call = None
 
-from tasks import offline
-from tasks.config import OFFLINE_MODEL, get_settings
+from db.catalog import CatalogModel
+from tasks import catalog, offline
+from tasks.config import get_settings
 from tasks.errors import InvalidInput
 from tasks.retry import ModelError, PermanentModelError, TransientModelError
 
@@ -66,6 +68,7 @@ def _register_providers() -> None:
 def register_provider(name: str, handler: Any) -> None:
     """Add a litellm CustomLLM handler under a provider name (used by the test helpers)."""
     _extra_providers[name] = handler
+    catalog.register_local(name)
     _register_providers()
     _unpriced.cache_clear()
     _setup_is_cpu_only.cache_clear()
@@ -73,6 +76,7 @@ def register_provider(name: str, handler: Any) -> None:
 
 def unregister_provider(name: str) -> None:
     _extra_providers.pop(name, None)
+    catalog.unregister_local(name)
     _register_providers()
     _unpriced.cache_clear()
     _setup_is_cpu_only.cache_clear()
@@ -134,7 +138,8 @@ def _map_prices(model: str) -> tuple[float, float] | None:
 
 
 def check_model(model: str) -> ModelInfo:
-    """The model if it can be called now; InvalidInput(field="model") saying why not otherwise."""
+    """The model if this process can call it now; InvalidInput(field="model") saying why not.
+    Front ends check against the catalog instead (tasks.catalog.check_model)."""
     if not isinstance(model, str) or not model.strip():
         raise InvalidInput("model", "is empty")
     provider, _, name = model.partition("/")
@@ -165,24 +170,93 @@ def check_model(model: str) -> ModelInfo:
     return ModelInfo(model, provider, offline=False)
 
 
-def usable_models() -> list[ModelInfo]:
-    """The models that can be called now: the offline ones first, then the configured ones."""
-    found: list[ModelInfo] = []
-    names = [*offline.NAMES, get_settings().default_model, *get_settings().extra_models]
-    for name in dict.fromkeys([*names, *SUGGESTED_MODELS]):
+# Providers whose every model a worker holding their key serves (`provider/*` in the catalog),
+# with the chat models litellm's price map knows for them. Other providers' models are served
+# when named in LLMJOBS_DEFAULT_MODEL or LLMJOBS_MODELS.
+WHOLE_PROVIDERS = (
+    "openai",
+    "anthropic",
+    "gemini",
+    "mistral",
+    "groq",
+    "deepseek",
+    "xai",
+    "together_ai",
+    "openrouter",
+    "cohere_chat",
+    "fireworks_ai",
+    "ollama",
+)
+_CAPABILITIES = (
+    "max_input_tokens",
+    "max_output_tokens",
+    "supports_response_schema",
+    "supports_function_calling",
+    "supports_vision",
+)
+
+
+def _has_key(provider: str) -> bool:
+    if provider == "openai" and _openai_compatible_base():
+        return True
+    try:
+        return not litellm.validate_environment(f"{provider}/any").get("missing_keys")
+    except Exception:  # litellm cannot tell: not served as a whole
+        return False
+
+
+def _entry(model: str, provider: str, listed: bool, info: dict[str, Any]) -> CatalogModel:
+    override = price_overrides().get(model)
+    if catalog.is_local(model):
+        costs: tuple[Any, Any] = (0, 0)
+    elif override:
+        costs = override
+    else:
+        costs = (info.get("input_cost_per_token"), info.get("output_cost_per_token"))
+        if not all(isinstance(c, int | float) for c in costs):
+            costs = (None, None)
+    return CatalogModel(
+        model=model,
+        provider=provider,
+        listed=listed,
+        input_cost_per_token=None if costs[0] is None else Decimal(str(costs[0])),
+        output_cost_per_token=None if costs[1] is None else Decimal(str(costs[1])),
+        capabilities={k: info[k] for k in _CAPABILITIES if info.get(k) is not None},
+    )
+
+
+def served_models() -> list[CatalogModel]:
+    """What this process can serve, as its worker publishes it to the catalog: the offline
+    models, the configured default, LLMJOBS_MODELS and the suggested models it holds keys for
+    (listed); the models LLMJOBS_MODEL_PRICES prices; and for each of WHOLE_PROVIDERS whose key
+    it holds, `provider/*` and the chat models litellm's price map knows (accepted when named)."""
+    entries: dict[str, CatalogModel] = {}
+    settings = get_settings()
+    candidates = [*offline.NAMES, settings.default_model, *settings.extra_models, *SUGGESTED_MODELS]
+    for name in dict.fromkeys(candidates):
         try:
-            found.append(check_model(name))
+            info = check_model(name)
         except InvalidInput:
             continue
-    return found
-
-
-def default_model() -> str:
-    """LLMJOBS_DEFAULT_MODEL when usable, else the offline model."""
-    try:
-        return check_model(get_settings().default_model).name
-    except InvalidInput:
-        return OFFLINE_MODEL
+        entries[name] = _entry(name, info.provider, True, litellm.model_cost.get(name) or {})
+    for name in price_overrides():  # models given prices here: priced wherever they are named
+        if name in entries:
+            continue
+        try:
+            info = check_model(name)
+        except InvalidInput:
+            continue
+        entries[name] = _entry(name, info.provider, False, {})
+    whole = [p for p in WHOLE_PROVIDERS if _has_key(p)]
+    for provider in whole:
+        entries.setdefault(f"{provider}/*", _entry(f"{provider}/*", provider, False, {}))
+    for name, info in litellm.model_cost.items():
+        provider = info.get("litellm_provider")
+        if provider not in whole or info.get("mode", "chat") != "chat":
+            continue
+        for alias in dict.fromkeys([name, name if "/" in name else f"{provider}/{name}"]):
+            entries.setdefault(alias, _entry(alias, provider, False, info))
+    return list(entries.values())
 
 
 def _retry_after(exc: Exception) -> float | None:

@@ -23,11 +23,13 @@ from typing import Any
 import litellm
 from litellm import CustomLLM
 
+from tasks.catalog import OFFLINE_MODELS, OFFLINE_NAMES, OFFLINE_PROVIDER
 from tasks.formats import INSTRUCTIONS
 
-PROVIDER = "offline"
-MODELS = ("echo", "brief", "verbose", "flaky")
-NAMES = tuple(f"{PROVIDER}/{m}" for m in MODELS)
+PROVIDER = OFFLINE_PROVIDER
+MODELS = OFFLINE_MODELS
+NAMES = OFFLINE_NAMES
+
 
 # Latency range (ms) per model, picked within it by the prompt's hash.
 LATENCY_MS = {"echo": (0, 0), "brief": (20, 80), "verbose": (150, 400), "flaky": (60, 220)}

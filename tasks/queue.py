@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from db.pool import async_pool_kwargs
 from db.queries import queries
+from tasks import catalog
 from tasks.coalesce import Coalescer
 from tasks.config import LLM_TASK, get_settings
 from tasks.logs import configure_logging, get_logger
@@ -288,9 +289,10 @@ class LLMJobsApp(procrastinate.App):
 
     async def run_worker_async(self, **kwargs: Any) -> None:
         self.perform_import_paths()
-        from tasks.models import install_call_executor  # litellm loads with the worker only
+        from tasks.models import install_call_executor, served_models  # litellm: workers only
 
         install_call_executor(asyncio.get_running_loop())
+        served = served_models()
         _freeze_what_lasts()
         install_handlers = kwargs.pop("install_signal_handlers", True)
         wait = {**self.worker_defaults, **kwargs}.get("wait", True)
@@ -301,6 +303,10 @@ class LLMJobsApp(procrastinate.App):
             while True:
                 worker = self._worker(**kwargs, install_signal_handlers=False)
                 relay = asyncio.create_task(_stop_when(stop_requested, worker))
+                every = worker.update_heartbeat_interval
+                published = asyncio.create_task(
+                    catalog.keep_published(self.connector.pool, served, every)
+                )
                 started = time.monotonic()
                 try:
                     await worker.run()
@@ -308,6 +314,9 @@ class LLMJobsApp(procrastinate.App):
                     log.error("worker lost the database", error=str(exc))
                 finally:
                     relay.cancel()
+                    published.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await published
                 if stop_requested.is_set() or not wait:
                     return
                 if time.monotonic() - started > 60:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from db import agents, outputs, queues, users
 from db.models import FEEDBACK_VALUES, Agent, FeedbackEvent, LLMOutput, User
 from db.pool import each_statement_commits
-from tasks import budgets, fetchers, rendering, templates
+from tasks import budgets, catalog, fetchers, rendering, templates
 from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
 from tasks.formats import FORMATS
@@ -123,10 +123,7 @@ def validate(
     model = model or (found_agent.default_model if found_agent else None)
     if not model:
         raise InvalidInput("model", "is required")
-    # Imported here: litellm takes seconds to import, and reading outputs never needs it.
-    from tasks.models import check_model
-
-    check_model(model)
+    catalog.check_model(conn, model)
     if render:
         rendering.check_context(context)
         rendering.render(template, context)
@@ -379,13 +376,13 @@ def write_many(
     return output_ids, job_ids
 
 
-def refresh_queue_statistics(pool: ConnectionPool, rows: int) -> None:
-    """After a bulk write of `rows` jobs has committed: fresh statistics for the queue tables it
-    grew a lot (db.queues.analyze_grown_tables), so the workers drain the new backlog at the rate
-    they drain a short queue from the first job on, without waiting for autovacuum's ANALYZE."""
+def refresh_queue_statistics(conn: psycopg.Connection, rows: int) -> None:
+    """The last statement of a bulk write of `rows` jobs, in its transaction: fresh statistics
+    for the queue tables it grows a lot (db.queues.analyze_grown_tables), committed with the
+    rows, so the workers drain the new backlog at the rate they drain a short queue from the
+    first job on, without waiting for autovacuum's ANALYZE."""
     started = time.perf_counter()
-    with pool.connection() as conn:
-        analyzed = queues.analyze_grown_tables(conn, rows)
+    analyzed = queues.analyze_grown_tables(conn, rows)
     if analyzed:
         log.info(
             "queue statistics refreshed",
@@ -426,7 +423,7 @@ def submit_many(
     )
     with pool.connection() as conn, conn.transaction():
         output_ids, job_ids = write_many(conn, prepared, user)
-    refresh_queue_statistics(pool, len(output_ids))
+        refresh_queue_statistics(conn, len(output_ids))
     log.info(
         "queued in bulk",
         user_id=user.id,
@@ -488,10 +485,8 @@ def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLM
 def re_run(pool: ConnectionPool, output_id: int, user: User) -> Submission:
     """A new output with exactly the parameters of output_id (kind re_run, parent linked)."""
     old = _find_output(pool, output_id, user)
-    from tasks.models import check_model
-
     with pool.connection() as conn:
-        check_model(old.model)
+        catalog.check_model(conn, old.model)
         agent = agents.get_agent_by_id(conn, old.agent_id) if old.agent_id else None
     request = _Request(
         template=old.template,

@@ -5,6 +5,8 @@
   `stub/...` that answers per format or fails like a provider would; use the model name they yield.
 - `assert_llm_job_enqueued(pool, template=..., model=...)` is a context manager that fails unless
   the block queued a matching LLM job.
+- `publish_served_models(pool)` puts what a worker started in this process's environment would
+  serve into the model catalog, so a test can queue provider models before any worker runs.
 
 Fixtures: `llm_stub_success` and `llm_stub_failure` give the stub model's name.
 """
@@ -30,6 +32,18 @@ DEFAULT_ANSWERS = {
     "html": "<p>A <strong>stub</strong> answer.</p>",
 }
 _counter = itertools.count(1)
+
+
+def publish_served_models(pool: ConnectionPool, host: str = "tests") -> None:
+    """Publish to the model catalog what a worker with this process's environment serves (as a
+    worker does when it starts): its provider models are then accepted before any worker runs.
+    The entry counts as a live worker for tasks.catalog.fresh_within() seconds."""
+    from db import catalog as catalog_db
+    from tasks import catalog
+    from tasks.models import served_models  # litellm: what a worker would import
+
+    with pool.connection() as conn:
+        catalog_db.publish_sync(conn, catalog.worker_name(), host, served_models())
 
 
 def create_test_llm_output(

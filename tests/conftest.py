@@ -155,12 +155,32 @@ async def opened_app(database_url: str) -> AsyncIterator:
         yield app
 
 
+def publish_catalog(database_url: str) -> None:
+    """Publish what this process's worker serves to the model catalog, as a worker does when it
+    starts: front ends then accept the models its environment configures."""
+    from tasks.testing import publish_served_models
+
+    with sync_pool(database_url, max_size=1) as catalog_pool:
+        publish_served_models(catalog_pool)
+
+
 @pytest.fixture
-def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedProvider]:
-    """A scripted OpenAI-compatible server; models named openai/<anything> reach it."""
+def catalog_of_this_process(database_url: str) -> Callable[[], None]:
+    """publish(): (re)publish this process's models, after the test changed its environment."""
+    return lambda: publish_catalog(database_url)
+
+
+@pytest.fixture
+def provider(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[ScriptedProvider]:
+    """A scripted OpenAI-compatible server; models named openai/<anything> reach it, and in the
+    test's database (when it uses one) a worker serving them is in the model catalog."""
     server = ScriptedProvider().start()
     monkeypatch.setenv("OPENAI_API_BASE", server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-key-0123456789")
+    if "database_url" in request.fixturenames:
+        publish_catalog(request.getfixturevalue("database_url"))
     yield server
     server.stop()
 

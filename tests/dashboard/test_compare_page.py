@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import streamlit as st
 
 from db import outputs as outputs_db
 
@@ -26,8 +27,14 @@ def test_lists_the_usable_models_and_how_to_add_one(app_as, analyst):
     assert "gpt-4o-mini" not in info
 
 
-def test_a_provider_key_adds_its_models(app_as, analyst, monkeypatch: pytest.MonkeyPatch):
+def test_a_worker_with_a_provider_key_adds_its_models(
+    app_as, analyst, monkeypatch: pytest.MonkeyPatch, catalog_of_this_process
+):
+    at = app_as(analyst, COMPARE)
+    assert "gpt-4o-mini" not in at.multiselect(key="compare_models").options
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
+    catalog_of_this_process()  # a worker holding the key starts
+    st.cache_data.clear()  # the page's model list is cached for 10 s
     at = app_as(analyst, COMPARE)
     assert "gpt-4o-mini" in _info(at)
     assert "gpt-4o-mini" in at.multiselect(key="compare_models").options

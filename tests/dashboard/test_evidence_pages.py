@@ -238,11 +238,12 @@ def test_save_as_template_on_submit_and_edited_text_is_not_linked(app_as, pool, 
 
 
 def test_budget_refusal_is_an_error_and_queues_nothing(
-    app_as, pool, analyst, settings_env, monkeypatch
+    app_as, pool, analyst, settings_env, monkeypatch, catalog_of_this_process
 ):
     monkeypatch.setenv("OPENAI_API_BASE", "http://127.0.0.1:9/v1")  # never called: nothing runs
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/priced=1000/1000")
     settings_env(MODELS="openai/priced")
+    catalog_of_this_process()  # a worker configured so publishes the model and its prices
     budgets.set_budget(pool, "ana", "0.05")
     at = app_as(analyst)
     budget_bars = [bar.proto.text for bar in at.get("progress")]

@@ -60,7 +60,13 @@ def test_cli_round_trip(database_url, pool, run_worker):
     assert [o["id"] for o in listed] == [queued["output_id"]]
 
     models = json.loads(llmjobs("models").stdout)
-    assert models[0] == {"name": "offline/echo", "provider": "offline", "offline": True}
+    assert models[0] == {
+        "name": "offline/echo",
+        "provider": "offline",
+        "offline": True,
+        "input_cost_per_token": 0.0,
+        "output_cost_per_token": 0.0,
+    }
 
 
 async def test_cli_feedback_rerun_regenerate(database_url, pool, run_worker):
@@ -116,7 +122,7 @@ def test_cli_errors_exit_2_with_field_on_stderr(database_url, analyst):
     cases = [
         (["--context", "{}"], "context: missing variables: concept"),
         (["--context", "{not json"], "context: is not valid JSON"),
-        (["--context", '{"concept": 1}', "--model", "gpt-4o"], "set OPENAI_API_KEY"),
+        (["--context", '{"concept": 1}', "--model", "gpt-4o"], "no worker serves it"),
         (["--context", '{"concept": 1}', "--user", "nobody"], "user: no user named 'nobody'"),
         (["--context", deep_json(33)], "context: is nested too deeply (at most 32 levels"),
         (["--context", deep_json(10_000)], "context: is nested too deeply (at most 32 levels"),

@@ -14,6 +14,7 @@ import pytest
 from db.pool import sync_pool
 from tasks import accounts
 from tasks import submit as jobs
+from tasks.testing import publish_served_models
 from tests.support.pgserver import OwnedServer
 from tests.support.provider import ok
 
@@ -33,6 +34,7 @@ def owned_server(server_dir, monkeypatch):
 def test_worker_survives_database_restart(owned_server, provider):
     provider.default = ok("answer", delay=0.3)
     pool = sync_pool(owned_server.url, max_size=2)
+    publish_served_models(pool)  # its jobs are queued as the worker starts
     user = accounts.create_user(pool, "ana")
     worker = subprocess.Popen(
         [str(PROCRASTINATE), "--app=tasks.app", "worker"],

@@ -139,7 +139,7 @@ async def test_compare_side_by_side_blind_then_pick(pool, analyst, other_analyst
     [
         (["offline/echo"], "2 to 6 distinct"),
         (["offline/echo", "offline/echo"], "distinct"),
-        (["offline/echo", "gpt-4o"], "set OPENAI_API_KEY"),
+        (["offline/echo", "gpt-4o"], "no worker serves it"),
         ([f"m{i}" for i in range(7)], "2 to 6"),
     ],
 )
@@ -268,9 +268,12 @@ async def test_configured_prices_give_the_cost(pool, analyst, provider, run_work
     assert float(out.cost) == pytest.approx(expected)
 
 
-def test_budget_refuses_and_writes_nothing(pool, analyst, monkeypatch, provider):
+def test_budget_refuses_and_writes_nothing(
+    pool, analyst, monkeypatch, provider, catalog_of_this_process
+):
     clear_of("month")  # the spend written now is this month's when it is read
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/priced=1000/1000")
+    catalog_of_this_process()  # a worker configured so: it publishes those prices
     user = budgets.set_budget(pool, "ana", "0.50")
     assert user.monthly_budget == Decimal("0.5")
     spent = create_test_llm_output(pool, analyst, model="openai/priced")

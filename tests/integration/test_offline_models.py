@@ -63,7 +63,7 @@ async def test_each_offline_model_completes_at_no_cost(pool, analyst, run_worker
     assert len(answers["offline/verbose"]) > 3 * len(answers["offline/brief"])
 
 
-def test_the_models_command_lists_every_offline_model_first(capsys):
+def test_the_models_command_lists_every_offline_model_first(database_url, capsys):
     assert main(["models"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [m["name"] for m in listed[:4]] == list(offline.NAMES)

@@ -62,7 +62,7 @@ def test_submit_writes_output_and_job_together(pool, analyst):
         ({"context": {}}, "context", "missing variables: concept"),
         ({"format": "yaml"}, "format", "unknown format 'yaml'"),
         ({"queue": "urgent"}, "queue", "unknown queue 'urgent'"),
-        ({"model": "gpt-4o"}, "model", "set OPENAI_API_KEY"),
+        ({"model": "gpt-4o"}, "model", "no worker serves it"),
         ({"model": "nonsense"}, "model", "unknown model"),
         ({"model": "offline/nope"}, "model", "unknown offline model"),
         ({"agent": "ghost"}, "agent", "no agent 'ghost'"),

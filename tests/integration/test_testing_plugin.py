@@ -60,7 +60,7 @@ async def test_stub_failure_follows_retry_policy(pool, analyst, run_worker, stat
 def test_stub_model_is_unknown_outside_its_block(pool, analyst):
     with stub_model_success() as model:
         pass
-    with pytest.raises(Exception, match="unknown model"):
+    with pytest.raises(Exception, match="no worker serves 'stub"):
         jobs.submit(pool, user=analyst, template="x", model=model)
 
 
