@@ -57,10 +57,15 @@ def _print(value: Any) -> None:
     )
 
 
+_opened: list[Any] = []  # the pools a command opened, closed when it ends
+
+
 def _pool():
     from db.pool import sync_pool
 
-    return sync_pool(max_size=2)
+    pool = sync_pool(max_size=2)
+    _opened.append(pool)
+    return pool
 
 
 def _user(pool, name: str | None):
@@ -562,6 +567,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: {_not_done(args, done)}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        while _opened:
+            _opened.pop().close()
     return 0
 
 
