@@ -7,9 +7,19 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import routes, ui
+from tasks.config import SettingsError, get_settings
 
 # A file, not a ":material/...:" icon, which the browser would fetch from fonts.gstatic.com.
 FAVICON = Path(__file__).parent / "dashboard" / "static" / "favicon.png"
 st.set_page_config(page_title="LLM Jobs", page_icon=str(FAVICON), layout="wide")
+try:
+    get_settings()
+except SettingsError as exc:
+    st.error(
+        "**The dashboard cannot start: fix these settings and restart it.**\n\n"
+        + "\n".join(f"- {problem}" for problem in exc.problems),
+        icon=":material/settings_alert:",
+    )
+    st.stop()
 with ui.database_guard():
     routes.current_page().run()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from db import api as api_db
 from db.models import User
 from db.pool import each_statement_commits
 from tasks import accounts
+from tasks.config import load_settings
 from tasks.errors import Conflict, InvalidInput, LLMJobsError
 from tasks.logs import get_logger
 from tasks.submit import Submission
@@ -61,18 +61,9 @@ class RateLimited(LLMJobsError):
 def rate_limit_from_env() -> int:
     """Jobs a user may create per minute: LLMJOBS_API_RATE_LIMIT, 60 when unset, 0 for no limit.
 
-    Raises ValueError on a value that is not a whole number >= 0.
+    Raises SettingsError (a ValueError) naming the variable when it is not a whole number >= 0.
     """
-    raw = os.environ.get(RATE_LIMIT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RATE_LIMIT
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise ValueError(f"{RATE_LIMIT_ENV} must be a whole number of jobs per minute, not {raw!r}")
-    return value
+    return load_settings().api_rate_limit
 
 
 def fingerprint(operation: str, body: Any) -> str:

@@ -545,11 +545,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tasks.config import get_settings
+    from tasks.config import SettingsError, get_settings
     from tasks.logs import configure_logging
 
     parser = build_parser()
-    configure_logging(get_settings().log_level)
+    try:
+        configure_logging(get_settings().log_level)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INVALID
     args = None
     done = False
     try:

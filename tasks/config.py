@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-import os
-from typing import Literal
+from typing import Annotated, Literal, get_args, get_origin
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OFFLINE_MODEL = "offline/echo"
 LLM_TASK = "llm_job"
@@ -17,16 +17,34 @@ QUEUE_PRIORITY = {"high": 20, "default": 10, "low": 0}
 MAINTENANCE_PRIORITY = 30
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, "").strip() or default
+class SettingsError(ValueError):
+    """Environment variables with values the settings refuse, one line per variable."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
-class Settings(BaseModel):
-    model_config = {"frozen": True}
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(m.strip() for m in value.split(",") if m.strip())
+    return value
 
-    log_level: str = "INFO"
+
+class Settings(BaseSettings):
+    """Every setting of the product, from the environment (names in each field's alias or
+    LLMJOBS_ + its name in capitals). The only reader of environment variables besides what
+    the libraries read themselves (provider keys for litellm)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LLMJOBS_", frozen=True, extra="ignore", env_ignore_empty=True
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     default_model: str = OFFLINE_MODEL
-    extra_models: tuple[str, ...] = ()
+    extra_models: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias="LLMJOBS_MODELS"
+    )
     model_timeout: float = Field(60.0, gt=0)
     openai_compatible_client: Literal["http", "sdk"] = "http"
     max_retries: int = Field(5, ge=0)
@@ -48,34 +66,74 @@ class Settings(BaseModel):
     cache_window: float = Field(86_400.0, ge=0)
     api_port: int = Field(8000, ge=1, le=65535)
     dashboard_port: int = Field(8501, ge=1, le=65535)
+    api_rate_limit: int = Field(60, ge=0)
+    single_user: bool = False
+    dashboard_db_timeout: float = Field(5.0, gt=0)
+    model_prices: str = ""
+    database_url: str = Field("", validation_alias="DATABASE_URL")
+
+    @field_validator("log_level", "openai_compatible_client", mode="before")
+    @classmethod
+    def _case(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        return value.upper() if info.field_name == "log_level" else value.lower()
+
+    @field_validator("extra_models", mode="before")
+    @classmethod
+    def _models(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strip(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
+
+
+def _env_name(field: str) -> str:
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"LLMJOBS_{field.upper()}"
+
+
+def _wanted(field: str) -> str:
+    """What a field takes, in words: "an integer ≥ 1", "a number > 0", "one of http, sdk"."""
+    info = Settings.model_fields[field]
+    kind = info.annotation
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(str(a) for a in get_args(kind))
+    words = {int: "an integer", float: "a number", bool: "true or false"}.get(kind, "text")
+    bounds = []
+    for item in info.metadata:
+        for name, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
+            bound = getattr(item, name, None)
+            if bound is not None:
+                bounds.append(f"{sign} {bound}")
+    return f"{words} {' and '.join(bounds)}".strip()
+
+
+def load_settings() -> Settings:
+    """Read and check every setting; SettingsError names each bad variable and what it takes."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            if field not in Settings.model_fields:
+                problems.append(error["msg"])
+                continue
+            given = error.get("input")
+            shown = f" (got {given!r})" if isinstance(given, str) and len(given) <= 80 else ""
+            problems.append(f"{_env_name(field)}: must be {_wanted(field)}{shown}")
+        raise SettingsError(problems) from None
 
 
 @functools.cache
 def get_settings() -> Settings:
-    """The settings of this process. Raises pydantic.ValidationError on a malformed value."""
-    models = tuple(m.strip() for m in _env("LLMJOBS_MODELS", "").split(",") if m.strip())
-    return Settings(
-        log_level=_env("LLMJOBS_LOG_LEVEL", "INFO").upper(),
-        default_model=_env("LLMJOBS_DEFAULT_MODEL", OFFLINE_MODEL),
-        extra_models=models,
-        model_timeout=_env("LLMJOBS_MODEL_TIMEOUT", "60"),
-        openai_compatible_client=_env("LLMJOBS_OPENAI_COMPATIBLE_CLIENT", "http").lower(),
-        max_retries=_env("LLMJOBS_MAX_RETRIES", "5"),
-        retry_base=_env("LLMJOBS_RETRY_BASE", "5"),
-        retry_cap=_env("LLMJOBS_RETRY_CAP", "300"),
-        retry_scale=_env("LLMJOBS_RETRY_SCALE", "1"),
-        json_reasks=_env("LLMJOBS_JSON_REASKS", "2"),
-        worker_concurrency=_env("LLMJOBS_WORKER_CONCURRENCY", "10"),
-        worker_fetchers=_env("LLMJOBS_WORKER_FETCHERS", "0"),
-        worker_pool_size=_env("LLMJOBS_WORKER_POOL_SIZE", "0"),
-        poll_interval=_env("LLMJOBS_POLL_INTERVAL", "0.5"),
-        heartbeat_interval=_env("LLMJOBS_HEARTBEAT_INTERVAL", "5"),
-        stalled_after=_env("LLMJOBS_STALLED_AFTER", "30"),
-        shutdown_grace=_env("LLMJOBS_SHUTDOWN_GRACE", "30"),
-        max_response_chars=_env("LLMJOBS_MAX_RESPONSE_CHARS", "1000000"),
-        user=_env("LLMJOBS_USER", "local"),
-        cache=_env("LLMJOBS_CACHE", "0").lower() in ("1", "true", "yes", "on"),
-        cache_window=_env("LLMJOBS_CACHE_WINDOW", "86400"),
-        api_port=_env("LLMJOBS_API_PORT", "8000"),
-        dashboard_port=_env("LLMJOBS_DASHBOARD_PORT", "8501"),
-    )
+    """The settings of this process, read once. Raises SettingsError on a malformed value."""
+    return load_settings()

@@ -25,7 +25,7 @@ from db.pool import async_pool_kwargs
 from db.queries import queries
 from tasks import catalog
 from tasks.coalesce import Coalescer
-from tasks.config import LLM_TASK, get_settings
+from tasks.config import LLM_TASK, SettingsError, get_settings
 from tasks.logs import configure_logging, get_logger
 
 log = get_logger("llmjobs.worker")
@@ -336,10 +336,24 @@ async def _stop_when(event: asyncio.Event, worker: Any) -> None:
     worker.stop()
 
 
+def _checked_worker_defaults() -> dict[str, Any]:
+    # A bad setting stops procrastinate's worker CLI with one line per variable (it would only
+    # say that the app cannot be loaded); other processes import the app too, and report bad
+    # settings themselves (the llmjobs CLI, the dashboard, the API at start).
+    try:
+        return _worker_defaults()
+    except SettingsError as exc:
+        if Path(sys.argv[0]).name != "procrastinate":
+            return {}
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 app = LLMJobsApp(
     connector=procrastinate.PsycopgConnector(pool_factory=_pool_factory),
     import_paths=["tasks.job", "tasks.maintenance"],
-    worker_defaults=_worker_defaults(),  # type: ignore[arg-type]
+    worker_defaults=_checked_worker_defaults(),  # type: ignore[arg-type]
 )
 
 if Path(sys.argv[0]).name == "procrastinate":
