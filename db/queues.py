@@ -157,3 +157,22 @@ def analyze_grown_tables(conn: psycopg.Connection, rows: int) -> list[str]:
             continue
         analyzed.append(name)
     return analyzed
+
+
+async def analyze_stale_tables(conn: psycopg.AsyncConnection) -> list[str]:
+    """ANALYZE the queue tables whose statistics lag behind their rows (see queue_tables_stale),
+    whatever wrote them; returns the tables analyzed. A table whose lock is not had within
+    ANALYZE_LOCK_TIMEOUT is left for the next time."""
+    params = {"min_rows": ANALYZE_MIN_ROWS, "share": ANALYZE_SHARE}
+    cursor = await conn.execute(queries["queue_tables_stale"], params)
+    stale = [r["name"] for r in await cursor.fetchall()]
+    analyzed = []
+    for name in stale:
+        try:
+            async with conn.transaction():
+                await conn.execute(queries["analyze_lock_timeout"])
+                await conn.execute(queries[_ANALYZE[name]])
+        except psycopg.errors.LockNotAvailable:
+            continue
+        analyzed.append(name)
+    return analyzed

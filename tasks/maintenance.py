@@ -8,6 +8,12 @@ silent for LLMJOBS_STALLED_AFTER seconds is stalled. This task sends it back to 
 The analytics rollup: every minute, the periods (days, and hours of the current day) that
 settled or changed since are rolled up, so the dashboard's aggregates read few rows.
 
+The queue's statistics: every 10 seconds, the job and output tables whose planner statistics lag
+behind their rows (a backlog grown by single submissions, or changed a lot where autovacuum is
+off or late) are analyzed, so the workers' fetches never run on plans made for a near-empty
+table (such a plan reads the whole backlog for every job it takes). Bulk writes analyze
+the tables themselves as they commit.
+
 The model catalog: every hour, the entries of workers not seen for a day (killed ones never
 withdraw theirs) are removed.
 """
@@ -18,7 +24,7 @@ from typing import Any
 
 from procrastinate.jobs import Status
 
-from db import analytics, outputs
+from db import analytics, outputs, queues
 from tasks import catalog
 from tasks.config import LLM_TASK, MAINTENANCE_PRIORITY, MAINTENANCE_QUEUE, get_settings
 from tasks.logs import get_logger
@@ -115,4 +121,21 @@ async def prune_catalog_task(context: Any, timestamp: int) -> dict[str, int] | N
     if workers:
         log.info("model catalog pruned", workers=workers)
         return {"workers": workers}
+    return None
+
+
+@app.periodic(cron="* * * * * */10", periodic_id="refresh_queue_statistics")
+@app.task(
+    name="llmjobs.refresh_queue_statistics",
+    queue=MAINTENANCE_QUEUE,
+    priority=MAINTENANCE_PRIORITY,
+    pass_context=True,
+    queueing_lock="refresh_queue_statistics",
+)
+async def refresh_queue_statistics_task(context: Any, timestamp: int) -> dict[str, Any] | None:
+    async with context.app.connector.pool.connection() as conn:
+        analyzed = await queues.analyze_stale_tables(conn)
+    if analyzed:
+        log.info("queue statistics refreshed", tables=analyzed)
+        return {"analyzed": analyzed}
     return None

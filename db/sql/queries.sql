@@ -380,6 +380,22 @@ SELECT c.relname::text AS name
    AND %(rows)s >= GREATEST(%(min_rows)s::float8, %(share)s * GREATEST(c.reltuples, 0))
  ORDER BY c.relname
 
+-- queue_tables_stale --
+-- Of the job queue's two tables, those whose statistics lag behind their rows, whatever wrote
+-- them: they hold %(min_rows)s more live rows than twice what the statistics counted (a backlog
+-- that grew since, say from single submissions), or %(share)s of their rows changed since an
+-- ANALYZE over a minute ago (autovacuum's rule, for a server where it is off or late)
+SELECT s.relname::text AS name
+  FROM pg_stat_user_tables AS s
+  JOIN pg_class AS c ON c.oid = s.relid
+ WHERE s.relid IN ('procrastinate_jobs'::regclass, 'llm_outputs'::regclass)
+   AND (s.n_live_tup >= %(min_rows)s + 2 * GREATEST(c.reltuples, 0)
+        OR (s.n_mod_since_analyze >= GREATEST(%(min_rows)s::float8,
+                                              %(share)s * GREATEST(c.reltuples, 0))
+            AND COALESCE(GREATEST(s.last_analyze, s.last_autoanalyze), '-infinity')
+                < now() - interval '1 minute'))
+ ORDER BY s.relname
+
 -- analyze_lock_timeout --
 -- How long a bulk write's ANALYZE may wait for a table's lock (for the savepoint around it)
 SET LOCAL lock_timeout = '1s'

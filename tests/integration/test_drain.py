@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from db import queues as queues_db
 from db.queries import queries
 from tasks import batches
 from tasks import submit as jobs
@@ -191,6 +192,39 @@ def test_a_locked_table_leaves_its_statistics_to_autovacuum(database_url, pool, 
         ).fetchone()["n"]
     assert waiting == BACKLOG
     assert counted["llm_outputs"] >= BACKLOG and counted["procrastinate_jobs"] < 0
+
+
+def _write_without_statistics(pool, analyst, rows: int) -> None:
+    """Rows written as a run of single submissions writes them: no ANALYZE follows."""
+    prepared = jobs.prepare_many(
+        pool, template="Explain {{concept}}", model="offline/echo", contexts=_rows(rows)
+    )
+    with pool.connection() as conn, conn.transaction():
+        jobs.write_many(conn, prepared, analyst)
+        conn.execute("SELECT pg_stat_force_next_flush()")  # the counters, at once
+
+
+async def test_statistics_follow_a_backlog_grown_without_a_bulk_write(
+    database_url, pool, analyst, opened_app
+):
+    # Statistics taken while the tables were nearly empty, as autovacuum takes them a few
+    # minutes after a start; then a backlog grows by single submissions. The workers' upkeep
+    # analyzes the tables the backlog outgrew, and the fetch reads what it takes again.
+    _write_without_statistics(pool, analyst, 30)
+    with pool.connection() as conn:
+        conn.execute("ANALYZE procrastinate_jobs")
+        conn.execute("ANALYZE llm_outputs")
+    with pool.connection() as conn:
+        assert max(_counted(conn).values()) < 100
+    _write_without_statistics(pool, analyst, BACKLOG)
+    async with opened_app.connector.pool.connection() as conn:
+        analyzed = await queues_db.analyze_stale_tables(conn)
+        again = await queues_db.analyze_stale_tables(conn)
+    assert sorted(analyzed) == ["llm_outputs", "procrastinate_jobs"]
+    assert again == []  # fresh now: nothing to do until the rows change again
+    with pool.connection() as conn:
+        assert min(_counted(conn).values()) >= BACKLOG
+    _assert_fetch_reads_what_it_takes(database_url)
 
 
 @pytest.mark.parametrize("rows", [10, 499])
