@@ -64,6 +64,10 @@ def commands(dashboard: bool, api: bool) -> dict[str, list[str]]:
             "true",
             "--browser.gatherUsageStats",
             "false",
+            # The banner says where the dashboard is; Streamlit's own lines would look up the
+            # machine's external address on the internet.
+            "--logger.hideWelcomeMessage",
+            "true",
         ]
     if "api" in listening:
         found["api"] = [_bin("llmjobs"), "api", "--port", str(listening["api"])]

@@ -156,3 +156,30 @@ def test_a_busy_port_is_named_before_anything_starts(database_url, name):
     assert not [
         line for line in _log_lines(err) if line["message"] in ("database ready", "started")
     ]
+
+
+def test_the_dashboard_looks_nothing_up_on_the_internet_at_start(monkeypatch):
+    # Headless Streamlit prints its URLs at start, the external one looked up on the internet
+    # (checkip.amazonaws.com); the banner says where the dashboard is, so that print is off.
+    from streamlit import config
+    from streamlit.web import bootstrap
+
+    from tasks import runner
+
+    command = runner.commands(dashboard=True, api=False)["dashboard"]
+    options = dict(zip(command[3::2], command[4::2], strict=False))
+    assert options["--server.headless"] == "true"
+    monkeypatch.setattr(
+        "streamlit.net_util.get_external_ip",
+        lambda: pytest.fail("the external address was looked up"),
+    )
+    names = [n.removeprefix("--") for n in options if n != "--server.port"]
+    saved = {name: config.get_option(name) for name in names}
+    for name in names:
+        value = options[f"--{name}"]
+        config.set_option(name, value == "true" if value in ("true", "false") else value)
+    try:
+        bootstrap._print_url(is_running_hello=False)  # what `streamlit run` calls at start
+    finally:
+        for name, value in saved.items():
+            config.set_option(name, value)
