@@ -97,7 +97,9 @@ def test_banner_then_a_quiet_ctrl_c(database_url):
     text = "\n".join(banner)
     assert f"http://localhost:{dash_port}" in text
     assert f"http://127.0.0.1:{api_port}  (docs: http://127.0.0.1:{api_port}/docs)" in text
-    where = f"{info['host']}:{info['port']}, database {info['dbname']}"
+    where = (
+        f"{info.get('host') or 'localhost'}:{info.get('port') or 5432}, database {info['dbname']}"
+    )
     assert f"PostgreSQL at {where}" in text
     assert "Ctrl-C" in text
     assert "hunter2" not in text + out + err
