@@ -165,8 +165,13 @@ if following:
         title.markdown(f"**Output #{output.id}** · {output.model} · {output.format}")
         with badge:
             ui.status_badge(output.status)
-        if output.status == "pending":
+        if output.status == "pending" and deps.live_workers():
             st.caption(":material/schedule: Queued: waiting for a worker.")
+        elif output.status == "pending":
+            st.caption(
+                ":material/schedule: Queued. No worker is running: the job waits until one "
+                "starts (`make run` starts one, or `procrastinate --app=tasks.app worker`)."
+            )
         elif output.status == "processing":
             st.caption(
                 f":material/progress_activity: The model is answering (attempt {output.attempts})."

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import streamlit as st
+
 from tasks import agents as agent_cases
 from tasks import submit as jobs
 from tasks.rendering import MAX_CONTEXT_DEPTH
@@ -60,7 +62,7 @@ def test_template_error_names_line_column_and_what_was_expected(app_as, pool, an
     assert jobs.list_outputs(pool, analyst) == []
 
 
-def test_submit_queues_the_job_and_follows_it(app_as, pool, analyst):
+def test_submit_queues_the_job_and_follows_it(app_as, pool, analyst, catalog_of_this_process):
     at = app_as(analyst)
     at.text_area(key="submit_template").input("Explain {{ concept }} to {{ audience }}").run()
     at.text_area(key="submit_var_concept").input("recursion").run()
@@ -77,6 +79,10 @@ def test_submit_queues_the_job_and_follows_it(app_as, pool, analyst):
     assert (output.model, output.format, output.queue) == ("offline/echo", "markdown", "high")
     assert at.session_state["submit_following"] == output.id
     assert f"**Output #{output.id}**" in _texts(at.markdown)
+    assert "Queued. No worker is running: the job waits until one starts" in _texts(at.caption)
+    catalog_of_this_process()  # a worker starts
+    st.cache_data.clear()  # (the page reads the workers at most every 10 s)
+    at.run()
     assert "Queued: waiting for a worker." in _texts(at.caption)
 
 
