@@ -87,8 +87,10 @@ def check_model(conn: psycopg.Connection, model: object) -> ModelInfo:
     """The model if a worker can serve it now; InvalidInput(field="model") saying why not."""
     if not isinstance(model, str) or not model.strip():
         raise InvalidInput("model", "is empty")
-    if len(model) > 200 or "\x00" in model:
-        raise InvalidInput("model", "must be a model name of at most 200 characters")
+    if len(model) > 200 or "*" in model or any(c.isspace() or not c.isprintable() for c in model):
+        raise InvalidInput(
+            "model", "must be a model name: at most 200 characters, no spaces and no `*`"
+        )
     provider, slash, name = model.partition("/")
     if provider == OFFLINE_PROVIDER:
         if name not in OFFLINE_MODELS:

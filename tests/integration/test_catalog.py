@@ -90,6 +90,9 @@ def test_offline_models_need_no_worker(pool, analyst):
         ("offline/nope", ["unknown offline model"]),
         (" ", ["is empty"]),
         ("x" * 201, ["at most 200 characters"]),
+        ("openai/*", ["no `*`"]),
+        ("openai/gpt 4o", ["no spaces"]),
+        ("offline/echo\x00", ["must be a model name"]),
     ],
 )
 def test_a_model_no_worker_serves_is_refused_in_words(pool, analyst, model, words):
