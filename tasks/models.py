@@ -28,6 +28,16 @@ import litellm
 import litellm.main
 from litellm.types.utils import LlmProviders
 
+# Fast paths: what this module takes from litellm beyond its public API, each for a measured
+# share of a call's CPU (docs/performance.md), each checked by tests/unit/test_litellm_contract.py
+# against the litellm versions pyproject.toml allows, each falling back to litellm's plain
+# behaviour with one WARNING when a litellm release no longer has it, and all of them off with
+# LLMJOBS_LITELLM_FAST_PATH=0:
+# - litellm._internal_context.internal_sub_call: skip litellm's logging payload (_quiet_logging);
+# - the shape of the synchronous half acompletion hands to the loop's executor (CallExecutor);
+# - the loop's private _default_executor, to replace it once (install_call_executor);
+# - a nominal price for models we price ourselves (_NOMINAL) and `_hidden_params` to read the
+#   cost litellm computed (_cost).
 try:  # litellm's switch for calls whose success it should not log (internal sub-calls)
     from litellm._internal_context import internal_sub_call as _unlogged_call
 except ImportError:  # another litellm version: its logging stays on
@@ -37,7 +47,36 @@ from db.catalog import CatalogModel
 from tasks import catalog, offline
 from tasks.config import get_settings
 from tasks.errors import InvalidInput
+from tasks.logs import get_logger
 from tasks.retry import ModelError, PermanentModelError, TransientModelError
+
+log = get_logger("llmjobs.models")
+_warned: set[str] = set()
+
+
+def _fallback(what: str, detail: str) -> None:
+    """Log once per process that a fast path is gone and litellm's plain behaviour is used."""
+    if what in _warned:
+        return
+    _warned.add(what)
+    log.warning(
+        "litellm fast path unavailable; using litellm's plain behaviour",
+        fast_path=what,
+        detail=detail,
+        litellm_version=_litellm_version(),
+    )
+
+
+def _litellm_version() -> str:
+    from importlib.metadata import version
+
+    return version("litellm")
+
+
+def fast_path() -> bool:
+    """Whether the fast paths are on (LLMJOBS_LITELLM_FAST_PATH, on by default)."""
+    return get_settings().litellm_fast_path
+
 
 _BUILTIN_PROVIDERS = frozenset(p.value for p in LlmProviders)
 litellm.suppress_debug_info = True
@@ -316,13 +355,13 @@ async def call_model(
         prices = _map_prices(model)  # litellm prices the routed name as an unknown model
     if prices is None and (_costs_nothing(model) or _unpriced(model)):
         # _cost records these as 0 (offline, stubs) or unknown, whatever litellm's figure
-        prices = _FREE if watched else _NOMINAL
+        prices = _FREE if watched or not fast_path() else _NOMINAL
     if prices is not None:
         # litellm prices the answer with these and skips searching its whole map for the model
         # (a model it has no price for is searched again at every call).
         kwargs["input_cost_per_token"], kwargs["output_cost_per_token"] = prices
     started = time.perf_counter()
-    inline = _in_loop_thread.set(_setup_is_cpu_only(model) and not watched)
+    inline = _in_loop_thread.set(_setup_is_cpu_only(model) and not watched and fast_path())
     try:
         with _quiet_logging(watched):
             response = await litellm.acompletion(
@@ -396,6 +435,11 @@ class CallExecutor(ThreadPoolExecutor):
 
 def install_call_executor(loop: asyncio.AbstractEventLoop) -> None:
     """Make CallExecutor the loop's default executor (once; the pool it replaces winds down)."""
+    if not fast_path():
+        return
+    if not hasattr(loop, "_default_executor"):
+        _fallback("call_executor", "the event loop has no _default_executor")
+        return
     previous = getattr(loop, "_default_executor", None)  # asyncio keeps no public getter
     if isinstance(previous, CallExecutor):
         return
@@ -425,7 +469,10 @@ def _quiet_logging(watched: bool) -> Any:
     """litellm builds, copies and redacts a logging payload after every call, for its callbacks
     (Langfuse, OpenTelemetry, ...), even when none is configured: a tenth of a call's CPU. With no
     litellm callback configured, calls skip that work; the job logs its own lines."""
-    if _unlogged_call is None or watched:
+    if watched or not fast_path():
+        return contextlib.nullcontext()
+    if _unlogged_call is None:
+        _fallback("internal_sub_call", "litellm._internal_context.internal_sub_call is missing")
         return contextlib.nullcontext()
     return _unlogged_call()
 
@@ -503,9 +550,13 @@ def _cost(model: str, response: Any) -> float | None:
         return None
     # litellm already priced the response during the call (with the configured prices, which
     # call_model passes along): reuse it rather than price it again.
-    known = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-    if known is not None:
-        return float(known)
+    if fast_path():
+        hidden = getattr(response, "_hidden_params", None)
+        known = hidden.get("response_cost") if isinstance(hidden, dict) else None
+        if known is not None:
+            return float(known)
+        if not isinstance(hidden, dict):
+            _fallback("response_cost", "responses carry no _hidden_params")
     usage = getattr(response, "usage", None)
     prompt = getattr(usage, "prompt_tokens", None)
     completion = getattr(usage, "completion_tokens", None)
