@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -33,6 +34,15 @@ FEEDBACK_LABEL = {
     "none": "none",
 }
 ACTIVE = ("pending", "processing")
+
+
+@functools.cache
+def keep_imports_out_of_gc() -> None:
+    """Once per process, after the imports: what they built (hundreds of thousands of objects
+    that live as long as the process) leaves the collector's generations, so that a full
+    collection, which Python starts now and then during a page's run, no longer walks it
+    (0.2-0.3 s each time otherwise)."""
+    gc.freeze()
 
 
 def status_badge(status: str) -> None:
