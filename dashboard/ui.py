@@ -176,11 +176,17 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def live(key: str, body: Callable[[], bool], every: float = 1.5) -> None:
+def live(
+    key: str, body: Callable[[], bool], every: float = 1.5, *, active: bool | None = None
+) -> None:
     """Show body in a fragment that reruns every `every` seconds while body returns True (some
     job still pending or processing); a change either way reruns the page once, so the timer
-    starts or stops and the rest of the page catches up."""
+    starts or stops and the rest of the page catches up. `active`: what body will return this
+    run, when the page has just read it; the timer then follows it at once, without that
+    second run of the page."""
     state_key = f"live:{key}"
+    if active is not None:
+        st.session_state[state_key] = active
     running = bool(st.session_state.get(state_key, False))
 
     @st.fragment(run_every=every if running else None)
