@@ -178,15 +178,14 @@ spend[1].metric("Your monthly budget", "none" if budget is None else f"${budget:
 if budget is not None:
     spend[2].metric("Left this month", f"${max(budget - spent, 0):,.2f}")
 costs = deps.cost_over_time(pool, user, flt)
-if no_cost or not any(point.cost for point in costs):
+if no_cost or not costs.by_model["cost"].any():
     st.caption(no_cost or "No cost recorded in this range.")
 elif user.is_admin:
     left, right = st.columns(2, gap="large")
-    cost_points = charts.frame(costs)
-    charts.draw(charts.cost_over_time(cost_points, "model", "model"), left)
-    charts.draw(charts.cost_over_time(cost_points, "user_name", "user"), right)
+    charts.draw(charts.cost_over_time(costs.by_model, "model", "model"), left)
+    charts.draw(charts.cost_over_time(costs.by_user, "user_name", "user"), right)
 else:
-    charts.draw(charts.cost_over_time(charts.frame(costs), "model", "model"))
+    charts.draw(charts.cost_over_time(costs.by_model, "model", "model"))
 
 st.download_button(
     "Download the feedback (CSV)",

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from db.evidence import CostPoint
 
 Spec = dict[str, Any]
 LABELS = {"labelLimit": 260}
@@ -242,13 +245,24 @@ def leaderboard_rates(board: pd.DataFrame) -> Chart:
     )
 
 
+def cost_by(points: Sequence[CostPoint], by: str) -> pd.DataFrame:
+    """Cost and outputs per time bucket and `by` ("model" or "user_name"), summed from the
+    points per bucket, model and user: one row per bar segment."""
+    totals: dict[tuple[Any, str], list[float]] = {}
+    for point in points:
+        summed = totals.setdefault((point.bucket, getattr(point, by)), [0.0, 0])
+        summed[0] += float(point.cost)
+        summed[1] += point.outputs
+    return pd.DataFrame.from_records(
+        [(bucket, name, cost, n) for (bucket, name), (cost, n) in totals.items()],
+        columns=["bucket", by, "cost", "outputs"],
+    )
+
+
 def cost_over_time(points: pd.DataFrame, by: str, title: str) -> Chart:
-    """Cost per time bucket as bars stacked by `by` (a column: model or user_name). The points
-    come per bucket, model and user: they are summed per bucket and `by` here, so the browser
-    gets one row per bar segment."""
-    summed = points.groupby(["bucket", by], as_index=False, sort=False)[["cost", "outputs"]].sum()
+    """Cost per time bucket as bars stacked by `by` (a column of cost_by: model or user_name)."""
     return _chart(
-        summed,
+        points,
         height=280,
         mark={"type": "bar"},
         encoding={
