@@ -9,6 +9,8 @@ import streamlit as st
 from dashboard import routes, ui
 from tasks.config import SettingsError, get_settings
 
+ui.keep_imports_out_of_gc()
+
 # A file, not a ":material/...:" icon, which the browser would fetch from fonts.gstatic.com.
 FAVICON = Path(__file__).parent / "dashboard" / "static" / "favicon.png"
 st.set_page_config(page_title="LLM Jobs", page_icon=str(FAVICON), layout="wide")

@@ -91,7 +91,7 @@ no_cost = analytics.zero_cost_reason(total.cost, [r.model for r in quality_rows]
 
 st.subheader(":material/thumb_up: Thumbs-up rate by model", anchor=False)
 if total.rated:
-    st.altair_chart(charts.rate_by_model(quality), width="stretch")
+    charts.draw(charts.rate_by_model(quality))
 else:
     st.caption("No rated outputs in this range yet.")
 RATES = ["thumbs_up_rate", "ci_low", "ci_high", "failure_rate"]
@@ -138,7 +138,7 @@ with left:
     st.subheader(":material/timeline: Thumbs-up rate over time", anchor=False)
     over_time = deps.feedback_over_time(pool, user, flt)
     if over_time:
-        st.altair_chart(charts.rate_over_time(charts.frame(over_time)), width="stretch")
+        charts.draw(charts.rate_over_time(charts.frame(over_time)))
     else:
         st.caption("No rated outputs in this range yet.")
 with right:
@@ -146,35 +146,29 @@ with right:
     top = st.slider("Top templates", 3, 25, 10, key="analytics_top")
     templates = deps.top_templates(pool, user, flt, top)
     if templates:
-        st.altair_chart(charts.by_template(charts.frame(templates)), width="stretch")
+        charts.draw(charts.by_template(charts.frame(templates)))
     else:
         st.caption("No rated outputs in this range yet.")
 
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader(":material/stacked_bar_chart: Volume by status", anchor=False)
-    st.altair_chart(
-        charts.volume_by_status(charts.frame(deps.volume_over_time(pool, user, flt))),
-        width="stretch",
-    )
+    charts.draw(charts.volume_by_status(charts.frame(deps.volume_over_time(pool, user, flt))))
 with right:
     st.subheader(":material/error: Failure rate by model", anchor=False)
-    st.altair_chart(charts.failure_rate(quality), width="stretch")
+    charts.draw(charts.failure_rate(quality))
 
 left, right = st.columns(2, gap="large")
 with left:
     st.subheader(":material/timer: Latency p50 / p95 by model", anchor=False)
-    st.altair_chart(charts.latency(quality), width="stretch")
+    charts.draw(charts.latency(quality))
 with right:
     st.subheader(":material/payments: Cost by model", anchor=False)
     if no_cost:
         st.caption(no_cost)
     else:
-        st.altair_chart(charts.money(quality, "cost", "cost ($)"), width="stretch")
-        st.altair_chart(
-            charts.money(quality, "cost_per_thumbs_up", "cost per thumbs up ($)"),
-            width="stretch",
-        )
+        charts.draw(charts.money(quality, "cost", "cost ($)"))
+        charts.draw(charts.money(quality, "cost_per_thumbs_up", "cost per thumbs up ($)"))
 
 st.subheader(":material/bar_chart: Cost over time", anchor=False)
 spent, budget = deps.month_spend(pool, user), user.monthly_budget
@@ -184,16 +178,14 @@ spend[1].metric("Your monthly budget", "none" if budget is None else f"${budget:
 if budget is not None:
     spend[2].metric("Left this month", f"${max(budget - spent, 0):,.2f}")
 costs = deps.cost_over_time(pool, user, flt)
-if no_cost or not any(point.cost for point in costs):
+if no_cost or not costs.by_model["cost"].any():
     st.caption(no_cost or "No cost recorded in this range.")
 elif user.is_admin:
     left, right = st.columns(2, gap="large")
-    left.altair_chart(charts.cost_over_time(charts.frame(costs), "model", "model"), width="stretch")
-    right.altair_chart(
-        charts.cost_over_time(charts.frame(costs), "user_name", "user"), width="stretch"
-    )
+    charts.draw(charts.cost_over_time(costs.by_model, "model", "model"), left)
+    charts.draw(charts.cost_over_time(costs.by_user, "user_name", "user"), right)
 else:
-    st.altair_chart(charts.cost_over_time(charts.frame(costs), "model", "model"), width="stretch")
+    charts.draw(charts.cost_over_time(costs.by_model, "model", "model"))
 
 st.download_button(
     "Download the feedback (CSV)",

@@ -284,7 +284,7 @@ def one_batch(batch: batches.Batch, owners: dict[int, str]) -> None:
     if batch.unfinished:
         # Only the progress refreshes: the buttons keep their downloads between refreshes, and
         # the page is drawn again once the batch is done.
-        ui.live(f"batch:{batch.id}", functools.partial(follow, batch.id), every=3.0)
+        ui.live(f"batch:{batch.id}", functools.partial(follow, batch.id), every=3.0, active=True)
     else:
         progress(batch)
     if batch.skipped:

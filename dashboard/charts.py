@@ -1,181 +1,242 @@
-"""The analytics charts (Altair), each drawn from rows already aggregated in SQL."""
+"""The analytics charts, each drawn from rows already aggregated in SQL.
+
+Charts are Vega-Lite specifications written as plain dicts and drawn with `st.vega_lite_chart`:
+building them through Altair validated every chart against the Vega-Lite schema on each run,
+15-20 ms a chart, most of the Analytics page's time.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
-import altair as alt
 import pandas as pd
+import streamlit as st
 from pydantic import BaseModel
 
-LABELS = alt.Axis(labelLimit=260)
-STATUS_COLORS = alt.Scale(
-    domain=["pending", "processing", "completed", "failed", "cancelled"],
-    range=["#9e9e9e", "#1e88e5", "#43a047", "#e53935", "#ffb300"],
-)
+if TYPE_CHECKING:
+    from db.evidence import CostPoint
+
+Spec = dict[str, Any]
+LABELS = {"labelLimit": 260}
+STATUS_COLORS = {
+    "domain": ["pending", "processing", "completed", "failed", "cancelled"],
+    "range": ["#9e9e9e", "#1e88e5", "#43a047", "#e53935", "#ffb300"],
+}
+# Altair's default view size, which the charts were designed with.
+VIEW = {"view": {"continuousWidth": 300, "continuousHeight": 300}}
+TYPES = {"N": "nominal", "Q": "quantitative", "T": "temporal", "O": "ordinal"}
 
 
-def time_axis(points: pd.DataFrame) -> alt.Axis:
+@dataclass(frozen=True)
+class Chart:
+    """A chart's rows and its Vega-Lite specification (without the data)."""
+
+    data: pd.DataFrame
+    spec: Spec
+
+
+def draw(chart: Chart, where: Any = st) -> None:
+    """Draw chart at the container's full width (`where`: st, a column, a container)."""
+    where.vega_lite_chart(chart.data, chart.spec, width="stretch")
+
+
+def field(shorthand: str, **options: Any) -> Spec:
+    """A channel from Altair-like shorthand: "model:N", "sum(cost):Q"."""
+    name, _, kind = shorthand.rpartition(":")
+    channel: Spec = {}
+    if name.endswith(")") and "(" in name:
+        aggregate, _, name = name[:-1].partition("(")
+        channel["aggregate"] = aggregate
+    channel |= {"field": name, "type": TYPES[kind]}
+    return channel | options
+
+
+def _chart(data: pd.DataFrame, **spec: Any) -> Chart:
+    return Chart(data, {"config": VIEW, **spec})
+
+
+def time_axis(points: pd.DataFrame) -> Spec:
     """The creation time, per day or per hour as the buckets are (UTC)."""
     hourly = "bucket" in points and bool(
         (pd.to_datetime(points["bucket"], utc=True).dt.hour != 0).any()
     )
-    return alt.Axis(
-        title="created, per hour (UTC)" if hourly else "created, per day (UTC)",
-        format="%b %d %H:%M" if hourly else "%b %d",
-        labelAngle=-30,
-    )
+    return {
+        "title": "created, per hour (UTC)" if hourly else "created, per day (UTC)",
+        "format": "%b %d %H:%M" if hourly else "%b %d",
+        "labelAngle": -30,
+    }
 
 
 def frame(rows: Sequence[BaseModel]) -> pd.DataFrame:
-    """Rows as a table, money as floats (Altair and Arrow take no Decimal)."""
+    """Rows as a table, money as floats (Vega and Arrow take no Decimal)."""
     records = [
-        {k: float(v) if isinstance(v, Decimal) else v for k, v in row.model_dump().items()}
-        for row in rows
+        {k: float(v) if isinstance(v, Decimal) else v for k, v in dict(row).items()} for row in rows
     ]
     return pd.DataFrame.from_records(records)
 
 
-def rate_by_model(quality: pd.DataFrame) -> alt.LayerChart:
+def rate_by_model(quality: pd.DataFrame) -> Chart:
     """Thumbs-up rate per model with its Wilson 95% interval and the counts behind it."""
     data = quality[quality["rated"] > 0].assign(
         counts=lambda d: d["thumbs_up"].astype(str) + " / " + d["rated"].astype(str)
     )
-    base = alt.Chart(data).encode(y=alt.Y("model:N", title=None, axis=LABELS))
+    y = field("model:N", title=None, axis=LABELS)
     tooltip = [
-        "model:N",
-        alt.Tooltip("thumbs_up_rate:Q", format=".1%", title="thumbs-up rate"),
-        alt.Tooltip("ci_low:Q", format=".1%", title="95% low"),
-        alt.Tooltip("ci_high:Q", format=".1%", title="95% high"),
-        "thumbs_up:Q",
-        "thumbs_down:Q",
+        field("model:N"),
+        field("thumbs_up_rate:Q", format=".1%", title="thumbs-up rate"),
+        field("ci_low:Q", format=".1%", title="95% low"),
+        field("ci_high:Q", format=".1%", title="95% high"),
+        field("thumbs_up:Q"),
+        field("thumbs_down:Q"),
     ]
-    bars = base.mark_bar(opacity=0.8).encode(
-        x=alt.X(
-            "thumbs_up_rate:Q",
-            title="thumbs-up rate (95% Wilson interval)",
-            scale=alt.Scale(domain=[0, 1]),
-            axis=alt.Axis(format="%"),
-        ),
-        tooltip=tooltip,
-    )
-    interval = base.mark_rule(strokeWidth=2, color="#212121").encode(x="ci_low:Q", x2="ci_high:Q")
-    labels = base.mark_text(align="left", dx=6).encode(x="ci_high:Q", text="counts:N")
-    return bars + interval + labels
+    bars = {
+        "mark": {"type": "bar", "opacity": 0.8},
+        "encoding": {
+            "y": y,
+            "x": field(
+                "thumbs_up_rate:Q",
+                title="thumbs-up rate (95% Wilson interval)",
+                scale={"domain": [0, 1]},
+                axis={"format": "%"},
+            ),
+            "tooltip": tooltip,
+        },
+    }
+    interval = {
+        "mark": {"type": "rule", "strokeWidth": 2, "color": "#212121"},
+        "encoding": {"y": y, "x": field("ci_low:Q"), "x2": {"field": "ci_high"}},
+    }
+    labels = {
+        "mark": {"type": "text", "align": "left", "dx": 6},
+        "encoding": {"y": y, "x": field("ci_high:Q"), "text": field("counts:N")},
+    }
+    return _chart(data, layer=[bars, interval, labels])
 
 
-def rate_over_time(points: pd.DataFrame) -> alt.Chart:
-    return (
-        alt.Chart(points, height=280)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("bucket:T", axis=time_axis(points)),
-            y=alt.Y(
+def rate_over_time(points: pd.DataFrame) -> Chart:
+    return _chart(
+        points,
+        height=280,
+        mark={"type": "line", "point": True},
+        encoding={
+            "x": field("bucket:T", axis=time_axis(points)),
+            "y": field(
                 "thumbs_up_rate:Q",
                 title="thumbs-up rate",
-                axis=alt.Axis(format=".0%"),
-                scale=alt.Scale(domain=[0, 1]),
+                axis={"format": ".0%"},
+                scale={"domain": [0, 1]},
             ),
-            color=alt.Color("model:N", title="model"),
-            tooltip=[
-                "bucket:T",
-                "model:N",
-                alt.Tooltip("thumbs_up_rate:Q", format=".1%"),
-                "thumbs_up:Q",
-                "rated:Q",
+            "color": field("model:N", title="model"),
+            "tooltip": [
+                field("bucket:T"),
+                field("model:N"),
+                field("thumbs_up_rate:Q", format=".1%"),
+                field("thumbs_up:Q"),
+                field("rated:Q"),
             ],
-        )
+        },
     )
 
 
-def by_template(templates: pd.DataFrame) -> alt.Chart:
-    return (
-        alt.Chart(templates)
-        .transform_fold(["thumbs_up", "thumbs_down"], as_=["feedback", "count"])
-        .mark_bar()
-        .encode(
-            y=alt.Y("label:N", title=None, sort="-x", axis=LABELS),
-            x=alt.X("count:Q", title="rated outputs", axis=alt.Axis(format="d")),
-            color=alt.Color(
+def by_template(templates: pd.DataFrame) -> Chart:
+    return _chart(
+        templates,
+        transform=[{"fold": ["thumbs_up", "thumbs_down"], "as": ["feedback", "count"]}],
+        mark={"type": "bar"},
+        encoding={
+            "y": field("label:N", title=None, sort="-x", axis=LABELS),
+            "x": field("count:Q", title="rated outputs", axis={"format": "d"}),
+            "color": field(
                 "feedback:N",
-                scale=alt.Scale(domain=["thumbs_up", "thumbs_down"], range=["#43a047", "#e53935"]),
+                scale={"domain": ["thumbs_up", "thumbs_down"], "range": ["#43a047", "#e53935"]},
             ),
-            tooltip=["label:N", "feedback:N", "count:Q", "outputs:Q"],
-        )
+            "tooltip": [
+                field("label:N"),
+                field("feedback:N"),
+                field("count:Q"),
+                field("outputs:Q"),
+            ],
+        },
     )
 
 
-def volume_by_status(volume: pd.DataFrame) -> alt.Chart:
-    return (
-        alt.Chart(volume, height=280)
-        .mark_bar()
-        .encode(
-            x=alt.X("bucket:T", axis=time_axis(volume)),
-            y=alt.Y("outputs:Q", title="outputs created", stack=True),
-            color=alt.Color("status:N", title="status", scale=STATUS_COLORS),
-            tooltip=["bucket:T", "status:N", "outputs:Q"],
-        )
+def volume_by_status(volume: pd.DataFrame) -> Chart:
+    return _chart(
+        volume,
+        height=280,
+        mark={"type": "bar"},
+        encoding={
+            "x": field("bucket:T", axis=time_axis(volume)),
+            "y": field("outputs:Q", title="outputs created", stack=True),
+            "color": field("status:N", title="status", scale=STATUS_COLORS),
+            "tooltip": [field("bucket:T"), field("status:N"), field("outputs:Q")],
+        },
     )
 
 
-def failure_rate(quality: pd.DataFrame) -> alt.Chart:
-    return (
-        alt.Chart(quality.dropna(subset=["failure_rate"]))
-        .mark_bar(color="#e53935")
-        .encode(
-            y=alt.Y("model:N", title=None, axis=LABELS),
-            x=alt.X(
+def failure_rate(quality: pd.DataFrame) -> Chart:
+    return _chart(
+        quality.dropna(subset=["failure_rate"]),
+        mark={"type": "bar", "color": "#e53935"},
+        encoding={
+            "y": field("model:N", title=None, axis=LABELS),
+            "x": field(
                 "failure_rate:Q",
                 title="failed / finished (cancelled left out)",
-                axis=alt.Axis(format=".0%"),
+                axis={"format": ".0%"},
             ),
-            tooltip=[
-                "model:N",
-                alt.Tooltip("failure_rate:Q", format=".1%", title="failure rate"),
-                "failed:Q",
-                "completed:Q",
-                "cancelled:Q",
+            "tooltip": [
+                field("model:N"),
+                field("failure_rate:Q", format=".1%", title="failure rate"),
+                field("failed:Q"),
+                field("completed:Q"),
+                field("cancelled:Q"),
             ],
-        )
+        },
     )
 
 
-def latency(quality: pd.DataFrame) -> alt.Chart:
-    return (
-        alt.Chart(quality.dropna(subset=["latency_p50_ms"]))
-        .transform_fold(["latency_p50_ms", "latency_p95_ms"], as_=["percentile", "ms"])
-        .transform_calculate(seconds="datum.ms / 1000")
-        .mark_bar()
-        .encode(
-            y=alt.Y("model:N", title=None, axis=LABELS),
-            yOffset="percentile:N",
-            x=alt.X("seconds:Q", title="latency (s)"),
-            color=alt.Color(
+def latency(quality: pd.DataFrame) -> Chart:
+    return _chart(
+        quality.dropna(subset=["latency_p50_ms"]),
+        transform=[
+            {"fold": ["latency_p50_ms", "latency_p95_ms"], "as": ["percentile", "ms"]},
+            {"calculate": "datum.ms / 1000", "as": "seconds"},
+        ],
+        mark={"type": "bar"},
+        encoding={
+            "y": field("model:N", title=None, axis=LABELS),
+            "yOffset": field("percentile:N"),
+            "x": field("seconds:Q", title="latency (s)"),
+            "color": field(
                 "percentile:N",
-                scale=alt.Scale(
-                    domain=["latency_p50_ms", "latency_p95_ms"], range=["#64b5f6", "#1565c0"]
-                ),
-                legend=alt.Legend(labelExpr="datum.label == 'latency_p50_ms' ? 'p50' : 'p95'"),
+                scale={
+                    "domain": ["latency_p50_ms", "latency_p95_ms"],
+                    "range": ["#64b5f6", "#1565c0"],
+                },
+                legend={"labelExpr": "datum.label == 'latency_p50_ms' ? 'p50' : 'p95'"},
             ),
-            tooltip=["model:N", "percentile:N", alt.Tooltip("seconds:Q", format=".2f")],
-        )
+            "tooltip": [field("model:N"), field("percentile:N"), field("seconds:Q", format=".2f")],
+        },
     )
 
 
-def money(quality: pd.DataFrame, field: str, title: str) -> alt.Chart:
-    return (
-        alt.Chart(quality.dropna(subset=[field]))
-        .mark_bar(color="#8e24aa")
-        .encode(
-            y=alt.Y("model:N", title=None, axis=LABELS),
-            x=alt.X(f"{field}:Q", title=title, axis=alt.Axis(format="$.4~f")),
-            tooltip=["model:N", alt.Tooltip(f"{field}:Q", format="$.6f")],
-        )
+def money(quality: pd.DataFrame, column: str, title: str) -> Chart:
+    return _chart(
+        quality.dropna(subset=[column]),
+        mark={"type": "bar", "color": "#8e24aa"},
+        encoding={
+            "y": field("model:N", title=None, axis=LABELS),
+            "x": field(f"{column}:Q", title=title, axis={"format": "$.4~f"}),
+            "tooltip": [field("model:N"), field(f"{column}:Q", format="$.6f")],
+        },
     )
 
 
-def leaderboard_rates(board: pd.DataFrame) -> alt.LayerChart:
+def leaderboard_rates(board: pd.DataFrame) -> Chart:
     """The leaderboard's thumbs-up rate per model with its Wilson interval (as rate_by_model)."""
     return rate_by_model(
         board.rename(columns={"wilson_low": "ci_low", "wilson_high": "ci_high"}).assign(
@@ -184,43 +245,59 @@ def leaderboard_rates(board: pd.DataFrame) -> alt.LayerChart:
     )
 
 
-def cost_over_time(points: pd.DataFrame, by: str, title: str) -> alt.Chart:
-    """Cost per time bucket as bars stacked by `by` (a column: model or user_name)."""
-    return (
-        alt.Chart(points, height=280)
-        .mark_bar()
-        .encode(
-            x=alt.X("bucket:T", axis=time_axis(points)),
-            y=alt.Y("sum(cost):Q", title="cost ($)", stack=True, axis=alt.Axis(format="$.4~f")),
-            color=alt.Color(f"{by}:N", title=title),
-            tooltip=[
-                alt.Tooltip("bucket:T", title="from"),
-                alt.Tooltip(f"{by}:N", title=title),
-                alt.Tooltip("sum(cost):Q", format="$.6f", title="cost"),
-                alt.Tooltip("sum(outputs):Q", title="outputs"),
-            ],
-        )
+def cost_by(points: Sequence[CostPoint], by: str) -> pd.DataFrame:
+    """Cost and outputs per time bucket and `by` ("model" or "user_name"), summed from the
+    points per bucket, model and user: one row per bar segment."""
+    totals: dict[tuple[Any, str], list[float]] = {}
+    for point in points:
+        summed = totals.setdefault((point.bucket, getattr(point, by)), [0.0, 0])
+        summed[0] += float(point.cost)
+        summed[1] += point.outputs
+    return pd.DataFrame.from_records(
+        [(bucket, name, cost, n) for (bucket, name), (cost, n) in totals.items()],
+        columns=["bucket", by, "cost", "outputs"],
     )
 
 
-def throughput(points: pd.DataFrame) -> alt.Chart:
+def cost_over_time(points: pd.DataFrame, by: str, title: str) -> Chart:
+    """Cost per time bucket as bars stacked by `by` (a column of cost_by: model or user_name)."""
+    return _chart(
+        points,
+        height=280,
+        mark={"type": "bar"},
+        encoding={
+            "x": field("bucket:T", axis=time_axis(points)),
+            "y": field("sum(cost):Q", title="cost ($)", stack=True, axis={"format": "$.4~f"}),
+            "color": field(f"{by}:N", title=title),
+            "tooltip": [
+                field("bucket:T", title="from"),
+                field(f"{by}:N", title=title),
+                field("sum(cost):Q", format="$.6f", title="cost"),
+                field("sum(outputs):Q", title="outputs"),
+            ],
+        },
+    )
+
+
+def throughput(points: pd.DataFrame) -> Chart:
     """Jobs queued, succeeded and failed per hour."""
     names = {"deferred": "queued", "succeeded": "succeeded", "failed": "failed"}
-    return (
-        alt.Chart(points.assign(event=points["event"].map(names)), height=260)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("hour:T", title=None),
-            y=alt.Y("jobs:Q", title="jobs per hour"),
-            color=alt.Color(
+    return _chart(
+        points.assign(event=points["event"].map(names)),
+        height=260,
+        mark={"type": "line", "point": True},
+        encoding={
+            "x": field("hour:T", title=None),
+            "y": field("jobs:Q", title="jobs per hour"),
+            "color": field(
                 "event:N",
-                scale=alt.Scale(
-                    domain=["queued", "succeeded", "failed"],
-                    range=["#1e88e5", "#43a047", "#e53935"],
-                ),
+                scale={
+                    "domain": ["queued", "succeeded", "failed"],
+                    "range": ["#1e88e5", "#43a047", "#e53935"],
+                },
             ),
-            tooltip=["hour:T", "event:N", "jobs:Q"],
-        )
+            "tooltip": [field("hour:T"), field("event:N"), field("jobs:Q")],
+        },
     )
 
 

@@ -88,7 +88,12 @@ if requested:
                 answer_card(now, output)
         return any(o.status in ui.ACTIVE for o in now.outputs)
 
-    ui.live(f"compare:{view.comparison_id}", answers, every=1.5)
+    ui.live(
+        f"compare:{view.comparison_id}",
+        answers,
+        every=1.5,
+        active=any(o.status in ui.ACTIVE for o in view.outputs),
+    )
 
     if view.picked:
         winner = view.winner_output_id

@@ -7,11 +7,12 @@ figures); arguments starting with `_` are not hashed. Writers clear what they ch
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import streamlit as st
 from psycopg_pool import ConnectionPool
 
+from dashboard import charts
 from db.pool import sync_pool
 from tasks import accounts, admin, analytics, batches, budgets, catalog, compare, templates
 from tasks import agents as agent_cases
@@ -21,7 +22,16 @@ if TYPE_CHECKING:
     from datetime import datetime
     from decimal import Decimal
 
+    import pandas as pd
+
     from db.models import Agent, User
+
+
+class CostTables(NamedTuple):
+    """Cost and outputs per time bucket, by model and by user (charts.cost_by)."""
+
+    by_model: pd.DataFrame
+    by_user: pd.DataFrame
 
 
 def _db_wait_seconds() -> float:
@@ -121,10 +131,11 @@ def feedback_csv(_pool: ConnectionPool, viewer: User, flt: OutputFilter) -> str:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def cost_over_time(
-    _pool: ConnectionPool, viewer: User, flt: OutputFilter
-) -> list[analytics.CostPoint]:
-    return analytics.cost_over_time(_pool, viewer, flt)
+def cost_over_time(_pool: ConnectionPool, viewer: User, flt: OutputFilter) -> CostTables:
+    """Cost per time bucket by model and by user. Kept summed: over a month of many users the
+    points per bucket, model and user run to thousands, slow to read back from the cache."""
+    points = analytics.cost_over_time(_pool, viewer, flt)
+    return CostTables(charts.cost_by(points, "model"), charts.cost_by(points, "user_name"))
 
 
 @st.cache_data(ttl=60, show_spinner=False)

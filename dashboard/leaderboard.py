@@ -137,7 +137,7 @@ st.dataframe(
 
 st.subheader(":material/thumb_up: Thumbs-up rate with its 95% interval", anchor=False)
 if board["wilson_low"].notna().any():
-    st.altair_chart(charts.leaderboard_rates(board), width="stretch")
+    charts.draw(charts.leaderboard_rates(board))
 else:
     st.caption("No rated outputs in this range yet.")
 

@@ -85,7 +85,7 @@ if output.status in ui.ACTIVE:
             )
         return now.status in ui.ACTIVE
 
-    ui.live(f"output:{output.id}", progress, every=1.5)
+    ui.live(f"output:{output.id}", progress, every=1.5, active=True)
 
 figures = st.columns(6)
 figures[0].metric("Prompt tokens", ui.number(output.prompt_tokens))

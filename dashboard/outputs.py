@@ -4,7 +4,7 @@ opens its output. The list refreshes itself while a job on it is pending or proc
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
@@ -15,6 +15,9 @@ from tasks import submit as jobs
 from tasks.analytics import FEEDBACK_VALUES, STATUSES, period
 from tasks.errors import InvalidInput
 from tasks.formats import FORMATS
+
+if TYPE_CHECKING:
+    from db.models import LLMOutput
 
 PAGE_SIZE = 20  # the table shows a whole page: no scrolling inside it
 # Widths in pixels, with the user column (admins) at most 1,000: the content width of the wide
@@ -129,8 +132,19 @@ if st.session_state.get("outputs_signature") != signature:
 cursors: list[int | None] = st.session_state["outputs_cursors"]
 
 
+def read_page() -> list[LLMOutput]:
+    """The outputs of the current page, and the first of the next (whether there is one)."""
+    return jobs.list_outputs(pool, user, **filters, before_id=cursors[-1], limit=PAGE_SIZE + 1)
+
+
+# Read before the table is drawn, so the refresh starts with this run when a job on the page is
+# still running; the table's own refreshes read again.
+read_now = [read_page()]
+active_now = any(o.status in ui.ACTIVE for o in read_now[0][:PAGE_SIZE])
+
+
 def table() -> bool:
-    page = jobs.list_outputs(pool, user, **filters, before_id=cursors[-1], limit=PAGE_SIZE + 1)
+    page = read_now.pop() if read_now else read_page()
     has_next, page = len(page) > PAGE_SIZE, page[:PAGE_SIZE]
     if not page:
         if len(cursors) == 1:
@@ -200,4 +214,4 @@ def table() -> bool:
     return any(o.status in ui.ACTIVE for o in page)
 
 
-ui.live("outputs", table, every=2.0)
+ui.live("outputs", table, every=2.0, active=active_now)

@@ -92,7 +92,7 @@ def overview() -> None:
         empty.next_step(pool, user, "No jobs yet.", key="queues", icon=":material/stacks:")
     st.subheader(f":material/speed: Throughput, last {hours} hours", anchor=False)
     if data.throughput:
-        st.altair_chart(charts.throughput(charts.frame(data.throughput)), width="stretch")
+        charts.draw(charts.throughput(charts.frame(data.throughput)))
     else:
         st.caption("No job queued or finished in this window.")
     left, right = st.columns(2, gap="large")

@@ -341,8 +341,8 @@ def test_time_axes_name_their_buckets():
 
     hours = pd.DataFrame({"bucket": [datetime(2026, 3, 1, 9, tzinfo=UTC)]})
     days = pd.DataFrame({"bucket": [datetime(2026, 3, 1, tzinfo=UTC)]})
-    assert charts.time_axis(hours).to_dict()["title"] == "created, per hour (UTC)"
-    assert charts.time_axis(days).to_dict() == {
+    assert charts.time_axis(hours)["title"] == "created, per hour (UTC)"
+    assert charts.time_axis(days) == {
         "title": "created, per day (UTC)",
         "format": "%b %d",
         "labelAngle": -30,

@@ -55,6 +55,29 @@ def test_outputs_are_paged_by_keyset(app_as, pool, analyst):
     assert len(_listed(at)) == 20
 
 
+def test_a_pending_output_refreshes_the_list_from_the_first_run(app_as, pool, analyst, monkeypatch):
+    """The page reads its rows once: the refresh starts without a second run of the page."""
+    done = create_test_llm_output(pool, analyst).id
+    waiting = create_test_llm_output(pool, analyst, status="pending").id
+    reads = []
+    real = jobs.list_outputs
+    monkeypatch.setattr(jobs, "list_outputs", lambda *a, **k: reads.append(1) or real(*a, **k))
+
+    at = app_as(analyst, OUTPUTS)
+    assert not at.exception
+    assert _listed(at) == [waiting, done]
+    assert at.session_state["live:outputs"] is True
+    assert len(reads) == 1
+
+    with pool.connection() as conn:
+        conn.execute(
+            "UPDATE llm_outputs SET status = 'completed', completed_at = now() WHERE id = %s",
+            (waiting,),
+        )
+    at.run()
+    assert at.session_state["live:outputs"] is False
+
+
 def test_an_output_row_is_recognisable(app_as, pool, analyst, admin):
     long_context = {"concept": "recursion", "audience": "a child", "notes": "x" * 200}
     done = create_test_llm_output(
