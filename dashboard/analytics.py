@@ -1,6 +1,7 @@
 """Analytics: how good the answers are (thumbs-up rate per model with its confidence, over time,
 per template), how many outputs and failures, how fast and how costly. Analysts see their own
-outputs; admins everyone's or one user's."""
+outputs; admins everyone's or one user's. The key figures head the page; below them one view at
+a time (quality, volume and speed, cost), so a page shows a few charts rather than ten."""
 
 from __future__ import annotations
 
@@ -86,106 +87,127 @@ kpis[6].metric(
     "reused an answer (within the filters above)",
 )
 kpis[6].caption(f"{cache.hits:,} of {cache.eligible:,} that asked for the cache")
-offline = {m.name for m in deps.usable_models() if m.offline}
-no_cost = analytics.zero_cost_reason(total.cost, [r.model for r in quality_rows], offline)
-
-st.subheader(":material/thumb_up: Thumbs-up rate by model", anchor=False)
-if total.rated:
-    charts.draw(charts.rate_by_model(quality))
-else:
-    st.caption("No rated outputs in this range yet.")
-RATES = ["thumbs_up_rate", "ci_low", "ci_high", "failure_rate"]
-st.dataframe(
-    quality[
-        [
-            "model",
-            "outputs",
-            "rated",
-            "thumbs_up",
-            "thumbs_down",
-            *RATES,
-            "completed",
-            "failed",
-            "cancelled",
-            "latency_p50_ms",
-            "latency_p95_ms",
-            "cost",
-            "cost_per_thumbs_up",
-        ]
-    ].assign(**{rate: quality[rate] * 100 for rate in RATES}),
-    hide_index=True,
-    key="analytics_by_model",
-    column_config={
-        "thumbs_up_rate": st.column_config.NumberColumn(
-            "thumbs-up rate", format="%.1f %%", help="thumbs up / rated"
-        ),
-        "ci_low": st.column_config.NumberColumn("95% low", format="%.1f %%"),
-        "ci_high": st.column_config.NumberColumn("95% high", format="%.1f %%"),
-        "failure_rate": st.column_config.NumberColumn(
-            "failure rate",
-            format="%.1f %%",
-            help="failed / (completed + failed): cancelled outputs are left out",
-        ),
-        "latency_p50_ms": st.column_config.NumberColumn("p50 (ms)", format="%.0f"),
-        "latency_p95_ms": st.column_config.NumberColumn("p95 (ms)", format="%.0f"),
-        "cost": st.column_config.NumberColumn("cost ($)", format="%.6f"),
-        "cost_per_thumbs_up": st.column_config.NumberColumn("$ per thumbs up", format="%.6f"),
-    },
+VIEWS = {
+    "quality": ":material/thumb_up: Quality",
+    "operations": ":material/speed: Volume and speed",
+    "cost": ":material/payments: Cost",
+}
+view = st.radio(
+    "Show",
+    list(VIEWS),
+    format_func=VIEWS.__getitem__,
+    horizontal=True,
+    key="analytics_view",
+    label_visibility="collapsed",
 )
 
-left, right = st.columns(2, gap="large")
-with left:
-    st.subheader(":material/timeline: Thumbs-up rate over time", anchor=False)
-    over_time = deps.feedback_over_time(pool, user, flt)
-    if over_time:
-        charts.draw(charts.rate_over_time(charts.frame(over_time)))
+
+def quality_view() -> None:
+    st.subheader(":material/thumb_up: Thumbs-up rate by model", anchor=False)
+    if total.rated:
+        charts.draw(charts.rate_by_model(quality))
     else:
         st.caption("No rated outputs in this range yet.")
-with right:
-    st.subheader(":material/description: By template", anchor=False)
-    top = st.slider("Top templates", 3, 25, 10, key="analytics_top")
-    templates = deps.top_templates(pool, user, flt, top)
-    if templates:
-        charts.draw(charts.by_template(charts.frame(templates)))
-    else:
-        st.caption("No rated outputs in this range yet.")
+    RATES = ["thumbs_up_rate", "ci_low", "ci_high", "failure_rate"]
+    st.dataframe(
+        quality[
+            [
+                "model",
+                "outputs",
+                "rated",
+                "thumbs_up",
+                "thumbs_down",
+                *RATES,
+                "completed",
+                "failed",
+                "cancelled",
+                "latency_p50_ms",
+                "latency_p95_ms",
+                "cost",
+                "cost_per_thumbs_up",
+            ]
+        ].assign(**{rate: quality[rate] * 100 for rate in RATES}),
+        hide_index=True,
+        key="analytics_by_model",
+        column_config={
+            "thumbs_up_rate": st.column_config.NumberColumn(
+                "thumbs-up rate", format="%.1f %%", help="thumbs up / rated"
+            ),
+            "ci_low": st.column_config.NumberColumn("95% low", format="%.1f %%"),
+            "ci_high": st.column_config.NumberColumn("95% high", format="%.1f %%"),
+            "failure_rate": st.column_config.NumberColumn(
+                "failure rate",
+                format="%.1f %%",
+                help="failed / (completed + failed): cancelled outputs are left out",
+            ),
+            "latency_p50_ms": st.column_config.NumberColumn("p50 (ms)", format="%.0f"),
+            "latency_p95_ms": st.column_config.NumberColumn("p95 (ms)", format="%.0f"),
+            "cost": st.column_config.NumberColumn("cost ($)", format="%.6f"),
+            "cost_per_thumbs_up": st.column_config.NumberColumn("$ per thumbs up", format="%.6f"),
+        },
+    )
 
-left, right = st.columns(2, gap="large")
-with left:
-    st.subheader(":material/stacked_bar_chart: Volume by status", anchor=False)
-    charts.draw(charts.volume_by_status(charts.frame(deps.volume_over_time(pool, user, flt))))
-with right:
-    st.subheader(":material/error: Failure rate by model", anchor=False)
-    charts.draw(charts.failure_rate(quality))
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.subheader(":material/timeline: Thumbs-up rate over time", anchor=False)
+        over_time = deps.feedback_over_time(pool, user, flt)
+        if over_time:
+            charts.draw(charts.rate_over_time(charts.frame(over_time)))
+        else:
+            st.caption("No rated outputs in this range yet.")
+    with right:
+        st.subheader(":material/description: By template", anchor=False)
+        top = st.slider("Top templates", 3, 25, 10, key="analytics_top")
+        templates = deps.top_templates(pool, user, flt, top)
+        if templates:
+            charts.draw(charts.by_template(charts.frame(templates)))
+        else:
+            st.caption("No rated outputs in this range yet.")
 
-left, right = st.columns(2, gap="large")
-with left:
+
+def operations_view() -> None:
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.subheader(":material/stacked_bar_chart: Volume by status", anchor=False)
+        volume = deps.volume_over_time(pool, user, flt)
+        charts.draw(charts.volume_by_status(charts.frame(volume)))
+    with right:
+        st.subheader(":material/error: Failure rate by model", anchor=False)
+        charts.draw(charts.failure_rate(quality))
     st.subheader(":material/timer: Latency p50 / p95 by model", anchor=False)
     charts.draw(charts.latency(quality))
-with right:
+
+
+def cost_view() -> None:
+    offline = {m.name for m in deps.usable_models() if m.offline}
+    no_cost = analytics.zero_cost_reason(total.cost, [r.model for r in quality_rows], offline)
     st.subheader(":material/payments: Cost by model", anchor=False)
     if no_cost:
         st.caption(no_cost)
     else:
-        charts.draw(charts.money(quality, "cost", "cost ($)"))
-        charts.draw(charts.money(quality, "cost_per_thumbs_up", "cost per thumbs up ($)"))
+        left, right = st.columns(2, gap="large")
+        charts.draw(charts.money(quality, "cost", "cost ($)"), left)
+        charts.draw(charts.money(quality, "cost_per_thumbs_up", "cost per thumbs up ($)"), right)
 
-st.subheader(":material/bar_chart: Cost over time", anchor=False)
-spent, budget = deps.month_spend(pool, user), user.monthly_budget
-spend = st.columns(3)
-spend[0].metric("Your spend this month", ui.dollars(spent), help="Since the 1st, UTC")
-spend[1].metric("Your monthly budget", "none" if budget is None else f"${budget:,.2f}")
-if budget is not None:
-    spend[2].metric("Left this month", f"${max(budget - spent, 0):,.2f}")
-costs = deps.cost_over_time(pool, user, flt)
-if no_cost or not costs.by_model["cost"].any():
-    st.caption(no_cost or "No cost recorded in this range.")
-elif user.is_admin:
-    left, right = st.columns(2, gap="large")
-    charts.draw(charts.cost_over_time(costs.by_model, "model", "model"), left)
-    charts.draw(charts.cost_over_time(costs.by_user, "user_name", "user"), right)
-else:
-    charts.draw(charts.cost_over_time(costs.by_model, "model", "model"))
+    st.subheader(":material/bar_chart: Cost over time", anchor=False)
+    spent, budget = deps.month_spend(pool, user), user.monthly_budget
+    spend = st.columns(3)
+    spend[0].metric("Your spend this month", ui.dollars(spent), help="Since the 1st, UTC")
+    spend[1].metric("Your monthly budget", "none" if budget is None else f"${budget:,.2f}")
+    if budget is not None:
+        spend[2].metric("Left this month", f"${max(budget - spent, 0):,.2f}")
+    costs = deps.cost_over_time(pool, user, flt)
+    if no_cost or not costs.by_model["cost"].any():
+        st.caption(no_cost or "No cost recorded in this range.")
+    elif user.is_admin:
+        left, right = st.columns(2, gap="large")
+        charts.draw(charts.cost_over_time(costs.by_model, "model", "model"), left)
+        charts.draw(charts.cost_over_time(costs.by_user, "user_name", "user"), right)
+    else:
+        charts.draw(charts.cost_over_time(costs.by_model, "model", "model"))
+
+
+{"quality": quality_view, "operations": operations_view, "cost": cost_view}[view]()
 
 st.download_button(
     "Download the feedback (CSV)",

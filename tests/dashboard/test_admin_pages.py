@@ -46,7 +46,13 @@ def test_analytics_page_figures_per_viewer(app_as, pool, analyst, other_analyst,
     assert row["failure_rate"] == pytest.approx(100 / 5)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Outputs"] == "5" and metrics["Thumbs-up rate"] == "66.7 %"
-    assert len(at.get("vega_lite_chart")) >= 6
+    # one view at a time: quality first, then volume and speed, then cost
+    drawn = {"quality": len(at.get("vega_lite_chart"))}
+    for view in ("operations", "cost"):
+        at.radio(key="analytics_view").set_value(view).run()
+        assert not at.exception
+        drawn[view] = len(at.get("vega_lite_chart"))
+    assert drawn["quality"] == 3 and drawn["operations"] == 3, drawn
     assert [b.label for b in at.get("download_button")] == ["Download the feedback (CSV)"]
 
     at = app_as(admin, ANALYTICS)
@@ -166,6 +172,8 @@ def test_analytics_rates_show_their_basis_and_cancelled_is_not_a_failure(app_as,
     assert (row["failed"], row["cancelled"]) == (1, 1)
     assert row["failure_rate"] == pytest.approx(100 / 7)
     # the offline model costs nothing: said in words, not drawn as empty $0 charts
+    at.radio(key="analytics_view").set_value("cost").run()
+    assert not at.exception
     assert "used offline models, which cost nothing" in _captions(at)
     assert not [
         c for c in at.get("vega_lite_chart") if "cost" in json.dumps(json.loads(c.proto.spec))
