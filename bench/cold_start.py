@@ -18,7 +18,6 @@ Medians over the repeats. Goals: `llmjobs submit` ≤ 0.6 s and ≤ 80 MiB.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -90,23 +89,24 @@ def _worker(url: str, pool: object, user: object, index: int) -> tuple[float, fl
 
 
 def _cli(url: str, *args: str) -> tuple[float, float, str]:
-    """Seconds and peak MiB of one `llmjobs` command, and what it printed."""
+    """Seconds and peak MiB of one `llmjobs` command, and what it printed. The peak is GNU
+    time's (the maximum resident size of the command itself: a child forked from this big
+    process would count the parent's pages it shares)."""
     env = {**common.bench_env(url), "PYTHONPATH": str(common.ROOT)}
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(common.LLMJOBS), *args],
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", str(common.LLMJOBS), *args],
         env=env,
         cwd=common.ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"llmjobs {' '.join(args)} exited {proc.returncode}")
-    return seconds, usage.ru_maxrss / 1024, out
+    if done.returncode != 0:
+        raise RuntimeError(f"llmjobs {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    peak_kib = int(done.stderr.strip().splitlines()[-1])
+    return seconds, peak_kib / 1024, done.stdout
 
 
 def _import_seconds(module: str) -> float:
