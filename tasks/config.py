@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     database_url: str = Field("", validation_alias="DATABASE_URL")
     # Off: litellm is used through its public API alone (see tasks/models.py, "fast paths").
     litellm_fast_path: bool = True
+    # Off: procrastinate's own worker and job manager (see tasks/queue.py, "fast paths").
+    worker_fast_path: bool = True
 
     @field_validator("log_level", "openai_compatible_client", mode="before")
     @classmethod

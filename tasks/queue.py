@@ -89,6 +89,54 @@ def fetchers_for(concurrency: int) -> int:
 # The most jobs one fetch takes, however many slots are free.
 FETCH_BATCH = 50
 
+# Fast paths: what this module takes from procrastinate beyond its public API (the versions
+# pyproject.toml allows, checked by tests/integration/test_procrastinate_contract.py), for a
+# worker that takes its free slots in one statement and finishes concurrent jobs together:
+# - the Worker's private fetch loop and state, which LLMJobsWorker replaces and uses;
+# - App._worker, which builds it;
+# - procrastinate's versioned SQL functions, which our statements call.
+# When one is gone the worker falls back to procrastinate's own behaviour with one WARNING;
+# LLMJOBS_WORKER_FAST_PATH=0 uses procrastinate's own worker and job manager throughout.
+WORKER_INTERNALS = (
+    "_fetch_and_process_jobs",
+    "_process_job",
+    "_stop_event",
+    "_job_semaphore",
+    "_new_job_event",
+    "_running_jobs",
+    "_job_ids_to_abort",
+)
+PROCRASTINATE_FUNCTIONS = (
+    "procrastinate_fetch_job_v2",
+    "procrastinate_finish_job_v1",
+    "procrastinate_defer_jobs_v1",
+    "procrastinate_cancel_job_v1",
+)
+_warned: set[str] = set()
+
+
+def _fallback(what: str, detail: str) -> None:
+    """Log once per process that a fast path is gone and procrastinate's own behaviour is used."""
+    if what in _warned:
+        return
+    _warned.add(what)
+    log.warning(
+        "worker fast path unavailable; using procrastinate's own behaviour",
+        fast_path=what,
+        detail=detail,
+        procrastinate_version=procrastinate.__version__,
+    )
+
+
+def fast_path() -> bool:
+    """Whether the worker's fast paths are on (LLMJOBS_WORKER_FAST_PATH, on by default)."""
+    return get_settings().worker_fast_path
+
+
+def missing_internals(worker: procrastinate.worker.Worker) -> list[str]:
+    """The private parts of procrastinate's Worker that LLMJobsWorker uses and this one lacks."""
+    return [name for name in WORKER_INTERNALS if not hasattr(worker, name)]
+
 # In a job's context (additional_context) when the worker keeps succeeded jobs (delete_jobs
 # "never", the default) and its job manager is LLMJobsJobManager: the job may finish itself as
 # succeeded in the statement that stores its answer (see finished_in_job).
@@ -125,7 +173,9 @@ class LLMJobsJobManager(manager.JobManager):
         except ConnectorException as exc:
             if not isinstance(exc.__cause__, psycopg.errors.UndefinedFunction):
                 raise
-            # a database not yet migrated: one job per fetch, as procrastinate does
+            # a database not yet migrated, or a procrastinate without the versioned function
+            # ours calls: one job per fetch, as procrastinate does
+            _fallback("batched_fetch", str(exc.__cause__).splitlines()[0])
             job = await self.fetch_job(queues=queues, worker_id=worker_id)
             return [job] if job else []
         for row in rows:
@@ -282,16 +332,27 @@ class LLMJobsApp(procrastinate.App):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self.job_manager = LLMJobsJobManager(connector=self.connector)
+        if fast_path():
+            self.job_manager = LLMJobsJobManager(connector=self.connector)
 
     def _worker(self, **kwargs: Any) -> procrastinate.worker.Worker:
-        return LLMJobsWorker(app=self, **{**self.worker_defaults, **kwargs})
+        options = {**self.worker_defaults, **kwargs}
+        if not fast_path():
+            return procrastinate.worker.Worker(app=self, **options)
+        worker = LLMJobsWorker(app=self, **options)
+        missing = missing_internals(worker)
+        if missing:
+            _fallback("worker", f"procrastinate's Worker has no {', '.join(missing)}")
+            return procrastinate.worker.Worker(app=self, **options)
+        return worker
 
     async def run_worker_async(self, **kwargs: Any) -> None:
         self.perform_import_paths()
         from tasks.models import install_call_executor, served_models  # litellm: workers only
 
         install_call_executor(asyncio.get_running_loop())
+        if fast_path():
+            await _check_functions(self.connector)
         served = served_models()
         _freeze_what_lasts()
         install_handlers = kwargs.pop("install_signal_handlers", True)
@@ -329,6 +390,20 @@ class LLMJobsApp(procrastinate.App):
                 with suppress(Exception):  # drop the connections the outage broke
                     await self.connector.pool.check()
                 delay = min(delay * 2, 30.0)
+
+
+async def _check_functions(connector: Any) -> None:
+    """Warn once when procrastinate's schema lacks a versioned function our statements call
+    (the statements then fall back to procrastinate's own, one job at a time)."""
+    try:
+        rows = await connector.execute_query_all_async(
+            query=queries["procrastinate_functions"], names=list(PROCRASTINATE_FUNCTIONS)
+        )
+    except (ConnectorException, psycopg.Error):  # no database yet: the worker reports it
+        return
+    missing = sorted(set(PROCRASTINATE_FUNCTIONS) - {row["name"] for row in rows})
+    if missing:
+        _fallback("sql_functions", f"the database has no {', '.join(missing)}")
 
 
 async def _stop_when(event: asyncio.Event, worker: Any) -> None:

@@ -365,6 +365,10 @@ SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args,
   LEFT JOIN started s ON s.job_id = f.id
  ORDER BY f.ordinality
 
+-- procrastinate_functions --
+-- Which of procrastinate's versioned functions named in %(names)s the database has
+SELECT DISTINCT proname::text AS name FROM pg_proc WHERE proname = ANY(%(names)s)
+
 -- finish_jobs --
 -- procrastinate's finish_job for several jobs in one statement (one job once per call)
 SELECT procrastinate_finish_job_v1(f.job_id, f.status::procrastinate_job_status, f.delete_job)

@@ -1,0 +1,90 @@
+"""What tasks/queue.py takes from procrastinate beyond its public API (the worker's fast paths),
+checked against the installed procrastinate and a migrated database: a failure here names what
+a procrastinate release changed. When a part is gone the worker falls back to procrastinate's
+own behaviour with one WARNING; LLMJOBS_WORKER_FAST_PATH=0 uses procrastinate's own worker and
+job manager throughout, and jobs still run."""
+
+from __future__ import annotations
+
+import procrastinate
+import psycopg
+import structlog
+
+from tasks import queue
+from tasks import submit as jobs
+from tasks.config import get_settings
+
+
+def test_procrastinate_still_builds_its_worker_where_we_build_ours():
+    assert "_worker" in vars(procrastinate.App), "procrastinate.App._worker is gone"
+    assert callable(getattr(procrastinate.worker.Worker, "_fetch_and_process_jobs", None)), (
+        "procrastinate's Worker has no _fetch_and_process_jobs loop to replace"
+    )
+
+
+async def test_our_worker_finds_every_private_part_it_uses(opened_app):
+    worker = opened_app._worker(concurrency=2)
+    assert isinstance(worker, queue.LLMJobsWorker)
+    assert queue.missing_internals(worker) == []
+
+
+def test_the_database_has_the_versioned_functions_our_statements_call(database_url):
+    with psycopg.connect(database_url) as conn:
+        found = {
+            row[0]
+            for row in conn.execute(
+                "SELECT proname FROM pg_proc WHERE proname = ANY(%s)",
+                (list(queue.PROCRASTINATE_FUNCTIONS),),
+            )
+        }
+    assert sorted(set(queue.PROCRASTINATE_FUNCTIONS) - found) == []
+
+
+async def test_a_missing_part_gives_procrastinates_worker_and_one_warning(opened_app, monkeypatch):
+    monkeypatch.setattr(queue, "WORKER_INTERNALS", (*queue.WORKER_INTERNALS, "_gone_in_3_11"))
+    monkeypatch.setattr(queue, "_warned", set())
+    with structlog.testing.capture_logs() as logged:
+        built = [opened_app._worker(concurrency=2) for _ in range(2)]
+    assert all(type(w) is procrastinate.worker.Worker for w in built)
+    warnings = [e for e in logged if "fast path unavailable" in e["event"]]
+    assert len(warnings) == 1 and "_gone_in_3_11" in warnings[0]["detail"]
+
+
+async def test_a_missing_versioned_function_is_said_once(opened_app, monkeypatch):
+    monkeypatch.setattr(
+        queue, "PROCRASTINATE_FUNCTIONS", (*queue.PROCRASTINATE_FUNCTIONS, "procrastinate_x_v9")
+    )
+    monkeypatch.setattr(queue, "_warned", set())
+    with structlog.testing.capture_logs() as logged:
+        await queue._check_functions(opened_app.connector)
+        await queue._check_functions(opened_app.connector)
+    warnings = [e for e in logged if "fast path unavailable" in e["event"]]
+    assert len(warnings) == 1 and "procrastinate_x_v9" in warnings[0]["detail"]
+
+
+async def test_with_the_fast_paths_off_procrastinate_runs_the_jobs(
+    database_url, pool, analyst, opened_app, run_worker, monkeypatch
+):
+    monkeypatch.setenv("LLMJOBS_WORKER_FAST_PATH", "0")
+    get_settings.cache_clear()
+    try:
+        # an app made with the switch off keeps procrastinate's job manager
+        made = queue.LLMJobsApp(connector=procrastinate.PsycopgConnector(conninfo=database_url))
+        assert type(made.job_manager) is procrastinate.manager.JobManager
+        # the project's app (its tasks registered), as a process started with the switch off
+        monkeypatch.setattr(
+            opened_app, "job_manager", procrastinate.manager.JobManager(opened_app.connector)
+        )
+        assert type(opened_app._worker(concurrency=2)) is procrastinate.worker.Worker
+        subs = [
+            jobs.submit(
+                pool, user=analyst, template="Say {{n}}", context={"n": n}, model="offline/echo"
+            )
+            for n in range(5)
+        ]
+        await run_worker(concurrency=2)
+    finally:
+        get_settings.cache_clear()
+    outs = [jobs.get_output(pool, s.output_id, analyst) for s in subs]
+    assert [(o.status, o.attempts) for o in outs] == [("completed", 1)] * 5
+    assert all(o.raw_response and f"Say {n}" in o.raw_response for n, o in enumerate(outs))
