@@ -184,6 +184,7 @@ async def test_attempts_started_and_completed_together_keep_the_same_rules(
     ]
 
 
+@pytest.mark.fast_path
 async def test_answers_finish_their_jobs_in_the_same_statement(pool, analyst, opened_app):
     """An answer naming its job finishes it as succeeded with the answer, whether the answer is
     stored or came too late; a job that has ended makes the statement fail and store nothing."""

@@ -194,6 +194,7 @@ async def test_high_queue_runs_before_default_before_low(pool, analyst, run_work
     assert sent == ["say H", "say H2", "say D", "say L", "say L2"]
 
 
+@pytest.mark.fast_path
 @pytest.mark.parametrize(("fetchers", "most_at_once"), [("1", 1), ("4", 4)])
 async def test_fetch_loops_share_the_slots_and_run_each_job_once(
     pool, analyst, run_worker, opened_app, settings_env, monkeypatch, fetchers, most_at_once
@@ -237,6 +238,7 @@ async def test_fetch_loops_share_the_slots_and_run_each_job_once(
     assert sorted(llm_jobs_taken) == sorted(o.job_id for o in outs)
 
 
+@pytest.mark.fast_path
 async def test_a_fetch_takes_jobs_in_procrastinate_order_and_respects_locks(
     pool, analyst, opened_app
 ):
@@ -312,6 +314,7 @@ def slow_model():
         models.unregister_provider("slowstub")
 
 
+@pytest.mark.fast_path
 async def test_two_hundred_jobs_in_flight_share_a_pool_of_four(
     small_worker_pool, slow_model, pool, analyst, run_worker, opened_app
 ):
@@ -342,6 +345,7 @@ async def test_two_hundred_jobs_in_flight_share_a_pool_of_four(
     assert writes.start.items == 0
 
 
+@pytest.mark.fast_path
 async def test_a_fetch_starts_the_attempts_of_the_llm_jobs_it_takes(pool, analyst, opened_app):
     """The statement taking jobs also marks each LLM job's output processing for its next
     attempt; the job takes that start once. A second job of the same output, an output already
@@ -381,6 +385,7 @@ async def test_a_fetch_starts_the_attempts_of_the_llm_jobs_it_takes(pool, analys
     assert _output(pool, analyst, final).status == "completed"
 
 
+@pytest.mark.fast_path
 async def test_a_job_whose_output_its_fetch_could_not_see_still_runs(pool, analyst, opened_app):
     """The fetch takes a fresh snapshot for each job it takes, so it can take a job whose output
     was committed after the statement began, and which the statement's start of attempts does
@@ -415,6 +420,7 @@ async def test_a_job_whose_output_its_fetch_could_not_see_still_runs(pool, analy
     assert (out.status, out.attempts) == ("completed", 1)
 
 
+@pytest.mark.fast_path
 async def test_a_job_whose_fetch_started_its_output_runs_it_once(
     pool, analyst, run_worker, opened_app
 ):
@@ -457,6 +463,7 @@ def _record_finishes(manager, monkeypatch) -> list[int]:
     return finished
 
 
+@pytest.mark.fast_path
 async def test_a_job_records_its_success_with_its_answer(
     pool, analyst, run_worker, opened_app, monkeypatch
 ):
@@ -480,6 +487,7 @@ async def test_a_job_records_its_success_with_its_answer(
     assert [(r["status"], r["succeeded"]) for r in rows] == [("succeeded", 1)] * 12
 
 
+@pytest.mark.fast_path
 async def test_a_worker_deleting_succeeded_jobs_finishes_them_itself(
     pool, analyst, run_worker, opened_app, monkeypatch
 ):
@@ -498,6 +506,7 @@ async def test_a_worker_deleting_succeeded_jobs_finishes_them_itself(
     assert left == 0
 
 
+@pytest.mark.fast_path
 async def test_finishes_sent_together_fail_alone(pool, analyst, opened_app):
     """A batch of finishes holding a job that is no longer running: that finish fails with
     procrastinate's error, the others are recorded."""
@@ -526,6 +535,7 @@ async def test_finishes_sent_together_fail_alone(pool, analyst, opened_app):
     assert {r["status"] for r in statuses} == {"succeeded"}
 
 
+@pytest.mark.fast_path
 async def test_a_notification_during_a_fetch_is_kept_for_the_next_one(opened_app, monkeypatch):
     """A job notified while a fetch runs, too late for the fetch to see it: the worker's event
     stays set, so it fetches again at once rather than at the next poll."""
@@ -561,6 +571,7 @@ def test_fetch_loops_default_to_one_per_25_slots(settings_env):
     assert fetchers_for(200) == 3
 
 
+@pytest.mark.fast_path
 async def test_the_worker_runs_litellms_setup_in_its_loop_thread(pool, analyst, run_worker):
     from tasks import models
     from tests.support.setup_recorder import SetupRecorder

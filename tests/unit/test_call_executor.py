@@ -43,6 +43,7 @@ def _call(install: bool, model: str = "recorder/any") -> tuple[models.ModelAnswe
     return asyncio.run(main())
 
 
+@pytest.mark.fast_path
 def test_under_the_worker_executor_litellms_setup_runs_in_the_loop_thread(recorder):
     answer, loop_thread = _call(install=True)
     assert answer.text == "recorded"
@@ -87,6 +88,7 @@ def test_a_failure_in_the_setup_reaches_the_caller_as_it_does_from_a_thread(reco
     assert len(recorder.setup_threads) == 2
 
 
+@pytest.mark.fast_path
 def test_installing_replaces_the_default_pool_once():
     async def main() -> tuple[object, object, object, bool]:
         loop = asyncio.get_running_loop()

@@ -50,6 +50,7 @@ async def test_a_configured_litellm_callback_still_sees_every_call(monkeypatch):
     )
 
 
+@pytest.mark.fast_path
 async def test_without_litellm_callbacks_the_call_skips_litellm_logging(monkeypatch):
     seen: list[object] = []
     from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
@@ -170,6 +171,7 @@ async def test_either_client_times_out_as_a_transient_failure(provider, client):
     assert failure.value.status_code == 408
 
 
+@pytest.mark.fast_path
 async def test_without_callbacks_litellm_is_not_asked_to_explain_a_zero_cost(monkeypatch):
     from litellm.litellm_core_utils import litellm_logging
 
