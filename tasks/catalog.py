@@ -176,7 +176,7 @@ async def keep_published(
     database that cannot be reached is logged and tried again at the next beat; the worker's
     own loop deals with outages."""
     name, host = worker_name(), socket.gethostname()
-    published = False
+    published = failing = False
     try:
         while True:
             try:
@@ -187,7 +187,13 @@ async def keep_published(
                             log.info("models published", worker=name, models=len(models))
                         published = True
             except (psycopg.Error, OSError, TimeoutError) as exc:
-                log.warning("models not published", worker=name, error=str(exc))
+                # said once per outage; the next beat tries again
+                (log.debug if failing else log.warning)(
+                    "models not published", worker=name, error=str(exc)
+                )
+                failing = True
+            else:
+                failing = False
             await asyncio.sleep(every)
     finally:
         if published:
