@@ -154,3 +154,21 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
 
 def get_logger(name: str = "llmjobs") -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def warn_once(logger: Any, key: str, event: str, **fields: Any) -> None:
+    """Log a WARNING the first time `key` comes up for this logger's name in this process (a
+    fallback that would otherwise repeat at every call)."""
+    seen = (getattr(logger, "name", "") or str(id(logger)), key)
+    if seen in _warned:
+        return
+    _warned.add(seen)
+    logger.warning(event, **fields)
+
+
+def forget_warnings() -> None:
+    """Let every warn_once key warn again (tests)."""
+    _warned.clear()

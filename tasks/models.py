@@ -44,22 +44,20 @@ except ImportError:  # another litellm version: its logging stays on
     _unlogged_call = None
 
 from db.catalog import CatalogModel
-from tasks import catalog, offline
+from tasks import catalog, logs, offline
 from tasks.config import get_settings
 from tasks.errors import InvalidInput
 from tasks.logs import get_logger
 from tasks.retry import ModelError, PermanentModelError, TransientModelError
 
 log = get_logger("llmjobs.models")
-_warned: set[str] = set()
 
 
 def _fallback(what: str, detail: str) -> None:
     """Log once per process that a fast path is gone and litellm's plain behaviour is used."""
-    if what in _warned:
-        return
-    _warned.add(what)
-    log.warning(
+    logs.warn_once(
+        log,
+        what,
         "litellm fast path unavailable; using litellm's plain behaviour",
         fast_path=what,
         detail=detail,

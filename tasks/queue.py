@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from db.pool import async_pool_kwargs
 from db.queries import queries
-from tasks import catalog
+from tasks import catalog, logs
 from tasks.coalesce import Coalescer
 from tasks.config import LLM_TASK, SettingsError, get_settings
 from tasks.logs import configure_logging, get_logger
@@ -112,15 +112,13 @@ PROCRASTINATE_FUNCTIONS = (
     "procrastinate_defer_jobs_v1",
     "procrastinate_cancel_job_v1",
 )
-_warned: set[str] = set()
 
 
 def _fallback(what: str, detail: str) -> None:
     """Log once per process that a fast path is gone and procrastinate's own behaviour is used."""
-    if what in _warned:
-        return
-    _warned.add(what)
-    log.warning(
+    logs.warn_once(
+        log,
+        what,
         "worker fast path unavailable; using procrastinate's own behaviour",
         fast_path=what,
         detail=detail,
@@ -136,6 +134,7 @@ def fast_path() -> bool:
 def missing_internals(worker: procrastinate.worker.Worker) -> list[str]:
     """The private parts of procrastinate's Worker that LLMJobsWorker uses and this one lacks."""
     return [name for name in WORKER_INTERNALS if not hasattr(worker, name)]
+
 
 # In a job's context (additional_context) when the worker keeps succeeded jobs (delete_jobs
 # "never", the default) and its job manager is LLMJobsJobManager: the job may finish itself as

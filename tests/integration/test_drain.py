@@ -84,12 +84,9 @@ async def test_a_batch_drains_with_fresh_statistics(database_url, pool, analyst,
     )
     assert made.total == BACKLOG
     with pool.connection() as conn:
-        counted = conn.execute(
-            "SELECT relname, reltuples FROM pg_class "
-            "WHERE relname IN ('procrastinate_jobs', 'llm_outputs')"
-        ).fetchall()
+        counted = _counted(conn)
     # ANALYZE counted the rows the batch wrote (-1: never analyzed)
-    assert {r["relname"]: r["reltuples"] >= BACKLOG for r in counted} == {
+    assert {name: tuples >= BACKLOG for name, tuples in counted.items()} == {
         "procrastinate_jobs": True,
         "llm_outputs": True,
     }

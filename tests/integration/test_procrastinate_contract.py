@@ -10,7 +10,7 @@ import procrastinate
 import psycopg
 import structlog
 
-from tasks import queue
+from tasks import logs, queue
 from tasks import submit as jobs
 from tasks.config import get_settings
 
@@ -42,7 +42,7 @@ def test_the_database_has_the_versioned_functions_our_statements_call(database_u
 
 async def test_a_missing_part_gives_procrastinates_worker_and_one_warning(opened_app, monkeypatch):
     monkeypatch.setattr(queue, "WORKER_INTERNALS", (*queue.WORKER_INTERNALS, "_gone_in_3_11"))
-    monkeypatch.setattr(queue, "_warned", set())
+    logs.forget_warnings()
     with structlog.testing.capture_logs() as logged:
         built = [opened_app._worker(concurrency=2) for _ in range(2)]
     assert all(type(w) is procrastinate.worker.Worker for w in built)
@@ -54,7 +54,7 @@ async def test_a_missing_versioned_function_is_said_once(opened_app, monkeypatch
     monkeypatch.setattr(
         queue, "PROCRASTINATE_FUNCTIONS", (*queue.PROCRASTINATE_FUNCTIONS, "procrastinate_x_v9")
     )
-    monkeypatch.setattr(queue, "_warned", set())
+    logs.forget_warnings()
     with structlog.testing.capture_logs() as logged:
         await queue._check_functions(opened_app.connector)
         await queue._check_functions(opened_app.connector)

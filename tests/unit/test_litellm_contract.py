@@ -10,7 +10,7 @@ import contextlib
 
 import pytest
 
-from tasks import models
+from tasks import logs, models
 from tasks.config import OFFLINE_MODEL, get_settings
 
 MESSAGES = [{"role": "user", "content": "Explain sets"}]
@@ -79,7 +79,7 @@ async def test_a_missing_fast_path_is_logged_once_and_litellm_logs_as_usual(monk
     import structlog
 
     monkeypatch.setattr(models, "_unlogged_call", None)
-    monkeypatch.setattr(models, "_warned", set())
+    logs.forget_warnings()
     with structlog.testing.capture_logs() as logged:
         for _ in range(3):
             answer = await models.call_model(OFFLINE_MODEL, MESSAGES)
