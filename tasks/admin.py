@@ -213,8 +213,8 @@ def cancel_waiting_job(pool: ConnectionPool, job_id: int, admin: User) -> list[i
 _STATUS_WORDS = {
     "todo": "is waiting",
     "doing": "is running",
-    "succeeded": "already finished: it succeeded",
-    "failed": "already finished: it failed",
+    "succeeded": "already finished (it succeeded)",
+    "failed": "already finished (it failed)",
     "cancelled": "was already cancelled",
     "aborted": "was already aborted",
 }
