@@ -203,30 +203,23 @@ def cost_over_time(points: pd.DataFrame, by: str, title: str) -> alt.Chart:
     )
 
 
-THROUGHPUT_EVENTS = ["queued", "succeeded", "failed", "retried"]
-
-
-def throughput(points: pd.DataFrame, unit: str) -> alt.Chart:
-    """Jobs queued, succeeded, failed and retried per `unit` (minute or hour)."""
+def throughput(points: pd.DataFrame) -> alt.Chart:
+    """Jobs queued, succeeded and failed per hour."""
+    names = {"deferred": "queued", "succeeded": "succeeded", "failed": "failed"}
     return (
-        alt.Chart(points, height=260)
+        alt.Chart(points.assign(event=points["event"].map(names)), height=260)
         .mark_line(point=True)
         .encode(
-            x=alt.X("at:T", title=None),
-            y=alt.Y("jobs:Q", title=f"jobs per {unit}"),
+            x=alt.X("hour:T", title=None),
+            y=alt.Y("jobs:Q", title="jobs per hour"),
             color=alt.Color(
                 "event:N",
-                title=None,
                 scale=alt.Scale(
-                    domain=THROUGHPUT_EVENTS,
-                    range=["#1e88e5", "#43a047", "#e53935", "#fb8c00"],
+                    domain=["queued", "succeeded", "failed"],
+                    range=["#1e88e5", "#43a047", "#e53935"],
                 ),
             ),
-            tooltip=[
-                alt.Tooltip("at:T", title="from", format="%H:%M"),
-                alt.Tooltip("event:N", title="event"),
-                alt.Tooltip("jobs:Q", title="jobs"),
-            ],
+            tooltip=["hour:T", "event:N", "jobs:Q"],
         )
     )
 

@@ -11,7 +11,7 @@ import pandas as pd
 import psycopg
 import streamlit as st
 
-from dashboard import auth, charts, deps, empty, ui
+from dashboard import auth, charts, deps, empty, svgchart, ui
 from tasks import admin
 from tasks.config import MAINTENANCE_QUEUE, QUEUES
 from tasks.errors import Conflict, InvalidInput, LLMJobsError, NotFound
@@ -27,6 +27,13 @@ JOB_STATUSES = {
 }
 WINDOWS = {1: "1 h (per minute)", 6: "6 h", 24: "24 h", 72: "72 h"}
 LIVE_EVERY = 5
+THROUGHPUT_LINES = {
+    "queued": "#1e88e5",
+    "succeeded": "#43a047",
+    "failed": "#e53935",
+    "retried": "#fb8c00",
+}
+MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|:~$")
 BULK = {"retry": "Retry failed jobs", "cancel": "Cancel waiting jobs"}
 
 user = auth.require_user()
@@ -106,6 +113,22 @@ def ago(value: datetime | None, now: datetime) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
+def plain(text: object) -> str:
+    """Text from the database shown in markdown as typed (no markup, no links)."""
+    return "".join("\\" + c if c in MARKDOWN_SPECIALS else c for c in str(text))
+
+
+def output_md(job: object) -> str:
+    """· a link to the job's output page, with its owner and model, or nothing."""
+    output_id = getattr(job, "output_id", None)
+    if not output_id:
+        return ""
+    who = ", ".join(
+        plain(v) for v in (getattr(job, "user_name", None), getattr(job, "model", None)) if v
+    )
+    return f" · [Output #{output_id}](output?id={output_id})" + (f" :gray[({who})]" if who else "")
+
+
 controls = st.columns([3, 2, 3])
 hours = (
     controls[0].segmented_control(
@@ -156,7 +179,7 @@ def board() -> None:
             for q in table.index
         ],
     )
-    st.dataframe(table.rename_axis(index="Queue"), key="queues_counts")
+    st.table(table.rename_axis(index="Queue"))
     buttons = st.columns(len(QUEUES) + 1)
     for column, queue in zip(buttons, QUEUES, strict=False):
         is_paused = queue in paused
@@ -173,8 +196,8 @@ def board() -> None:
 
     st.subheader(f":material/speed: Throughput, last {WINDOWS[hours]}", anchor=False)
     if data.throughput:
-        chart = charts.throughput(charts.frame(data.throughput), data.throughput_unit)
-        st.altair_chart(chart, width="stretch")
+        points = [(p.at, p.event, p.jobs) for p in data.throughput]
+        st.html(svgchart.lines(points, THROUGHPUT_LINES, unit=data.throughput_unit))
     else:
         st.caption("No job queued or finished in this window.")
 
@@ -183,20 +206,12 @@ def board() -> None:
     if not data.busy_jobs:
         st.caption("No job is running.")
     for job in data.busy_jobs:
-        with st.container(border=True):
-            about, detail = st.columns([3, 4], vertical_alignment="center")
-            about.markdown(
-                f"**Job {job.job_id}** · {job.queue_name} · worker {job.worker_id or '–'}"
-            )
-            about.caption(
-                f"{job.task_name} · attempt {job.attempts + 1} · running for "
-                f"{ago(job.started_at, now)} (since {ui.when(job.started_at)})"
-            )
-            if job.output_id:
-                with detail:
-                    ui.output_link(
-                        job.output_id, f"Output #{job.output_id} ({job.user_name}, {job.model})"
-                    )
+        st.markdown(
+            f"**Job {job.job_id}** · {job.queue_name} · worker {job.worker_id or '–'} · "
+            f"running for {ago(job.started_at, now)}{output_md(job)}  \n"
+            f":gray[{plain(job.task_name)} · attempt {job.attempts + 1} · "
+            f"since {ui.when(job.started_at)}]"
+        )
     if running > len(data.busy_jobs):
         st.caption(f"The {len(data.busy_jobs)} running longest are shown.")
 
@@ -205,24 +220,19 @@ def board() -> None:
     if not data.waiting_jobs:
         st.caption("Nothing is waiting.")
     for job in data.waiting_jobs:
-        with st.container(border=True):
-            about, detail, action = st.columns([2, 5, 1], vertical_alignment="center")
-            about.markdown(f"**Job {job.job_id}** · {job.queue_name} · priority {job.priority}")
-            about.caption(f"{job.task_name} · queued {ui.when(job.queued_at)}")
-            if job.queue_name in paused:
-                detail.caption(f"Queue {job.queue_name} is paused.")
-            if job.output_id:
-                with detail:
-                    ui.output_link(
-                        job.output_id, f"Output #{job.output_id} ({job.user_name}, {job.model})"
-                    )
-            action.button(
-                "Cancel",
-                icon=":material/cancel:",
-                key=f"cancel_{job.job_id}",
-                on_click=act,
-                args=("cancel", job.job_id),
-            )
+        about, action = st.columns([8, 1], vertical_alignment="center")
+        about.markdown(
+            f"**Job {job.job_id}** · {job.queue_name} · priority {job.priority}"
+            f"{' · paused' if job.queue_name in paused else ''}{output_md(job)}  \n"
+            f":gray[{plain(job.task_name)} · queued {ui.when(job.queued_at)}]"
+        )
+        action.button(
+            "Cancel",
+            icon=":material/cancel:",
+            key=f"cancel_{job.job_id}",
+            on_click=act,
+            args=("cancel", job.job_id),
+        )
     if waiting > len(data.waiting_jobs):
         st.caption(f"The next {len(data.waiting_jobs)} to run are shown.")
 
@@ -231,25 +241,23 @@ def board() -> None:
     if not data.failed_jobs:
         st.caption("No failed jobs.")
     for job in data.failed_jobs:
-        with st.container(border=True):
-            about, error, action = st.columns([2, 5, 1], vertical_alignment="center")
-            about.markdown(f"**Job {job.job_id}** · {job.queue_name}")
-            about.caption(f"{job.task_name} · {job.attempts} attempt(s) · {ui.when(job.failed_at)}")
-            if job.output_id:
-                with about:
-                    ui.output_link(job.output_id, f"Output #{job.output_id} ({job.user_name})")
-            error.code(
-                ui.short(job.error_message or "(no error recorded)", 2000),
-                language=None,
-                wrap_lines=True,
-            )
-            action.button(
-                "Retry",
-                icon=":material/replay:",
-                key=f"retry_{job.job_id}",
-                on_click=act,
-                args=("retry", job.job_id),
-            )
+        about, action = st.columns([8, 1], vertical_alignment="center")
+        about.markdown(
+            f"**Job {job.job_id}** · {job.queue_name} · {job.attempts} attempt(s) · "
+            f"{ui.when(job.failed_at)}{output_md(job)}"
+        )
+        about.code(
+            ui.short(job.error_message or "(no error recorded)", 500),
+            language=None,
+            wrap_lines=True,
+        )
+        action.button(
+            "Retry",
+            icon=":material/replay:",
+            key=f"retry_{job.job_id}",
+            on_click=act,
+            args=("retry", job.job_id),
+        )
     pager = st.columns([1, 1, 4])
     if pager[0].button(
         "Newer", icon=":material/chevron_left:", disabled=len(cursors) == 1, key="failed_newer"
@@ -284,7 +292,7 @@ def board() -> None:
                     "State": ["stalled" if w.stalled else "alive" for w in data.workers],
                 }
             )
-            st.dataframe(workers, hide_index=True, key="queues_workers")
+            st.table(workers.set_index("Worker"))
         else:
             st.caption(
                 "No worker is running: start one with `procrastinate --app=tasks.app worker`."
@@ -301,7 +309,7 @@ def board() -> None:
                     "Output": [j.output_id for j in data.stalled_jobs],
                 }
             )
-            st.dataframe(stalled_jobs, hide_index=True, key="queues_stalled")
+            st.table(stalled_jobs.set_index("Job"))
             st.caption(
                 "Workers send these back to the queue (or fail them when their retries "
                 "are spent) by themselves."
@@ -322,7 +330,7 @@ def board() -> None:
                 "Last run": [ago(m.last_run_at, now) + " ago" for m in data.maintenance],
             }
         )
-        st.dataframe(maintenance, hide_index=True, key="queues_maintenance")
+        st.table(maintenance.set_index("Task"))
     st.caption(
         "Periodic clean-ups and recoveries on the maintenance queue"
         + (f", paused by {paused[MAINTENANCE_QUEUE].paused_by}." if is_paused else ".")

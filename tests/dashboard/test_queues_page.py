@@ -76,14 +76,22 @@ async def test_live_refresh_updates_figures_and_lists_together(
     assert (_metrics(at)["Waiting"], _metrics(at)["Running"]) == ("2", "1")
     assert "Running jobs (1)" in _texts(at.subheader)
     assert "Waiting jobs (2)" in _texts(at.subheader)
-    assert f"**Job {subs[0].job_id}** · default · worker {worker_id}" in _texts(at.markdown)
-    assert any(f"Output #{subs[0].output_id}" in link.label for link in at.get("page_link"))
+    shown = _texts(at.markdown)
+    assert f"**Job {subs[0].job_id}** · default · worker {worker_id} · running for" in shown
+    assert f"[Output #{subs[0].output_id}](output?id={subs[0].output_id})" in shown
     assert len([b for b in at.button if b.key.startswith("cancel_")]) == 2
     # every table speaks in words, never in column names
-    for table in at.dataframe:
-        assert not [c for c in table.value.columns if "_" in str(c)], table.value.columns
-    workers = next(d.value for d in at.dataframe if "Last heartbeat" in d.value.columns)
-    assert list(workers.columns) == ["Worker", "Running jobs", "Last heartbeat", "State"]
+    assert not at.dataframe
+    for table in at.table:
+        names = [table.value.index.name, *table.value.columns]
+        assert not [c for c in names if "_" in str(c)], names
+    workers = next(t.value for t in at.table if "Last heartbeat" in t.value.columns)
+    assert [workers.index.name, *workers.columns] == [
+        "Worker",
+        "Running jobs",
+        "Last heartbeat",
+        "State",
+    ]
 
 
 async def test_maintenance_jobs_are_shown_apart(app_as, pool, analyst, admin, opened_app):
@@ -93,12 +101,10 @@ async def test_maintenance_jobs_are_shown_apart(app_as, pool, analyst, admin, op
     at = app_as(admin, QUEUES)
     assert not at.exception
     assert _metrics(at)["Waiting"] == "1"  # the LLM job, not the maintenance one
-    maintenance = next(d.value for d in at.dataframe if "Task" in d.value.columns)
-    assert maintenance.to_dict("records")[0]["Task"] == "llmjobs.prune_catalog"
-    assert maintenance.to_dict("records")[0]["Waiting"] == 1
-    counts = next(
-        d.value for d in at.dataframe if "Waiting" in d.value.columns and "State" in d.value.columns
-    )
+    maintenance = next(t.value for t in at.table if t.value.index.name == "Task")
+    assert list(maintenance.index) == ["llmjobs.prune_catalog"]
+    assert maintenance.loc["llmjobs.prune_catalog", "Waiting"] == 1
+    counts = next(t.value for t in at.table if t.value.index.name == "Queue")
     assert "maintenance" not in counts.index
 
 
@@ -176,9 +182,9 @@ def test_pause_and_resume_from_the_page(app_as, pool, analyst, admin):
     at.button(key="queues_pause_default").click().run()
     assert not at.exception
     assert "Queue default paused" in _texts(at.success)
-    counts = next(d.value for d in at.dataframe if "State" in d.value.columns)
+    counts = next(t.value for t in at.table if t.value.index.name == "Queue")
     assert counts.loc["default", "State"].startswith("paused by root-admin")
-    assert "Queue default is paused." in _texts(at.caption)
+    assert "· default · priority 10 · paused" in _texts(at.markdown)
     [state] = [q for q in queue_admin.queue_states(pool, admin) if q.queue_name == "default"]
     assert (state.paused, state.paused_by, state.waiting) == (True, "root-admin", 1)
     assert at.button(key="queues_pause_default").label == "Resume default"
