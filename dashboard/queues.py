@@ -207,7 +207,7 @@ def board() -> None:
         st.caption("No job is running.")
     for job in data.busy_jobs:
         st.markdown(
-            f"**Job {job.job_id}** · {job.queue_name} · worker {job.worker_id or '–'} · "
+            f"**Job {job.job_id}** · {plain(job.queue_name)} · worker {job.worker_id or '–'} · "
             f"running for {ago(job.started_at, now)}{output_md(job)}  \n"
             f":gray[{plain(job.task_name)} · attempt {job.attempts + 1} · "
             f"since {ui.when(job.started_at)}]"
@@ -222,7 +222,7 @@ def board() -> None:
     for job in data.waiting_jobs:
         about, action = st.columns([8, 1], vertical_alignment="center")
         about.markdown(
-            f"**Job {job.job_id}** · {job.queue_name} · priority {job.priority}"
+            f"**Job {job.job_id}** · {plain(job.queue_name)} · priority {job.priority}"
             f"{' · paused' if job.queue_name in paused else ''}{output_md(job)}  \n"
             f":gray[{plain(job.task_name)} · queued {ui.when(job.queued_at)}]"
         )
@@ -243,7 +243,7 @@ def board() -> None:
     for job in data.failed_jobs:
         about, action = st.columns([8, 1], vertical_alignment="center")
         about.markdown(
-            f"**Job {job.job_id}** · {job.queue_name} · {job.attempts} attempt(s) · "
+            f"**Job {job.job_id}** · {plain(job.queue_name)} · {job.attempts} attempt(s) · "
             f"{ui.when(job.failed_at)}{output_md(job)}"
         )
         about.code(
@@ -392,13 +392,12 @@ if pending:
     if count == 0:
         st.info(f"No {jobs_word} job matches this filter: nothing to do.", icon=":material/info:")
     else:
-        limit = (
-            f" (at most {admin.BULK_LIMIT:,} at a time, the oldest first)"
-            if count >= admin.BULK_LIMIT
-            else ""
-        )
+        many = count >= admin.BULK_LIMIT
         st.warning(
-            f"{count:,} {jobs_word} job{'s' if count != 1 else ''} match{limit}.",
+            f"{admin.BULK_LIMIT:,} or more {jobs_word} jobs match: the oldest {admin.BULK_LIMIT:,} "
+            "are changed; count again for the rest."
+            if many
+            else f"{count:,} {jobs_word} job{'s match' if count != 1 else ' matches'}.",
             icon=":material/warning:",
         )
         confirm, discard, _ = st.columns([2, 1, 3])
