@@ -27,6 +27,7 @@ JOB_STATUSES = {
 }
 WINDOWS = {1: "1 h (per minute)", 6: "6 h", 24: "24 h", 72: "72 h"}
 LIVE_EVERY = 5
+ERROR_SHOWN = 300  # characters of a failed job's error; its output page has all of it
 THROUGHPUT_LINES = {
     "queued": "#1e88e5",
     "succeeded": "#43a047",
@@ -242,14 +243,12 @@ def board() -> None:
         st.caption("No failed jobs.")
     for job in data.failed_jobs:
         about, action = st.columns([8, 1], vertical_alignment="center")
+        error = ui.short(
+            " ".join((job.error_message or "(no error recorded)").split()), ERROR_SHOWN
+        )
         about.markdown(
             f"**Job {job.job_id}** · {plain(job.queue_name)} · {job.attempts} attempt(s) · "
-            f"{ui.when(job.failed_at)}{output_md(job)}"
-        )
-        about.code(
-            ui.short(job.error_message or "(no error recorded)", 500),
-            language=None,
-            wrap_lines=True,
+            f"{ui.when(job.failed_at)}{output_md(job)}  \n:red[{plain(error)}]"
         )
         action.button(
             "Retry",

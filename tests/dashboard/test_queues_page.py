@@ -223,3 +223,13 @@ def test_hostile_filters_and_queue_names(app_as, pool, analyst, admin):
     with pytest.raises(InvalidInput):
         queue_admin.queue_overview(pool, admin, hours=0)
     assert _job_status(pool, 1) == "todo"
+
+
+async def test_database_text_is_shown_as_typed(app_as, pool, analyst, admin, opened_app):
+    sub = _submit(pool, analyst)
+    await _fail(opened_app, pool, sub, "boom](http://evil.example) **loud**\n:blue[x]")
+    at = app_as(admin, QUEUES)
+    assert not at.exception
+    shown = _texts(at.markdown)
+    assert r":red[boom\]\(http\://evil\.example\) \*\*loud\*\* \:blue\[x\]]" in shown
+    assert "](http://evil.example)" not in shown
