@@ -198,7 +198,9 @@ def board() -> None:
     st.subheader(f":material/speed: Throughput, last {WINDOWS[hours]}", anchor=False)
     if data.throughput:
         points = [(p.at, p.event, p.jobs) for p in data.throughput]
-        st.html(svgchart.lines(points, THROUGHPUT_LINES, unit=data.throughput_unit))
+        st.image(
+            svgchart.lines(points, THROUGHPUT_LINES, unit=data.throughput_unit), width="stretch"
+        )
     else:
         st.caption("No job queued or finished in this window.")
 

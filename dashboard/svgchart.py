@@ -1,6 +1,6 @@
 """A line chart drawn as inline SVG on the server: no chart library to load in the browser (a
 Vega-Lite chart costs a fresh page about a second there), for pages that must stay fast. Each
-point has a tooltip (its SVG title)."""
+point has a title (a tooltip where the SVG is inlined)."""
 
 from __future__ import annotations
 
