@@ -11,7 +11,7 @@ import pandas as pd
 import psycopg
 import streamlit as st
 
-from dashboard import auth, charts, deps, empty, svgchart, ui
+from dashboard import auth, charts, deps, empty, joblines, svgchart, ui
 from tasks import admin
 from tasks.config import MAINTENANCE_QUEUE, QUEUES
 from tasks.errors import Conflict, InvalidInput, LLMJobsError, NotFound
@@ -27,14 +27,12 @@ JOB_STATUSES = {
 }
 WINDOWS = {1: "1 h (per minute)", 6: "6 h", 24: "24 h", 72: "72 h"}
 LIVE_EVERY = 5
-ERROR_SHOWN = 300  # characters of a failed job's error; its output page has all of it
 THROUGHPUT_LINES = {
     "queued": "#1e88e5",
     "succeeded": "#43a047",
     "failed": "#e53935",
     "retried": "#fb8c00",
 }
-MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|:~$")
 BULK = {"retry": "Retry failed jobs", "cancel": "Cancel waiting jobs"}
 
 user = auth.require_user()
@@ -103,31 +101,6 @@ def show_message() -> None:
             kind, ":material/error:"
         )
         getattr(st, kind)(text, icon=icon)
-
-
-def ago(value: datetime | None, now: datetime) -> str:
-    if value is None:
-        return "–"
-    seconds = max(0, (now - value).total_seconds())
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
-
-
-def plain(text: object) -> str:
-    """Text from the database shown in markdown as typed (no markup, no links)."""
-    return "".join("\\" + c if c in MARKDOWN_SPECIALS else c for c in str(text))
-
-
-def output_md(job: object) -> str:
-    """· a link to the job's output page, with its owner and model, or nothing."""
-    output_id = getattr(job, "output_id", None)
-    if not output_id:
-        return ""
-    who = ", ".join(
-        plain(v) for v in (getattr(job, "user_name", None), getattr(job, "model", None)) if v
-    )
-    return f" · [Output #{output_id}](output?id={output_id})" + (f" :gray[({who})]" if who else "")
 
 
 controls = st.columns([3, 2, 3])
@@ -209,12 +182,7 @@ def board() -> None:
     if not data.busy_jobs:
         st.caption("No job is running.")
     for job in data.busy_jobs:
-        st.markdown(
-            f"**Job {job.job_id}** · {plain(job.queue_name)} · worker {job.worker_id or '–'} · "
-            f"running for {ago(job.started_at, now)}{output_md(job)}  \n"
-            f":gray[{plain(job.task_name)} · attempt {job.attempts + 1} · "
-            f"since {ui.when(job.started_at)}]"
-        )
+        st.markdown(joblines.running(job, now))
     if running > len(data.busy_jobs):
         st.caption(f"The {len(data.busy_jobs)} running longest are shown.")
 
@@ -224,11 +192,7 @@ def board() -> None:
         st.caption("Nothing is waiting.")
     for job in data.waiting_jobs:
         about, action = st.columns([8, 1], vertical_alignment="center")
-        about.markdown(
-            f"**Job {job.job_id}** · {plain(job.queue_name)} · priority {job.priority}"
-            f"{' · paused' if job.queue_name in paused else ''}{output_md(job)}  \n"
-            f":gray[{plain(job.task_name)} · queued {ui.when(job.queued_at)}]"
-        )
+        about.markdown(joblines.waiting(job, job.queue_name in paused))
         action.button(
             "Cancel",
             icon=":material/cancel:",
@@ -245,13 +209,7 @@ def board() -> None:
         st.caption("No failed jobs.")
     for job in data.failed_jobs:
         about, action = st.columns([8, 1], vertical_alignment="center")
-        error = ui.short(
-            " ".join((job.error_message or "(no error recorded)").split()), ERROR_SHOWN
-        )
-        about.markdown(
-            f"**Job {job.job_id}** · {plain(job.queue_name)} · {job.attempts} attempt(s) · "
-            f"{ui.when(job.failed_at)}{output_md(job)}  \n:red[{plain(error)}]"
-        )
+        about.markdown(joblines.failed(job))
         action.button(
             "Retry",
             icon=":material/replay:",
@@ -289,7 +247,9 @@ def board() -> None:
                 {
                     "Worker": [w.worker_id for w in data.workers],
                     "Running jobs": [w.running_jobs for w in data.workers],
-                    "Last heartbeat": [ago(w.last_heartbeat, now) + " ago" for w in data.workers],
+                    "Last heartbeat": [
+                        joblines.ago(w.last_heartbeat, now) + " ago" for w in data.workers
+                    ],
                     "State": ["stalled" if w.stalled else "alive" for w in data.workers],
                 }
             )
@@ -306,7 +266,7 @@ def board() -> None:
                     "Job": [j.job_id for j in data.stalled_jobs],
                     "Queue": [j.queue_name for j in data.stalled_jobs],
                     "Worker": [j.worker_id for j in data.stalled_jobs],
-                    "Running for": [ago(j.started_at, now) for j in data.stalled_jobs],
+                    "Running for": [joblines.ago(j.started_at, now) for j in data.stalled_jobs],
                     "Output": [j.output_id for j in data.stalled_jobs],
                 }
             )
@@ -328,7 +288,7 @@ def board() -> None:
                 "Running": [m.running for m in data.maintenance],
                 "Succeeded": [m.succeeded for m in data.maintenance],
                 "Failed": [m.failed for m in data.maintenance],
-                "Last run": [ago(m.last_run_at, now) + " ago" for m in data.maintenance],
+                "Last run": [joblines.ago(m.last_run_at, now) + " ago" for m in data.maintenance],
             }
         )
         st.table(maintenance.set_index("Task"))
