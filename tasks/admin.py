@@ -80,7 +80,7 @@ PAUSABLE_QUEUES = (*QUEUES, MAINTENANCE_QUEUE)
 MAX_HOURS = 24 * 31
 PER_MINUTE_UP_TO_HOURS = 1
 # How many rows each list of the overview shows.
-LIST_LIMIT = 20
+LIST_LIMIT = 10
 
 
 class QueueOverview(BaseModel):
