@@ -84,21 +84,26 @@ def test_queues_page_during_a_running_batch(chromium, provider, services, pool):
     )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        # tall enough to show the lists under the figures (the page scrolls inside itself)
+        page = browser.new_page(viewport={"width": 1440, "height": 2400})
         page.set_default_timeout(60_000)
         expect.set_options(timeout=60_000)
         try:
             page.goto(f"{services}/queues")
             _settled(page)
-            expect(page.get_by_text(re.compile(r"Failed jobs \([0-9,]+\)")).first).to_be_visible()
-            # the worker is busy: the page shows the jobs it runs, reloaded until it does
+            # the worker is busy: the page shows the jobs it runs and the three that failed,
+            # reloaded until it does
             for _ in range(20):
-                if page.get_by_text(re.compile(r"Running jobs \([1-9]")).count():
+                if (
+                    page.get_by_text(re.compile(r"Running jobs \([1-9]")).count()
+                    and page.get_by_text("Failed jobs (3)").count()
+                ):
                     break
                 page.wait_for_timeout(500)
                 page.reload()
                 _settled(page)
             expect(page.get_by_text(re.compile(r"Running jobs \([1-9]")).first).to_be_visible()
+            expect(page.get_by_text("Failed jobs (3)").first).to_be_visible()
             expect(page.get_by_text("Maintenance jobs").first).to_be_visible()
             assert page.get_by_test_id("stException").count() == 0
             running = page.get_by_test_id("stMetric").filter(has_text="Running").first
