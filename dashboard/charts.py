@@ -279,28 +279,6 @@ def cost_over_time(points: pd.DataFrame, by: str, title: str) -> Chart:
     )
 
 
-def throughput(points: pd.DataFrame) -> Chart:
-    """Jobs queued, succeeded and failed per hour."""
-    names = {"deferred": "queued", "succeeded": "succeeded", "failed": "failed"}
-    return _chart(
-        points.assign(event=points["event"].map(names)),
-        height=260,
-        mark={"type": "line", "point": True},
-        encoding={
-            "x": field("hour:T", title=None),
-            "y": field("jobs:Q", title="jobs per hour"),
-            "color": field(
-                "event:N",
-                scale={
-                    "domain": ["queued", "succeeded", "failed"],
-                    "range": ["#1e88e5", "#43a047", "#e53935"],
-                },
-            ),
-            "tooltip": [field("hour:T"), field("event:N"), field("jobs:Q")],
-        },
-    )
-
-
 JOB_STATUS_ORDER = ["todo", "doing", "succeeded", "failed", "cancelled", "aborted"]
 
 

@@ -209,9 +209,12 @@ def recent_comparisons(
     return compare.list_comparisons(_pool, viewer, limit)
 
 
-@st.cache_data(ttl=5, show_spinner=False)
-def queue_overview(_pool: ConnectionPool, viewer: User, hours: int) -> admin.QueueOverview:
-    return admin.queue_overview(_pool, viewer, hours=hours)
+@st.cache_data(ttl=2, show_spinner=False)
+def queue_overview(
+    _pool: ConnectionPool, viewer: User, hours: int, failed_before: int | None
+) -> admin.QueueOverview:
+    """One snapshot of the queues: the page's figures and lists come from it together."""
+    return admin.queue_overview(_pool, viewer, hours=hours, failed_before=failed_before)
 
 
 def forget_agents() -> None:

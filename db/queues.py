@@ -1,5 +1,6 @@
-"""The queue view over procrastinate's tables: counts, throughput, failed, waiting and stalled
-jobs, workers; and the output side of retrying or cancelling a job."""
+"""The queue view over procrastinate's tables: counts, throughput, failed, waiting, running and
+stalled jobs, workers, maintenance jobs; the output side of retrying or cancelling a job; paused
+queues; bulk retry and cancel by filter."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ class QueueCount(Row):
 
 
 class ThroughputPoint(Row):
-    hour: datetime
+    at: datetime
     event: str
     jobs: int
 
@@ -69,6 +70,44 @@ class StalledJob(Row):
     user_name: str | None = None
 
 
+class BusyJob(Row):
+    job_id: int
+    queue_name: str
+    task_name: str
+    attempts: int
+    worker_id: int | None = None
+    started_at: datetime | None = None
+    output_id: int | None = None
+    model: str | None = None
+    user_name: str | None = None
+
+
+class MaintenanceTask(Row):
+    task_name: str
+    waiting: int
+    running: int
+    succeeded: int
+    failed: int
+    last_run_at: datetime | None = None
+
+
+class PausedQueue(Row):
+    queue_name: str
+    paused_at: datetime
+    paused_by: str
+
+
+class ActiveCount(Row):
+    queue_name: str
+    waiting: int
+    running: int
+
+
+class BulkResult(Row):
+    jobs: int
+    outputs: int
+
+
 class LockedJob(Row):
     id: int
     status: str
@@ -76,12 +115,18 @@ class LockedJob(Row):
     task_name: str
 
 
+def begin_snapshot(conn: psycopg.Connection) -> None:
+    """As the first statement of a transaction: every later read sees the same snapshot."""
+    conn.execute(queries["queue_snapshot"])
+
+
 def job_counts(conn: psycopg.Connection) -> list[QueueCount]:
     return [QueueCount.model_validate(r) for r in conn.execute(queries["queue_job_counts"])]
 
 
-def throughput(conn: psycopg.Connection, hours: int) -> list[ThroughputPoint]:
-    rows = conn.execute(queries["queue_throughput"], {"hours": hours})
+def throughput(conn: psycopg.Connection, hours: int, unit: str) -> list[ThroughputPoint]:
+    """Events per `unit` ("minute" or "hour") over the last `hours` hours."""
+    rows = conn.execute(queries["queue_throughput"], {"hours": hours, "unit": unit})
     return [ThroughputPoint.model_validate(r) for r in rows]
 
 
@@ -102,9 +147,60 @@ def workers(conn: psycopg.Connection, *, stalled_after: float) -> list[Worker]:
     return [Worker.model_validate(r) for r in rows]
 
 
-def stalled_jobs(conn: psycopg.Connection, *, stalled_after: float) -> list[StalledJob]:
-    rows = conn.execute(queries["queue_stalled_jobs"], {"stalled_after": stalled_after})
-    return [StalledJob.model_validate(r) for r in rows]
+def stalled_jobs(conn: psycopg.Connection, *, stalled_after: float, limit: int) -> list[StalledJob]:
+    params = {"stalled_after": stalled_after, "limit": limit}
+    return [
+        StalledJob.model_validate(r) for r in conn.execute(queries["queue_stalled_jobs"], params)
+    ]
+
+
+def busy_jobs(conn: psycopg.Connection, *, limit: int) -> list[BusyJob]:
+    rows = conn.execute(queries["queue_busy_jobs"], {"limit": limit})
+    return [BusyJob.model_validate(r) for r in rows]
+
+
+def maintenance(conn: psycopg.Connection) -> list[MaintenanceTask]:
+    return [MaintenanceTask.model_validate(r) for r in conn.execute(queries["queue_maintenance"])]
+
+
+def paused_queues(conn: psycopg.Connection) -> list[PausedQueue]:
+    return [PausedQueue.model_validate(r) for r in conn.execute(queries["queue_paused"])]
+
+
+def pause(conn: psycopg.Connection, queue: str, *, paused_by: str) -> bool:
+    """Pause queue; False when it was paused already."""
+    params = {"queue": queue, "paused_by": paused_by}
+    return conn.execute(queries["queue_pause"], params).fetchone() is not None
+
+
+def resume(conn: psycopg.Connection, queue: str) -> bool:
+    """Resume queue and wake the workers (at commit); False when it was not paused."""
+    return conn.execute(queries["queue_resume"], {"queue": queue}).fetchone() is not None
+
+
+def active_counts(conn: psycopg.Connection) -> list[ActiveCount]:
+    return [ActiveCount.model_validate(r) for r in conn.execute(queries["queue_active_counts"])]
+
+
+def bulk_count(conn: psycopg.Connection, status: str, filters: dict, *, limit: int) -> int:
+    """How many jobs in status the filters pick now (at most limit). filters: queue, model,
+    error, older_than_minutes (None: not filtered)."""
+    params = {**filters, "status": status, "limit": limit}
+    return conn.execute(queries["queue_bulk_count"], params).fetchone()["jobs"]
+
+
+def bulk_retry(conn: psycopg.Connection, filters: dict, *, limit: int) -> BulkResult:
+    """Queue again the failed jobs bulk_count("failed", filters) counts."""
+    row = conn.execute(queries["queue_bulk_retry"], {**filters, "limit": limit}).fetchone()
+    return BulkResult.model_validate(row)
+
+
+def bulk_cancel(
+    conn: psycopg.Connection, filters: dict, *, limit: int, error_message: str
+) -> BulkResult:
+    """Cancel the waiting jobs bulk_count("todo", filters) counts."""
+    params = {**filters, "limit": limit, "error_message": error_message}
+    return BulkResult.model_validate(conn.execute(queries["queue_bulk_cancel"], params).fetchone())
 
 
 def lock_job(conn: psycopg.Connection, job_id: int) -> LockedJob | None:

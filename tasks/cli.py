@@ -188,6 +188,20 @@ def cmd_tokens(args: argparse.Namespace) -> Any:
     return accounts.list_tokens(pool, args.user)
 
 
+def cmd_queues(args: argparse.Namespace) -> Any:
+    from tasks import admin
+
+    pool = _pool()
+    user = _user(pool, args.user)
+    if args.action == "pause":
+        changed = admin.pause_queue(pool, args.name, user)
+        return {"queue": args.name.strip(), "paused": True, "changed": changed}
+    if args.action == "resume":
+        changed = admin.resume_queue(pool, args.name, user)
+        return {"queue": args.name.strip(), "paused": False, "changed": changed}
+    return admin.queue_states(pool, user)
+
+
 def cmd_agents(args: argparse.Namespace) -> Any:
     from tasks import agents
 
@@ -421,6 +435,18 @@ def build_parser() -> argparse.ArgumentParser:
     users_sub.add_parser("list")
     p.set_defaults(func=cmd_users)
 
+    p = sub.add_parser(
+        "queues", help="list the queues, pause or resume one (admins; waiting jobs stay)"
+    )
+    queues_sub = p.add_subparsers(dest="action", required=True)
+    for action in ("pause", "resume"):
+        c = queues_sub.add_parser(action)
+        c.add_argument("name")
+        c.add_argument("--user", default=None)
+    c = queues_sub.add_parser("list")
+    c.add_argument("--user", default=None)
+    p.set_defaults(func=cmd_queues)
+
     p = sub.add_parser("tokens", help="create, list or revoke API tokens")
     tokens_sub = p.add_subparsers(dest="action", required=True)
     c = tokens_sub.add_parser("create")
@@ -586,6 +612,7 @@ _SERVES = ("run", "api", "worker")
 _ATOMIC = (
     *("show", "list", "feedback", "models", "budget", "leaderboard"),
     *("users create", "users list", "tokens create", "tokens list", "tokens revoke"),
+    *("queues pause", "queues resume", "queues list"),
     *("agents create", "agents list", "templates save", "templates show", "templates list"),
     *("compare show", "compare pick", "batch status", "batch cancel", "batch list"),
 )

@@ -150,7 +150,8 @@ class LLMJobsJobManager(manager.JobManager):
     starts the attempt of each LLM job's output, which the job then takes (`take_started`)
     rather than starting it with a statement of its own. Finishes that concurrent jobs report
     together go in one statement (Coalescer); retries and everything else are procrastinate's
-    own. A batch statement that fails falls back to the single ones."""
+    own. A batch statement that fails falls back to the single ones. Both fetches, the batched
+    one and procrastinate's single one, skip the paused queues (llmjobs_paused_queues)."""
 
     def __init__(self, connector: Any):
         super().__init__(connector=connector)
@@ -181,6 +182,17 @@ class LLMJobsJobManager(manager.JobManager):
             if row["started"] is not None:
                 self._started[row["id"]] = row["started"]
         return [jobs.Job.from_row(row) for row in rows]
+
+    async def fetch_job(self, queues: Any, worker_id: int) -> jobs.Job | None:
+        try:
+            rows = await self.connector.execute_query_all_async(
+                query=queries["fetch_one_job"], queues=queues, worker_id=worker_id
+            )
+        except ConnectorException as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.UndefinedFunction):
+                raise
+            return await super().fetch_job(queues=queues, worker_id=worker_id)
+        return jobs.Job.from_row(rows[0]) if rows else None
 
     def take_started(self, job_id: int) -> dict[str, Any] | None:
         """The output row whose attempt the fetch of this job started, or None when it did not

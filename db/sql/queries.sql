@@ -369,6 +369,12 @@ SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args,
 -- Which of procrastinate's versioned functions named in %(names)s the database has
 SELECT DISTINCT proname::text AS name FROM pg_proc WHERE proname = ANY(%(names)s)
 
+-- fetch_one_job --
+-- procrastinate's fetch_job (one job) through llmjobs_fetch_jobs, which skips paused queues
+SELECT id, status, task_name, priority, lock, queueing_lock, args, scheduled_at, queue_name,
+       attempts, worker_id
+  FROM llmjobs_fetch_jobs(%(queues)s::varchar[], %(worker_id)s, 1)
+
 -- finish_jobs --
 -- procrastinate's finish_job for several jobs in one statement (one job once per call)
 SELECT procrastinate_finish_job_v1(f.job_id, f.status::procrastinate_job_status, f.delete_job)

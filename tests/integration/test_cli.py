@@ -295,3 +295,24 @@ def test_cli_interrupted_batch_says_nothing_was_queued(database_url, pool, analy
     with pool.connection() as conn:
         assert conn.execute("SELECT count(*) AS n FROM llm_outputs").fetchone()["n"] == 0
         assert conn.execute("SELECT count(*) AS n FROM batches").fetchone()["n"] == 0
+
+
+def test_cli_pauses_lists_and_resumes_a_queue(database_url, pool, admin):
+    paused = llmjobs("queues", "pause", "low", "--user", "root-admin")
+    assert paused.returncode == 0, paused.stderr
+    assert json.loads(paused.stdout) == {"queue": "low", "paused": True, "changed": True}
+    listed = {
+        q["queue_name"]: q
+        for q in json.loads(llmjobs("queues", "list", "--user", "root-admin").stdout)
+    }
+    assert list(listed) == ["high", "default", "low", "maintenance"]
+    assert listed["low"]["paused"] and listed["low"]["paused_by"] == "root-admin"
+    assert not listed["high"]["paused"]
+    resumed = json.loads(llmjobs("queues", "resume", "low", "--user", "root-admin").stdout)
+    assert resumed == {"queue": "low", "paused": False, "changed": True}
+    unknown = llmjobs("queues", "pause", "nope", "--user", "root-admin")
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("error: queue: unknown queue 'nope'")
+    llmjobs("users", "create", "cli-analyst")
+    refused = llmjobs("queues", "pause", "low", "--user", "cli-analyst")
+    assert refused.returncode == 1 and "admins only" in refused.stderr
