@@ -1,4 +1,4 @@
-"""Settings, read from the environment once per process (see the README for each variable)."""
+"""Settings, read from the environment once per process (docs/reference.md lists each variable)."""
 
 from __future__ import annotations
 
