@@ -128,7 +128,10 @@ def _fallback(what: str, detail: str) -> None:
 
 def fast_path() -> bool:
     """Whether the worker's fast paths are on (LLMJOBS_WORKER_FAST_PATH, on by default)."""
-    return get_settings().worker_fast_path
+    try:
+        return get_settings().worker_fast_path
+    except SettingsError:  # every process that imports the app reports bad settings itself
+        return True
 
 
 def missing_internals(worker: procrastinate.worker.Worker) -> list[str]:

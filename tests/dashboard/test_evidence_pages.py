@@ -283,6 +283,8 @@ def test_analytics_cost_over_time_and_budget(app_as, pool, analyst, other_analys
 
     at = app_as(analyst, ANALYTICS)
     assert not at.exception
+    assert cost_charts(at) == []  # the quality view first
+    at.radio(key="analytics_view").set_value("cost").run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Your spend this month"] == "$0.03"
     assert (metrics["Your monthly budget"], metrics["Left this month"]) == ("$1.00", "$0.97")
@@ -290,5 +292,6 @@ def test_analytics_cost_over_time_and_budget(app_as, pool, analyst, other_analys
 
     at = app_as(admin, ANALYTICS)
     assert not at.exception
+    at.radio(key="analytics_view").set_value("cost").run()
     assert cost_charts(at) == ["model", "user_name"]
     assert {m.label: m.value for m in at.metric}["Your monthly budget"] == "none"
