@@ -2,7 +2,7 @@
 
 Charts are Vega-Lite specifications written as plain dicts and drawn with `st.vega_lite_chart`:
 building them through Altair validated every chart against the Vega-Lite schema on each run,
-15-20 ms a chart, most of the Analytics page's time.
+most of the Analytics page's time (bench/RESULTS.md, page time).
 """
 
 from __future__ import annotations

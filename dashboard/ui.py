@@ -40,8 +40,7 @@ ACTIVE = ("pending", "processing")
 def keep_imports_out_of_gc() -> None:
     """Once per process, after the imports: what they built (hundreds of thousands of objects
     that live as long as the process) leaves the collector's generations, so that a full
-    collection, which Python starts now and then during a page's run, no longer walks it
-    (0.2-0.3 s each time otherwise)."""
+    collection, which Python starts now and then during a page's run, no longer walks it."""
     gc.freeze()
 
 

@@ -145,7 +145,8 @@ def _openai_compatible_base() -> str | None:
 # An OpenAI-compatible server (OPENAI_API_BASE, models named openai/<name>) is called through
 # litellm's own HTTP handler for such servers, its `hosted_vllm` provider: the same chat request
 # (OpenAI's parameter mapping, a bearer key), without the openai SDK's client and response
-# models, for about a third less CPU per call. LLMJOBS_OPENAI_COMPATIBLE_CLIENT=sdk keeps the SDK.
+# models, for less CPU per call (docs/performance.md). LLMJOBS_OPENAI_COMPATIBLE_CLIENT=sdk keeps
+# the SDK.
 _HTTP_HANDLER = "hosted_vllm"
 _COMPATIBLE_SERVER = "OpenAI-compatible server"
 
@@ -387,7 +388,7 @@ async def call_model(
 
 # litellm runs the synchronous half of each async call (mapping parameters, building the request)
 # on the event loop's default thread pool and awaits it. With many calls in flight, that hop to a
-# thread and back, and the contention for the GIL it brings, cost about a sixth of a call's CPU.
+# thread and back, and the contention for the GIL it brings, cost a share of each call's CPU.
 # Under CallExecutor, that half runs in the loop's own thread instead, for the providers whose
 # half is CPU only, while no litellm callback (which may block) is configured. Everything else
 # the executor is given (DNS lookups, `asyncio.to_thread`, the half of providers that may fetch
@@ -465,7 +466,7 @@ def _litellm_callbacks() -> bool:
 
 def _quiet_logging(watched: bool) -> Any:
     """litellm builds, copies and redacts a logging payload after every call, for its callbacks
-    (Langfuse, OpenTelemetry, ...), even when none is configured: a tenth of a call's CPU. With no
+    (Langfuse, OpenTelemetry, ...), even when none is configured. With no
     litellm callback configured, calls skip that work; the job logs its own lines."""
     if watched or not fast_path():
         return contextlib.nullcontext()
@@ -521,7 +522,7 @@ _FREE = (0.0, 0.0)
 # The price litellm is given for a model whose cost _cost decides itself, while no litellm
 # callback is configured (nothing reads litellm's figure then): next to nothing rather than zero,
 # because a zero cost makes litellm search its whole price map after every call to explain the
-# zero, an eighth of the CPU of a call to the offline model.
+# zero (docs/performance.md has what that costs).
 _NOMINAL = (1e-18, 1e-18)
 
 

@@ -330,8 +330,7 @@ class LLMJobsWorker(procrastinate.worker.Worker):
 def _freeze_what_lasts() -> None:
     """Move every object alive now (the modules litellm and the rest loaded: a few hundred
     thousand objects that live as long as the process) out of the garbage collector's sight.
-    Without this, each full collection walks them all again: under load, about a twelfth of
-    a worker's CPU, in pauses of up to a fifth of a second."""
+    Without this, each full collection walks them all again, in long pauses under load."""
     gc.collect()
     gc.freeze()
 
