@@ -78,7 +78,7 @@ kpis[3].metric(
 )
 kpis[4].metric("Thumbs-up rate", analytics.percent(total.thumbs_up_rate))
 kpis[4].caption(analytics.rate_basis(total.thumbs_up, total.rated, "rated", total.outputs))
-kpis[5].metric("Cost", ui.dollars(total.cost))
+kpis[5].metric("Cost", ui.dollars_short(total.cost), help=f"{ui.dollars(total.cost)} in all")
 cache = deps.cache_hit_rate(pool, user, flt)
 kpis[6].metric(
     "Cache hit rate",
@@ -130,6 +130,8 @@ def quality_view() -> None:
         hide_index=True,
         key="analytics_by_model",
         column_config={
+            "thumbs_up": st.column_config.NumberColumn("thumbs up"),
+            "thumbs_down": st.column_config.NumberColumn("thumbs down"),
             "thumbs_up_rate": st.column_config.NumberColumn(
                 "thumbs-up rate", format="%.1f %%", help="thumbs up / rated"
             ),

@@ -99,6 +99,13 @@ def dollars(cost: Decimal | float | None) -> str:
     return "–" if cost is None else f"${float(cost):.6f}".rstrip("0").rstrip(".")
 
 
+def dollars_short(cost: Decimal | float | None) -> str:
+    """A cost for a narrow figure: cents from a cent up, the significant digits below."""
+    if cost is None or abs(float(cost)) < 0.01:
+        return dollars(cost)
+    return f"${float(cost):,.2f}"
+
+
 def when(value: Any) -> str:
     return "–" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 

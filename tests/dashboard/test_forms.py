@@ -59,3 +59,19 @@ def test_other_errors_name_their_field_in_words():
         "The context is not valid JSON: oops."
     )
     assert forms.problem(InvalidInput("context", "undefined value: 'x'")) == "Undefined value: 'x'"
+
+
+@pytest.mark.parametrize(
+    ("cost", "full", "short"),
+    [
+        (None, "–", "–"),
+        (0, "$0", "$0"),
+        (0.0034, "$0.0034", "$0.0034"),
+        (0.381234, "$0.381234", "$0.38"),
+        (1234.5, "$1234.5", "$1,234.50"),
+    ],
+)
+def test_costs_read_in_full_and_in_short(cost, full, short):
+    from dashboard import ui
+
+    assert (ui.dollars(cost), ui.dollars_short(cost)) == (full, short)
