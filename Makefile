@@ -23,7 +23,8 @@ test: install
 	$(BIN)/python -m pytest
 	LLMJOBS_WORKER_FAST_PATH=0 LLMJOBS_LITELLM_FAST_PATH=0 $(BIN)/python -m pytest -q \
 		-m "not fast_path" tests/integration/test_worker.py tests/integration/test_recovery.py \
-		tests/unit/test_model_calls.py tests/unit/test_call_executor.py
+		tests/integration/test_queue_pause.py tests/unit/test_model_calls.py \
+		tests/unit/test_call_executor.py
 
 lint: install
 	$(BIN)/ruff check .

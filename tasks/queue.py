@@ -96,7 +96,8 @@ FETCH_BATCH = 50
 # - App._worker, which builds it;
 # - procrastinate's versioned SQL functions, which our statements call.
 # When one is gone the worker falls back to procrastinate's own behaviour with one WARNING;
-# LLMJOBS_WORKER_FAST_PATH=0 uses procrastinate's own worker and job manager throughout.
+# LLMJOBS_WORKER_FAST_PATH=0 uses procrastinate's own worker, fetch loop and finishes throughout
+# (the fetch still skips paused queues).
 WORKER_INTERNALS = (
     "_fetch_and_process_jobs",
     "_process_job",
@@ -219,6 +220,11 @@ class LLMJobsJobManager(manager.JobManager):
         self, job_id: int, status: jobs.Status, delete_job: bool
     ) -> None:
         if self._ended_in_job(job_id):
+            return
+        if not fast_path():
+            await super().finish_job_by_id_async(
+                job_id=job_id, status=status, delete_job=delete_job
+            )
             return
         await self._finishes((job_id, status.value, delete_job))
 
@@ -345,8 +351,9 @@ class LLMJobsApp(procrastinate.App):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        if fast_path():
-            self.job_manager = LLMJobsJobManager(connector=self.connector)
+        # Ours even with the fast paths off: its single fetch skips the paused queues; with
+        # them off, it finishes each job as procrastinate does.
+        self.job_manager = LLMJobsJobManager(connector=self.connector)
 
     def _worker(self, **kwargs: Any) -> procrastinate.worker.Worker:
         options = {**self.worker_defaults, **kwargs}

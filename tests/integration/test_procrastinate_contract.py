@@ -1,8 +1,8 @@
 """What tasks/queue.py takes from procrastinate beyond its public API (the worker's fast paths),
 checked against the installed procrastinate and a migrated database: a failure here names what
 a procrastinate release changed. When a part is gone the worker falls back to procrastinate's
-own behaviour with one WARNING; LLMJOBS_WORKER_FAST_PATH=0 uses procrastinate's own worker and
-job manager throughout, and jobs still run."""
+own behaviour with one WARNING; LLMJOBS_WORKER_FAST_PATH=0 uses procrastinate's own worker,
+fetch loop and finishes throughout, and jobs still run (a paused queue is still skipped)."""
 
 from __future__ import annotations
 
@@ -68,14 +68,16 @@ async def test_with_the_fast_paths_off_procrastinate_runs_the_jobs(
     monkeypatch.setenv("LLMJOBS_WORKER_FAST_PATH", "0")
     get_settings.cache_clear()
     try:
-        # an app made with the switch off keeps procrastinate's job manager
-        made = queue.LLMJobsApp(connector=procrastinate.PsycopgConnector(conninfo=database_url))
-        assert type(made.job_manager) is procrastinate.manager.JobManager
-        # the project's app (its tasks registered), as a process started with the switch off
-        monkeypatch.setattr(
-            opened_app, "job_manager", procrastinate.manager.JobManager(opened_app.connector)
-        )
+        # procrastinate's own worker; its jobs finish one statement each, as procrastinate's do
         assert type(opened_app._worker(concurrency=2)) is procrastinate.worker.Worker
+        finishes = []
+        original = procrastinate.manager.JobManager.finish_job_by_id_async
+
+        async def counted(self, **kwargs):
+            finishes.append(kwargs["job_id"])
+            return await original(self, **kwargs)
+
+        monkeypatch.setattr(procrastinate.manager.JobManager, "finish_job_by_id_async", counted)
         subs = [
             jobs.submit(
                 pool, user=analyst, template="Say {{n}}", context={"n": n}, model="offline/echo"
@@ -87,4 +89,5 @@ async def test_with_the_fast_paths_off_procrastinate_runs_the_jobs(
         get_settings.cache_clear()
     outs = [jobs.get_output(pool, s.output_id, analyst) for s in subs]
     assert [(o.status, o.attempts) for o in outs] == [("completed", 1)] * 5
+    assert len(finishes) >= 5
     assert all(o.raw_response and f"Say {n}" in o.raw_response for n, o in enumerate(outs))
