@@ -18,10 +18,11 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from api import idempotency
+from api.idempotency import Unauthenticated
 from db.models import User
-from tasks import accounts, api_support
-from tasks.api_support import Unauthenticated
-from tasks.submit import Submission
+from tasks import accounts
+from tasks.outputs import Submission
 
 Answer = TypeVar("Answer", bound=BaseModel)
 
@@ -86,8 +87,8 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 IdempotencyKey = Annotated[
     str | None,
     Header(
-        alias=api_support.IDEMPOTENCY_KEY_HEADER,
-        pattern=api_support.IDEMPOTENCY_KEY_PATTERN,
+        alias=idempotency.IDEMPOTENCY_KEY_HEADER,
+        pattern=idempotency.IDEMPOTENCY_KEY_PATTERN,
         description="Any unique string (e.g. a UUID): a repeat within 24 h queues nothing and "
         "gets the first answer; reusing it for a different request is a 422.",
     ),
@@ -127,7 +128,7 @@ class _JobCreation:
         """Check the token (401), then create under the rate limit and idempotency key; sets the
         answer's status code. create may read `self.user`."""
         setattr(self.request.state, _UNCHECKED_TOKEN, None)  # checked here, whatever happens
-        accepted = api_support.create_job_with_token(
+        accepted = idempotency.create_job_with_token(
             self.pool,
             self.token,
             create,

@@ -24,9 +24,9 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from api.deps import checked_first
-from tasks import rendering
-from tasks.api_support import RateLimited, Unauthenticated
+from api.idempotency import RateLimited, Unauthenticated
 from tasks.errors import Conflict, Forbidden, InvalidInput, InvalidRows, NotFound
+from tasks.llm import rendering
 from tasks.logs import get_logger
 
 log = get_logger("llmjobs.api")

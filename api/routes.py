@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 
+from api import health
 from api.body_limit import BATCH_BODY_BYTES, size_text
 from api.deps import REPLAYED_HEADER, CurrentUser, JobCreation, Pool
 from api.schemas import (
@@ -38,9 +39,10 @@ from api.schemas import (
     RegenerateRequest,
     ValidationErrors,
 )
-from tasks import api_support, batches, catalog, compare, exports, submit
+from tasks import batches, comparisons, exports, feedback, outputs
 from tasks.errors import InvalidInput, InvalidRows
-from tasks.submit import Submission
+from tasks.llm import catalog
+from tasks.outputs import Submission
 
 _ALWAYS: dict[int | str, dict[str, Any]] = {
     401: {
@@ -106,7 +108,7 @@ def create_llm_job(body: JobRequest, jobs: JobCreation) -> Submission:
     """
 
     def create(p: ConnectionPool) -> Submission:
-        return submit.submit(
+        return outputs.submit(
             p,
             user=jobs.user,
             template=body.template,
@@ -136,7 +138,7 @@ def list_llm_outputs(
     """Your outputs (admins: everyone's, or one user's with user_id), filtered, one page at a
     time: pass `next_cursor` back as `cursor` until it is null."""
     wanted = filters.model_dump(exclude={"limit", "cursor"})
-    rows = submit.list_outputs(
+    rows = outputs.list_outputs(
         pool, user, **wanted, before_id=_decode_cursor(filters.cursor), limit=filters.limit + 1
     )
     page = rows[: filters.limit]
@@ -155,7 +157,7 @@ def list_llm_outputs(
     tags=["outputs"],
 )
 def get_llm_output(output_id: OutputId, user: CurrentUser, pool: Pool) -> Output:
-    return Output.of(submit.get_output(pool, output_id, user))
+    return Output.of(outputs.get_output(pool, output_id, user))
 
 
 @router.post(
@@ -174,7 +176,7 @@ def get_llm_output(output_id: OutputId, user: CurrentUser, pool: Pool) -> Output
 def set_llm_output_feedback(
     output_id: OutputId, body: FeedbackRequest, user: CurrentUser, pool: Pool
 ) -> FeedbackChange:
-    event = submit.set_feedback(pool, output_id, user, body.feedback)
+    event = feedback.set_feedback(pool, output_id, user, body.feedback)
     return FeedbackChange.model_validate(event.model_dump())
 
 
@@ -188,7 +190,7 @@ def set_llm_output_feedback(
     tags=["jobs"],
 )
 def re_run_llm_output(output_id: OutputId, jobs: JobCreation) -> Submission:
-    return jobs.run(lambda p: submit.re_run(p, output_id, jobs.user), body=None)
+    return jobs.run(lambda p: outputs.re_run(p, output_id, jobs.user), body=None)
 
 
 @router.post(
@@ -206,7 +208,7 @@ def regenerate_llm_output(
     changes = body or RegenerateRequest()
 
     def create(p: ConnectionPool) -> Submission:
-        return submit.regenerate(
+        return outputs.regenerate(
             p,
             output_id,
             jobs.user,
@@ -235,7 +237,7 @@ def list_models(user: CurrentUser, pool: Pool) -> list[ModelInfo]:
 ComparisonId = Annotated[int, Path(ge=1, le=MAX_ID, description="A comparison's id.")]
 
 
-def _comparison_out(view: compare.ComparisonView) -> ComparisonOut:
+def _comparison_out(view: comparisons.ComparisonView) -> ComparisonOut:
     return ComparisonOut(
         comparison_id=view.comparison_id,
         blind=view.blind,
@@ -259,18 +261,20 @@ def _comparison_out(view: compare.ComparisonView) -> ComparisonOut:
 @router.post(
     "/comparisons",
     status_code=202,
-    response_model=compare.ComparisonSubmission,
+    response_model=comparisons.ComparisonSubmission,
     responses={**_ALWAYS, **_INVALID, **_CREATES},
     summary="Queue one prompt to several models",
     response_description=_ACCEPTED_DOC,
     tags=["comparisons"],
 )
-def create_comparison(body: ComparisonRequest, jobs: JobCreation) -> compare.ComparisonSubmission:
+def create_comparison(
+    body: ComparisonRequest, jobs: JobCreation
+) -> comparisons.ComparisonSubmission:
     """One job per model for the same prompt, in one transaction. Read the answers side by side
     with `GET /api/v1/comparisons/{id}` and record the better one with `.../pick`."""
 
-    def create(p: ConnectionPool) -> compare.ComparisonSubmission:
-        return compare.submit_comparison(
+    def create(p: ConnectionPool) -> comparisons.ComparisonSubmission:
+        return comparisons.submit_comparison(
             p,
             user=jobs.user,
             template=body.template,
@@ -284,7 +288,7 @@ def create_comparison(body: ComparisonRequest, jobs: JobCreation) -> compare.Com
         )
 
     return jobs.run(
-        create, body=body.model_dump(mode="json"), answer_type=compare.ComparisonSubmission
+        create, body=body.model_dump(mode="json"), answer_type=comparisons.ComparisonSubmission
     )
 
 
@@ -297,7 +301,7 @@ def create_comparison(body: ComparisonRequest, jobs: JobCreation) -> compare.Com
 )
 def get_comparison(comparison_id: ComparisonId, user: CurrentUser, pool: Pool) -> ComparisonOut:
     """Blind comparisons hide the model names until a pick is recorded."""
-    return _comparison_out(compare.get_comparison(pool, comparison_id, user))
+    return _comparison_out(comparisons.get_comparison(pool, comparison_id, user))
 
 
 @router.post(
@@ -320,7 +324,7 @@ def pick_comparison(
 ) -> ComparisonOut:
     """Stored as pairwise preferences (the winner over each other answer, or all tied); a new
     pick replaces the previous one."""
-    return _comparison_out(compare.pick(pool, comparison_id, user, body.winner_output_id))
+    return _comparison_out(comparisons.pick(pool, comparison_id, user, body.winner_output_id))
 
 
 @router.get(
@@ -342,8 +346,8 @@ def get_leaderboard(
     and the suggested model within the cost ceiling per output."""
     if template_name is not None and "\x00" in template_name:
         raise InvalidInput("template_name", "must be text without NUL characters")
-    entries = compare.leaderboard(pool, user, template_name=template_name, version=version)
-    best = compare.suggest(entries, cost_ceiling)
+    entries = comparisons.leaderboard(pool, user, template_name=template_name, version=version)
+    best = comparisons.suggest(entries, cost_ceiling)
     return LeaderboardOut(
         entries=[e.model_dump() for e in entries], suggested=best.model if best else None
     )
@@ -562,7 +566,7 @@ def export_outputs(
     tags=["health"],
 )
 def healthz(pool: Pool, response: Response) -> Health:
-    state = api_support.health(pool)
+    state = health.check(pool)
     ok = all(state.values())
     response.status_code = 200 if ok else 503
     return Health(status="ok" if ok else "unavailable", **state)

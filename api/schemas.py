@@ -23,9 +23,9 @@ from pydantic import (
 )
 
 from db.models import FeedbackValue, Format, Kind, LLMOutput, Queue, Status
-from tasks import rendering
 from tasks.batches import Batch
 from tasks.errors import InvalidInput
+from tasks.llm import rendering
 
 MAX_ID = 2**63 - 1
 

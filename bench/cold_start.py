@@ -9,7 +9,7 @@
   time to its registration and to the job's start (`started_at` of the output).
 - The CLI: `llmjobs submit` (validates the model against the model catalog, queues a job) beside
   `llmjobs show` (reads one output), wall time and peak memory (the child's maximum RSS).
-- For reference: importing the worker's modules (`tasks.job`, which imports litellm) and the
+- For reference: importing the worker's modules (`tasks.worker.job`, which imports litellm) and the
   pages' shared module (`dashboard.deps`, which does not) in a fresh interpreter.
 
 Medians over the repeats. Goals: `llmjobs submit` ≤ 0.6 s and ≤ 80 MiB.
@@ -59,7 +59,7 @@ def _dashboard(url: str) -> tuple[float, float]:
 
 def _worker(url: str, pool: object, user: object, index: int) -> tuple[float, float]:
     """Seconds from launching a worker to its registration and to a queued job's start."""
-    from tasks.submit import submit
+    from tasks.outputs import submit
 
     queued = submit(
         pool, user=user, template="Say {{n}}", model="offline/echo", context={"n": index}
@@ -144,7 +144,7 @@ def run(*, repeats: int = 3) -> list[Goal]:
             ]
         finally:
             pool.close()
-    imports = [_import_seconds("tasks.job") for _ in range(repeats)]
+    imports = [_import_seconds("tasks.worker.job") for _ in range(repeats)]
     pages = [_import_seconds("dashboard.deps") for _ in range(repeats)]
     bare = [_import_seconds("sys") for _ in range(repeats)]
     figures = {
@@ -180,7 +180,7 @@ def run(*, repeats: int = 3) -> list[Goal]:
             ["llmjobs submit (peak MiB)", figures["cli_submit_mib"], _all(c[1] for c in submits)],
             ["llmjobs show (s)", figures["cli_show_s"], _all(c[0] for c in shows)],
             ["llmjobs show (peak MiB)", figures["cli_show_mib"], _all(c[1] for c in shows)],
-            ["python -c 'import tasks.job'", figures["import_tasks_job_s"], _all(imports)],
+            ["python -c 'import tasks.worker.job'", figures["import_tasks_job_s"], _all(imports)],
             ["python -c 'import dashboard.deps'", figures["import_dashboard_deps_s"], _all(pages)],
             ["python -c 'import sys'", figures["bare_interpreter_s"], _all(bare)],
         ],

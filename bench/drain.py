@@ -69,23 +69,23 @@ def _undo_fetch_plan_fix(url: str) -> None:
 @contextlib.contextmanager
 def _no_refresh() -> Iterator[None]:
     """The batch queued without the ANALYZE that ends its transaction."""
-    from tasks import submit
+    from tasks import outputs
 
-    saved = getattr(submit, "refresh_queue_statistics", None)
+    saved = getattr(outputs, "refresh_queue_statistics", None)
     if saved is None:  # a tree from before the refresh
         yield
         return
-    submit.refresh_queue_statistics = lambda conn, rows: None
+    outputs.refresh_queue_statistics = lambda conn, rows: None
     try:
         yield
     finally:
-        submit.refresh_queue_statistics = saved
+        outputs.refresh_queue_statistics = saved
 
 
 def _warm_up(url: str, pool: Any, user: Any) -> None:
     """A few single jobs first, as someone trying the app before a batch does: the worker's
     first model calls (litellm's lazy set-up) are then not in the batch's first figures."""
-    from tasks.submit import submit
+    from tasks.outputs import submit
 
     ids = [
         submit(

@@ -11,7 +11,7 @@ in flight the ceiling is 200 / 0.5 = 400 jobs/s. Runs, each on a fresh database:
 - baseline: a plain procrastinate task that only calls litellm.acompletion, one process,
   concurrency 200, same worker settings;
 - the model calls alone, in one process (200 at a time) and in two (100 each): the worker's own
-  call (`tasks.models.call_model`, through litellm, on the worker's event loop set-up) with no
+  call (`tasks.llm.calls.call_model`, through litellm, on the worker's event loop set-up) with no
   queue and no database. What they reach is the most a worker could, on this machine at that
   moment; ours is given as a share of it too;
 - for information, ours with one worker again against a server whose answers take 0.4 to 0.6 s
@@ -82,7 +82,7 @@ def _queue_ours(url: str, jobs: int, first: int = 0) -> tuple[int, float]:
     """Queue jobs through submit_many; (highest job id before them, commit time)."""
     from db.pool import sync_pool
     from tasks import accounts
-    from tasks.submit import submit_many
+    from tasks.outputs import submit_many
 
     pool = sync_pool(url, max_size=2)
     try:
@@ -386,10 +386,10 @@ def run(*, jobs: int = 4000, delay: float = 0.5, concurrency: int = 200) -> list
 
 
 def model_calls(calls: int, concurrency: int) -> None:
-    """Make `calls` calls to MODEL through tasks.models.call_model, `concurrency` at a time, in
+    """Make `calls` calls to MODEL through tasks.llm.calls.call_model, `concurrency` at a time, in
     a process set up as a worker's is (its event loop's executor, a frozen GC). Prints "ready"
     after one warm-up round, waits for a line on stdin, then prints how many calls failed."""
-    from tasks.models import call_model, install_call_executor
+    from tasks.llm.calls import call_model, install_call_executor
 
     async def make(count: int) -> int:
         slots = asyncio.Semaphore(concurrency)
@@ -424,7 +424,7 @@ def raw_worker() -> None:
     import procrastinate
 
     from tasks.config import get_settings
-    from tasks.queue import app as ours
+    from tasks.worker.app import app as ours
 
     concurrency = get_settings().worker_concurrency
     base = os.environ["OPENAI_API_BASE"]

@@ -53,7 +53,7 @@ async def _drain(app: Any, **options: Any) -> tuple[float, float]:
 def _queue_ours(url: str, jobs: int, model: str) -> float:
     from db.pool import sync_pool
     from tasks import accounts
-    from tasks.submit import submit_many
+    from tasks.outputs import submit_many
 
     pool = sync_pool(url, max_size=2)
     try:
@@ -74,8 +74,8 @@ def _count_completed(url: str) -> dict[str, int]:
 
 def run_ours(jobs: int, concurrency: int, profile_to: Path | None = None) -> dict[str, Any]:
     """Drain `jobs` real LLM jobs against the stub model in this process."""
-    from tasks.queue import app
     from tasks.testing import stub_model_success
+    from tasks.worker.app import app
 
     with common.fresh_database() as url, stub_model_success() as model:
         os.environ["DATABASE_URL"] = url  # the app's pool is made from it when opened
@@ -104,7 +104,7 @@ def run_noop(jobs: int, concurrency: int) -> dict[str, Any]:
     """Drain `jobs` no-op jobs with procrastinate alone, with our worker's settings."""
     import procrastinate
 
-    from tasks.queue import app as ours
+    from tasks.worker.app import app as ours
 
     with common.fresh_database() as url:
         noop_app = procrastinate.App(

@@ -50,7 +50,7 @@ def _pickups(url: str, ids: list[int]) -> tuple[list[float], list[float]]:
 
 def _offer(pool: Any, user: Any, rate: float, seconds: float, tag: str) -> tuple[list[int], float]:
     """Submit at `rate` per second for `seconds`; (output ids, achieved rate)."""
-    from tasks.submit import submit
+    from tasks.outputs import submit
 
     count = int(rate * seconds)
     ids = []

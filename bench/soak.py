@@ -32,7 +32,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 from db.pool import sync_pool  # noqa: E402
 from tasks import accounts  # noqa: E402
-from tasks import submit as jobs  # noqa: E402
+from tasks import outputs as jobs  # noqa: E402
 from tasks.logs import configure_logging  # noqa: E402
 from tasks.testing import publish_served_models  # noqa: E402
 from tests.support.pgserver import OwnedServer  # noqa: E402

@@ -3,12 +3,12 @@ bulk submission goes.
 
     python -m bench.submit_latency [--submits 1000] [--requests 500] [--bulk 10000] [--quick]
 
-- `tasks.submit.submit` (validate, render, output row + job in one transaction, estimate):
+- `tasks.outputs.submit` (validate, render, output row + job in one transaction, estimate):
   p50/p99 of 1,000 calls (goals: p50 <= 3 ms, p99 <= 10 ms);
 - POST /api/v1/llm_jobs to a real `llmjobs api` (uvicorn) process over one keep-alive
   connection (the standard library's http.client): p50/p99 of 500 requests (rate limit off),
   in a database of its own, so that it too starts from an empty queue;
-- `tasks.submit.submit_many` with 10,000 contexts: jobs/s (goal >= 5,000), median of 3;
+- `tasks.outputs.submit_many` with 10,000 contexts: jobs/s (goal >= 5,000), median of 3;
 - informational: single submits once the bulk runs left tens of thousands of jobs waiting.
 
 No worker runs: the queue only grows.
@@ -30,7 +30,7 @@ TEMPLATE = "Explain {{concept}} to a beginner"
 
 
 def _submit_times(pool: Any, user: Any, count: int, offset: int) -> list[float]:
-    from tasks.submit import submit
+    from tasks.outputs import submit
 
     times = []
     for i in range(count):
@@ -89,7 +89,7 @@ def _api_times(url: str, token: str, count: int) -> list[float]:
 
 
 def _bulk_rates(pool: Any, user: Any, rows: int, rounds: int) -> list[float]:
-    from tasks.submit import submit_many
+    from tasks.outputs import submit_many
 
     rates = []
     for r in range(rounds):
@@ -132,7 +132,7 @@ def run(
     bulk_rate = statistics.median(rates)
     headers = ["path", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms"]
     rows = [
-        ["tasks.submit.submit (Python)", *python.values()],
+        ["tasks.outputs.submit (Python)", *python.values()],
         ["POST /api/v1/llm_jobs (uvicorn)", *api.values()],
         [f"submit with {waiting:,} jobs waiting", *backlog.values()],
     ]

@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import auth, deps, ui
 from tasks import agents as agent_cases
 from tasks.errors import LLMJobsError
-from tasks.formats import FORMATS
+from tasks.llm.formats import FORMATS
 
 user = auth.require_user()
 pool = deps.pool()

@@ -19,7 +19,7 @@ from dashboard import auth, deps, editor, empty, ui
 from tasks import batches
 from tasks.config import QUEUES, get_settings
 from tasks.errors import BudgetExceeded, InvalidInput, InvalidRows, LLMJobsError
-from tasks.formats import FORMATS
+from tasks.llm.formats import FORMATS
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool

@@ -10,10 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, deps, editor, forms, ui
-from tasks import compare
+from tasks import comparisons
 from tasks.config import QUEUES
 from tasks.errors import LLMJobsError, NotFound
-from tasks.formats import FORMATS
+from tasks.llm.formats import FORMATS
 
 if TYPE_CHECKING:
     from db.models import LLMOutput
@@ -32,7 +32,7 @@ def leave() -> None:
     st.query_params.pop("id", None)
 
 
-def answer_card(view: compare.ComparisonView, output: LLMOutput) -> None:
+def answer_card(view: comparisons.ComparisonView, output: LLMOutput) -> None:
     """One answer: its label (and model once shown), status, the answer, and the pick's mark."""
     model = view.models[output.id]
     st.markdown(f"**Answer {view.labels[output.id]}**" + (f" · {model}" if model else ""))
@@ -58,7 +58,7 @@ def answer_card(view: compare.ComparisonView, output: LLMOutput) -> None:
 
 if requested:
     try:
-        view = compare.get_comparison(pool, int(requested), user)
+        view = comparisons.get_comparison(pool, int(requested), user)
     except (ValueError, NotFound):
         st.title(":material/compare_arrows: Compare", anchor=False)
         st.error(f"Comparison {requested} not found.", icon=":material/search_off:")
@@ -80,7 +80,7 @@ if requested:
             st.json(first.context, expanded=False)
 
     def answers() -> bool:
-        now = compare.get_comparison(pool, view.comparison_id, user)
+        now = comparisons.get_comparison(pool, view.comparison_id, user)
         for column, output in zip(
             st.columns(len(now.outputs), border=True), now.outputs, strict=True
         ):
@@ -124,7 +124,7 @@ if requested:
                     clicked = True
             if clicked:
                 try:
-                    compare.pick(pool, view.comparison_id, user, better)
+                    comparisons.pick(pool, view.comparison_id, user, better)
                 except LLMJobsError as exc:
                     ui.show_error(exc)
                 else:
@@ -157,9 +157,9 @@ with left:
 
 with right:
     chosen = st.multiselect(
-        f"Models ({compare.MIN_MODELS} to {compare.MAX_MODELS})",
+        f"Models ({comparisons.MIN_MODELS} to {comparisons.MAX_MODELS})",
         [m.name for m in models],
-        max_selections=compare.MAX_MODELS,
+        max_selections=comparisons.MAX_MODELS,
         format_func=lambda m: f"{m} (offline)" if m in offline else m,
         placeholder="Pick the models to compare",
         key="compare_models",
@@ -192,7 +192,7 @@ with right:
         try:
             if context_error:
                 raise context_error
-            made = compare.submit_comparison(
+            made = comparisons.submit_comparison(
                 pool,
                 user=user,
                 **template.submit_args(),

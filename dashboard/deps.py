@@ -14,9 +14,10 @@ from psycopg_pool import ConnectionPool
 
 from dashboard import charts
 from db.pool import sync_pool
-from tasks import accounts, admin, analytics, batches, budgets, catalog, compare, templates
+from tasks import accounts, admin, analytics, batches, budgets, comparisons, templates
 from tasks import agents as agent_cases
 from tasks.analytics import OutputFilter
+from tasks.llm import catalog
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -190,8 +191,8 @@ def leaderboard(
     user_id: int | None,
     created_after: datetime | None,
     created_before: datetime | None,
-) -> list[compare.LeaderboardEntry]:
-    return compare.leaderboard(
+) -> list[comparisons.LeaderboardEntry]:
+    return comparisons.leaderboard(
         _pool,
         viewer,
         template_name=template_name,
@@ -205,8 +206,8 @@ def leaderboard(
 @st.cache_data(ttl=10, show_spinner=False)
 def recent_comparisons(
     _pool: ConnectionPool, viewer: User, limit: int
-) -> list[compare.RecentComparison]:
-    return compare.list_comparisons(_pool, viewer, limit)
+) -> list[comparisons.RecentComparison]:
+    return comparisons.list_comparisons(_pool, viewer, limit)
 
 
 @st.cache_data(ttl=2, show_spinner=False)

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from psycopg_pool import ConnectionPool
 
-from tasks import fetchers, rendering
-from tasks import submit as jobs
+from tasks import fetchers
+from tasks import outputs as jobs
 from tasks.errors import InvalidInput
+from tasks.llm import rendering
 
 if TYPE_CHECKING:
     from db.models import User

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import streamlit as st
 
 from dashboard import auth, charts, deps, empty, ui
-from tasks import compare
+from tasks import comparisons
 from tasks.analytics import period
 from tasks.errors import InvalidInput
 
@@ -77,7 +77,7 @@ ceiling = ceiling_column.number_input(
     key="leaderboard_ceiling",
     help="Only models whose completed outputs cost at most this on average. Empty: no ceiling.",
 )
-best = compare.suggest(entries, ceiling)
+best = comparisons.suggest(entries, ceiling)
 with suggestion_column.container(border=True):
     if best is None:
         st.warning(
@@ -143,7 +143,7 @@ else:
 
 st.download_button(
     "Download the leaderboard (CSV)",
-    data=compare.leaderboard_csv(entries),
+    data=comparisons.leaderboard_csv(entries),
     file_name=f"llmjobs-leaderboard-{today.isoformat()}.csv",
     mime="text/csv",
     icon=":material/download:",

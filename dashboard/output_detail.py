@@ -8,10 +8,10 @@ import json
 import streamlit as st
 
 from dashboard import auth, deps, forms, ui
-from tasks import analytics
-from tasks import submit as jobs
+from tasks import analytics, feedback
+from tasks import outputs as jobs
 from tasks.errors import LLMJobsError, NotFound
-from tasks.formats import FORMATS
+from tasks.llm.formats import FORMATS
 
 FEEDBACK_BUTTONS = (
     ("thumbs_up", "Thumbs up", ":material/thumb_up:"),
@@ -135,7 +135,7 @@ with answer:
                 and not chosen
             ):
                 try:
-                    jobs.set_feedback(pool, output.id, user, value)
+                    feedback.set_feedback(pool, output.id, user, value)
                 except LLMJobsError as exc:
                     ui.show_error(exc)
                 else:

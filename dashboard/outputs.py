@@ -11,10 +11,10 @@ import streamlit as st
 
 from dashboard import auth, deps, empty, ui
 from tasks import exports
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.analytics import FEEDBACK_VALUES, STATUSES, period
 from tasks.errors import InvalidInput
-from tasks.formats import FORMATS
+from tasks.llm.formats import FORMATS
 
 if TYPE_CHECKING:
     from db.models import LLMOutput

@@ -6,11 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import auth, deps, editor, forms, ui
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.config import QUEUES, get_settings
 from tasks.errors import BudgetExceeded, InvalidInput
 from tasks.fetchers import FETCHERS
-from tasks.formats import FORMATS
+from tasks.llm.formats import FORMATS
 
 EXAMPLE_TEMPLATE = "Explain {{ concept }} to a beginner in three sentences."
 

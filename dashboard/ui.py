@@ -14,7 +14,7 @@ import psycopg
 import streamlit as st
 
 from tasks.errors import LLMJobsError
-from tasks.formats import sanitize_html
+from tasks.llm.formats import sanitize_html
 
 if TYPE_CHECKING:
     from db.models import LLMOutput

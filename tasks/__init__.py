@@ -3,6 +3,6 @@
 procrastinate --app=tasks.app worker
 """
 
-from tasks.queue import app
+from tasks.worker.app import app
 
 __all__ = ["app"]

@@ -7,9 +7,9 @@ from psycopg_pool import ConnectionPool
 
 from db import agents
 from db.models import Agent, User
-from tasks import catalog
 from tasks.errors import InvalidInput, NotFound
-from tasks.formats import FORMATS
+from tasks.llm import catalog
+from tasks.llm.formats import FORMATS
 
 MAX_SYSTEM_PROMPT = 16 * 1024
 

@@ -16,12 +16,12 @@ from db import batches as batches_db
 from db import outputs as outputs_db
 from db.batches import Batch, BatchResult
 from db.models import User
-from tasks import submit
+from tasks import outputs
 from tasks.config import QUEUE_PRIORITY
 from tasks.csvcells import csv_text
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
+from tasks.llm.rendering import NESTED_TOO_DEEPLY
 from tasks.logs import get_logger
-from tasks.rendering import NESTED_TOO_DEEPLY
 
 __all__ = ["Batch", "BatchResult"]
 log = get_logger("llmjobs.batches")
@@ -58,7 +58,7 @@ def parse_file(content: bytes, filename: str) -> ParsedFile:
         for row in reader:
             if None in row:  # more values than columns
                 rows.append(
-                    submit.UnreadableRow(f"line {reader.line_num}: more values than columns")
+                    outputs.UnreadableRow(f"line {reader.line_num}: more values than columns")
                 )
             else:
                 rows.append(dict(row))
@@ -109,8 +109,8 @@ def submit_batch(
     """
     if len(name) > 200:
         raise InvalidInput("name", "is longer than 200 characters")
-    template, version_id = submit.resolve_template(pool, template, template_name, template_version)
-    prepared = submit.prepare_many(
+    template, version_id = outputs.resolve_template(pool, template, template_name, template_version)
+    prepared = outputs.prepare_many(
         pool,
         template=template,
         model=model,
@@ -134,9 +134,9 @@ def submit_batch(
             columns=columns or [],
             skipped=[list(s) for s in prepared.skipped],
         )
-        output_ids, _ = submit.write_many(conn, prepared, user)
+        output_ids, _ = outputs.write_many(conn, prepared, user)
         batches_db.set_batch_rows(conn, batch.id, output_ids, [n for n, _ in prepared.rows])
-        submit.refresh_queue_statistics(conn, len(output_ids))
+        outputs.refresh_queue_statistics(conn, len(output_ids))
     log.info(
         "batch queued",
         batch_id=batch.id,
@@ -191,10 +191,10 @@ def retry_failed(pool: ConnectionPool, batch_id: int, user: User) -> list[int]:
             raise Conflict(f"batch {batch.id} has no failed or cancelled rows")
         ids = [row["id"] for row in failed]
         batches_db.requeue_outputs(conn, ids)
-        job_ids = submit.defer_outputs(conn, ids, batch.queue, QUEUE_PRIORITY[batch.queue])
+        job_ids = outputs.defer_outputs(conn, ids, batch.queue, QUEUE_PRIORITY[batch.queue])
         outputs_db.set_output_jobs_bulk(conn, ids, job_ids)
         batches_db.clear_batch_cancelled(conn, batch.id)
-        submit.refresh_queue_statistics(conn, len(ids))
+        outputs.refresh_queue_statistics(conn, len(ids))
     log.info("batch failed rows queued again", batch_id=batch.id, user_id=user.id, count=len(ids))
     return ids
 

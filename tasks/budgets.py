@@ -11,8 +11,8 @@ from psycopg_pool import ConnectionPool
 
 from db import evidence
 from db.models import User
-from tasks import catalog
 from tasks.errors import BudgetExceeded, InvalidInput, NotFound
+from tasks.llm import catalog
 
 DEFAULT_COMPLETION_TOKENS = 500
 CHARS_PER_TOKEN = 4

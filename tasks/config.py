@@ -71,9 +71,9 @@ class Settings(BaseSettings):
     dashboard_db_timeout: float = Field(5.0, gt=0)
     model_prices: str = ""
     database_url: str = Field("", validation_alias="DATABASE_URL")
-    # Off: litellm is used through its public API alone (see tasks/models.py, "fast paths").
+    # Off: litellm is used through its public API alone (see tasks/llm/calls.py, "fast paths").
     litellm_fast_path: bool = True
-    # Off: procrastinate's own worker and job manager (see tasks/queue.py, "fast paths").
+    # Off: procrastinate's own worker and job manager (see tasks/worker/app.py, "fast paths").
     worker_fast_path: bool = True
 
     @field_validator("log_level", "openai_compatible_client", mode="before")

@@ -23,8 +23,8 @@ from psycopg_pool import ConnectionPool
 
 from db import analytics as analytics_db
 from db import demo as demo_db
-from tasks import formats, rendering
 from tasks.errors import Conflict
+from tasks.llm import formats, rendering
 from tasks.logs import get_logger
 
 log = get_logger("llmjobs.demo")

@@ -9,8 +9,8 @@ from psycopg_pool import ConnectionPool
 from db import evidence
 from db.evidence import TemplateVersion
 from db.models import User
-from tasks import rendering
 from tasks.errors import Forbidden, InvalidInput
+from tasks.llm import rendering
 
 __all__ = [
     "TemplateVersion",

@@ -37,10 +37,10 @@ _counter = itertools.count(1)
 def publish_served_models(pool: ConnectionPool, host: str = "tests") -> None:
     """Publish to the model catalog what a worker with this process's environment serves (as a
     worker does when it starts): its provider models are then accepted before any worker runs.
-    The entry counts as a live worker for tasks.catalog.fresh_within() seconds."""
+    The entry counts as a live worker for tasks.llm.catalog.fresh_within() seconds."""
     from db import catalog as catalog_db
-    from tasks import catalog
-    from tasks.models import served_models  # litellm: what a worker would import
+    from tasks.llm import catalog
+    from tasks.llm.calls import served_models  # litellm: what a worker would import
 
     with pool.connection() as conn:
         catalog_db.publish_sync(conn, catalog.worker_name(), host, served_models())
@@ -119,7 +119,7 @@ def _stub_handler(respond: Callable[[str, list[dict[str, Any]]], Any]) -> Any:
 
 
 def _requested_format(messages: list[dict[str, Any]]) -> str:
-    from tasks.formats import INSTRUCTIONS
+    from tasks.llm.formats import INSTRUCTIONS
 
     system = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
     for fmt in ("json", "html", "markdown"):
@@ -130,13 +130,13 @@ def _requested_format(messages: list[dict[str, Any]]) -> str:
 
 @contextlib.contextmanager
 def _registered(provider: str, handler: Any) -> Iterator[None]:
-    from tasks import models
+    from tasks.llm import calls
 
-    models.register_provider(provider, handler)
+    calls.register_provider(provider, handler)
     try:
         yield
     finally:
-        models.unregister_provider(provider)
+        calls.unregister_provider(provider)
 
 
 @contextlib.contextmanager

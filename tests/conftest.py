@@ -149,7 +149,7 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None
 @pytest.fixture
 async def opened_app(database_url: str) -> AsyncIterator:
     """The project's procrastinate app, opened on this test's database."""
-    from tasks.queue import app
+    from tasks.worker.app import app
 
     async with app.open_async():
         yield app

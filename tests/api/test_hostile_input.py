@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.rendering import MAX_CONTEXT_DEPTH
+from tasks.llm.rendering import MAX_CONTEXT_DEPTH
 
 JOBS = "/api/v1/llm_jobs"
 DEPTHS = [MAX_CONTEXT_DEPTH, MAX_CONTEXT_DEPTH + 1, 300, 985, 10_000]

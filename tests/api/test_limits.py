@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tasks import api_support
-from tasks import submit as jobs
+from api import idempotency
+from tasks import outputs as jobs
 from tasks.errors import InvalidInput
 from tasks.testing import create_test_llm_output
 from tests.api.conftest import EXAMPLE_JOB
@@ -21,7 +21,7 @@ def limit_of(monkeypatch, open_client):
     """limit_of(n): a client of an app started with LLMJOBS_API_RATE_LIMIT=n."""
 
     def start(per_minute: int):
-        monkeypatch.setenv(api_support.RATE_LIMIT_ENV, str(per_minute))
+        monkeypatch.setenv(idempotency.RATE_LIMIT_ENV, str(per_minute))
         return open_client()
 
     return start
@@ -91,7 +91,7 @@ def test_zero_turns_the_limit_off(limit_of, ana):
 def test_malformed_limit_stops_start_up(monkeypatch):
     from api.app import create_app
 
-    monkeypatch.setenv(api_support.RATE_LIMIT_ENV, "sixty")
+    monkeypatch.setenv(idempotency.RATE_LIMIT_ENV, "sixty")
     with pytest.raises(ValueError, match="LLMJOBS_API_RATE_LIMIT"):
         create_app()
 
@@ -102,7 +102,7 @@ def _submit(pool, user, template="Hi"):
 
 def test_window_opens_again_after_it_ends(pool, analyst, queued_jobs):
     def attempt():
-        return api_support.create_job(
+        return idempotency.create_job(
             pool,
             analyst,
             _submit(pool, analyst),
@@ -113,7 +113,7 @@ def test_window_opens_again_after_it_ends(pool, analyst, queued_jobs):
         )
 
     attempt(), attempt()
-    with pytest.raises(api_support.RateLimited) as refused:
+    with pytest.raises(idempotency.RateLimited) as refused:
         attempt()
     assert refused.value.retry_after == 1
     time.sleep(1.05)
@@ -178,9 +178,9 @@ def test_malformed_keys_are_422(client, ana, key):
 
 
 def test_key_check_in_the_use_case():
-    assert api_support.check_idempotency_key("a-B_9.~") == "a-B_9.~"
+    assert idempotency.check_idempotency_key("a-B_9.~") == "a-B_9.~"
     with pytest.raises(InvalidInput, match="Idempotency-Key"):
-        api_support.check_idempotency_key("tab\there")
+        idempotency.check_idempotency_key("tab\there")
 
 
 def test_concurrent_identical_requests_queue_one_job(open_client, ana, queued_jobs):
@@ -195,7 +195,7 @@ def test_concurrent_identical_requests_queue_one_job(open_client, ana, queued_jo
 
 def _short_lived(pool, user, key):
     """A job creation under an idempotency key kept for one second."""
-    return api_support.create_job(
+    return idempotency.create_job(
         pool,
         user,
         _submit(pool, user),
@@ -246,7 +246,7 @@ def test_concurrent_repeats_of_an_expired_key_queue_one_new_job(pool, analyst, q
 
 def test_claiming_a_key_forgets_the_users_expired_keys(pool, analyst, other_analyst):
     def attempt(user, key):
-        api_support.create_job(
+        idempotency.create_job(
             pool,
             user,
             _submit(pool, user),

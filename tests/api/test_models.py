@@ -7,7 +7,7 @@ from psycopg.rows import dict_row
 
 from db import catalog as catalog_db
 from db.catalog import CatalogModel
-from tasks.catalog import OFFLINE_NAMES
+from tasks.llm.catalog import OFFLINE_NAMES
 
 
 def test_lists_the_models_live_workers_serve(database_url, client, ana):

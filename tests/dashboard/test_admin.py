@@ -11,7 +11,7 @@ from procrastinate import SyncPsycopgConnector
 from procrastinate.manager import JobManager
 
 from tasks import admin as queue_admin
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.errors import Conflict, Forbidden, NotFound
 from tests.support.provider import error, ok
 

@@ -13,7 +13,7 @@ from procrastinate.jobs import Status
 from db import analytics as analytics_db
 from db import outputs as outputs_db
 from tasks import agents as agent_cases
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.testing import create_test_llm_output
 
 ANALYTICS = "dashboard/analytics.py"

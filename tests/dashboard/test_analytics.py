@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from db import analytics as analytics_db
-from tasks import accounts, analytics, exports, submit
+from tasks import accounts, analytics, exports, feedback, outputs
 from tasks.errors import InvalidInput
 from tasks.testing import create_test_llm_output
 from tests.support.hostile import FORMULAS, NUMBER_AS_TEXT, neutralised
@@ -206,7 +206,7 @@ def test_feedback_csv_round_trips_awkward_text_times_and_figures(pool, analyst):
         cost=0.0125,
         created_at=when,
     )
-    rated_at = submit.set_feedback(pool, rated.id, analyst, "thumbs_down").created_at
+    rated_at = feedback.set_feedback(pool, rated.id, analyst, "thumbs_down").created_at
     _seed(pool, analyst, model=A, feedback="none")  # not rated: not exported
     text = analytics.feedback_csv(pool, analyst, _last_30_days())
     assert text.splitlines()[0] == (
@@ -293,8 +293,8 @@ def test_filter_choices_and_lineage(pool, analyst, other_analyst, admin, seeded)
     assert analytics.filter_choices(pool, admin).models == [A, B]
     parent = create_test_llm_output(pool, analyst)
 
-    child = submit.re_run(pool, parent.id, analyst)
-    other_child = submit.re_run(pool, parent.id, admin)
+    child = outputs.re_run(pool, parent.id, analyst)
+    other_child = outputs.re_run(pool, parent.id, admin)
     family = analytics.lineage(pool, parent, analyst)
     assert family.parent_id is None
     assert [c.id for c in family.children] == [child.output_id]  # the admin's re-run is not ana's
@@ -302,7 +302,7 @@ def test_filter_choices_and_lineage(pool, analyst, other_analyst, admin, seeded)
         child.output_id,
         other_child.output_id,
     ]
-    made = submit.get_output(pool, child.output_id, analyst)
+    made = outputs.get_output(pool, child.output_id, analyst)
     assert analytics.lineage(pool, made, analyst).parent_id == parent.id
     assert analytics.lineage(pool, made, other_analyst).parent_id is None
 

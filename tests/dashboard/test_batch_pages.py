@@ -17,7 +17,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 
 from db import outputs as outputs_db
 from tasks import analytics, batches
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.admin import local_user
 from tasks.testing import create_test_llm_output
 from tests.e2e.conftest import CHROMIUM_ARGS, chromium, services  # noqa: F401 - fixtures

@@ -11,8 +11,8 @@ import pytest
 
 from db import analytics as analytics_db
 from db import outputs as outputs_db
-from tasks import budgets, compare, templates
-from tasks import submit as jobs
+from tasks import budgets, comparisons, templates
+from tasks import outputs as jobs
 from tasks.testing import create_test_llm_output
 from tests.support.clock import clear_of
 
@@ -91,7 +91,7 @@ def test_blind_comparison_is_queued_hidden_then_picked(app_as, pool, analyst, tw
     assert "answer of offline/echo" in shown and f"answer of {two_models[1]}" in shown
     assert not any(f"· {model}" in shown for model in two_models)  # still blind
     assert not at.main.get("page_link")  # an output's page would name its model
-    view = compare.get_comparison(pool, comparison_id, analyst)
+    view = comparisons.get_comparison(pool, comparison_id, analyst)
     winner = next(o.id for o in made if o.model == two_models[1])
     at.button(key=f"compare_pick_{winner}").click().run()
     assert not at.exception
@@ -108,7 +108,7 @@ def test_blind_comparison_is_queued_hidden_then_picked(app_as, pool, analyst, tw
 
 
 def test_a_comparison_is_its_owners(app_as, pool, analyst, other_analyst, two_models):
-    made = compare.submit_comparison(
+    made = comparisons.submit_comparison(
         pool, user=analyst, template="Hi {{ x }}", context={"x": "1"}, models=two_models
     )
     at = app_as(other_analyst, COMPARE, id=str(made.comparison_id))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from dashboard import forms
-from tasks import rendering
 from tasks.errors import InvalidInput
+from tasks.llm import rendering
 
 
 def _template_problem(template: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.testing import create_test_llm_output
 
 OUTPUTS = "dashboard/outputs.py"

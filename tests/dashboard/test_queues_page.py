@@ -14,7 +14,7 @@ from procrastinate.manager import JobManager
 
 from db import outputs as outputs_db
 from tasks import admin as queue_admin
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.errors import InvalidInput
 
 QUEUES = "dashboard/queues.py"

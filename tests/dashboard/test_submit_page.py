@@ -9,8 +9,8 @@ import json
 import streamlit as st
 
 from tasks import agents as agent_cases
-from tasks import submit as jobs
-from tasks.rendering import MAX_CONTEXT_DEPTH
+from tasks import outputs as jobs
+from tasks.llm.rendering import MAX_CONTEXT_DEPTH
 
 SUBMIT = "dashboard/submit.py"
 

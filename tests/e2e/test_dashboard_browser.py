@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.admin import local_user
 from tests.e2e.conftest import CHROMIUM_ARGS
 

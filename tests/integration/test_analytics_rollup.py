@@ -467,7 +467,7 @@ def test_latency_buckets_hold_their_milliseconds(pool):
 
 
 async def test_the_worker_refreshes_the_rollup(pool, history, run_worker):
-    from tasks.maintenance import refresh_analytics_task
+    from tasks.worker.maintenance import refresh_analytics_task
 
     job_id = await refresh_analytics_task.defer_async(timestamp=0)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import submit as jobs
+from tasks import feedback
+from tasks import outputs as jobs
 from tasks.errors import InvalidInput, NotFound
 from tasks.testing import create_test_llm_output
 from tests.support.provider import ok
@@ -83,7 +84,7 @@ def test_unknown_or_impossible_output_ids_are_not_found(pool, analyst, output_id
     with pytest.raises(NotFound):
         jobs.re_run(pool, output_id, analyst)
     with pytest.raises(NotFound):
-        jobs.set_feedback(pool, output_id, analyst, "thumbs_up")
+        feedback.set_feedback(pool, output_id, analyst, "thumbs_up")
 
 
 @pytest.mark.parametrize("limit", [-5, 0, 501, 10**12])

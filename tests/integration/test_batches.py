@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tasks import batches, exports
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
 from tasks.testing import create_test_llm_output
 from tests.support.provider import error, ok

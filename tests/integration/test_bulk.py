@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.errors import InvalidInput, InvalidRows
 
 

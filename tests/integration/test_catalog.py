@@ -14,9 +14,10 @@ from psycopg.rows import dict_row
 
 from db import catalog as catalog_db
 from db.catalog import CatalogModel
-from tasks import budgets, catalog
-from tasks import submit as jobs
+from tasks import budgets
+from tasks import outputs as jobs
 from tasks.errors import BudgetExceeded, InvalidInput
+from tasks.llm import catalog
 from tests.conftest import ROOT
 
 GPT = CatalogModel(
@@ -52,21 +53,21 @@ def test_front_ends_do_not_import_litellm():
     # job included, never litellm (seconds and over 100 MiB to import).
     modules = [
         "api.app",
-        "tasks.cli",
+        "tasks.cli.main",
         "dashboard.deps",
         "dashboard.forms",
         "dashboard.ui",
-        "tasks.submit",
+        "tasks.outputs",
         "tasks.batches",
-        "tasks.compare",
+        "tasks.comparisons",
         "tasks.agents",
         "tasks.budgets",
-        "tasks.catalog",
+        "tasks.llm.catalog",
     ]
     code = (
         f"import sys\nfor m in {modules!r}: __import__(m)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'litellm' "
-        "or m in ('tasks.models', 'tasks.offline')))"
+        "or m in ('tasks.llm.calls', 'tasks.llm.offline')))"
     )
     found = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
@@ -178,7 +179,7 @@ async def test_a_pruned_entry_is_published_again_and_old_ones_go(database_url, p
 def test_a_worker_with_a_key_serves_its_provider(monkeypatch, database_url, pool, analyst):
     # What a worker holding an OpenAI key publishes (litellm's view, in the worker's process):
     # the provider as a whole, its mapped models with litellm's prices, none of Anthropic's.
-    from tasks.models import served_models
+    from tasks.llm.calls import served_models
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789")
     served = {m.model: m for m in served_models()}

@@ -13,7 +13,7 @@ import pytest
 
 from db.pool import sync_pool
 from tasks import accounts
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.testing import publish_served_models
 from tests.support.pgserver import OwnedServer
 from tests.support.provider import ok

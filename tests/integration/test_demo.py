@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks import analytics, compare, demo, templates
-from tasks import submit as jobs
-from tasks.cli import main
+from tasks import analytics, comparisons, demo, templates
+from tasks import outputs as jobs
+from tasks.cli.main import main
 from tasks.errors import Conflict
 
 NOW = datetime(2024, 11, 20, 15, 30, tzinfo=UTC)
@@ -113,7 +113,7 @@ def test_remove_deletes_exactly_the_demo_rows(pool, analyst, admin):
         pool, user=analyst, template="Hi {{ x }}", context={"x": "a"}, model="offline/echo"
     )
     templates.save_template(pool, analyst, "My template", "Hello {{ name }}")
-    compare.submit_comparison(
+    comparisons.submit_comparison(
         pool,
         user=analyst,
         template="Say {{ w }}",
@@ -175,7 +175,7 @@ def test_hint_from_a_url_and_never_an_error(database_url):
 def test_run_says_how_to_load_demo_data_on_an_empty_database(database_url, monkeypatch, capsys):
     import sys
 
-    from tasks import runner
+    from tasks.cli import runner
 
     monkeypatch.setattr(runner.subprocess, "run", lambda *a, **k: None)  # migrated already
     monkeypatch.setattr(runner.signal, "signal", lambda *a: None)  # pytest keeps its handlers

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from db import queues as queues_db
 from db.queries import queries
 from tasks import batches
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.config import LLM_TASK
 
 BACKLOG = 4000

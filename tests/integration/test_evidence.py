@@ -13,8 +13,8 @@ import pytest
 
 from db import analytics as analytics_db
 from db import outputs as outputs_db
-from tasks import analytics, budgets, compare, exports, templates
-from tasks import submit as jobs
+from tasks import analytics, budgets, comparisons, exports, templates
+from tasks import outputs as jobs
 from tasks.errors import BudgetExceeded, Conflict, Forbidden, InvalidInput, NotFound
 from tasks.testing import create_test_llm_output, stub_model_success
 from tests.support.clock import clear_of
@@ -100,7 +100,7 @@ def test_outputs_record_the_version_they_used(pool, analyst):
 
 async def test_compare_side_by_side_blind_then_pick(pool, analyst, other_analyst, run_worker):
     with stub_model_success({"text": "stub says hi"}) as stub:
-        sub = compare.submit_comparison(
+        sub = comparisons.submit_comparison(
             pool,
             user=analyst,
             template="Explain {{c}}",
@@ -110,24 +110,24 @@ async def test_compare_side_by_side_blind_then_pick(pool, analyst, other_analyst
         )
         assert [o.model for o in sub.outputs] == ["offline/echo", stub]
         assert _counts(pool) == (2, 2)
-        view = compare.get_comparison(pool, sub.comparison_id, analyst)
+        view = comparisons.get_comparison(pool, sub.comparison_id, analyst)
         assert view.blind and not view.picked
         assert set(view.models.values()) == {None}
         assert {o.model for o in view.outputs} == {"hidden"}
         assert sorted(view.labels.values()) == ["A", "B"]
         with pytest.raises(Conflict, match="finished"):
-            compare.pick(pool, sub.comparison_id, analyst, sub.outputs[0].output_id)
+            comparisons.pick(pool, sub.comparison_id, analyst, sub.outputs[0].output_id)
         await run_worker()
     with pytest.raises(NotFound):
-        compare.get_comparison(pool, sub.comparison_id, other_analyst)
+        comparisons.get_comparison(pool, sub.comparison_id, other_analyst)
     winner = sub.outputs[1].output_id
-    picked = compare.pick(pool, sub.comparison_id, analyst, winner)
+    picked = comparisons.pick(pool, sub.comparison_id, analyst, winner)
     assert picked.picked and picked.winner_output_id == winner and not picked.tie
     assert picked.models[winner] == stub  # names revealed after the pick
     assert next(o for o in picked.outputs if o.id == winner).parsed_output == "stub says hi"
     with pytest.raises(InvalidInput):
-        compare.pick(pool, sub.comparison_id, analyst, 999_999)
-    tie = compare.pick(pool, sub.comparison_id, analyst, None)
+        comparisons.pick(pool, sub.comparison_id, analyst, 999_999)
+    tie = comparisons.pick(pool, sub.comparison_id, analyst, None)
     assert tie.tie and tie.winner_output_id is None
     with pool.connection() as conn:
         outcomes = [r["outcome"] for r in conn.execute("SELECT outcome FROM preferences")]
@@ -145,7 +145,7 @@ async def test_compare_side_by_side_blind_then_pick(pool, analyst, other_analyst
 )
 def test_bad_comparisons_write_nothing(pool, analyst, models, fragment):
     with pytest.raises(InvalidInput) as caught:
-        compare.submit_comparison(
+        comparisons.submit_comparison(
             pool, user=analyst, template="x {{c}}", context={"c": 1}, models=models
         )
     assert caught.value.field == "models" and fragment in caught.value.message
@@ -181,7 +181,7 @@ def _seed_leaderboard(pool, user):
 def test_leaderboard_figures_by_hand(pool, analyst, other_analyst):
     _seed_leaderboard(pool, analyst)
     create_test_llm_output(pool, other_analyst, model="m-other", feedback="thumbs_up")
-    board = compare.leaderboard(pool, analyst)
+    board = comparisons.leaderboard(pool, analyst)
     assert [e.model for e in board] == ["m-good", "m-cheap"]  # only the viewer's, best first
     good, cheap = board
     assert (good.thumbs_up, good.thumbs_down, good.outputs) == (8, 2, 10)
@@ -196,10 +196,10 @@ def test_leaderboard_figures_by_hand(pool, analyst, other_analyst):
     assert good.cost_per_thumbs_up == pytest.approx(0.1 / 8)
     assert cheap.cost_per_thumbs_up == pytest.approx(0.006 / 3)
     assert good.median_latency_ms == 100
-    assert compare.suggest(board).model == "m-good"
-    assert compare.suggest(board, cost_ceiling=0.005).model == "m-cheap"
-    assert compare.suggest(board, cost_ceiling=0.0001) is None
-    csv_text = compare.leaderboard_csv(board)
+    assert comparisons.suggest(board).model == "m-good"
+    assert comparisons.suggest(board, cost_ceiling=0.005).model == "m-cheap"
+    assert comparisons.suggest(board, cost_ceiling=0.0001) is None
+    csv_text = comparisons.leaderboard_csv(board)
     assert csv_text.splitlines()[0].startswith("model,outputs,thumbs_up")
     assert csv_text.splitlines()[1].startswith("m-good,10,8,2")
 
@@ -209,8 +209,8 @@ def test_leaderboard_csv_keeps_formulas_in_model_names_as_text(pool, analyst):
         out = create_test_llm_output(pool, analyst, model=model, feedback="thumbs_up")
         with pool.connection() as conn:
             analytics_db.set_output_figures(conn, out.id, cost=Decimal("0.5"), latency_ms=100)
-    board = compare.leaderboard(pool, analyst)
-    header, *rows = csv.reader(io.StringIO(compare.leaderboard_csv(board)))
+    board = comparisons.leaderboard(pool, analyst)
+    header, *rows = csv.reader(io.StringIO(comparisons.leaderboard_csv(board)))
     table = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
     assert sorted(table) == sorted(map(neutralised, FORMULAS))
     # numbers are written as numbers
@@ -246,11 +246,11 @@ def _judged_versions(pool, user, name: str, first: str, second: str) -> None:
 
 def test_leaderboard_by_template_version(pool, analyst):
     _judged_versions(pool, analyst, "t", "v1 {{c}}", "v2 {{c}}")
-    v1 = compare.leaderboard(pool, analyst, template_name="t", version=1)
-    v2 = compare.leaderboard(pool, analyst, template_name="t", version=2)
+    v1 = comparisons.leaderboard(pool, analyst, template_name="t", version=1)
+    v2 = comparisons.leaderboard(pool, analyst, template_name="t", version=2)
     assert [(e.thumbs_up, e.thumbs_down) for e in v1] == [(0, 1)]
     assert [(e.thumbs_up, e.thumbs_down) for e in v2] == [(2, 0)]
-    assert sum(e.outputs for e in compare.leaderboard(pool, analyst, template_name="t")) == 3
+    assert sum(e.outputs for e in comparisons.leaderboard(pool, analyst, template_name="t")) == 3
 
 
 # Cost and budgets
@@ -316,28 +316,28 @@ def test_template_diff_between_versions(pool, analyst):
 def test_recent_comparisons_hide_blind_models_until_picked(pool, analyst, other_analyst):
     with stub_model_success() as stub:
         models = ["offline/echo", stub]
-        first = compare.submit_comparison(
+        first = comparisons.submit_comparison(
             pool, user=analyst, template="Explain {{c}}", context={"c": 1}, models=models
         )
-        blind = compare.submit_comparison(
+        blind = comparisons.submit_comparison(
             pool, user=analyst, template="Define {{c}}", context={"c": 1}, models=models, blind=True
         )
-    recent = compare.list_comparisons(pool, analyst)
+    recent = comparisons.list_comparisons(pool, analyst)
     assert [r.comparison_id for r in recent] == [blind.comparison_id, first.comparison_id]
     assert (recent[0].models, recent[0].answers, recent[0].finished) == (None, 2, 0)
     assert (recent[1].models, recent[1].template) == (models, "Explain {{c}}")
-    assert compare.list_comparisons(pool, other_analyst) == []
-    assert [r.comparison_id for r in compare.list_comparisons(pool, analyst, 1)] == [
+    assert comparisons.list_comparisons(pool, other_analyst) == []
+    assert [r.comparison_id for r in comparisons.list_comparisons(pool, analyst, 1)] == [
         blind.comparison_id
     ]
     with pool.connection() as conn:
         for out in blind.outputs:
             outputs_db.set_output_state(conn, out.output_id, status="completed", raw_response="x")
-    compare.pick(pool, blind.comparison_id, analyst, blind.outputs[0].output_id)
-    newest = compare.list_comparisons(pool, analyst)[0]
+    comparisons.pick(pool, blind.comparison_id, analyst, blind.outputs[0].output_id)
+    newest = comparisons.list_comparisons(pool, analyst)[0]
     assert (newest.models, newest.finished, newest.picked) == (models, 2, True)
     with pytest.raises(InvalidInput):
-        compare.list_comparisons(pool, analyst, 0)
+        comparisons.list_comparisons(pool, analyst, 0)
 
 
 def test_cost_over_time_by_model_and_user(pool, analyst, other_analyst, admin):
@@ -381,7 +381,7 @@ def test_analytics_by_template_names_library_versions(pool, analyst):
 
 async def test_blind_answers_hide_their_model_everywhere_until_judged(pool, analyst, run_worker):
     with stub_model_success() as stub:
-        sub = compare.submit_comparison(
+        sub = comparisons.submit_comparison(
             pool,
             user=analyst,
             template="Explain {{c}}",
@@ -397,6 +397,6 @@ async def test_blind_answers_hide_their_model_everywhere_until_judged(pool, anal
         # what runs again still knows its model
         again = jobs.get_output(pool, jobs.re_run(pool, ids[1], analyst).output_id, analyst)
         assert again.model == stub
-        compare.pick(pool, sub.comparison_id, analyst, ids[0])
+        comparisons.pick(pool, sub.comparison_id, analyst, ids[0])
         assert jobs.get_output(pool, ids[1], analyst).model == stub
         assert {o.id: o.model for o in jobs.list_outputs(pool, analyst)}[ids[0]] == "offline/echo"

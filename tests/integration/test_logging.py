@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from tasks import submit as jobs
+from tasks import feedback
+from tasks import outputs as jobs
 from tasks.logs import configure_logging
 from tests.support.provider import error, ok
 
@@ -37,7 +38,7 @@ async def test_job_events_are_json_lines_with_fields(
         pool, user=analyst, template="T {{x}}", context={"x": 2}, model="openai/m"
     )
     await run_worker(concurrency=1)
-    jobs.set_feedback(pool, ok_sub.output_id, analyst, "thumbs_up")
+    feedback.set_feedback(pool, ok_sub.output_id, analyst, "thumbs_up")
 
     events = captured_logs()
     by_message: dict[str, list[dict]] = {}
@@ -128,7 +129,7 @@ def test_maintenance_that_did_nothing_logs_at_debug(level):
 
 
 async def test_idle_maintenance_jobs_log_nothing_at_info(pool, run_worker, captured_logs):
-    from tasks.maintenance import recover_stalled_jobs_task, refresh_analytics_task
+    from tasks.worker.maintenance import recover_stalled_jobs_task, refresh_analytics_task
 
     await recover_stalled_jobs_task.defer_async(timestamp=0)
     await refresh_analytics_task.defer_async(timestamp=0)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from tasks import offline
-from tasks import submit as jobs
-from tasks.cli import main
+from tasks import outputs as jobs
+from tasks.cli.main import main
+from tasks.llm import offline
 
 
 def _submit(pool, user, concept: str, model: str, fmt: str):

@@ -1,4 +1,4 @@
-"""What tasks/queue.py takes from procrastinate beyond its public API (the worker's fast paths),
+"""What tasks/worker/app.py takes from procrastinate beyond its public API (the fast paths),
 checked against the installed procrastinate and a migrated database: a failure here names what
 a procrastinate release changed. When a part is gone the worker falls back to procrastinate's
 own behaviour with one WARNING; LLMJOBS_WORKER_FAST_PATH=0 uses procrastinate's own worker,
@@ -10,9 +10,10 @@ import procrastinate
 import psycopg
 import structlog
 
-from tasks import logs, queue
-from tasks import submit as jobs
+from tasks import logs
+from tasks import outputs as jobs
 from tasks.config import get_settings
+from tasks.worker import app
 
 
 def test_procrastinate_still_builds_its_worker_where_we_build_ours():
@@ -24,8 +25,8 @@ def test_procrastinate_still_builds_its_worker_where_we_build_ours():
 
 async def test_our_worker_finds_every_private_part_it_uses(opened_app):
     worker = opened_app._worker(concurrency=2)
-    assert isinstance(worker, queue.LLMJobsWorker)
-    assert queue.missing_internals(worker) == []
+    assert isinstance(worker, app.LLMJobsWorker)
+    assert app.missing_internals(worker) == []
 
 
 def test_the_database_has_the_versioned_functions_our_statements_call(database_url):
@@ -34,14 +35,14 @@ def test_the_database_has_the_versioned_functions_our_statements_call(database_u
             row[0]
             for row in conn.execute(
                 "SELECT proname FROM pg_proc WHERE proname = ANY(%s)",
-                (list(queue.PROCRASTINATE_FUNCTIONS),),
+                (list(app.PROCRASTINATE_FUNCTIONS),),
             )
         }
-    assert sorted(set(queue.PROCRASTINATE_FUNCTIONS) - found) == []
+    assert sorted(set(app.PROCRASTINATE_FUNCTIONS) - found) == []
 
 
 async def test_a_missing_part_gives_procrastinates_worker_and_one_warning(opened_app, monkeypatch):
-    monkeypatch.setattr(queue, "WORKER_INTERNALS", (*queue.WORKER_INTERNALS, "_gone_in_3_11"))
+    monkeypatch.setattr(app, "WORKER_INTERNALS", (*app.WORKER_INTERNALS, "_gone_in_3_11"))
     logs.forget_warnings()
     with structlog.testing.capture_logs() as logged:
         built = [opened_app._worker(concurrency=2) for _ in range(2)]
@@ -52,12 +53,12 @@ async def test_a_missing_part_gives_procrastinates_worker_and_one_warning(opened
 
 async def test_a_missing_versioned_function_is_said_once(opened_app, monkeypatch):
     monkeypatch.setattr(
-        queue, "PROCRASTINATE_FUNCTIONS", (*queue.PROCRASTINATE_FUNCTIONS, "procrastinate_x_v9")
+        app, "PROCRASTINATE_FUNCTIONS", (*app.PROCRASTINATE_FUNCTIONS, "procrastinate_x_v9")
     )
     logs.forget_warnings()
     with structlog.testing.capture_logs() as logged:
-        await queue._check_functions(opened_app.connector)
-        await queue._check_functions(opened_app.connector)
+        await app._check_functions(opened_app.connector)
+        await app._check_functions(opened_app.connector)
     warnings = [e for e in logged if "fast path unavailable" in e["event"]]
     assert len(warnings) == 1 and "procrastinate_x_v9" in warnings[0]["detail"]
 

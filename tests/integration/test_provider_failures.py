@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tests.support.provider import chaos
 
 TRANSIENT = {500, 502, 503, 429, "timeout", "reset"}

@@ -14,7 +14,7 @@ from procrastinate import SyncPsycopgConnector
 from procrastinate.manager import JobManager
 
 from tasks import admin as queue_admin
-from tasks import submit as jobs
+from tasks import outputs as jobs
 
 PROCRASTINATE = Path(sys.executable).parent / "procrastinate"
 _manager = JobManager(SyncPsycopgConnector())

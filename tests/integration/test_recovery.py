@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from procrastinate.jobs import Status
 
-from tasks import submit as jobs
-from tasks.maintenance import recover_stalled_jobs
+from tasks import outputs as jobs
+from tasks.worker.maintenance import recover_stalled_jobs
 from tests.support.provider import Step, ok
 
 PROCRASTINATE = Path(sys.executable).parent / "procrastinate"

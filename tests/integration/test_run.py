@@ -166,7 +166,7 @@ def test_the_dashboard_looks_nothing_up_on_the_internet_at_start(monkeypatch):
     from streamlit import config
     from streamlit.web import bootstrap
 
-    from tasks import runner
+    from tasks.cli import runner
 
     command = runner.commands(dashboard=True, api=False)["dashboard"]
     options = dict(zip(command[3::2], command[4::2], strict=False))

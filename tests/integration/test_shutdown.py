@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tests.support.provider import Step, ok
 
 PROCRASTINATE = Path(sys.executable).parent / "procrastinate"

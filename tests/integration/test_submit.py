@@ -8,9 +8,10 @@ import psycopg
 import pytest
 
 from db import outputs as outputs_db
-from tasks import submit as jobs
+from tasks import feedback
+from tasks import outputs as jobs
 from tasks.errors import Conflict, InvalidInput, NotFound
-from tasks.rendering import MAX_CONTEXT_DEPTH
+from tasks.llm.rendering import MAX_CONTEXT_DEPTH
 from tasks.testing import assert_llm_job_enqueued, create_test_llm_output
 
 TEMPLATE = "Explain {{concept}} to a beginner"
@@ -187,9 +188,9 @@ def test_list_filters_and_keyset_pages(pool, analyst):
 
 def test_feedback_records_every_change(pool, analyst):
     out = create_test_llm_output(pool, analyst)
-    first = jobs.set_feedback(pool, out.id, analyst, "thumbs_up")
-    second = jobs.set_feedback(pool, out.id, analyst, "thumbs_down")
-    jobs.set_feedback(pool, out.id, analyst, "none")
+    first = feedback.set_feedback(pool, out.id, analyst, "thumbs_up")
+    second = feedback.set_feedback(pool, out.id, analyst, "thumbs_down")
+    feedback.set_feedback(pool, out.id, analyst, "none")
     assert (first.old_value, first.new_value) == ("none", "thumbs_up")
     assert (second.old_value, second.new_value) == ("thumbs_up", "thumbs_down")
     with pool.connection() as conn:
@@ -205,14 +206,14 @@ def test_feedback_records_every_change(pool, analyst):
 def test_feedback_permissions_and_state(pool, analyst, other_analyst, admin):
     out = create_test_llm_output(pool, analyst)
     with pytest.raises(NotFound):
-        jobs.set_feedback(pool, out.id, other_analyst, "thumbs_up")
-    event = jobs.set_feedback(pool, out.id, admin, "thumbs_down")
+        feedback.set_feedback(pool, out.id, other_analyst, "thumbs_up")
+    event = feedback.set_feedback(pool, out.id, admin, "thumbs_down")
     assert event.user_id == admin.id
     pending = create_test_llm_output(pool, analyst, status="pending")
     with pytest.raises(Conflict, match="only completed outputs"):
-        jobs.set_feedback(pool, pending.id, analyst, "thumbs_up")
+        feedback.set_feedback(pool, pending.id, analyst, "thumbs_up")
     with pytest.raises(InvalidInput):
-        jobs.set_feedback(pool, out.id, analyst, "meh")
+        feedback.set_feedback(pool, out.id, analyst, "meh")
 
 
 def test_re_run_copies_parameters_and_links_parent(pool, analyst, other_analyst):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tasks.testing import (
     assert_llm_job_enqueued,
     create_test_llm_output,

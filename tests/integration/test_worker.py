@@ -12,7 +12,7 @@ import time
 import pytest
 from procrastinate.jobs import Status
 
-from tasks import submit as jobs
+from tasks import outputs as jobs
 from tests.support.provider import Step, error, ok
 
 
@@ -245,14 +245,16 @@ async def test_a_fetch_takes_jobs_in_procrastinate_order_and_respects_locks(
     """One statement taking several jobs takes what as many single fetches would: by priority,
     then age, and never two jobs holding the same lock."""
     manager = opened_app.job_manager
-    defer = opened_app.configure_task(name="tasks.maintenance.noop_for_order", queue="default")
+    defer = opened_app.configure_task(
+        name="tasks.worker.maintenance.noop_for_order", queue="default"
+    )
     low = [await defer.defer_async(n=n) for n in range(3)]
     high = await opened_app.configure_task(
-        name="tasks.maintenance.noop_for_order", priority=5
+        name="tasks.worker.maintenance.noop_for_order", priority=5
     ).defer_async(n=9)
     locked = [
         await opened_app.configure_task(
-            name="tasks.maintenance.noop_for_order", lock="one-at-a-time"
+            name="tasks.worker.maintenance.noop_for_order", lock="one-at-a-time"
         ).defer_async(n=20 + n)
         for n in range(2)
     ]
@@ -266,7 +268,7 @@ async def test_a_fetch_takes_jobs_in_procrastinate_order_and_respects_locks(
 
 
 def test_the_pool_grows_with_concurrency_up_to_a_cap(settings_env):
-    from tasks.queue import worker_pool_size
+    from tasks.worker.app import worker_pool_size
 
     sizes = {}
     for concurrency in ("1", "10", "18", "200"):
@@ -289,7 +291,7 @@ def slow_model():
     import litellm
     from litellm import CustomLLM
 
-    from tasks import models
+    from tasks.llm import calls
 
     in_flight = {"now": 0, "most": 0}
 
@@ -307,11 +309,11 @@ def slow_model():
                 usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
             )
 
-    models.register_provider("slowstub", Slow())
+    calls.register_provider("slowstub", Slow())
     try:
         yield "slowstub/any", in_flight
     finally:
-        models.unregister_provider("slowstub")
+        calls.unregister_provider("slowstub")
 
 
 @pytest.mark.fast_path
@@ -329,7 +331,7 @@ async def test_two_hundred_jobs_in_flight_share_a_pool_of_four(
         model=model,
         contexts=[{"n": n} for n in range(200)],
     )
-    from tasks.job import output_writes
+    from tasks.worker.job import output_writes
 
     # this test's own pool: fresh counts
     writes = output_writes(opened_app.connector.pool, opened_app.job_manager)
@@ -355,9 +357,9 @@ async def test_a_fetch_starts_the_attempts_of_the_llm_jobs_it_takes(pool, analys
     second_job = await opened_app.configure_task(name="llm_job").defer_async(
         output_id=twice.output_id
     )
-    other = await opened_app.configure_task(name="tasks.maintenance.noop_for_order").defer_async(
-        n=1
-    )
+    other = await opened_app.configure_task(
+        name="tasks.worker.maintenance.noop_for_order"
+    ).defer_async(n=1)
     with pool.connection() as conn:
         conn.execute(
             "UPDATE llm_outputs SET status = 'completed', completed_at = now() WHERE id = %s",
@@ -392,7 +394,7 @@ async def test_a_job_whose_output_its_fetch_could_not_see_still_runs(pool, analy
     not see. The fetch's miss decides nothing: the job starts its output itself."""
     from procrastinate import job_context
 
-    from tasks.job import llm_job
+    from tasks.worker.job import llm_job
 
     manager = opened_app.job_manager
     sub = _submit(pool, analyst)
@@ -539,7 +541,7 @@ async def test_finishes_sent_together_fail_alone(pool, analyst, opened_app):
 async def test_a_notification_during_a_fetch_is_kept_for_the_next_one(opened_app, monkeypatch):
     """A job notified while a fetch runs, too late for the fetch to see it: the worker's event
     stays set, so it fetches again at once rather than at the next poll."""
-    from tasks.queue import LLMJobsWorker
+    from tasks.worker.app import LLMJobsWorker
 
     worker = LLMJobsWorker(app=opened_app, concurrency=4, wait=False)
     worker._job_semaphore = asyncio.Semaphore(4)
@@ -564,7 +566,7 @@ async def test_a_notification_during_a_fetch_is_kept_for_the_next_one(opened_app
 
 
 def test_fetch_loops_default_to_one_per_25_slots(settings_env):
-    from tasks.queue import fetchers_for
+    from tasks.worker.app import fetchers_for
 
     assert [fetchers_for(n) for n in (1, 10, 49, 50, 200, 1000)] == [1, 1, 1, 2, 8, 8]
     settings_env(WORKER_FETCHERS="3")
@@ -573,16 +575,16 @@ def test_fetch_loops_default_to_one_per_25_slots(settings_env):
 
 @pytest.mark.fast_path
 async def test_the_worker_runs_litellms_setup_in_its_loop_thread(pool, analyst, run_worker):
-    from tasks import models
+    from tasks.llm import calls
     from tests.support.setup_recorder import SetupRecorder
 
     recorder = SetupRecorder()
-    models.register_provider("recorder", recorder)
+    calls.register_provider("recorder", recorder)
     try:
         subs = [_submit(pool, analyst, model="recorder/any") for _ in range(3)]
         await run_worker()
     finally:
-        models.unregister_provider("recorder")
+        calls.unregister_provider("recorder")
     outs = [_output(pool, analyst, s) for s in subs]
     assert [o.parsed_output for o in outs] == ["recorded"] * 3
     loop_thread = threading.get_ident()

@@ -11,8 +11,8 @@ import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
 
-from tasks import models
-from tasks.retry import ModelError
+from tasks.llm import calls
+from tasks.llm.errors import ModelError
 from tests.support.setup_recorder import SetupRecorder
 
 MESSAGES = [{"role": "user", "content": "Explain queues to a beginner"}]
@@ -20,25 +20,25 @@ MESSAGES = [{"role": "user", "content": "Explain queues to a beginner"}]
 
 @pytest.fixture(autouse=True)
 def no_litellm_callbacks(monkeypatch):
-    for name in models.LITELLM_CALLBACK_LISTS:
+    for name in calls.LITELLM_CALLBACK_LISTS:
         monkeypatch.setattr(litellm, name, [])
 
 
 @pytest.fixture
 def recorder():
     handler = SetupRecorder()
-    models.register_provider("recorder", handler)
+    calls.register_provider("recorder", handler)
     yield handler
-    models.unregister_provider("recorder")
+    calls.unregister_provider("recorder")
 
 
-def _call(install: bool, model: str = "recorder/any") -> tuple[models.ModelAnswer, int]:
+def _call(install: bool, model: str = "recorder/any") -> tuple[calls.ModelAnswer, int]:
     """call_model in a fresh event loop; (answer, the loop's thread)."""
 
-    async def main() -> tuple[models.ModelAnswer, int]:
+    async def main() -> tuple[calls.ModelAnswer, int]:
         if install:
-            models.install_call_executor(asyncio.get_running_loop())
-        return await models.call_model(model, MESSAGES), threading.get_ident()
+            calls.install_call_executor(asyncio.get_running_loop())
+        return await calls.call_model(model, MESSAGES), threading.get_ident()
 
     return asyncio.run(main())
 
@@ -62,7 +62,7 @@ def test_other_work_given_to_the_executor_still_runs_on_its_threads(recorder):
 
     async def outside_a_call() -> tuple[int, int, int]:
         loop = asyncio.get_running_loop()
-        models.install_call_executor(loop)
+        calls.install_call_executor(loop)
         by_executor = await loop.run_in_executor(None, threading.get_ident)
         return by_executor, await asyncio.to_thread(threading.get_ident), threading.get_ident()
 
@@ -94,15 +94,15 @@ def test_installing_replaces_the_default_pool_once():
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, int)  # asyncio makes its own default pool
         previous = loop._default_executor
-        models.install_call_executor(loop)
+        calls.install_call_executor(loop)
         first = loop._default_executor
-        models.install_call_executor(loop)
+        calls.install_call_executor(loop)
         return previous, first, loop._default_executor, previous._shutdown
 
     previous, first, second, previous_shut = asyncio.run(main())
     assert isinstance(previous, ThreadPoolExecutor)
-    assert not isinstance(previous, models.CallExecutor)
-    assert isinstance(first, models.CallExecutor) and second is first
+    assert not isinstance(previous, calls.CallExecutor)
+    assert isinstance(first, calls.CallExecutor) and second is first
     assert previous_shut, "the replaced pool was left running"
 
 
@@ -120,4 +120,4 @@ def test_installing_replaces_the_default_pool_once():
     ],
 )
 def test_only_providers_whose_setup_does_no_io_leave_the_pool(model, in_loop_thread):
-    assert models._setup_is_cpu_only(model) is in_loop_thread
+    assert calls._setup_is_cpu_only(model) is in_loop_thread

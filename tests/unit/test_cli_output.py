@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from tasks import cli
+from tasks.cli import main as cli
 
 
 def test_costs_print_as_fixed_point_decimals(capsys):

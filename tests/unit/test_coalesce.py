@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tasks.coalesce import Coalescer
+from tasks.worker.coalesce import Coalescer
 
 
 class Recorder:

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from tasks.formats import ParseError, parse
-from tasks.rendering import MAX_CONTEXT_DEPTH
+from tasks.llm.formats import ParseError, parse
+from tasks.llm.rendering import MAX_CONTEXT_DEPTH
 
 
 def test_text_and_markdown_kept_as_is():

@@ -1,4 +1,4 @@
-"""What tasks/models.py takes from litellm beyond its public API (its fast paths), checked
+"""What tasks/llm/calls.py takes from litellm beyond its public API (its fast paths), checked
 against the installed litellm: a failure here names what a litellm release changed. With a
 fast path gone, the worker falls back to litellm's plain behaviour with one WARNING; with
 LLMJOBS_LITELLM_FAST_PATH=0 none is used and calls still work."""
@@ -10,8 +10,9 @@ import contextlib
 
 import pytest
 
-from tasks import logs, models
+from tasks import logs
 from tasks.config import OFFLINE_MODEL, get_settings
+from tasks.llm import calls
 
 MESSAGES = [{"role": "user", "content": "Explain sets"}]
 
@@ -27,7 +28,7 @@ def fast_path_off(monkeypatch):
 def test_litellm_still_has_what_the_fast_paths_use():
     import litellm.main
 
-    assert models._unlogged_call is not None, (
+    assert calls._unlogged_call is not None, (
         "litellm._internal_context.internal_sub_call is gone: litellm logs every call again"
     )
     assert callable(getattr(litellm.main, "completion", None)), "litellm.main.completion is gone"
@@ -44,12 +45,12 @@ async def test_acompletion_hands_its_setup_to_the_executor_in_the_shape_we_recog
     original = loop.run_in_executor
 
     def spy(executor, fn, *args):
-        seen.append(models._is_litellm_setup(fn) and not args)
+        seen.append(calls._is_litellm_setup(fn) and not args)
         return original(executor, fn, *args)
 
     loop.run_in_executor = spy  # type: ignore[method-assign]
     try:
-        await models.call_model(OFFLINE_MODEL, MESSAGES)
+        await calls.call_model(OFFLINE_MODEL, MESSAGES)
     finally:
         del loop.run_in_executor
     assert any(seen), "litellm.acompletion no longer submits partial(ctx.run, partial(completion))"
@@ -78,11 +79,11 @@ async def test_a_response_carries_the_cost_litellm_computed():
 async def test_a_missing_fast_path_is_logged_once_and_litellm_logs_as_usual(monkeypatch):
     import structlog
 
-    monkeypatch.setattr(models, "_unlogged_call", None)
+    monkeypatch.setattr(calls, "_unlogged_call", None)
     logs.forget_warnings()
     with structlog.testing.capture_logs() as logged:
         for _ in range(3):
-            answer = await models.call_model(OFFLINE_MODEL, MESSAGES)
+            answer = await calls.call_model(OFFLINE_MODEL, MESSAGES)
             assert answer.text and answer.cost == 0.0
     warnings = [e for e in logged if "fast path unavailable" in e["event"]]
     assert len(warnings) == 1
@@ -92,10 +93,10 @@ async def test_a_missing_fast_path_is_logged_once_and_litellm_logs_as_usual(monk
 async def test_with_the_fast_paths_off_calls_use_litellm_as_documented(fast_path_off):
     loop = asyncio.get_running_loop()
     before = loop._default_executor  # type: ignore[attr-defined]
-    models.install_call_executor(loop)
+    calls.install_call_executor(loop)
     assert loop._default_executor is before  # type: ignore[attr-defined]
-    assert isinstance(models._quiet_logging(False), contextlib.nullcontext)
-    answer = await models.call_model(OFFLINE_MODEL, MESSAGES)
+    assert isinstance(calls._quiet_logging(False), contextlib.nullcontext)
+    answer = await calls.call_model(OFFLINE_MODEL, MESSAGES)
     assert answer.text and answer.cost == 0.0 and answer.prompt_tokens
 
 
@@ -103,6 +104,6 @@ async def test_with_the_fast_paths_off_a_priced_model_costs_the_same(
     fast_path_off, monkeypatch, provider
 ):
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/priced=1000/2000")
-    answer = await models.call_model("openai/priced", MESSAGES)
+    answer = await calls.call_model("openai/priced", MESSAGES)
     expected = answer.prompt_tokens * 1e-3 + answer.completion_tokens * 2e-3
     assert answer.cost == pytest.approx(expected)

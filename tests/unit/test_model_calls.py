@@ -8,9 +8,9 @@ import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
 
-from tasks import models
 from tasks.config import OFFLINE_MODEL
-from tasks.retry import PermanentModelError, TransientModelError
+from tasks.llm import calls
+from tasks.llm.errors import PermanentModelError, TransientModelError
 
 MESSAGES = [{"role": "user", "content": "Explain queues to a beginner"}]
 
@@ -35,14 +35,14 @@ async def _wait_for(condition, timeout: float = 10.0) -> bool:
 @pytest.fixture(autouse=True)
 def no_litellm_callbacks(monkeypatch):
     """Every list litellm keeps callbacks in, empty; restored after."""
-    for name in models.LITELLM_CALLBACK_LISTS:
+    for name in calls.LITELLM_CALLBACK_LISTS:
         monkeypatch.setattr(litellm, name, [])
 
 
 async def test_a_configured_litellm_callback_still_sees_every_call(monkeypatch):
     recorder = Recorder()
     monkeypatch.setattr(litellm, "callbacks", [recorder])
-    answer = await models.call_model(OFFLINE_MODEL, MESSAGES)
+    answer = await calls.call_model(OFFLINE_MODEL, MESSAGES)
     assert answer.text
     # (litellm's logging queue may still hold an earlier test's call)
     assert await _wait_for(lambda: any(m.endswith("echo") for m in recorder.successes)), (
@@ -60,13 +60,13 @@ async def test_without_litellm_callbacks_the_call_skips_litellm_logging(monkeypa
     for coroutine in seen:
         coroutine.close()
     seen.clear()
-    answer = await models.call_model(OFFLINE_MODEL, MESSAGES)
+    answer = await calls.call_model(OFFLINE_MODEL, MESSAGES)
     assert answer.text and answer.cost == 0.0
     await asyncio.sleep(0.2)  # litellm hands its logging to a task of its own
     assert seen == []
     # The same call with litellm's logging left on does hand it a payload to log.
-    monkeypatch.setattr(models, "_unlogged_call", None)
-    await models.call_model(OFFLINE_MODEL, MESSAGES)
+    monkeypatch.setattr(calls, "_unlogged_call", None)
+    await calls.call_model(OFFLINE_MODEL, MESSAGES)
     assert await _wait_for(lambda: seen, timeout=2.0)
     for coroutine in seen:
         coroutine.close()
@@ -74,17 +74,17 @@ async def test_without_litellm_callbacks_the_call_skips_litellm_logging(monkeypa
 
 def test_configured_prices_are_parsed_once_per_value(monkeypatch):
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/a=1/2, openai/b=0/0")
-    assert models.price_overrides() == {"openai/a": (1e-6, 2e-6), "openai/b": (0.0, 0.0)}
+    assert calls.price_overrides() == {"openai/a": (1e-6, 2e-6), "openai/b": (0.0, 0.0)}
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/a=3/4")
-    assert models.price_overrides() == {"openai/a": (3e-6, 4e-6)}
+    assert calls.price_overrides() == {"openai/a": (3e-6, 4e-6)}
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/a=three/4")
-    with pytest.raises(models.InvalidInput, match="bad entry"):
-        models.price_overrides()
+    with pytest.raises(calls.InvalidInput, match="bad entry"):
+        calls.price_overrides()
 
 
 def test_an_unknown_model_has_no_price():
-    assert models.estimate_cost("openai/no-such-model-anywhere", 10, 10) is None
-    assert models.estimate_cost("gpt-4o-mini", 1000, 1000) > 0
+    assert calls.estimate_cost("openai/no-such-model-anywhere", 10, 10) is None
+    assert calls.estimate_cost("gpt-4o-mini", 1000, 1000) > 0
 
 
 async def test_an_unpriced_model_costs_unknown_and_a_configured_price_applies(
@@ -93,10 +93,10 @@ async def test_an_unpriced_model_costs_unknown_and_a_configured_price_applies(
     from tests.support.provider import ok
 
     provider.push(ok("an answer of five words"), ok("an answer of five words"))
-    unknown = await models.call_model("openai/no-such-model-anywhere", MESSAGES)
+    unknown = await calls.call_model("openai/no-such-model-anywhere", MESSAGES)
     assert unknown.prompt_tokens and unknown.cost is None
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/no-such-model-anywhere=1000/2000")
-    priced = await models.call_model("openai/no-such-model-anywhere", MESSAGES)
+    priced = await calls.call_model("openai/no-such-model-anywhere", MESSAGES)
     expected = (priced.prompt_tokens * 1000 + priced.completion_tokens * 2000) / 1e6
     assert priced.cost == pytest.approx(expected)
 
@@ -115,7 +115,7 @@ async def test_either_client_sends_the_server_the_same_request(provider, client)
     from tests.support.provider import ok
 
     provider.push(ok("an answer of five words"))
-    answer = await models.call_model("openai/served-name", MESSAGES, timeout=10)
+    answer = await calls.call_model("openai/served-name", MESSAGES, timeout=10)
     assert answer.text == "an answer of five words"
     assert answer.prompt_tokens and answer.completion_tokens == 5
     assert provider.requests == [{"model": "served-name", "messages": MESSAGES}]
@@ -128,8 +128,8 @@ async def test_either_client_keeps_litellm_price_for_an_openai_model(provider, c
     from tests.support.provider import ok
 
     provider.push(ok("an answer of five words"))
-    answer = await models.call_model("openai/gpt-4o-mini", MESSAGES, timeout=10)
-    expected = models.estimate_cost("gpt-4o-mini", answer.prompt_tokens, answer.completion_tokens)
+    answer = await calls.call_model("openai/gpt-4o-mini", MESSAGES, timeout=10)
+    expected = calls.estimate_cost("gpt-4o-mini", answer.prompt_tokens, answer.completion_tokens)
     assert expected and answer.cost == pytest.approx(expected)
 
 
@@ -153,7 +153,7 @@ async def test_either_client_classifies_a_failure_alike_with_the_server_message(
     step, kind, status, text = _failures()[case]
     provider.push(step)
     with pytest.raises(kind) as failure:
-        await models.call_model("openai/served-name", MESSAGES, timeout=10)
+        await calls.call_model("openai/served-name", MESSAGES, timeout=10)
     assert failure.value.status_code in ((status,) if status else (None, 500))
     assert text in str(failure.value)
     assert '{"error"' not in str(failure.value)  # the server's message, not its JSON body
@@ -167,7 +167,7 @@ async def test_either_client_times_out_as_a_transient_failure(provider, client):
 
     provider.push(ok("too late", delay=1.5))
     with pytest.raises(TransientModelError) as failure:
-        await models.call_model("openai/served-name", MESSAGES, timeout=0.3)
+        await calls.call_model("openai/served-name", MESSAGES, timeout=0.3)
     assert failure.value.status_code == 408
 
 
@@ -183,11 +183,11 @@ async def test_without_callbacks_litellm_is_not_asked_to_explain_a_zero_cost(mon
         return original(*args, **kwargs)
 
     monkeypatch.setattr(litellm_logging, "pricing_entry_for_cost_calc", spy)
-    answer = await models.call_model(OFFLINE_MODEL, MESSAGES)
+    answer = await calls.call_model(OFFLINE_MODEL, MESSAGES)
     assert answer.cost == 0.0 and searched == []
     # Priced at zero, the same call has litellm search its price map for the reason.
-    monkeypatch.setattr(models, "_NOMINAL", models._FREE)
-    answer = await models.call_model(OFFLINE_MODEL, MESSAGES)
+    monkeypatch.setattr(calls, "_NOMINAL", calls._FREE)
+    answer = await calls.call_model(OFFLINE_MODEL, MESSAGES)
     assert answer.cost == 0.0 and searched
 
 
@@ -200,6 +200,6 @@ async def test_a_configured_litellm_callback_sees_the_offline_model_cost_nothing
                 costs.append(kwargs.get("response_cost"))
 
     monkeypatch.setattr(litellm, "callbacks", [CostRecorder()])
-    assert (await models.call_model(OFFLINE_MODEL, MESSAGES)).cost == 0.0
+    assert (await calls.call_model(OFFLINE_MODEL, MESSAGES)).cost == 0.0
     assert await _wait_for(lambda: costs), "litellm's callback was never called"
     assert costs[0] == 0

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from tasks import offline
-from tasks.formats import FORMATS, parse
-from tasks.job import build_messages
+from tasks.llm import offline
+from tasks.llm.formats import FORMATS, parse
+from tasks.worker.job import build_messages
 
 PROMPTS = [f"Explain topic number {i} to a beginner" for i in range(40)]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.errors import InvalidInput
-from tasks.rendering import MAX_CONTEXT_BYTES, MAX_TEMPLATE_BYTES, check_template, render
+from tasks.llm.rendering import MAX_CONTEXT_BYTES, MAX_TEMPLATE_BYTES, check_template, render
 
 
 def test_renders_variables_and_filters():

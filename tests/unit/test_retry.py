@@ -7,14 +7,9 @@ import litellm
 import pytest
 from procrastinate.jobs import Job
 
-from tasks.models import translate_error
-from tasks.retry import (
-    LLMRetryStrategy,
-    PermanentModelError,
-    TransientModelError,
-    compute_backoff,
-    is_transient,
-)
+from tasks.llm.calls import translate_error
+from tasks.llm.errors import PermanentModelError, TransientModelError
+from tasks.worker.retry import LLMRetryStrategy, compute_backoff, is_transient
 
 
 def _low(a: float, b: float) -> float:

@@ -10,9 +10,9 @@ import jinja2
 import pytest
 from jinja2.filters import FILTERS
 
-from tasks import sandbox
 from tasks.errors import InvalidInput
-from tasks.rendering import MAX_CONTEXT_DEPTH, MAX_PROMPT_CHARS, render
+from tasks.llm import sandbox
+from tasks.llm.rendering import MAX_CONTEXT_DEPTH, MAX_PROMPT_CHARS, render
 
 PYTHON_REPR = re.compile(
     r" at 0x|<(built-in|bound method|function|class|generator|Macro|LoopContext|Namespace)"
@@ -249,7 +249,7 @@ def test_no_python_object_is_ever_printed(template):
 def test_contract_with_jinja_filters():
     """The sandbox finds each filter's value after the context Jinja passes it first, by the
     marker Jinja's pass_* decorators set. If this fails, Jinja changed that marker: teach
-    `_metered_filter` in tasks/sandbox.py the new one (pyproject pins the tested range)."""
+    `_metered_filter` in tasks/llm/sandbox.py the new one (pyproject pins the tested range)."""
 
     @jinja2.pass_eval_context
     def marked(eval_ctx, value):

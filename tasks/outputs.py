@@ -1,4 +1,4 @@
-"""The use-cases every front end calls: submit, re-run, regenerate, feedback, read outputs.
+"""Outputs: submit, re-run, regenerate and read them (feedback on them: tasks.feedback).
 
 Each validates everything before it writes, then writes the output row and its procrastinate job
 in one transaction: there is never an output without a job nor a job without an output.
@@ -18,12 +18,13 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
 from db import agents, outputs, queues, users
-from db.models import FEEDBACK_VALUES, Agent, FeedbackEvent, LLMOutput, User
+from db.models import Agent, LLMOutput, User
 from db.pool import each_statement_commits
-from tasks import budgets, catalog, fetchers, rendering, templates
+from tasks import budgets, fetchers, templates
 from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings
-from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
-from tasks.formats import FORMATS
+from tasks.errors import InvalidInput, InvalidRows, NotFound
+from tasks.llm import catalog, rendering
+from tasks.llm.formats import FORMATS
 from tasks.logs import get_logger
 
 # Jobs are inserted on the caller's own connection, inside its transaction: this manager needs
@@ -446,10 +447,11 @@ def _shown(output: LLMOutput) -> LLMOutput:
 def get_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:
     """The output if viewer owns it or is an admin; NotFound otherwise (existence not revealed).
     The model of an answer in a blind comparison not yet judged reads BLIND_MODEL."""
-    return _shown(_find_output(pool, output_id, viewer))
+    return _shown(find_output(pool, output_id, viewer))
 
 
-def _find_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:
+def find_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:
+    """get_output with the model shown even while a blind comparison hides it."""
     if not isinstance(output_id, int) or not 0 < output_id <= _MAX_ID:
         raise NotFound(f"output {output_id} not found")
     with pool.connection() as conn:
@@ -484,7 +486,7 @@ def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLM
 
 def re_run(pool: ConnectionPool, output_id: int, user: User) -> Submission:
     """A new output with exactly the parameters of output_id (kind re_run, parent linked)."""
-    old = _find_output(pool, output_id, user)
+    old = find_output(pool, output_id, user)
     with pool.connection() as conn:
         catalog.check_model(conn, old.model)
         agent = agents.get_agent_by_id(conn, old.agent_id) if old.agent_id else None
@@ -512,7 +514,7 @@ def regenerate(
 ) -> Submission:
     """A new output from output_id with changes: given context keys replace the old ones, the
     rest stay; model and format replaced when given (kind regenerate, parent linked)."""
-    old = _find_output(pool, output_id, user)
+    old = find_output(pool, output_id, user)
     if new_context is not None:
         rendering.check_context(new_context)
     with pool.connection() as conn:
@@ -529,29 +531,3 @@ def regenerate(
         update={"system_prompt": old.system_prompt, "template_version_id": old.template_version_id}
     )
     return _enqueue(pool, request, user, kind="regenerate", parent_id=old.id)
-
-
-def set_feedback(pool: ConnectionPool, output_id: int, user: User, feedback: str) -> FeedbackEvent:
-    """Record thumbs_up, thumbs_down or none on a completed output (owner or admin only).
-
-    Raises InvalidInput (value), NotFound (not visible), Conflict (not completed).
-    """
-    if feedback not in FEEDBACK_VALUES:
-        raise InvalidInput("feedback", f"must be one of {', '.join(FEEDBACK_VALUES)}")
-    output = _find_output(pool, output_id, user)  # owner or admin, else NotFound
-    with pool.connection() as conn:
-        event = outputs.set_feedback(conn, output_id, user_id=user.id, feedback=feedback)
-    if event is None:
-        raise Conflict(
-            f"output {output_id} is {output.status}: only completed outputs take feedback"
-        )
-    log.info(
-        "feedback",
-        output_id=output_id,
-        job_id=output.job_id,
-        user_id=user.id,
-        model=output.model,
-        old=event.old_value,
-        new=event.new_value,
-    )
-    return event

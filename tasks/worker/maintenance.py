@@ -25,10 +25,10 @@ from typing import Any
 from procrastinate.jobs import Status
 
 from db import analytics, outputs, queues
-from tasks import catalog
 from tasks.config import LLM_TASK, MAINTENANCE_PRIORITY, MAINTENANCE_QUEUE, get_settings
+from tasks.llm import catalog
 from tasks.logs import get_logger
-from tasks.queue import app
+from tasks.worker.app import app
 
 log = get_logger("llmjobs.maintenance")
 

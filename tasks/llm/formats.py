@@ -8,7 +8,7 @@ from typing import Any
 
 import nh3
 
-from tasks.rendering import MAX_CONTEXT_DEPTH, NESTED_TOO_DEEPLY, nesting
+from tasks.llm.rendering import MAX_CONTEXT_DEPTH, NESTED_TOO_DEEPLY, nesting
 
 FORMATS = ("text", "json", "markdown", "html")
 

@@ -23,10 +23,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from db.pool import async_pool_kwargs
 from db.queries import queries
-from tasks import catalog, logs
-from tasks.coalesce import Coalescer
+from tasks import logs
 from tasks.config import LLM_TASK, SettingsError, get_settings
+from tasks.llm import catalog
 from tasks.logs import configure_logging, get_logger
+from tasks.worker.coalesce import Coalescer
 
 log = get_logger("llmjobs.worker")
 
@@ -47,7 +48,7 @@ def _pool_factory(**kwargs: Any) -> AsyncConnectionPool:
 
 
 # Jobs hold a connection only for a statement, and a busy worker's statements are coalesced
-# (tasks/coalesce.py), so a few connections serve hundreds of jobs in flight.
+# (tasks/worker/coalesce.py), so a few connections serve hundreds of jobs in flight.
 POOL_SIZE_CAP = 20
 
 
@@ -61,7 +62,7 @@ def worker_pool_size() -> int:
 
 
 def _worker_defaults() -> dict[str, Any]:
-    from tasks.middleware import final_failure
+    from tasks.worker.middleware import final_failure
 
     settings = get_settings()
     return {
@@ -368,7 +369,7 @@ class LLMJobsApp(procrastinate.App):
 
     async def run_worker_async(self, **kwargs: Any) -> None:
         self.perform_import_paths()
-        from tasks.models import install_call_executor, served_models  # litellm: workers only
+        from tasks.llm.calls import install_call_executor, served_models  # litellm: workers only
 
         install_call_executor(asyncio.get_running_loop())
         if fast_path():
@@ -447,7 +448,7 @@ def _checked_worker_defaults() -> dict[str, Any]:
 
 app = LLMJobsApp(
     connector=procrastinate.PsycopgConnector(pool_factory=_pool_factory),
-    import_paths=["tasks.job", "tasks.maintenance"],
+    import_paths=["tasks.worker.job", "tasks.worker.maintenance"],
     worker_defaults=_checked_worker_defaults(),  # type: ignore[arg-type]
 )
 

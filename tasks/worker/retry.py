@@ -17,32 +17,10 @@ from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
 from tasks.config import get_settings
+from tasks.llm.errors import TransientModelError
 from tasks.logs import get_logger
 
 log = get_logger("llmjobs.retry")
-
-
-class ModelError(Exception):
-    """A model call failed; `status_code` is the provider's HTTP status when there was one."""
-
-    def __init__(self, message: str, *, status_code: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
-
-
-class TransientModelError(ModelError):
-    """Worth another try later; retry_after is the provider's Retry-After in seconds, if any."""
-
-    def __init__(
-        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
-    ):
-        super().__init__(message, status_code=status_code)
-        self.retry_after = retry_after
-
-
-class PermanentModelError(ModelError):
-    """Trying again would fail the same way (bad request, auth, unknown model, policy, bad JSON)."""
 
 
 def compute_backoff(

@@ -15,8 +15,9 @@ from procrastinate import exceptions as procrastinate_exceptions
 
 from db import outputs
 from tasks.config import LLM_TASK
+from tasks.llm.errors import ModelError
 from tasks.logs import get_logger, redact
-from tasks.retry import ModelError, will_retry
+from tasks.worker.retry import will_retry
 
 log = get_logger("llmjobs.worker")
 

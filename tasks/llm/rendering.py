@@ -9,8 +9,8 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SecurityError
 
-from tasks import sandbox
 from tasks.errors import InvalidInput
+from tasks.llm import sandbox
 
 MAX_TEMPLATE_BYTES = 32 * 1024
 MAX_CONTEXT_BYTES = 64 * 1024

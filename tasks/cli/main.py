@@ -25,7 +25,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ct
 
 def _json_arg(field: str) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
-        from tasks import rendering
+        from tasks.llm import rendering
 
         return rendering.parse_context(text, field)
 
@@ -69,7 +69,7 @@ def _pool():
 
 
 def _user(pool, name: str | None):
-    from tasks.submit import resolve_user
+    from tasks.outputs import resolve_user
 
     with pool.connection() as conn:
         return resolve_user(conn, name)
@@ -92,7 +92,7 @@ def cmd_migrate(args: argparse.Namespace) -> Any:
 
 
 def cmd_submit(args: argparse.Namespace) -> Any:
-    from tasks.submit import submit
+    from tasks.outputs import submit
 
     pool = _pool()
     return submit(
@@ -113,14 +113,14 @@ def cmd_submit(args: argparse.Namespace) -> Any:
 
 
 def cmd_show(args: argparse.Namespace) -> Any:
-    from tasks.submit import get_output
+    from tasks.outputs import get_output
 
     pool = _pool()
     return get_output(pool, args.id, _user(pool, args.user))
 
 
 def cmd_list(args: argparse.Namespace) -> Any:
-    from tasks.submit import list_outputs
+    from tasks.outputs import list_outputs
 
     pool = _pool()
     viewer = _user(pool, args.as_user)
@@ -131,21 +131,21 @@ def cmd_list(args: argparse.Namespace) -> Any:
 
 
 def cmd_feedback(args: argparse.Namespace) -> Any:
-    from tasks.submit import set_feedback
+    from tasks.feedback import set_feedback
 
     pool = _pool()
     return set_feedback(pool, args.id, _user(pool, args.user), args.value)
 
 
 def cmd_rerun(args: argparse.Namespace) -> Any:
-    from tasks.submit import re_run
+    from tasks.outputs import re_run
 
     pool = _pool()
     return re_run(pool, args.id, _user(pool, args.user))
 
 
 def cmd_regenerate(args: argparse.Namespace) -> Any:
-    from tasks.submit import regenerate
+    from tasks.outputs import regenerate
 
     pool = _pool()
     return regenerate(
@@ -161,7 +161,7 @@ def cmd_regenerate(args: argparse.Namespace) -> Any:
 def cmd_models(args: argparse.Namespace) -> Any:
     from dataclasses import asdict
 
-    from tasks import catalog
+    from tasks.llm import catalog
 
     return [asdict(m) for m in catalog.usable_models(_pool())]
 
@@ -244,12 +244,12 @@ def cmd_budget(args: argparse.Namespace) -> Any:
 
 
 def cmd_compare(args: argparse.Namespace) -> Any:
-    from tasks import compare
+    from tasks import comparisons
 
     pool = _pool()
     user = _user(pool, args.user)
     if args.action == "submit":
-        return compare.submit_comparison(
+        return comparisons.submit_comparison(
             pool,
             user=user,
             template=args.template,
@@ -262,21 +262,21 @@ def cmd_compare(args: argparse.Namespace) -> Any:
         )
     if args.action == "pick":
         winner = None if args.winner == "tie" else int(args.winner)
-        return compare.pick(pool, args.id, user, winner)
-    return compare.get_comparison(pool, args.id, user)
+        return comparisons.pick(pool, args.id, user, winner)
+    return comparisons.get_comparison(pool, args.id, user)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> Any:
-    from tasks import compare
+    from tasks import comparisons
 
     pool = _pool()
-    entries = compare.leaderboard(
+    entries = comparisons.leaderboard(
         pool, _user(pool, args.user), template_name=args.template_name, version=args.version
     )
     if args.csv:
-        sys.stdout.write(compare.leaderboard_csv(entries))
+        sys.stdout.write(comparisons.leaderboard_csv(entries))
         return None
-    best = compare.suggest(entries, args.cost_ceiling)
+    best = comparisons.suggest(entries, args.cost_ceiling)
     return {"entries": [e.model_dump() for e in entries], "suggested": best.model if best else None}
 
 
@@ -341,7 +341,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> Any:
-    from tasks.runner import run
+    from tasks.cli.runner import run
 
     problem = run(dashboard=not args.no_dashboard, api=not args.no_api)
     if problem:
@@ -364,7 +364,7 @@ def cmd_api(args: argparse.Namespace) -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> Any:
-    from tasks.queue import app
+    from tasks.worker.app import app
 
     app.run_worker(**({"concurrency": args.concurrency} if args.concurrency else {}))
 

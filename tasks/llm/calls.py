@@ -1,4 +1,4 @@
-"""Model calls: the only module that imports litellm (with tasks.offline), loaded by workers.
+"""Model calls: the only module that imports litellm (with tasks.llm.offline), loaded by workers.
 
 Which models this process can serve (its worker publishes them to the catalog), the call itself
 (one attempt: `max_retries=0`, explicit timeout; the queue does the retrying), and the
@@ -44,11 +44,12 @@ except ImportError:  # another litellm version: its logging stays on
     _unlogged_call = None
 
 from db.catalog import CatalogModel
-from tasks import catalog, logs, offline
+from tasks import logs
 from tasks.config import get_settings
 from tasks.errors import InvalidInput
+from tasks.llm import catalog, offline
+from tasks.llm.errors import ModelError, PermanentModelError, TransientModelError
 from tasks.logs import get_logger
-from tasks.retry import ModelError, PermanentModelError, TransientModelError
 
 log = get_logger("llmjobs.models")
 
@@ -177,7 +178,7 @@ def _map_prices(model: str) -> tuple[float, float] | None:
 
 def check_model(model: str) -> ModelInfo:
     """The model if this process can call it now; InvalidInput(field="model") saying why not.
-    Front ends check against the catalog instead (tasks.catalog.check_model)."""
+    Front ends check against the catalog instead (tasks.llm.catalog.check_model)."""
     if not isinstance(model, str) or not model.strip():
         raise InvalidInput("model", "is empty")
     provider, _, name = model.partition("/")

@@ -1,5 +1,5 @@
-"""What the HTTP API adds to the shared use-cases: a per-user rate limit on job creation,
-idempotent job creation (the Idempotency-Key header) and the health check.
+"""What the HTTP API adds to the shared use-cases: a per-user rate limit on job creation and
+idempotent job creation (the Idempotency-Key header).
 
 The limit and the keys live in Postgres, so they hold across API processes. A job-creating
 request runs on one pooled connection: its bearer token is checked in a statement of its own, then
@@ -28,7 +28,7 @@ from tasks import accounts
 from tasks.config import load_settings
 from tasks.errors import Conflict, InvalidInput, LLMJobsError
 from tasks.logs import get_logger
-from tasks.submit import Submission
+from tasks.outputs import Submission
 
 log = get_logger("llmjobs.api")
 
@@ -38,7 +38,6 @@ RATE_WINDOW_SECONDS = 60
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
-HEALTH_TIMEOUT_SECONDS = 2.0
 ACCEPTED = 202
 
 
@@ -239,14 +238,3 @@ def stored_operation(answer: BaseModel) -> str:
     """What a replayed answer created, for the log."""
     found = getattr(answer, "output_id", None) or getattr(answer, "comparison_id", None)
     return f"{type(answer).__name__} {found}"
-
-
-def health(pool: ConnectionPool, *, timeout: float = HEALTH_TIMEOUT_SECONDS) -> dict[str, bool]:
-    """{"database": reachable and migrated, "queue": procrastinate's schema present}; both
-    False when no connection comes within timeout seconds. Never raises a database error."""
-    try:
-        with pool.connection(timeout=timeout) as conn:
-            return api_db.health(conn)
-    except psycopg.Error as exc:  # PoolTimeout included: the database is down or saturated
-        log.warning("health check failed", error=f"{type(exc).__name__}: {exc}")
-        return {"database": False, "queue": False}

@@ -13,13 +13,14 @@ from typing import Any
 
 from db import batches, outputs
 from db.models import LLMOutput
-from tasks import formats, models, rendering
-from tasks.coalesce import Coalescer
 from tasks.config import LLM_TASK, get_settings
 from tasks.errors import InvalidInput
+from tasks.llm import calls, formats, rendering
+from tasks.llm.errors import ModelError, PermanentModelError
 from tasks.logs import get_logger
-from tasks.queue import FINISH_IN_JOB, app
-from tasks.retry import LLMRetryStrategy, ModelError, PermanentModelError
+from tasks.worker.app import FINISH_IN_JOB, app
+from tasks.worker.coalesce import Coalescer
+from tasks.worker.retry import LLMRetryStrategy
 
 log = get_logger("llmjobs.worker")
 
@@ -54,7 +55,7 @@ async def ask(model: str, messages: list[dict[str, str]], fmt: str) -> tuple[Any
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "latency_ms": 0}
     conversation = list(messages)
     for reask in range(settings.json_reasks + 1):
-        answer = await models.call_model(model, conversation)
+        answer = await calls.call_model(model, conversation)
         for key in ("prompt_tokens", "completion_tokens", "cost"):
             value = getattr(answer, key)
             usage[key] = None if value is None or usage[key] is None else usage[key] + value

@@ -12,12 +12,13 @@ from pydantic import BaseModel
 
 from db import evidence
 from db.models import LLMOutput, User
-from tasks import budgets, rendering, templates
+from tasks import budgets, templates
 from tasks.analytics import wilson_interval
 from tasks.csvcells import csv_text
 from tasks.errors import Conflict, InvalidInput, NotFound
+from tasks.llm import rendering
 from tasks.logs import get_logger
-from tasks.submit import resolve_template, validate, write_job
+from tasks.outputs import resolve_template, validate, write_job
 
 log = get_logger("llmjobs.compare")
 MIN_MODELS, MAX_MODELS = 2, 6

@@ -23,8 +23,8 @@ from typing import Any
 import litellm
 from litellm import CustomLLM
 
-from tasks.catalog import OFFLINE_MODELS, OFFLINE_NAMES, OFFLINE_PROVIDER
-from tasks.formats import INSTRUCTIONS
+from tasks.llm.catalog import OFFLINE_MODELS, OFFLINE_NAMES, OFFLINE_PROVIDER
+from tasks.llm.formats import INSTRUCTIONS
 
 PROVIDER = OFFLINE_PROVIDER
 MODELS = OFFLINE_MODELS

@@ -1,0 +1,1 @@
+"""The command line (`llmjobs`, in `main`) and what `llmjobs run` starts (`runner`)."""
