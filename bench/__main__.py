@@ -27,6 +27,7 @@ from bench import (
     pickup,
     queries,
     submit_latency,
+    template_budget,
 )
 from bench.common import Goal
 
@@ -50,6 +51,7 @@ def _plan(quick: bool, profile: bool) -> dict[str, Callable[[], list[Goal]]]:
         "drain": lambda: drain.run(rows=4000 if quick else 20_000),
         "queries": lambda: queries.run(sizes=(2000, 50_000) if quick else (10_000, 1_000_000)),
         "cold_start": lambda: cold_start.run(repeats=1 if quick else 3),
+        "template_budget": lambda: template_budget.run(repeats=3 if quick else 5),
         "page_time": lambda: page_time.run(
             outputs=10_000 if quick else 1_000_000, repeats=2 if quick else 5
         ),
