@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, cast
 
+import psycopg
 from fastapi import Depends, Header, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
@@ -120,13 +121,14 @@ class _JobCreation:
 
     def run(
         self,
-        create: Callable[[ConnectionPool], Answer],
+        create: Callable[[psycopg.Connection], Answer],
         *,
         body: Any,
         answer_type: type[BaseModel] = Submission,
     ) -> Answer:
-        """Check the token (401), then create under the rate limit and idempotency key; sets the
-        answer's status code. create may read `self.user`."""
+        """Check the token (401), then create (on the connection that holds the rate limit and
+        idempotency key, inside their transaction) under them; sets the answer's status code.
+        create may read `self.user`."""
         setattr(self.request.state, _UNCHECKED_TOKEN, None)  # checked here, whatever happens
         accepted = idempotency.create_job_with_token(
             self.pool,

@@ -4,18 +4,18 @@ idempotent job creation (the Idempotency-Key header).
 The limit and the keys live in Postgres, so they hold across API processes. A job-creating
 request runs on one pooled connection: its bearer token is checked in a statement of its own, then
 one transaction holds the idempotency key, the rate-limit count, the output, its job and the
-remembered answer, which commit together or not at all.
+remembered answer, which commit together or not at all (the use-case, e.g. tasks.outputs.submit_on,
+runs on that connection, inside that transaction).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -80,18 +80,6 @@ class Accepted:
     replayed: bool = False
 
 
-class _OneConnection:
-    """Stands in for the pool while a job is created, so the use-case's queries run on the
-    connection holding the key and the rate-limit row: everything commits as one."""
-
-    def __init__(self, conn: psycopg.Connection):
-        self._conn = conn
-
-    @contextlib.contextmanager
-    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
-        yield self._conn
-
-
 def check_idempotency_key(key: str) -> str:
     """The key if usable; InvalidInput(field="Idempotency-Key") otherwise."""
     if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
@@ -102,7 +90,7 @@ def check_idempotency_key(key: str) -> str:
 def create_job(
     pool: ConnectionPool,
     user: User,
-    create: Callable[[ConnectionPool], BaseModel],
+    create: Callable[[psycopg.Connection], BaseModel],
     *,
     operation: str,
     body: Any,
@@ -112,8 +100,9 @@ def create_job(
     key_ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
     answer_type: type[BaseModel] = Submission,
 ) -> Accepted:
-    """Run create (submit, re_run or regenerate on the pool it is given) under the user's rate
-    limit and, with an idempotency key, at most once per key.
+    """Run create (a use-case such as submit_on, re_run_on or regenerate_on, on the connection
+    it is given) under the user's rate limit and, with an idempotency key, at most once per key.
+    create must not commit: it runs inside the transaction that holds the key and the limit.
 
     A repeat of a key (same user, within key_ttl_seconds) returns the first answer with
     replayed=True and queues nothing; a concurrent repeat waits for the first to finish. Only
@@ -131,7 +120,7 @@ def create_job(
 def create_job_with_token(
     pool: ConnectionPool,
     token: str,
-    create: Callable[[ConnectionPool], BaseModel],
+    create: Callable[[psycopg.Connection], BaseModel],
     *,
     signed_in: Callable[[User], None],
     operation: str,
@@ -143,7 +132,7 @@ def create_job_with_token(
     answer_type: type[BaseModel] = Submission,
 ) -> Accepted:
     """create_job for the owner of an API token, on one pooled connection: the token is checked
-    first (accounts.authenticate, in a statement committed on its own, so a refused request still
+    first (accounts.authenticate_on, in a statement committed on its own, so a refused request still
     counts as the token's use), signed_in(user) is called, then the job is created as create_job
     does.
 
@@ -153,7 +142,7 @@ def create_job_with_token(
     limits = _Limits(idempotency_key, rate_limit, window_seconds, key_ttl_seconds)
     with pool.connection() as conn:
         with each_statement_commits(conn):
-            user = accounts.authenticate(cast(ConnectionPool, _OneConnection(conn)), token)
+            user = accounts.authenticate_on(conn, token)
         if user is None:
             raise Unauthenticated()
         signed_in(user)
@@ -171,7 +160,7 @@ class _Limits:
 def _create_job_on(
     conn: psycopg.Connection,
     user: User,
-    create: Callable[[ConnectionPool], BaseModel],
+    create: Callable[[psycopg.Connection], BaseModel],
     operation: str,
     body: Any,
     limits: _Limits,
@@ -183,9 +172,10 @@ def _create_job_on(
         check_idempotency_key(key)
         request_hash = fingerprint(operation, body)
     # Only the key and the limit need a transaction around the job's creation: each use-case is
-    # atomic on its own (one statement for a single job, a transaction of its own otherwise).
+    # atomic on its own (one statement for a single job, a transaction of its own otherwise), so
+    # without them its statements commit alone, as they do on a pool (db.pooled).
     held = key is not None or bool(limits.rate_limit)
-    with conn.transaction() if held else contextlib.nullcontext():
+    with conn.transaction() if held else each_statement_commits(conn):
         if key is not None and not api_db.claim_idempotency_key(
             conn, user.id, key, request_hash=request_hash, ttl_seconds=limits.key_ttl_seconds
         ):
@@ -200,7 +190,7 @@ def _create_job_on(
                 "rate limited", user_id=user.id, limit=limits.rate_limit, retry_after=retry_after
             )
             raise RateLimited(limits.rate_limit, retry_after)
-        submission = create(cast(ConnectionPool, _OneConnection(conn)))
+        submission = create(conn)
         if key is not None:
             api_db.store_idempotent_response(
                 conn,

@@ -8,9 +8,9 @@ import binascii
 import itertools
 from typing import Annotated, Any, Literal
 
+import psycopg
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
-from psycopg_pool import ConnectionPool
 
 from api import health
 from api.body_limit import BATCH_BODY_BYTES, size_text
@@ -107,9 +107,9 @@ def create_llm_job(body: JobRequest, jobs: JobCreation) -> Submission:
     Poll `GET /api/v1/llm_outputs/{output_id}` until its status is completed or failed.
     """
 
-    def create(p: ConnectionPool) -> Submission:
-        return outputs.submit(
-            p,
+    def create(conn: psycopg.Connection) -> Submission:
+        return outputs.submit_on(
+            conn,
             user=jobs.user,
             template=body.template,
             model=body.model,
@@ -190,7 +190,7 @@ def set_llm_output_feedback(
     tags=["jobs"],
 )
 def re_run_llm_output(output_id: OutputId, jobs: JobCreation) -> Submission:
-    return jobs.run(lambda p: outputs.re_run(p, output_id, jobs.user), body=None)
+    return jobs.run(lambda conn: outputs.re_run_on(conn, output_id, jobs.user), body=None)
 
 
 @router.post(
@@ -207,9 +207,9 @@ def regenerate_llm_output(
 ) -> Submission:
     changes = body or RegenerateRequest()
 
-    def create(p: ConnectionPool) -> Submission:
-        return outputs.regenerate(
-            p,
+    def create(conn: psycopg.Connection) -> Submission:
+        return outputs.regenerate_on(
+            conn,
             output_id,
             jobs.user,
             new_context=changes.new_context,
@@ -273,9 +273,9 @@ def create_comparison(
     """One job per model for the same prompt, in one transaction. Read the answers side by side
     with `GET /api/v1/comparisons/{id}` and record the better one with `.../pick`."""
 
-    def create(p: ConnectionPool) -> comparisons.ComparisonSubmission:
-        return comparisons.submit_comparison(
-            p,
+    def create(conn: psycopg.Connection) -> comparisons.ComparisonSubmission:
+        return comparisons.submit_comparison_on(
+            conn,
             user=jobs.user,
             template=body.template,
             template_name=body.template_name,
@@ -418,9 +418,9 @@ def create_batch(body: BatchRequest, jobs: JobCreation) -> BatchOut:
     progress with `GET /api/v1/batches/{id}`."""
     parsed = _batch_rows(body)
 
-    def create(p: ConnectionPool) -> BatchOut:
-        batch = batches.submit_batch(
-            p,
+    def create(conn: psycopg.Connection) -> BatchOut:
+        batch = batches.submit_batch_on(
+            conn,
             user=jobs.user,
             template=body.template,
             model=body.model,
@@ -498,8 +498,8 @@ def retry_failed_batch_rows(batch_id: BatchId, jobs: JobCreation) -> BatchRetrie
     """The failed rows (cancelled ones included) run again as the same outputs, with a fresh
     count of attempts."""
 
-    def create(p: ConnectionPool) -> BatchRetried:
-        return BatchRetried(queued=len(batches.retry_failed(p, batch_id, jobs.user)))
+    def create(conn: psycopg.Connection) -> BatchRetried:
+        return BatchRetried(queued=len(batches.retry_failed_on(conn, batch_id, jobs.user)))
 
     return jobs.run(create, body=None, answer_type=BatchRetried)
 

@@ -10,6 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from db import users
 from db.models import ApiToken, User
+from db.pooled import pooled
 from tasks.errors import InvalidInput, NotFound
 from tasks.logs import get_logger
 
@@ -61,12 +62,15 @@ def create_token(pool: ConnectionPool, user_name: str, token_name: str = "defaul
     return token
 
 
-def authenticate(pool: ConnectionPool, token: str) -> User | None:
-    """The user owning a live token, or None for an unknown or revoked one."""
+def authenticate_on(conn: psycopg.Connection, token: str) -> User | None:
+    """The user owning a live token, or None for an unknown or revoked one; the token's use is
+    recorded on conn (one statement)."""
     if not token or len(token) > 200:
         return None
-    with pool.connection() as conn:
-        return users.use_token(conn, hash_token(token))
+    return users.use_token(conn, hash_token(token))
+
+
+authenticate = pooled(authenticate_on)
 
 
 def list_tokens(pool: ConnectionPool, user_name: str | None = None) -> list[ApiToken]:

@@ -1,5 +1,10 @@
 """Batches: one template over the rows of a CSV or JSONL file, each row a job; progress, cancel,
-retry of the failed rows, and the results as CSV or JSONL."""
+retry of the failed rows, and the results as CSV or JSONL.
+
+Queuing a batch and retrying its failed rows run on the connection they are given (submit_batch_on,
+retry_failed_on), in a transaction of their own or a savepoint inside the caller's; submit_batch
+and retry_failed run them on a connection of their own from a pool (db.pooled).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
+import psycopg
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
@@ -16,6 +22,7 @@ from db import batches as batches_db
 from db import outputs as outputs_db
 from db.batches import Batch, BatchResult
 from db.models import User
+from db.pooled import pooled
 from tasks import outputs
 from tasks.config import QUEUE_PRIORITY
 from tasks.csvcells import csv_text
@@ -85,8 +92,8 @@ def parse_file(content: bytes, filename: str) -> ParsedFile:
     raise InvalidInput("file", "name a .csv, .jsonl or .ndjson file")
 
 
-def submit_batch(
-    pool: ConnectionPool,
+def submit_batch_on(
+    conn: psycopg.Connection,
     *,
     user: User,
     template: str | None,
@@ -101,7 +108,8 @@ def submit_batch(
     template_name: str | None = None,
     template_version: int | None = None,
 ) -> Batch:
-    """Validate every row, then write the batch, its outputs and their jobs in one transaction.
+    """Validate every row, then write the batch, its outputs and their jobs on conn in one
+    transaction (a savepoint inside the caller's), ending with fresh queue statistics.
     The template is the text given, or a library template's version (recorded on each output).
 
     Raises InvalidRows (bad rows by number, nothing queued unless skip_invalid), InvalidInput,
@@ -109,9 +117,9 @@ def submit_batch(
     """
     if len(name) > 200:
         raise InvalidInput("name", "is longer than 200 characters")
-    template, version_id = outputs.resolve_template(pool, template, template_name, template_version)
+    template, version_id = outputs.resolve_template(conn, template, template_name, template_version)
     prepared = outputs.prepare_many(
-        pool,
+        conn,
         template=template,
         model=model,
         contexts=rows,
@@ -122,7 +130,7 @@ def submit_batch(
         template_version_id=version_id,
     )
     base = prepared.base
-    with pool.connection() as conn, conn.transaction():
+    with conn.transaction():
         batch = batches_db.insert_batch(
             conn,
             user_id=user.id,
@@ -145,20 +153,23 @@ def submit_batch(
         count=len(output_ids),
         skipped=len(prepared.skipped),
     )
-    return get_batch(pool, batch.id, user)
+    return get_batch_on(conn, batch.id, user)
 
 
-def get_batch(pool: ConnectionPool, batch_id: int, viewer: User) -> Batch:
+submit_batch = pooled(submit_batch_on)
+
+
+def get_batch_on(conn: psycopg.Connection, batch_id: int, viewer: User) -> Batch:
     """The batch with its progress (owner or admin); NotFound otherwise."""
     if not isinstance(batch_id, int) or not 0 < batch_id < 2**63:
         raise NotFound(f"batch {batch_id} not found")
-    with pool.connection() as conn:
-        found = batches_db.get_batch(
-            conn, batch_id, viewer_id=None if viewer.is_admin else viewer.id
-        )
+    found = batches_db.get_batch(conn, batch_id, viewer_id=None if viewer.is_admin else viewer.id)
     if found is None:
         raise NotFound(f"batch {batch_id} not found")
     return found
+
+
+get_batch = pooled(get_batch_on)
 
 
 def list_batches(pool: ConnectionPool, viewer: User, limit: int = 50) -> list[Batch]:
@@ -181,11 +192,12 @@ def cancel_batch(pool: ConnectionPool, batch_id: int, user: User) -> list[int]:
     return cancelled
 
 
-def retry_failed(pool: ConnectionPool, batch_id: int, user: User) -> list[int]:
-    """Queue the batch's failed and cancelled rows again (same outputs, a fresh run of attempts).
-    Returns the output ids queued. Raises Conflict when no row failed or was cancelled."""
-    batch = get_batch(pool, batch_id, user)
-    with pool.connection() as conn, conn.transaction():
+def retry_failed_on(conn: psycopg.Connection, batch_id: int, user: User) -> list[int]:
+    """Queue the batch's failed and cancelled rows again (same outputs, a fresh run of attempts)
+    on conn, in one transaction (a savepoint inside the caller's). Returns the output ids
+    queued. Raises Conflict when no row failed or was cancelled."""
+    batch = get_batch_on(conn, batch_id, user)
+    with conn.transaction():
         failed = batches_db.batch_failed_outputs(conn, batch.id)
         if not failed:
             raise Conflict(f"batch {batch.id} has no failed or cancelled rows")
@@ -197,6 +209,9 @@ def retry_failed(pool: ConnectionPool, batch_id: int, user: User) -> list[int]:
         outputs.refresh_queue_statistics(conn, len(ids))
     log.info("batch failed rows queued again", batch_id=batch.id, user_id=user.id, count=len(ids))
     return ids
+
+
+retry_failed = pooled(retry_failed_on)
 
 
 def iter_results(pool: ConnectionPool, batch_id: int, viewer: User) -> Iterator[BatchResult]:

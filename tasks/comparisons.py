@@ -7,11 +7,13 @@ from datetime import datetime
 from itertools import combinations
 from typing import Any, Literal
 
+import psycopg
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
 from db import evidence
 from db.models import LLMOutput, User
+from db.pooled import pooled
 from tasks import budgets, templates
 from tasks.analytics import wilson_interval
 from tasks.csvcells import csv_text
@@ -65,8 +67,8 @@ class RecentComparison(BaseModel):
     template: str
 
 
-def submit_comparison(
-    pool: ConnectionPool,
+def submit_comparison_on(
+    conn: psycopg.Connection,
     *,
     user: User,
     template: str | None,
@@ -78,7 +80,8 @@ def submit_comparison(
     template_name: str | None = None,
     template_version: int | None = None,
 ) -> ComparisonSubmission:
-    """Queue one job per model for the same prompt, all in one transaction.
+    """Queue one job per model for the same prompt on conn, all in one transaction (a savepoint
+    inside the caller's).
 
     Raises InvalidInput (models: 2 to 6 distinct usable ones; the rest as submit), BudgetExceeded.
     """
@@ -87,26 +90,25 @@ def submit_comparison(
         raise InvalidInput("models", "must be a list of model names")
     if len(set(models)) != len(models) or not MIN_MODELS <= len(models) <= MAX_MODELS:
         raise InvalidInput("models", f"give {MIN_MODELS} to {MAX_MODELS} distinct models")
-    template, version_id = resolve_template(pool, template, template_name, template_version)
-    with pool.connection() as conn:
-        requests = []
-        for model in models:
-            try:
-                request = validate(
-                    conn,
-                    template=template,
-                    model=model,
-                    context=context,
-                    format=format,
-                    queue=queue,
-                )
-            except InvalidInput as exc:
-                if exc.field == "model":
-                    raise InvalidInput("models", exc.message) from exc
-                raise
-            requests.append(request.model_copy(update={"template_version_id": version_id}))
+    template, version_id = resolve_template(conn, template, template_name, template_version)
+    requests = []
+    for model in models:
+        try:
+            request = validate(
+                conn,
+                template=template,
+                model=model,
+                context=context,
+                format=format,
+                queue=queue,
+            )
+        except InvalidInput as exc:
+            if exc.field == "model":
+                raise InvalidInput("models", exc.message) from exc
+            raise
+        requests.append(request.model_copy(update={"template_version_id": version_id}))
     written: list[ComparedOutput] = []
-    with pool.connection() as conn, conn.transaction():
+    with conn.transaction():
         for request in requests:
             budgets.ensure_within_budget(conn, user, request.model, template, context)
         comparison = evidence.insert_comparison(conn, user_id=user.id, blind=blind)
@@ -125,6 +127,9 @@ def submit_comparison(
         blind=blind,
     )
     return ComparisonSubmission(comparison_id=comparison.id, blind=blind, outputs=written)
+
+
+submit_comparison = pooled(submit_comparison_on)
 
 
 def _load(pool: ConnectionPool, comparison_id: int, viewer: User):

@@ -20,8 +20,8 @@ def set_feedback(pool: ConnectionPool, output_id: int, user: User, feedback: str
     """
     if feedback not in FEEDBACK_VALUES:
         raise InvalidInput("feedback", f"must be one of {', '.join(FEEDBACK_VALUES)}")
-    output = outputs.find_output(pool, output_id, user)  # owner or admin, else NotFound
     with pool.connection() as conn:
+        output = outputs.find_output(conn, output_id, user)  # owner or admin, else NotFound
         event = outputs_db.set_feedback(conn, output_id, user_id=user.id, feedback=feedback)
     if event is None:
         raise Conflict(

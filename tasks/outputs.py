@@ -1,7 +1,12 @@
 """Outputs: submit, re-run, regenerate and read them (feedback on them: tasks.feedback).
 
 Each validates everything before it writes, then writes the output row and its procrastinate job
-in one transaction: there is never an output without a job nor a job without an output.
+in one statement (many of them in one transaction): there is never an output without a job nor a
+job without an output. The use-cases that queue jobs run on the connection they are given
+(submit_on, re_run_on, regenerate_on, submit_many_on), inside the caller's transaction when one
+is open, so that the caller commits what it adds with the jobs or not at all (the API's
+idempotency key and rate limit); submit, re_run, regenerate and submit_many run them on a
+connection of their own from a pool (db.pooled).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pydantic import BaseModel
 
 from db import agents, outputs, queues, users
 from db.models import Agent, LLMOutput, User
-from db.pool import each_statement_commits
+from db.pooled import pooled
 from tasks import budgets, fetchers, templates
 from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings
 from tasks.errors import InvalidInput, InvalidRows, NotFound
@@ -170,18 +175,17 @@ def write_job(
 
 
 def _enqueue(
-    pool: ConnectionPool,
+    conn: psycopg.Connection,
     request: _Request,
     user: User,
     *,
     kind: str = "original",
     parent_id: int | None = None,
 ) -> Submission:
-    # The output and its job are one statement: outside a caller's transaction it commits alone,
-    # with no BEGIN and COMMIT round trips (the budget check before it only reads).
-    with pool.connection() as conn, each_statement_commits(conn):
-        budgets.ensure_within_budget(conn, user, request.model, request.template, request.context)
-        enqueued = write_job(conn, request, user, kind=kind, parent_id=parent_id)
+    # The output and its job are one statement: in autocommit it commits alone, with no BEGIN
+    # and COMMIT round trips (the budget check before it only reads).
+    budgets.ensure_within_budget(conn, user, request.model, request.template, request.context)
+    enqueued = write_job(conn, request, user, kind=kind, parent_id=parent_id)
     output_id, job_id = enqueued.output_id, enqueued.job_id
     concurrency = get_settings().worker_concurrency
     waves = 1 + enqueued.ahead // concurrency
@@ -202,7 +206,7 @@ def _enqueue(
 
 
 def resolve_template(
-    pool: ConnectionPool,
+    conn: psycopg.Connection,
     template: str | None,
     template_name: str | None,
     template_version: int | None = None,
@@ -214,15 +218,15 @@ def resolve_template(
     if template_name:
         if template:
             raise InvalidInput("template", "give a template or a template_name, not both")
-        version = templates.get_version(pool, template_name, template_version)
+        version = templates.get_version_on(conn, template_name, template_version)
         return version.body, version.id
     if template is None:
         raise InvalidInput("template", "is required (or give a template_name)")
     return template, None
 
 
-def submit(
-    pool: ConnectionPool,
+def submit_on(
+    conn: psycopg.Connection,
     *,
     user: User,
     template: str | None,
@@ -237,7 +241,7 @@ def submit(
     template_version: int | None = None,
     cache: bool | None = None,
 ) -> Submission:
-    """Queue an LLM job (the seed's `LLMJob.perform_later`).
+    """Queue an LLM job on conn (the seed's `LLMJob.perform_later`).
 
     The template is the text given, or a version of a named library template (the latest unless
     template_version). The context is the named fetcher's result (if any) overlaid by the
@@ -248,23 +252,25 @@ def submit(
     if context is None:
         context = {}
     rendering.check_context(context)
-    template, version_id = resolve_template(pool, template, template_name, template_version)
-    with pool.connection() as conn:
-        if fetcher:
-            context = {**fetchers.fetch_context(conn, fetcher, user, fetcher_args), **context}
-        request = validate(
-            conn,
-            template=template,
-            model=model,
-            context=context,
-            format=format,
-            queue=queue,
-            agent=agent,
-        )
+    template, version_id = resolve_template(conn, template, template_name, template_version)
+    if fetcher:
+        context = {**fetchers.fetch_context(conn, fetcher, user, fetcher_args), **context}
+    request = validate(
+        conn,
+        template=template,
+        model=model,
+        context=context,
+        format=format,
+        queue=queue,
+        agent=agent,
+    )
     request = request.model_copy(
         update={"template_version_id": version_id, "use_cache": _use_cache(cache)}
     )
-    return _enqueue(pool, request, user)
+    return _enqueue(conn, request, user)
+
+
+submit = pooled(submit_on)
 
 
 def _use_cache(cache: bool | None) -> bool:
@@ -291,7 +297,7 @@ class PreparedRows(BaseModel):
 
 
 def prepare_many(
-    pool: ConnectionPool,
+    conn: psycopg.Connection,
     *,
     template: str,
     model: str | None,
@@ -313,18 +319,17 @@ def prepare_many(
         raise InvalidInput("contexts", "must be a non-empty list of JSON objects")
     if len(contexts) > MAX_BULK_ROWS:
         raise InvalidInput("contexts", f"at most {MAX_BULK_ROWS} rows at once")
-    with pool.connection() as conn:
-        # what all rows share is checked once; each row is then rendered on its own
-        base = validate(
-            conn,
-            template=template,
-            model=model,
-            context={},
-            format=format,
-            queue=queue,
-            agent=agent,
-            render=False,
-        )
+    # what all rows share is checked once; each row is then rendered on its own
+    base = validate(
+        conn,
+        template=template,
+        model=model,
+        context={},
+        format=format,
+        queue=queue,
+        agent=agent,
+        render=False,
+    )
     rendering.check_template(template)
     good: list[tuple[int, dict[str, Any]]] = []
     bad: list[tuple[int, str, str]] = []
@@ -393,8 +398,8 @@ def refresh_queue_statistics(conn: psycopg.Connection, rows: int) -> None:
         )
 
 
-def submit_many(
-    pool: ConnectionPool,
+def submit_many_on(
+    conn: psycopg.Connection,
     *,
     user: User,
     template: str,
@@ -412,7 +417,7 @@ def submit_many(
     unless skip_invalid. Raises InvalidRows, InvalidInput, BudgetExceeded.
     """
     prepared = prepare_many(
-        pool,
+        conn,
         template=template,
         model=model,
         contexts=contexts,
@@ -422,7 +427,7 @@ def submit_many(
         skip_invalid=skip_invalid,
         cache=cache,
     )
-    with pool.connection() as conn, conn.transaction():
+    with conn.transaction():
         output_ids, job_ids = write_many(conn, prepared, user)
         refresh_queue_statistics(conn, len(output_ids))
     log.info(
@@ -436,6 +441,9 @@ def submit_many(
     return BulkSubmission(output_ids=output_ids, job_ids=job_ids, skipped=prepared.skipped)
 
 
+submit_many = pooled(submit_many_on)
+
+
 BLIND_MODEL = "hidden until the comparison is judged"
 
 
@@ -447,17 +455,15 @@ def _shown(output: LLMOutput) -> LLMOutput:
 def get_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:
     """The output if viewer owns it or is an admin; NotFound otherwise (existence not revealed).
     The model of an answer in a blind comparison not yet judged reads BLIND_MODEL."""
-    return _shown(find_output(pool, output_id, viewer))
+    with pool.connection() as conn:
+        return _shown(find_output(conn, output_id, viewer))
 
 
-def find_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:
+def find_output(conn: psycopg.Connection, output_id: int, viewer: User) -> LLMOutput:
     """get_output with the model shown even while a blind comparison hides it."""
     if not isinstance(output_id, int) or not 0 < output_id <= _MAX_ID:
         raise NotFound(f"output {output_id} not found")
-    with pool.connection() as conn:
-        found = outputs.get_output(
-            conn, output_id, viewer_id=None if viewer.is_admin else viewer.id
-        )
+    found = outputs.get_output(conn, output_id, viewer_id=None if viewer.is_admin else viewer.id)
     if found is None:
         raise NotFound(f"output {output_id} not found")
     return found
@@ -484,12 +490,11 @@ def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLM
         return [_shown(o) for o in outputs.list_outputs(conn, limit=limit, **filters)]
 
 
-def re_run(pool: ConnectionPool, output_id: int, user: User) -> Submission:
+def re_run_on(conn: psycopg.Connection, output_id: int, user: User) -> Submission:
     """A new output with exactly the parameters of output_id (kind re_run, parent linked)."""
-    old = find_output(pool, output_id, user)
-    with pool.connection() as conn:
-        catalog.check_model(conn, old.model)
-        agent = agents.get_agent_by_id(conn, old.agent_id) if old.agent_id else None
+    old = find_output(conn, output_id, user)
+    catalog.check_model(conn, old.model)
+    agent = agents.get_agent_by_id(conn, old.agent_id) if old.agent_id else None
     request = _Request(
         template=old.template,
         model=old.model,
@@ -500,11 +505,14 @@ def re_run(pool: ConnectionPool, output_id: int, user: User) -> Submission:
         system_prompt=old.system_prompt,
         template_version_id=old.template_version_id,
     )
-    return _enqueue(pool, request, user, kind="re_run", parent_id=old.id)
+    return _enqueue(conn, request, user, kind="re_run", parent_id=old.id)
 
 
-def regenerate(
-    pool: ConnectionPool,
+re_run = pooled(re_run_on)
+
+
+def regenerate_on(
+    conn: psycopg.Connection,
     output_id: int,
     user: User,
     *,
@@ -514,20 +522,22 @@ def regenerate(
 ) -> Submission:
     """A new output from output_id with changes: given context keys replace the old ones, the
     rest stay; model and format replaced when given (kind regenerate, parent linked)."""
-    old = find_output(pool, output_id, user)
+    old = find_output(conn, output_id, user)
     if new_context is not None:
         rendering.check_context(new_context)
-    with pool.connection() as conn:
-        request = validate(
-            conn,
-            template=old.template,
-            model=new_model or old.model,
-            context={**old.context, **(new_context or {})},
-            format=new_format or old.format,
-            queue=old.queue,
-            agent=old.agent_id,
-        )
+    request = validate(
+        conn,
+        template=old.template,
+        model=new_model or old.model,
+        context={**old.context, **(new_context or {})},
+        format=new_format or old.format,
+        queue=old.queue,
+        agent=old.agent_id,
+    )
     request = request.model_copy(
         update={"system_prompt": old.system_prompt, "template_version_id": old.template_version_id}
     )
-    return _enqueue(pool, request, user, kind="regenerate", parent_id=old.id)
+    return _enqueue(conn, request, user, kind="regenerate", parent_id=old.id)
+
+
+regenerate = pooled(regenerate_on)

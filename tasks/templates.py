@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import difflib
 
+import psycopg
 from psycopg_pool import ConnectionPool
 
 from db import evidence
 from db.evidence import TemplateVersion
 from db.models import User
+from db.pooled import pooled
 from tasks.errors import Forbidden, InvalidInput
 from tasks.llm import rendering
 
@@ -16,6 +18,7 @@ __all__ = [
     "TemplateVersion",
     "diff_versions",
     "get_version",
+    "get_version_on",
     "list_templates",
     "save_template",
     "versions",
@@ -44,17 +47,21 @@ def save_template(
         return evidence.add_template_version(conn, name=name, body=body, note=note, user_id=user.id)
 
 
-def get_version(pool: ConnectionPool, name: str, version: int | None = None) -> TemplateVersion:
+def get_version_on(
+    conn: psycopg.Connection, name: str, version: int | None = None
+) -> TemplateVersion:
     """A version of the named template (the latest when version is None).
 
     Raises InvalidInput(field="template_name") when there is no such template or version.
     """
-    with pool.connection() as conn:
-        found = evidence.get_template_version(conn, name, version)
+    found = evidence.get_template_version(conn, name, version)
     if found is None:
         which = f"version {version} of " if version else ""
         raise InvalidInput("template_name", f"no {which}template named {name!r}")
     return found
+
+
+get_version = pooled(get_version_on)
 
 
 def list_templates(pool: ConnectionPool) -> list[TemplateVersion]:

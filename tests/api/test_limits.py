@@ -97,7 +97,7 @@ def test_malformed_limit_stops_start_up(monkeypatch):
 
 
 def _submit(pool, user, template="Hi"):
-    return lambda p: jobs.submit(p, user=user, template=template, model="offline/echo")
+    return lambda conn: jobs.submit_on(conn, user=user, template=template, model="offline/echo")
 
 
 def test_window_opens_again_after_it_ends(pool, analyst, queued_jobs):

@@ -100,9 +100,10 @@ async def test_a_batch_drains_with_fresh_statistics(database_url, pool, analyst,
 
 async def test_a_backlog_without_statistics_drains(database_url, pool, analyst, run_worker):
     # written as the use-cases write it, but without the ANALYZE that ends their transaction
-    prepared = jobs.prepare_many(
-        pool, template="Explain {{concept}}", model="offline/echo", contexts=_rows(BACKLOG)
-    )
+    with pool.connection() as conn:
+        prepared = jobs.prepare_many(
+            conn, template="Explain {{concept}}", model="offline/echo", contexts=_rows(BACKLOG)
+        )
     with pool.connection() as conn, conn.transaction():
         jobs.write_many(conn, prepared, analyst)
     with pool.connection() as conn:
@@ -146,9 +147,10 @@ def _with_statistics(conn: psycopg.Connection) -> list[str]:
 def test_the_statistics_are_committed_with_the_rows(database_url, pool, analyst):
     # Another session sees the new statistics only once the batch commits (so no worker plans
     # on them before it sees the jobs), and a write rolled back takes its statistics with it.
-    prepared = jobs.prepare_many(
-        pool, template="Explain {{concept}}", model="offline/echo", contexts=_rows(BACKLOG)
-    )
+    with pool.connection() as conn:
+        prepared = jobs.prepare_many(
+            conn, template="Explain {{concept}}", model="offline/echo", contexts=_rows(BACKLOG)
+        )
     both = ["llm_outputs", "procrastinate_jobs"]
     with (
         psycopg.connect(database_url, row_factory=dict_row, autocommit=True) as other,
@@ -193,9 +195,10 @@ def test_a_locked_table_leaves_its_statistics_to_autovacuum(database_url, pool, 
 
 def _write_without_statistics(pool, analyst, rows: int) -> None:
     """Rows written as a run of single submissions writes them: no ANALYZE follows."""
-    prepared = jobs.prepare_many(
-        pool, template="Explain {{concept}}", model="offline/echo", contexts=_rows(rows)
-    )
+    with pool.connection() as conn:
+        prepared = jobs.prepare_many(
+            conn, template="Explain {{concept}}", model="offline/echo", contexts=_rows(rows)
+        )
     with pool.connection() as conn, conn.transaction():
         jobs.write_many(conn, prepared, analyst)
         conn.execute("SELECT pg_stat_force_next_flush()")  # the counters, at once

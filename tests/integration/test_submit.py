@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from db import outputs as outputs_db
-from tasks import feedback
+from tasks import batches, comparisons, feedback
 from tasks import outputs as jobs
 from tasks.errors import Conflict, InvalidInput, NotFound
 from tasks.llm.rendering import MAX_CONTEXT_DEPTH
@@ -141,6 +141,35 @@ def test_output_and_job_roll_back_together(pool, analyst, monkeypatch):
         "priority": 10,
     }
     assert output["job_id"] == sub.job_id
+
+
+def test_use_cases_on_a_connection_commit_with_the_callers_transaction(pool, analyst):
+    # what the API adds to them (the idempotency key, the rate limit) commits with them or not
+    # at all: they write inside the caller's transaction and commit nothing themselves
+    def queue_everything(conn: psycopg.Connection) -> None:
+        first = jobs.submit_on(
+            conn, user=analyst, template=TEMPLATE, context={"concept": "c"}, model="offline/echo"
+        )
+        jobs.re_run_on(conn, first.output_id, analyst)
+        jobs.regenerate_on(conn, first.output_id, analyst, new_context={"concept": "d"})
+        comparisons.submit_comparison_on(
+            conn,
+            user=analyst,
+            template=TEMPLATE,
+            context={"concept": "c"},
+            models=["offline/echo", "offline/brief"],
+        )
+        batches.submit_batch_on(
+            conn, user=analyst, template=TEMPLATE, model="offline/echo", rows=[{"concept": "b"}]
+        )
+
+    with pytest.raises(RuntimeError), pool.connection() as conn, conn.transaction():
+        queue_everything(conn)
+        raise RuntimeError("the caller gives up")
+    assert _count(pool) == (0, 0)
+    with pool.connection() as conn, conn.transaction():
+        queue_everything(conn)
+    assert _count(pool) == (6, 6)
 
 
 def test_context_fetcher_merges_under_explicit_context(pool, analyst):
