@@ -16,8 +16,9 @@ from api import errors
 from api.access_log import AccessLog
 from api.body_limit import BodyLimit
 from api.routes import health_router, router
-from db.pool import database_url, sync_pool
+from db.pool import sync_pool
 from tasks.api_support import rate_limit_from_env
+from tasks.config import database_url
 
 MAX_BODY_BYTES = 256 * 1024
 POOL_SIZE = 10

@@ -12,17 +12,15 @@ import contextlib
 import contextvars
 import functools
 import json
-import os
-
-# litellm reads this at import: the bundled price map, never a download.
-os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-os.environ.setdefault("LITELLM_LOG", "ERROR")
-
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from tasks.config import before_litellm_import
+
+before_litellm_import()  # litellm reads its price map and log settings when it is imported
 
 import litellm
 import litellm.main
@@ -139,7 +137,7 @@ class ModelAnswer:
 
 
 def _openai_compatible_base() -> str | None:
-    return os.environ.get("OPENAI_API_BASE") or os.environ.get("OPENAI_BASE_URL") or None
+    return get_settings().openai_api_base or None
 
 
 # An OpenAI-compatible server (OPENAI_API_BASE, models named openai/<name>) is called through
@@ -156,8 +154,10 @@ def _route(model: str) -> tuple[str, dict[str, Any]]:
     base = _openai_compatible_base()
     if not (base and model.startswith("openai/")):
         return model, {}
-    server = {"api_base": base, "api_key": os.environ.get("OPENAI_API_KEY") or "not-needed"}
-    if get_settings().openai_compatible_client == "sdk":
+    settings = get_settings()
+    key = settings.openai_api_key.get_secret_value() or "not-needed"
+    server = {"api_base": base, "api_key": key}
+    if settings.openai_compatible_client == "sdk":
         return model, server
     return f"{_HTTP_HANDLER}/{model.removeprefix('openai/')}", server
 
@@ -482,7 +482,7 @@ def price_overrides() -> dict[str, tuple[float, float]]:
     The variable reads `model=input/output,...` with prices per million tokens, e.g.
     `openai/llama3=0.10/0.30,ollama/qwen=0/0`. Raises InvalidInput on a malformed entry.
     """
-    return dict(_parse_prices(os.environ.get("LLMJOBS_MODEL_PRICES", "")))
+    return dict(_parse_prices(get_settings().model_prices))
 
 
 @functools.lru_cache(maxsize=8)

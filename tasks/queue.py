@@ -25,7 +25,7 @@ from db.pool import async_pool_kwargs
 from db.queries import queries
 from tasks import catalog, logs
 from tasks.coalesce import Coalescer
-from tasks.config import LLM_TASK, SettingsError, get_settings
+from tasks.config import LLM_TASK, SettingsError, database_url, get_settings
 from tasks.logs import configure_logging, get_logger
 
 log = get_logger("llmjobs.worker")
@@ -40,7 +40,7 @@ def _pool_factory(**kwargs: Any) -> AsyncConnectionPool:
     and the job's reads and writes), so connections are in autocommit: no COMMIT round trip
     after each. procrastinate asks for a check at every checkout, another round trip per query;
     it is dropped, and the worker checks the whole pool after a database outage instead."""
-    options = async_pool_kwargs(max_size=worker_pool_size())
+    options = async_pool_kwargs(database_url(), max_size=worker_pool_size())
     return AsyncConnectionPool(
         **{**options, **kwargs, "check": None, "configure": _autocommit, "open": False}
     )
