@@ -75,9 +75,22 @@ def fast_path() -> bool:
 
 
 _BUILTIN_PROVIDERS = frozenset(p.value for p in LlmProviders)
-litellm.suppress_debug_info = True
-litellm.telemetry = False
 _extra_providers: dict[str, Any] = {}
+_set_up = False
+
+
+def set_up_litellm() -> None:
+    """Configure litellm for this process, once: no debug prints, no telemetry, and our providers
+    registered (the offline models, the test helpers' stubs). A worker calls it when it starts;
+    the functions here that call litellm make sure of it too."""
+    global _set_up
+    if _set_up:
+        return
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    _register_providers()
+    _set_up = True
+
 
 # Models listed by default; each shows up only when its credentials are present.
 SUGGESTED_MODELS = (
@@ -102,6 +115,7 @@ def _register_providers() -> None:
 
 def register_provider(name: str, handler: Any) -> None:
     """Add a litellm CustomLLM handler under a provider name (used by the test helpers)."""
+    set_up_litellm()
     _extra_providers[name] = handler
     catalog.register_local(name)
     _register_providers()
@@ -110,14 +124,12 @@ def register_provider(name: str, handler: Any) -> None:
 
 
 def unregister_provider(name: str) -> None:
+    set_up_litellm()
     _extra_providers.pop(name, None)
     catalog.unregister_local(name)
     _register_providers()
     _unpriced.cache_clear()
     _setup_is_cpu_only.cache_clear()
-
-
-_register_providers()
 
 
 @dataclass(frozen=True)
@@ -178,6 +190,7 @@ def _map_prices(model: str) -> tuple[float, float] | None:
 def check_model(model: str) -> ModelInfo:
     """The model if this process can call it now; InvalidInput(field="model") saying why not.
     Front ends check against the catalog instead (tasks.catalog.check_model)."""
+    set_up_litellm()
     if not isinstance(model, str) or not model.strip():
         raise InvalidInput("model", "is empty")
     provider, _, name = model.partition("/")
@@ -347,6 +360,7 @@ async def call_model(
     model: str, messages: list[dict[str, str]], *, timeout: float | None = None
 ) -> ModelAnswer:
     """One call to the model. Raises TransientModelError or PermanentModelError."""
+    set_up_litellm()
     target, kwargs = _route(model)
     watched = _litellm_callbacks()  # a litellm callback reads what litellm records of the call
     prices = price_overrides().get(model)
