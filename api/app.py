@@ -17,7 +17,8 @@ from api.access_log import AccessLog
 from api.body_limit import BodyLimit
 from api.idempotency import rate_limit_from_env
 from api.routes import health_router, router
-from db.pool import database_url, sync_pool
+from db.pool import sync_pool
+from tasks.config import database_url
 
 MAX_BODY_BYTES = 256 * 1024
 POOL_SIZE = 10

@@ -49,11 +49,12 @@ def _server(kind: str) -> Iterator[str]:
         yield common.server_url()
         return
     from db import embedded
+    from tasks.config import data_dir
 
-    folder = embedded.data_dir() / f"bench-{secrets.token_hex(4)}"
+    folder = data_dir() / f"bench-{secrets.token_hex(4)}"
     folder.mkdir(parents=True)
     try:
-        yield embedded.start(folder)
+        yield embedded.start(data_dir(), folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

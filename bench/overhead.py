@@ -74,11 +74,13 @@ def _count_completed(url: str) -> dict[str, int]:
 
 def run_ours(jobs: int, concurrency: int, profile_to: Path | None = None) -> dict[str, Any]:
     """Drain `jobs` real LLM jobs against the stub model in this process."""
+    from tasks.config import get_settings
     from tasks.testing import stub_model_success
     from tasks.worker.app import app
 
     with common.fresh_database() as url, stub_model_success() as model:
         os.environ["DATABASE_URL"] = url  # the app's pool is made from it when opened
+        get_settings.cache_clear()  # read again, with it
         submit_s = _queue_ours(url, jobs, model)
         profiler = _start_profiler(profile_to) if profile_to else None
         try:

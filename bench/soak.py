@@ -33,6 +33,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 from db.pool import sync_pool  # noqa: E402
 from tasks import accounts  # noqa: E402
 from tasks import outputs as jobs  # noqa: E402
+from tasks.config import get_settings  # noqa: E402
 from tasks.logs import configure_logging  # noqa: E402
 from tasks.testing import publish_served_models  # noqa: E402
 from tests.support.pgserver import OwnedServer  # noqa: E402
@@ -178,6 +179,7 @@ def run(
     saved = {k: os.environ.get(k) for k in ("OPENAI_API_BASE", "OPENAI_API_KEY")}
     os.environ["OPENAI_API_BASE"] = env["OPENAI_API_BASE"]
     os.environ["OPENAI_API_KEY"] = env["OPENAI_API_KEY"]
+    get_settings.cache_clear()  # read again, with them
     books = Books(jobs=n_jobs)
     pool = sync_pool(server.url, max_size=4)
     try:
@@ -246,6 +248,7 @@ def run(
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        get_settings.cache_clear()
     return books
 
 

@@ -8,7 +8,6 @@ of that user's API tokens. Only the user's id is kept in the session.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Literal
 
 import streamlit as st
@@ -23,13 +22,12 @@ if TYPE_CHECKING:
 Mode = Literal["oidc", "single-user", "token"]
 _USER_ID = "signed_in_user_id"
 _WANTED = "page_wanted_before_sign_in"
-_TRUE = ("1", "true", "yes", "on")
 
 
 def mode() -> Mode:
     if _oidc_configured():
         return "oidc"
-    if os.environ.get("LLMJOBS_SINGLE_USER", "").strip().lower() in _TRUE:
+    if get_settings().single_user:
         return "single-user"
     return "token"
 

@@ -6,7 +6,6 @@ figures); arguments starting with `_` are not hashed. Writers clear what they ch
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, NamedTuple
 
 import streamlit as st
@@ -17,6 +16,7 @@ from db.pool import sync_pool
 from tasks import accounts, admin, analytics, batches, budgets, comparisons, templates
 from tasks import agents as agent_cases
 from tasks.analytics import OutputFilter
+from tasks.config import database_url, get_settings
 from tasks.llm import catalog
 
 if TYPE_CHECKING:
@@ -37,19 +37,19 @@ class CostTables(NamedTuple):
 
 def _db_wait_seconds() -> float:
     """How long a page waits for a database connection before saying it cannot reach it."""
-    return float(os.environ.get("LLMJOBS_DASHBOARD_DB_TIMEOUT", "").strip() or 5)
+    return get_settings().dashboard_db_timeout
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda p: p.close())
 def _pool_for(url: str) -> ConnectionPool:
-    created = sync_pool(url or None, max_size=10)
+    created = sync_pool(url or database_url(), max_size=10)
     created.timeout = _db_wait_seconds()  # the factory's 10 s is long for a person waiting
     return created
 
 
 def pool() -> ConnectionPool:
     """The pool of DATABASE_URL (the embedded server's when unset)."""
-    return _pool_for(os.environ.get("DATABASE_URL", "").strip())
+    return _pool_for(get_settings().database_url)
 
 
 # Short: a worker that starts (or stops) changes what can be offered.

@@ -1,9 +1,8 @@
-"""Where the database is and how to reach it: URL resolution and connection pools."""
+"""How to reach the database: connections and pools, on the URL the caller gives."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import select
 from collections.abc import Iterator
 
@@ -11,21 +10,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from db import embedded
 
-
-def database_url() -> str:
-    """DATABASE_URL when set, otherwise the embedded server's URL (started on demand)."""
-    url = os.environ.get("DATABASE_URL", "").strip()
-    return url or embedded.start()
-
-
-def connect(url: str | None = None, **kwargs) -> psycopg.Connection:
+def connect(url: str, **kwargs) -> psycopg.Connection:
     """One plain connection with dict rows (for migrations and scripts)."""
-    return psycopg.connect(url or database_url(), row_factory=dict_row, **kwargs)
+    return psycopg.connect(url, row_factory=dict_row, **kwargs)
 
 
-def sync_pool(url: str | None = None, *, max_size: int = 10) -> ConnectionPool:
+def sync_pool(url: str, *, max_size: int = 10) -> ConnectionPool:
     """An open pool of connections with dict rows, for the CLI, the dashboard and the API.
 
     It does not wait for the database at start: a connection is checked when it is taken (see
@@ -33,7 +24,7 @@ def sync_pool(url: str | None = None, *, max_size: int = 10) -> ConnectionPool:
     recovers when it is back.
     """
     return ConnectionPool(
-        url or database_url(),
+        url,
         min_size=1,
         max_size=max_size,
         kwargs={"row_factory": dict_row},
@@ -63,14 +54,14 @@ def check_quietly(conn: psycopg.Connection) -> None:
         ConnectionPool.check_connection(conn)
 
 
-def async_pool_kwargs(url: str | None = None, *, max_size: int = 10) -> dict:
+def async_pool_kwargs(url: str, *, max_size: int = 10) -> dict:
     """Arguments for psycopg_pool.AsyncConnectionPool, as procrastinate's connector takes them.
 
     Connections are not checked at each checkout (a round trip on every query of the worker's
     hot path); after a database outage the worker checks the whole pool once instead.
     """
     return {
-        "conninfo": url or database_url(),
+        "conninfo": url,
         "min_size": 1,
         "max_size": max_size,
         "kwargs": {"row_factory": dict_row},

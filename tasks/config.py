@@ -1,11 +1,25 @@
-"""Settings, read from the environment once per process (docs/reference.md lists each variable)."""
+"""Settings, read from the environment once per process (docs/reference.md lists each variable).
+
+The only module that reads environment variables: the settings, the secret values logs mask,
+the environment a child process inherits, and what litellm reads when it is imported.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
+import re
+from pathlib import Path
 from typing import Annotated, Literal, get_args, get_origin
 
-from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OFFLINE_MODEL = "offline/echo"
@@ -71,6 +85,16 @@ class Settings(BaseSettings):
     dashboard_db_timeout: float = Field(5.0, gt=0)
     model_prices: str = ""
     database_url: str = Field("", validation_alias="DATABASE_URL")
+    # The embedded server's data; unset: `.data` below the project (db.embedded.data_dir).
+    data_dir: Path | None = None
+    # An OpenAI-compatible server for models named openai/<name> (tasks/llm/calls.py, _route).
+    openai_api_base: str = Field(
+        "",
+        validation_alias=AliasChoices("OPENAI_API_BASE", "OPENAI_BASE_URL"),
+        description="a URL starting with http:// or https://",
+    )
+    # Sent to that server; litellm reads the provider keys it needs itself.
+    openai_api_key: SecretStr = Field(SecretStr(""), validation_alias="OPENAI_API_KEY")
     # Off: litellm is used through its public API alone (see tasks/llm/calls.py, "fast paths").
     litellm_fast_path: bool = True
     # Off: procrastinate's own worker and job manager (see tasks/worker/app.py, "fast paths").
@@ -89,24 +113,46 @@ class Settings(BaseSettings):
     def _models(cls, value: object) -> object:
         return _comma_list(value)
 
+    @field_validator("openai_api_base")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("not an http(s) URL")
+        return value
+
     @field_validator("*", mode="before")
     @classmethod
     def _strip(cls, value: object) -> object:
         return value.strip() if isinstance(value, str) else value
 
 
-def _env_name(field: str) -> str:
+def _env_names(field: str) -> list[str]:
     alias = Settings.model_fields[field].validation_alias
     if isinstance(alias, str):
-        return alias
+        return [alias]
     if isinstance(alias, AliasChoices):
-        return str(alias.choices[0])
-    return f"LLMJOBS_{field.upper()}"
+        return [str(choice) for choice in alias.choices]
+    return [f"LLMJOBS_{field.upper()}"]
+
+
+def _field_of(name: str) -> str | None:
+    """The field a validation error's location names (the field, or its variable's name)."""
+    if name in Settings.model_fields:
+        return name
+    return next((f for f in Settings.model_fields if name in _env_names(f)), None)
+
+
+def _env_name(field: str) -> str:
+    """The variable a field was read from: of several names, the first one set."""
+    names = _env_names(field)
+    return next((n for n in names if os.environ.get(n, "").strip()), names[0])
 
 
 def _wanted(field: str) -> str:
     """What a field takes, in words: "an integer ≥ 1", "a number > 0", "one of http, sdk"."""
     info = Settings.model_fields[field]
+    if info.description:
+        return info.description
     kind = info.annotation
     if get_origin(kind) is Literal:
         return "one of " + ", ".join(str(a) for a in get_args(kind))
@@ -127,12 +173,14 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else ""
-            if field not in Settings.model_fields:
+            field = _field_of(str(error["loc"][0])) if error["loc"] else None
+            if field is None:
                 problems.append(error["msg"])
                 continue
             given = error.get("input")
-            shown = f" (got {given!r})" if isinstance(given, str) and len(given) <= 80 else ""
+            secret = Settings.model_fields[field].annotation is SecretStr
+            readable = isinstance(given, str) and len(given) <= 80 and not secret
+            shown = f" (got {given!r})" if readable else ""
             problems.append(f"{_env_name(field)}: must be {_wanted(field)}{shown}")
         raise SettingsError(problems) from None
 
@@ -141,3 +189,47 @@ def load_settings() -> Settings:
 def get_settings() -> Settings:
     """The settings of this process, read once. Raises SettingsError on a malformed value."""
     return load_settings()
+
+
+def database_url() -> str:
+    """DATABASE_URL, else the URL of the embedded server in data_dir() (started on demand)."""
+    url = get_settings().database_url
+    if url:
+        return url
+    from db import embedded
+
+    return embedded.start(data_dir())
+
+
+def data_dir() -> Path:
+    """The embedded server's folder: LLMJOBS_DATA_DIR, else `.data` below the project."""
+    from db import embedded
+
+    return embedded.data_dir(get_settings().data_dir)
+
+
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+
+
+def secret_values(shortest: int = 8) -> list[str]:
+    """The values of secret-looking environment variables (API keys, tokens, passwords, the
+    provider keys litellm reads itself included) of at least `shortest` characters, for logs
+    to mask."""
+    return [
+        value
+        for name, value in os.environ.items()
+        if _SECRET_NAME.search(name.upper()) and len(value) >= shortest
+    ]
+
+
+def child_environment(**overrides: str) -> dict[str, str]:
+    """This process's environment with overrides, for a child process to read its settings."""
+    return {**os.environ, **overrides}
+
+
+def before_litellm_import() -> None:
+    """Set what litellm reads from the environment when it is imported: call it before
+    `import litellm` (litellm reads these at import, before any setting could be passed)."""
+    # its bundled price map, never a download at import; its own log lines at ERROR unless set
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    os.environ.setdefault("LITELLM_LOG", "ERROR")

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import sys
 from typing import Any
 
 import structlog
 
-from tasks.config import LLM_TASK, MAINTENANCE_QUEUE
+from tasks.config import LLM_TASK, MAINTENANCE_QUEUE, secret_values
 
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
 _MASK = "***"
 
 
@@ -27,11 +25,7 @@ _MASK = "***"
 def _secret_pattern() -> re.Pattern[str] | None:
     # Read once per process (and again whenever logging is configured): scanning the whole
     # environment for every log line costs more than the rest of the line.
-    secrets = sorted(
-        {v for k, v in os.environ.items() if _SECRET_NAME.search(k.upper()) and len(v) >= 8},
-        key=len,
-        reverse=True,
-    )
+    secrets = sorted(set(secret_values()), key=len, reverse=True)
     return re.compile("|".join(map(re.escape, secrets))) if secrets else None
 
 

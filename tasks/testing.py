@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from db import outputs
 from db.models import LLMOutput, User
-from tasks.config import QUEUE_PRIORITY
+from tasks.config import QUEUE_PRIORITY, before_litellm_import
 
 DEFAULT_ANSWERS = {
     "text": "A stub answer.",
@@ -91,6 +91,7 @@ def create_test_llm_output(
 
 
 def _stub_handler(respond: Callable[[str, list[dict[str, Any]]], Any]) -> Any:
+    before_litellm_import()
     import litellm
     from litellm import CustomLLM
 
@@ -155,6 +156,7 @@ def stub_model_success(answers: dict[str, str] | None = None) -> Iterator[str]:
 @contextlib.contextmanager
 def stub_model_failure(status_code: int = 500, message: str = "stub failure") -> Iterator[str]:
     """A model that fails every request like a provider answering status_code; yields its name."""
+    before_litellm_import()
     import litellm
 
     errors = {

@@ -28,25 +28,47 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from db import embedded
 from db.migrate import apply
 from db.models import User
 from db.pool import sync_pool
 from tasks import accounts
-from tasks.config import get_settings
+from tasks.config import data_dir, get_settings
 from tests.support.provider import ScriptedProvider
 
 get_settings.cache_clear()
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class SettingsMonkeyPatch(pytest.MonkeyPatch):
+    """pytest's MonkeyPatch, whose changes to the environment (and their undoing) the settings
+    see at once: they are read again at the next get_settings()."""
+
+    def setenv(self, name: str, value: str, prepend: str | None = None) -> None:
+        super().setenv(name, value, prepend)
+        get_settings.cache_clear()
+
+    def delenv(self, name: str, raising: bool = True) -> None:
+        super().delenv(name, raising)
+        get_settings.cache_clear()
+
+    def undo(self) -> None:
+        super().undo()
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def monkeypatch() -> Iterator[pytest.MonkeyPatch]:
+    patch = SettingsMonkeyPatch()
+    yield patch
+    patch.undo()
+
+
 def _server_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL", "").strip()
     if url:
         return url
-    from db import embedded
-
-    folder = embedded.data_dir() / "test-pg"
-    return embedded.start(folder)
+    return embedded.start(data_dir(), data_dir() / "test-pg")
 
 
 def _with_dbname(url: str, dbname: str) -> str:
@@ -60,9 +82,7 @@ def server_dir() -> Iterator[Path]:
     """A fresh folder for an embedded server's data, inside the project's `.data/`: the server
     runs as another system user, who must traverse every parent folder, and pytest keeps its own
     temporary folders private to root."""
-    from db import embedded
-
-    folder = embedded.data_dir() / "tests" / uuid.uuid4().hex[:12]
+    folder = data_dir() / "tests" / uuid.uuid4().hex[:12]
     folder.mkdir(parents=True)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)

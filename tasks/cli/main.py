@@ -62,8 +62,9 @@ _opened: list[Any] = []  # the pools a command opened, closed when it ends
 
 def _pool():
     from db.pool import sync_pool
+    from tasks.config import database_url
 
-    pool = sync_pool(max_size=2)
+    pool = sync_pool(database_url(), max_size=2)
     _opened.append(pool)
     return pool
 
@@ -79,9 +80,9 @@ def cmd_migrate(args: argparse.Namespace) -> Any:
     from db.migrate import apply
     from db.pool import connect
     from tasks import accounts
-    from tasks.config import get_settings
+    from tasks.config import database_url, get_settings
 
-    with connect() as conn:
+    with connect(database_url()) as conn:
         applied = apply(conn)
     pool = _pool()
     created = None

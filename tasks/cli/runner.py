@@ -9,7 +9,6 @@ reported with its status and stops the rest (exit 1).
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -20,9 +19,8 @@ from pathlib import Path
 
 from psycopg.conninfo import conninfo_to_dict
 
-from db.embedded import PROJECT_ROOT, data_dir
-from db.pool import database_url
-from tasks.config import get_settings
+from db.embedded import PROJECT_ROOT
+from tasks.config import child_environment, data_dir, database_url, get_settings
 from tasks.demo import hint_if_empty
 from tasks.errors import Conflict
 from tasks.logs import configure_logging, get_logger
@@ -153,16 +151,15 @@ def run(*, dashboard: bool = True, api: bool = True) -> str | None:
     Returns None after a clean stop, otherwise what went wrong. Raises Conflict, before
     starting anything, when a front end's port is taken.
     """
-    configure_logging(get_settings().log_level)
+    settings = get_settings()
+    configure_logging(settings.log_level)
     listening = ports(dashboard, api)
     check_ports(listening)
-    embedded = not os.environ.get("DATABASE_URL")
+    embedded = not settings.database_url
     url = database_url()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "LLMJOBS_SINGLE_USER": os.environ.get("LLMJOBS_SINGLE_USER", "1" if embedded else "0"),
-    }
+    # LLMJOBS_SINGLE_USER when set, else single-user with the embedded database
+    single_user = settings.single_user if "single_user" in settings.model_fields_set else embedded
+    env = child_environment(DATABASE_URL=url, LLMJOBS_SINGLE_USER="1" if single_user else "0")
     log.info("database ready", embedded=embedded)
     subprocess.run([_bin("llmjobs"), "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     # Each child in its own session: Ctrl-C reaches only this process, which then asks each child

@@ -12,17 +12,15 @@ import contextlib
 import contextvars
 import functools
 import json
-import os
-
-# litellm reads this at import: the bundled price map, never a download.
-os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-os.environ.setdefault("LITELLM_LOG", "ERROR")
-
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from tasks.config import before_litellm_import
+
+before_litellm_import()  # litellm reads its price map and log settings when it is imported
 
 import litellm
 import litellm.main
@@ -78,9 +76,22 @@ def fast_path() -> bool:
 
 
 _BUILTIN_PROVIDERS = frozenset(p.value for p in LlmProviders)
-litellm.suppress_debug_info = True
-litellm.telemetry = False
 _extra_providers: dict[str, Any] = {}
+_set_up = False
+
+
+def set_up_litellm() -> None:
+    """Configure litellm for this process, once: no debug prints, no telemetry, and our providers
+    registered (the offline models, the test helpers' stubs). A worker calls it when it starts;
+    the functions here that call litellm make sure of it too."""
+    global _set_up
+    if _set_up:
+        return
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    _register_providers()
+    _set_up = True
+
 
 # Models listed by default; each shows up only when its credentials are present.
 SUGGESTED_MODELS = (
@@ -105,6 +116,7 @@ def _register_providers() -> None:
 
 def register_provider(name: str, handler: Any) -> None:
     """Add a litellm CustomLLM handler under a provider name (used by the test helpers)."""
+    set_up_litellm()
     _extra_providers[name] = handler
     catalog.register_local(name)
     _register_providers()
@@ -113,14 +125,12 @@ def register_provider(name: str, handler: Any) -> None:
 
 
 def unregister_provider(name: str) -> None:
+    set_up_litellm()
     _extra_providers.pop(name, None)
     catalog.unregister_local(name)
     _register_providers()
     _unpriced.cache_clear()
     _setup_is_cpu_only.cache_clear()
-
-
-_register_providers()
 
 
 @dataclass(frozen=True)
@@ -140,7 +150,7 @@ class ModelAnswer:
 
 
 def _openai_compatible_base() -> str | None:
-    return os.environ.get("OPENAI_API_BASE") or os.environ.get("OPENAI_BASE_URL") or None
+    return get_settings().openai_api_base or None
 
 
 # An OpenAI-compatible server (OPENAI_API_BASE, models named openai/<name>) is called through
@@ -157,8 +167,10 @@ def _route(model: str) -> tuple[str, dict[str, Any]]:
     base = _openai_compatible_base()
     if not (base and model.startswith("openai/")):
         return model, {}
-    server = {"api_base": base, "api_key": os.environ.get("OPENAI_API_KEY") or "not-needed"}
-    if get_settings().openai_compatible_client == "sdk":
+    settings = get_settings()
+    key = settings.openai_api_key.get_secret_value() or "not-needed"
+    server = {"api_base": base, "api_key": key}
+    if settings.openai_compatible_client == "sdk":
         return model, server
     return f"{_HTTP_HANDLER}/{model.removeprefix('openai/')}", server
 
@@ -179,6 +191,7 @@ def _map_prices(model: str) -> tuple[float, float] | None:
 def check_model(model: str) -> ModelInfo:
     """The model if this process can call it now; InvalidInput(field="model") saying why not.
     Front ends check against the catalog instead (tasks.llm.catalog.check_model)."""
+    set_up_litellm()
     if not isinstance(model, str) or not model.strip():
         raise InvalidInput("model", "is empty")
     provider, _, name = model.partition("/")
@@ -348,6 +361,7 @@ async def call_model(
     model: str, messages: list[dict[str, str]], *, timeout: float | None = None
 ) -> ModelAnswer:
     """One call to the model. Raises TransientModelError or PermanentModelError."""
+    set_up_litellm()
     target, kwargs = _route(model)
     watched = _litellm_callbacks()  # a litellm callback reads what litellm records of the call
     prices = price_overrides().get(model)
@@ -483,7 +497,7 @@ def price_overrides() -> dict[str, tuple[float, float]]:
     The variable reads `model=input/output,...` with prices per million tokens, e.g.
     `openai/llama3=0.10/0.30,ollama/qwen=0/0`. Raises InvalidInput on a malformed entry.
     """
-    return dict(_parse_prices(os.environ.get("LLMJOBS_MODEL_PRICES", "")))
+    return dict(_parse_prices(get_settings().model_prices))
 
 
 @functools.lru_cache(maxsize=8)

@@ -20,6 +20,10 @@ import json
 import time
 from typing import Any
 
+from tasks.config import before_litellm_import
+
+before_litellm_import()  # litellm reads its price map and log settings when it is imported
+
 import litellm
 from litellm import CustomLLM
 

@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from db.pool import async_pool_kwargs
 from db.queries import queries
 from tasks import logs
-from tasks.config import LLM_TASK, SettingsError, get_settings
+from tasks.config import LLM_TASK, SettingsError, database_url, get_settings
 from tasks.llm import catalog
 from tasks.logs import configure_logging, get_logger
 from tasks.worker.coalesce import Coalescer
@@ -41,7 +41,7 @@ def _pool_factory(**kwargs: Any) -> AsyncConnectionPool:
     and the job's reads and writes), so connections are in autocommit: no COMMIT round trip
     after each. procrastinate asks for a check at every checkout, another round trip per query;
     it is dropped, and the worker checks the whole pool after a database outage instead."""
-    options = async_pool_kwargs(max_size=worker_pool_size())
+    options = async_pool_kwargs(database_url(), max_size=worker_pool_size())
     return AsyncConnectionPool(
         **{**options, **kwargs, "check": None, "configure": _autocommit, "open": False}
     )
@@ -356,6 +356,11 @@ class LLMJobsApp(procrastinate.App):
         # them off, it finishes each job as procrastinate does.
         self.job_manager = LLMJobsJobManager(connector=self.connector)
 
+    def open_async(self, pool: Any = None) -> utils.AwaitableContext:
+        if _run_by_procrastinate_cli():
+            _start_procrastinate_cli()
+        return super().open_async(pool)
+
     def _worker(self, **kwargs: Any) -> procrastinate.worker.Worker:
         options = {**self.worker_defaults, **kwargs}
         if not fast_path():
@@ -369,8 +374,13 @@ class LLMJobsApp(procrastinate.App):
 
     async def run_worker_async(self, **kwargs: Any) -> None:
         self.perform_import_paths()
-        from tasks.llm.calls import install_call_executor, served_models  # litellm: workers only
+        from tasks.llm.calls import (  # litellm: workers only
+            install_call_executor,
+            served_models,
+            set_up_litellm,
+        )
 
+        set_up_litellm()
         install_call_executor(asyncio.get_running_loop())
         if fast_path():
             await _check_functions(self.connector)
@@ -433,17 +443,30 @@ async def _stop_when(event: asyncio.Event, worker: Any) -> None:
 
 
 def _checked_worker_defaults() -> dict[str, Any]:
-    # A bad setting stops procrastinate's worker CLI with one line per variable (it would only
-    # say that the app cannot be loaded); other processes import the app too, and report bad
-    # settings themselves (the llmjobs CLI, the dashboard, the API at start).
+    # None with a bad setting: every process that imports the app reports bad settings itself
+    # when it starts (procrastinate's worker CLI when it opens the app, the llmjobs CLI, the
+    # dashboard, the API).
     try:
         return _worker_defaults()
+    except SettingsError:
+        return {}
+
+
+def _run_by_procrastinate_cli() -> bool:
+    return Path(sys.argv[0]).name == "procrastinate"
+
+
+def _start_procrastinate_cli() -> None:
+    """The start of procrastinate's worker CLI (`procrastinate --app=tasks.app worker`), when it
+    opens the app: a bad setting stops it with one line per variable (exit 2), as the llmjobs
+    CLI does; otherwise its log lines, like ours, become JSON."""
+    try:
+        settings = get_settings()
     except SettingsError as exc:
-        if Path(sys.argv[0]).name != "procrastinate":
-            return {}
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
+    configure_logging(settings.log_level)
 
 
 app = LLMJobsApp(
@@ -451,7 +474,3 @@ app = LLMJobsApp(
     import_paths=["tasks.worker.job", "tasks.worker.maintenance"],
     worker_defaults=_checked_worker_defaults(),  # type: ignore[arg-type]
 )
-
-if Path(sys.argv[0]).name == "procrastinate":
-    # Loaded by the worker CLI: its log lines, like ours, become JSON.
-    configure_logging(get_settings().log_level)

@@ -16,7 +16,8 @@ SCRIPT = """
 import sys
 import psycopg
 from db import embedded
-url = embedded.start(embedded.data_dir() / "pg")
+from tasks.config import data_dir
+url = embedded.start(data_dir())
 with psycopg.connect(url, autocommit=True) as conn:
     conn.execute("CREATE TABLE IF NOT EXISTS kept (v text)")
     if sys.argv[1] == "write":

