@@ -5,7 +5,7 @@ and the lists refresh together, from one snapshot."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import psycopg
@@ -175,9 +175,13 @@ def board() -> None:
     )
     if data.throughput:
         points = [(p.at, p.event, p.jobs) for p in data.throughput]
-        st.image(
-            svgchart.lines(points, THROUGHPUT_LINES, unit=data.throughput_unit), width="stretch"
+        chart = svgchart.lines(
+            points,
+            THROUGHPUT_LINES,
+            unit=data.throughput_unit,
+            span=(now - timedelta(hours=hours), now),
         )
+        st.image(chart, width="stretch")
     else:
         st.caption("No job queued or finished in this window.")
 

@@ -119,14 +119,15 @@ async def test_live_refresh_updates_figures_and_lists_together(
     ]
 
 
-def _chart(at) -> tuple[str, dict[tuple[str, str], int]]:
-    """The throughput chart: what it plots per (its aria label), and its points that are not 0,
-    (line, time as labelled) -> jobs."""
+def _chart(at) -> tuple[str, int, dict[tuple[str, str], int]]:
+    """The throughput chart: what it plots per (its aria label), how many buckets it draws, and
+    its points that are not 0, (line, time as labelled) -> jobs."""
     [image] = at.image
     svg = base64.b64decode(image.value[0].split(",", 1)[1]).decode()
     label = re.search(r'aria-label="([^"]+)"', svg).group(1)
     points = re.findall(r"<title>(\w+) (.+?): ([\d,]+)</title>", svg)
-    return label, {(line, at_): int(n) for line, at_, n in points if n != "0"}
+    buckets = len([1 for line, _, _ in points if line == "queued"])
+    return label, buckets, {(line, at_): int(n) for line, at_, n in points if n != "0"}
 
 
 def test_the_window_chooses_minutes_or_hours(app_as, pool, analyst, admin):
@@ -146,8 +147,8 @@ def test_the_window_chooses_minutes_or_hours(app_as, pool, analyst, admin):
     at = app_as(admin, QUEUES)
     assert not at.exception
     assert "Throughput per hour, last 24 h" in _texts(at.subheader)
-    label, points = _chart(at)
-    assert label == "jobs per hour"
+    label, buckets, points = _chart(at)
+    assert (label, buckets) == ("jobs per hour", 25)  # every hour the last 24 h overlap
     assert all(when.endswith(":00") for _, when in points)
     by_line = Counter()
     for (line, _), jobs_ in points.items():
@@ -157,8 +158,8 @@ def test_the_window_chooses_minutes_or_hours(app_as, pool, analyst, admin):
     at.segmented_control(key="queues_hours").set_value(1).run()
     assert not at.exception
     assert "Throughput per minute, last 1 h" in _texts(at.subheader)
-    label, points = _chart(at)
-    assert label == "jobs per minute"
+    label, buckets, points = _chart(at)
+    assert (label, buckets) == ("jobs per minute", 61)  # every minute the last hour overlaps
     assert points == {
         ("queued", f"{start:%H:%M}"): 1,
         ("succeeded", f"{start:%H:%M}"): 1,
@@ -168,7 +169,7 @@ def test_the_window_chooses_minutes_or_hours(app_as, pool, analyst, admin):
 
     at.segmented_control(key="queues_hours").set_value(6).run()
     assert "Throughput per hour, last 6 h" in _texts(at.subheader)
-    assert _chart(at)[0] == "jobs per hour"
+    assert _chart(at)[:2] == ("jobs per hour", 7)
 
 
 async def test_maintenance_jobs_are_shown_apart(app_as, pool, analyst, admin, opened_app):
