@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import auth, deps, editor, forms, ui
 from tasks import comparisons
 from tasks.config import QUEUES
-from tasks.errors import LLMJobsError, NotFound
+from tasks.errors import InvalidInput, LLMJobsError, NotFound
 from tasks.llm.formats import FORMATS
 
 if TYPE_CHECKING:
@@ -184,14 +184,17 @@ with right:
             agent=None,
             fetcher=None,
         )
-    if checked.prompt is not None:
-        st.code(checked.prompt, language=None, wrap_lines=True)
-    elif checked.error and not template.error and not context_error:
-        ui.show_error(checked.error)
-    if st.button("Compare", type="primary", icon=":material/compare_arrows:", key="compare_submit"):
+    ready = editor.preview("compare", checked, template, context_error)
+    clicked = st.button(
+        "Compare",
+        type="primary",
+        icon=":material/compare_arrows:",
+        key="compare_submit",
+        on_click=editor.touch,  # before the preview is drawn, so it shows what is missing
+        args=("compare",),
+    )
+    if clicked and ready:
         try:
-            if context_error:
-                raise context_error
             made = comparisons.submit_comparison(
                 pool,
                 user=user,
@@ -202,6 +205,8 @@ with right:
                 queue=queue,
                 blind=blind,
             )
+        except InvalidInput as exc:
+            editor.show_problem(exc, template.text)
         except LLMJobsError as exc:
             ui.show_error(exc)
         else:

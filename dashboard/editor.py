@@ -1,6 +1,7 @@
 """The prompt editor Submit and Compare share: start from a library template (its name and
-version fill the editor), edit the Jinja2 template, save it as a new library version, and type
-its variables as fields or as a JSON context. Widget keys start with the page's prefix."""
+version fill the editor), edit the Jinja2 template, save it as a new library version, type its
+variables as fields or as a JSON context, and see the prompt it renders to or what is missing.
+Widget keys start with the page's prefix."""
 
 from __future__ import annotations
 
@@ -55,6 +56,22 @@ def touch(prefix: str) -> None:
 def show_problem(exc: InvalidInput, template: str = "") -> None:
     """An error of the editor's request, in an analyst's words (forms.problem)."""
     st.error(forms.problem(exc, template), icon=":material/error:")
+
+
+def preview(
+    prefix: str, checked: forms.Check, template: Template, context_error: InvalidInput | None
+) -> bool:
+    """The prompt the request renders to, or what is wrong with it, each problem said once (the
+    editor says the template's and the JSON's own) and a variable not filled in yet only once the
+    person has typed or tried to send. Returns whether the request may be sent."""
+    shown_elsewhere = template.error is not None or context_error is not None
+    if checked.prompt is not None:
+        st.code(checked.prompt, language=None, wrap_lines=True)
+    elif checked.error and not shown_elsewhere and touched(prefix):
+        show_problem(checked.error, template.text)
+    elif checked.error and not shown_elsewhere:
+        st.caption("The prompt appears here once the variables are filled in.")
+    return not (checked.error or shown_elsewhere)
 
 
 def open_version(prefix: str, name: str, version: int | None = None) -> bool:

@@ -14,6 +14,26 @@ from tasks import comparisons
 from tasks.analytics import period
 from tasks.errors import InvalidInput
 
+# The table's columns: (heading, help, number format), and their widths in pixels, which add up
+# to no more than the 979 px the table has on a 1440 px screen with the sidebar open.
+COLUMNS = {
+    "model": ("Model", None, None),
+    "outputs": ("Outputs", None, None),
+    "thumbs_up": ("Up", "Thumbs up", None),
+    "thumbs_down": ("Down", "Thumbs down", None),
+    "thumbs_up_rate": ("Up rate", "Thumbs-up rate", "percent"),
+    "wilson_low": ("95% low", "Wilson 95% interval of the thumbs-up rate", "percent"),
+    "wilson_high": ("95% high", "Wilson 95% interval of the thumbs-up rate", "percent"),
+    "win_rate": ("Win rate", "Pairwise, in comparisons; a tie counts half.", "percent"),
+    "judgements": ("Judged", "Thumbs up or down, plus pairwise judgements.", None),
+    "median_latency_ms": ("Latency", "Median latency, in milliseconds", "%.0f ms"),
+    "cost_per_output": ("$ / output", "Cost per output, in dollars", "%.6f"),
+    "cost_per_thumbs_up": ("$ / up", "Cost per thumbs up, in dollars", "%.6f"),
+}
+WIDTHS = {"model": 245, "outputs": 65, "thumbs_up": 45, "thumbs_down": 55, "thumbs_up_rate": 65}
+WIDTHS |= {"wilson_low": 65, "wilson_high": 70, "win_rate": 65, "judgements": 60}
+WIDTHS |= {"median_latency_ms": 75, "cost_per_output": 80, "cost_per_thumbs_up": 75}
+
 user = auth.require_user()
 pool = deps.pool()
 library = [t.name for t in deps.library(pool)]
@@ -99,39 +119,14 @@ with suggestion_column.container(border=True):
 
 board = charts.frame(entries)
 st.dataframe(
-    board[
-        [
-            "model",
-            "outputs",
-            "thumbs_up",
-            "thumbs_down",
-            "thumbs_up_rate",
-            "wilson_low",
-            "wilson_high",
-            "win_rate",
-            "judgements",
-            "median_latency_ms",
-            "cost_per_output",
-            "cost_per_thumbs_up",
-        ]
-    ],
+    board[list(COLUMNS)],
     hide_index=True,
     key="leaderboard_table",
     column_config={
-        "thumbs_up": st.column_config.NumberColumn("thumbs up"),
-        "thumbs_down": st.column_config.NumberColumn("thumbs down"),
-        "thumbs_up_rate": st.column_config.NumberColumn("thumbs-up rate", format="percent"),
-        "wilson_low": st.column_config.NumberColumn("95% low", format="percent"),
-        "wilson_high": st.column_config.NumberColumn("95% high", format="percent"),
-        "win_rate": st.column_config.NumberColumn(
-            "win rate", format="percent", help="Pairwise, in comparisons; a tie counts half."
-        ),
-        "judgements": st.column_config.NumberColumn(
-            help="Thumbs up or down, plus pairwise judgements."
-        ),
-        "median_latency_ms": st.column_config.NumberColumn("median latency (ms)", format="%.0f"),
-        "cost_per_output": st.column_config.NumberColumn("$ per output", format="%.6f"),
-        "cost_per_thumbs_up": st.column_config.NumberColumn("$ per thumbs up", format="%.6f"),
+        name: st.column_config.NumberColumn(label, width=WIDTHS[name], help=about, format=fmt)
+        if name != "model"
+        else st.column_config.TextColumn(label, width=WIDTHS[name])
+        for name, (label, about, fmt) in COLUMNS.items()
     },
 )
 

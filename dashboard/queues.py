@@ -5,7 +5,7 @@ and the lists refresh together, from one snapshot."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import psycopg
@@ -25,7 +25,7 @@ JOB_STATUSES = {
     "cancelled": "Cancelled",
     "aborted": "Aborted",
 }
-WINDOWS = {1: "1 h (per minute)", 6: "6 h", 24: "24 h", 72: "72 h"}
+WINDOWS = {1: "1 h", 6: "6 h", 24: "24 h", 72: "72 h"}
 LIVE_EVERY = 5
 THROUGHPUT_LINES = {
     "queued": "#1e88e5",
@@ -112,6 +112,7 @@ hours = (
         format_func=WINDOWS.get,
         key="queues_hours",
         required=True,
+        help="Per minute over the last hour, per hour over longer windows.",
     )
     or 24
 )
@@ -168,12 +169,19 @@ def board() -> None:
     if not job_rows:
         empty.next_step(pool, user, "No jobs yet.", key="queues", icon=":material/stacks:")
 
-    st.subheader(f":material/speed: Throughput, last {WINDOWS[hours]}", anchor=False)
+    st.subheader(
+        f":material/speed: Throughput per {data.throughput_unit}, last {WINDOWS[hours]}",
+        anchor=False,
+    )
     if data.throughput:
         points = [(p.at, p.event, p.jobs) for p in data.throughput]
-        st.image(
-            svgchart.lines(points, THROUGHPUT_LINES, unit=data.throughput_unit), width="stretch"
+        chart = svgchart.lines(
+            points,
+            THROUGHPUT_LINES,
+            unit=data.throughput_unit,
+            span=(now - timedelta(hours=hours), now),
         )
+        st.image(chart, width="stretch")
     else:
         st.caption("No job queued or finished in this window.")
 

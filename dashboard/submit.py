@@ -108,14 +108,7 @@ with right:
             agent=agent_id or None,
             fetcher=fetcher,
         )
-    # Each problem is shown once: the editor shows the template's and the JSON's own errors.
-    shown_elsewhere = library_template.error is not None or context_error is not None
-    if checked.prompt is not None:
-        st.code(checked.prompt, language=None, wrap_lines=True)
-    elif checked.error and not shown_elsewhere and editor.touched("submit"):
-        editor.show_problem(checked.error, template)
-    elif checked.error and not shown_elsewhere:
-        st.caption("The prompt appears here once the variables are filled in.")
+    ready = editor.preview("submit", checked, library_template, context_error)
     if checked.fetched:
         with st.expander("Context from the fetcher", icon=":material/download:"):
             st.json(checked.fetched)
@@ -133,7 +126,7 @@ with right:
         on_click=editor.touch,  # before the preview is drawn, so it shows what is missing
         args=("submit",),
     )
-    if clicked and not (checked.error or shown_elsewhere):
+    if clicked and ready:
         try:
             submission = jobs.submit(
                 pool,

@@ -5,7 +5,7 @@ point has a title (a tooltip where the SVG is inlined)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
 
 WIDTH, HEIGHT = 900, 240
@@ -17,12 +17,17 @@ def lines(
     series: dict[str, str],
     *,
     unit: str,
+    span: tuple[datetime, datetime] | None = None,
 ) -> str:
-    """SVG of one line per series (name -> colour) over time; points are (time, series, value).
-    Series not named in `series` are left out; a missing point counts 0."""
+    """SVG of one line per series (name -> colour) over time; points are (time, series, value),
+    each time the start of its bucket, a `unit` ("minute" or "hour") long. Series not named in
+    `series` are left out; a missing point counts 0. With a span (start, end), the line runs
+    over every bucket of it, not only from the first point to the last."""
     times = sorted({at for at, name, _ in points if name in series})
     if not times:
         return ""
+    if span is not None:
+        times = sorted(set(times) | set(_buckets(times[0], span, unit)))
     values = {(at, name): value for at, name, value in points}
     top = max(1, max(values.get((at, name), 0) for at in times for name in series))
     span = (times[-1] - times[0]).total_seconds() or 1.0
@@ -66,3 +71,18 @@ def lines(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _buckets(known: datetime, span: tuple[datetime, datetime], unit: str) -> list[datetime]:
+    """The starts of the buckets that overlap span, aligned on a known bucket start (so they
+    meet the database's buckets whatever its time zone)."""
+    step = timedelta(minutes=1) if unit == "minute" else timedelta(hours=1)
+    start, end = span
+    at = known - step * ((known - start) // step + 1)  # at or before the bucket holding start
+    while at + step <= start:
+        at += step
+    found = []
+    while at <= end:
+        found.append(at)
+        at += step
+    return found

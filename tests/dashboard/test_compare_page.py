@@ -1,5 +1,6 @@
-"""Compare says up front which models it can use and how to add one, and starts with two offline
-models selected so that a first click compares."""
+"""Compare says up front which models it can use and how to add one, starts with two offline
+models selected so that a first click compares, and says what is missing as Submit does: once,
+after the person has typed or clicked."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import streamlit as st
 
 from db import outputs as outputs_db
+from tasks import comparisons
 
 COMPARE = "dashboard/compare.py"
 
@@ -25,6 +27,46 @@ def test_lists_the_usable_models_and_how_to_add_one(app_as, analyst):
         assert model in info
     assert "OPENAI_API_KEY" in info and "restart" in info
     assert "gpt-4o-mini" not in info
+
+
+def _errors(at) -> list[str]:
+    return [e.value for e in at.main.get("error")]
+
+
+def _nothing_queued(pool, analyst) -> bool:
+    with pool.connection() as conn:
+        return not outputs_db.list_outputs(conn, limit=10) and not comparisons.list_comparisons(
+            pool, analyst
+        )
+
+
+def test_opens_without_an_error_and_names_what_to_fill_in_once_clicked(app_as, pool, analyst):
+    at = app_as(analyst, COMPARE)
+    assert not at.exception
+    assert _errors(at) == []
+    assert "The prompt appears here once the variables are filled in." in [
+        c.value for c in at.main.get("caption")
+    ]
+    at.button(key="compare_submit").click().run()
+    assert not at.exception
+    assert _errors(at) == ["Fill in: concept"]
+    assert not at.query_params.get("id")
+    assert _nothing_queued(pool, analyst)
+
+
+def test_missing_variables_are_said_once_after_typing(app_as, pool, analyst):
+    at = app_as(analyst, COMPARE)
+    at.text_area(key="compare_template").input("Explain {{ concept }} to {{ audience }}").run()
+    assert _errors(at) == ["Fill in: audience, concept"]
+    at.text_area(key="compare_var_concept").input("recursion").run()
+    assert _errors(at) == ["Fill in: audience"]
+    at.button(key="compare_submit").click().run()
+    assert not at.exception
+    assert _errors(at) == ["Fill in: audience"]
+    assert _nothing_queued(pool, analyst)
+    at.text_area(key="compare_var_audience").input("a child").run()
+    assert _errors(at) == []
+    assert "Explain recursion to a child" in [c.value for c in at.main.get("code")]
 
 
 def test_a_worker_with_a_provider_key_adds_its_models(

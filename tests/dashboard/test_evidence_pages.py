@@ -182,6 +182,18 @@ def test_leaderboard_figures_and_suggestion_under_a_ceiling(
     assert rows == {"m-good", "m-cheap", "m-other"}
 
 
+def test_the_leaderboard_table_fits_a_1440_px_screen(app_as, pool, analyst, other_analyst):
+    _seed_board(pool, analyst, other_analyst)
+    at = app_as(analyst, LEADERBOARD)
+    [table] = [d for d in at.dataframe if "wilson_low" in d.value.columns]
+    config = json.loads(table.proto.columns)
+    widths = [config[name]["width"] for name in table.value.columns]
+    assert len(widths) == 12
+    assert all(isinstance(w, int) for w in widths)
+    # The table is 979 px wide at 1440 px with the sidebar open (measured in Chromium).
+    assert sum(widths) <= 979
+
+
 def test_templates_page_keeps_versions_and_submits_one(app_as, pool, analyst):
     at = app_as(analyst, TEMPLATES)
     assert "No templates yet" in _texts(at.info)

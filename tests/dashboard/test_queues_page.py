@@ -1,10 +1,15 @@
 """The Queues page (AppTest) over real procrastinate jobs: figures and lists that agree at every
-refresh, running jobs, maintenance jobs apart, bulk retry and cancel by filter whose count before
-acting is what changes, pause and resume, readable columns, hostile filters."""
+refresh, running jobs, maintenance jobs apart, throughput per minute or per hour as the window
+chosen, bulk retry and cancel by filter (queue, model, error text, age) whose count before acting
+is what changes, pause and resume, readable columns, hostile filters."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
+from collections import Counter
+from datetime import timedelta
 
 import pytest
 import streamlit as st
@@ -16,6 +21,7 @@ from db import outputs as outputs_db
 from tasks import admin as queue_admin
 from tasks import outputs as jobs
 from tasks.errors import InvalidInput
+from tests.support.events import db_time, replace_events
 
 QUEUES = "dashboard/queues.py"
 _manager = JobManager(SyncPsycopgConnector())
@@ -29,10 +35,29 @@ def _metrics(at) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def _submit(pool, user, queue="default", n=0):
+def _submit(pool, user, queue="default", n=0, model="offline/echo"):
     return jobs.submit(
-        pool, user=user, template="Hi {{n}}", context={"n": n}, model="offline/echo", queue=queue
+        pool, user=user, template="Hi {{n}}", context={"n": n}, model=model, queue=queue
     )
+
+
+def _submitted_hours_ago(pool, subs, hours: int) -> None:
+    """Date these outputs back, on the database clock (the age filter counts from there)."""
+    with pool.connection() as conn:
+        conn.execute(
+            "UPDATE llm_outputs SET created_at = now() - make_interval(hours => %s) "
+            "WHERE id = ANY(%s)",
+            [hours, [s.output_id for s in subs]],
+        )
+
+
+def _count(at, action: str, *, model: str = "", age: int = 0) -> None:
+    """Fill the bulk form and press "Count the jobs"."""
+    at.radio(key="queues_bulk_action").set_value(action)
+    at.text_input(key="queues_bulk_model").input(model)
+    at.number_input(key="queues_bulk_age").set_value(age)
+    at.button(key="FormSubmitter:queues_bulk_form-Count the jobs").click().run()
+    assert not at.exception
 
 
 def _job_status(pool, job_id: int) -> str:
@@ -94,6 +119,59 @@ async def test_live_refresh_updates_figures_and_lists_together(
     ]
 
 
+def _chart(at) -> tuple[str, int, dict[tuple[str, str], int]]:
+    """The throughput chart: what it plots per (its aria label), how many buckets it draws, and
+    its points that are not 0, (line, time as labelled) -> jobs."""
+    [image] = at.image
+    svg = base64.b64decode(image.value[0].split(",", 1)[1]).decode()
+    label = re.search(r'aria-label="([^"]+)"', svg).group(1)
+    points = re.findall(r"<title>(\w+) (.+?): ([\d,]+)</title>", svg)
+    buckets = len([1 for line, _, _ in points if line == "queued"])
+    return label, buckets, {(line, at_): int(n) for line, at_, n in points if n != "0"}
+
+
+def test_the_window_chooses_minutes_or_hours(app_as, pool, analyst, admin):
+    first, second = (_submit(pool, analyst, n=i).job_id for i in range(2))
+    start = db_time(pool, "date_trunc('minute', now()) - interval '10 minutes'")
+    minute = timedelta(minutes=1)
+    replace_events(
+        pool,
+        [
+            (first, "deferred", start - timedelta(hours=3)),  # outside the last hour
+            (second, "deferred", start + timedelta(seconds=5)),
+            (first, "succeeded", start + timedelta(seconds=30)),
+            (second, "failed", start + minute + timedelta(seconds=5)),
+            (second, "retried", start + 2 * minute + timedelta(seconds=5)),
+        ],
+    )
+    at = app_as(admin, QUEUES)
+    assert not at.exception
+    assert "Throughput per hour, last 24 h" in _texts(at.subheader)
+    label, buckets, points = _chart(at)
+    assert (label, buckets) == ("jobs per hour", 25)  # every hour the last 24 h overlap
+    assert all(when.endswith(":00") for _, when in points)
+    by_line = Counter()
+    for (line, _), jobs_ in points.items():
+        by_line[line] += jobs_
+    assert by_line == {"queued": 2, "succeeded": 1, "failed": 1, "retried": 1}
+
+    at.segmented_control(key="queues_hours").set_value(1).run()
+    assert not at.exception
+    assert "Throughput per minute, last 1 h" in _texts(at.subheader)
+    label, buckets, points = _chart(at)
+    assert (label, buckets) == ("jobs per minute", 61)  # every minute the last hour overlaps
+    assert points == {
+        ("queued", f"{start:%H:%M}"): 1,
+        ("succeeded", f"{start:%H:%M}"): 1,
+        ("failed", f"{start + minute:%H:%M}"): 1,
+        ("retried", f"{start + 2 * minute:%H:%M}"): 1,
+    }
+
+    at.segmented_control(key="queues_hours").set_value(6).run()
+    assert "Throughput per hour, last 6 h" in _texts(at.subheader)
+    assert _chart(at)[:2] == ("jobs per hour", 7)
+
+
 async def test_maintenance_jobs_are_shown_apart(app_as, pool, analyst, admin, opened_app):
     _submit(pool, analyst)
     opened_app.perform_import_paths()
@@ -134,6 +212,67 @@ async def test_bulk_retry_by_filter_changes_what_it_counted(
     assert _job_status(pool, other.job_id) == "failed"
     assert {jobs.get_output(pool, s.output_id, analyst).status for s in rate_limited} == {"pending"}
     assert _metrics(at)["Failed"] == "1" and _metrics(at)["Waiting"] == "3"
+
+
+async def test_bulk_retry_by_model_and_age_changes_what_it_counted(
+    app_as, pool, analyst, admin, opened_app
+):
+    # failed: two old brief ones (the match), a new brief one, an old echo one
+    old_brief = [_submit(pool, analyst, n=i, model="offline/brief") for i in range(2)]
+    new_brief = _submit(pool, analyst, n=2, model="offline/brief")
+    old_echo = _submit(pool, analyst, n=3, model="offline/echo")
+    for sub in [*old_brief, new_brief, old_echo]:
+        await _fail(opened_app, pool, sub, "RateLimitError: slow down")
+    _submitted_hours_ago(pool, [*old_brief, old_echo], 2)
+
+    at = app_as(admin, QUEUES)
+    _count(at, "retry", model="offline/brief")
+    assert "3 failed jobs match." in _texts(at.warning)
+    _count(at, "retry", age=60)
+    assert "3 failed jobs match." in _texts(at.warning)
+    _count(at, "retry", model="offline/verbose", age=60)
+    assert "No failed job matches this filter" in _texts(at.info)
+    _count(at, "retry", model="offline/brief", age=60)
+    assert "2 failed jobs match." in _texts(at.warning)
+    flt = queue_admin.bulk_filter(model="offline/brief", older_than_minutes=60)
+    assert queue_admin.bulk_preview(pool, admin, "retry", flt) == 2
+
+    at.button(key="queues_bulk_go").click().run()
+    assert not at.exception
+    assert "Queued again 2 jobs (2 outputs back to pending)." in _texts(at.success)
+    assert [_job_status(pool, s.job_id) for s in old_brief] == ["todo", "todo"]
+    assert [_job_status(pool, s.job_id) for s in (new_brief, old_echo)] == ["failed", "failed"]
+    assert {jobs.get_output(pool, s.output_id, analyst).status for s in old_brief} == {"pending"}
+    assert _metrics(at)["Failed"] == "2" and _metrics(at)["Waiting"] == "2"
+
+
+def test_bulk_cancel_by_model_and_age_cancels_what_it_counted(app_as, pool, analyst, admin):
+    # waiting: three old verbose ones (the match), a new verbose one, an old echo one
+    old_verbose = [_submit(pool, analyst, n=i, model="offline/verbose") for i in range(3)]
+    new_verbose = _submit(pool, analyst, n=3, model="offline/verbose")
+    old_echo = _submit(pool, analyst, n=4, model="offline/echo")
+    _submitted_hours_ago(pool, [*old_verbose, old_echo], 3)
+
+    at = app_as(admin, QUEUES)
+    _count(at, "cancel", model="offline/verbose")
+    assert "4 waiting jobs match." in _texts(at.warning)
+    _count(at, "cancel", age=120)
+    assert "4 waiting jobs match." in _texts(at.warning)
+    _count(at, "cancel", model="offline/verbose", age=240)
+    assert "No waiting job matches this filter" in _texts(at.info)
+    _count(at, "cancel", model="offline/verbose", age=120)
+    assert "3 waiting jobs match." in _texts(at.warning)
+    at.button(key="queues_bulk_go").click().run()
+    assert not at.exception
+    # nothing changed between the count and the confirmation: what was counted is cancelled
+    assert "Cancelled 3 jobs (3 outputs failed)." in _texts(at.success)
+    assert not at.info
+    assert [_job_status(pool, s.job_id) for s in old_verbose] == ["cancelled"] * 3
+    assert [_job_status(pool, s.job_id) for s in (new_verbose, old_echo)] == ["todo", "todo"]
+    for sub in old_verbose:
+        output = jobs.get_output(pool, sub.output_id, analyst)
+        assert (output.status, output.error_message) == ("failed", "cancelled by root-admin")
+    assert _metrics(at)["Waiting"] == "2" and _metrics(at)["Cancelled"] == "3"
 
 
 def test_bulk_cancel_by_filter_says_when_fewer_changed(app_as, pool, analyst, admin):
