@@ -144,9 +144,6 @@ class Answer:
     completion_tokens: int | None
     cost: float | None
     latency_ms: int
-    # The attempt's procrastinate job, to finish as succeeded in the same statement (None: the
-    # worker finishes it)
-    finish_job_id: int | None = None
 
 
 async def start_attempt(
@@ -173,10 +170,8 @@ async def complete_output(conn: psycopg.AsyncConnection, answer: Answer) -> bool
 
 
 async def complete_outputs(conn: psycopg.AsyncConnection, answers: Sequence[Answer]) -> set[int]:
-    """Store several answers, each output at most once, and finish the jobs they name as
-    succeeded (whether stored or not), in one statement: the ids of the outputs stored (the
-    others' attempts are no longer current). Raises procrastinate's error, storing nothing, when
-    a job to finish is not running."""
+    """Store several answers, each output at most once, in one statement: the ids of the outputs
+    stored (the others' attempts are no longer current)."""
     params = {
         "ids": [a.output_id for a in answers],
         "attempts": [a.attempt for a in answers],
@@ -188,11 +183,9 @@ async def complete_outputs(conn: psycopg.AsyncConnection, answers: Sequence[Answ
         "completion_tokens": [a.completion_tokens for a in answers],
         "costs": [a.cost for a in answers],
         "latencies": [a.latency_ms for a in answers],
-        "finish_job_ids": [a.finish_job_id for a in answers if a.finish_job_id is not None],
     }
     cur = await conn.execute(queries["complete_outputs"], params)
-    row = await cur.fetchone()
-    return set(row["stored"]) if row else set()
+    return {row["id"] for row in await cur.fetchall()}
 
 
 async def retry_output(

@@ -207,30 +207,20 @@ UPDATE llm_outputs o
 RETURNING o.*
 
 -- complete_outputs --
--- Store the answers of current attempts (one output once per call), and in the same statement
--- finish the given jobs as succeeded (procrastinate's finish; one job once per call): the ids of
--- the outputs stored. A job is finished whether its answer was stored or came too late. The
--- `finished` count is what makes PostgreSQL run that CTE: a CTE that changes no table runs only
--- when read.
-WITH stored AS (
-    UPDATE llm_outputs o
-       SET status = 'completed', prompt = c.prompt, raw_response = c.raw_response,
-           parsed_output = c.parsed_output, cache_key = c.cache_key,
-           prompt_tokens = c.prompt_tokens, completion_tokens = c.completion_tokens,
-           cost = c.cost, latency_ms = c.latency_ms, error_message = NULL, completed_at = now()
-      FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[], %(prompts)s::text[],
-                  %(raw_responses)s::text[], %(parsed_outputs)s::jsonb[], %(cache_keys)s::text[],
-                  %(prompt_tokens)s::integer[], %(completion_tokens)s::integer[],
-                  %(costs)s::numeric[], %(latencies)s::integer[])
-           AS c(id, attempt, prompt, raw_response, parsed_output, cache_key, prompt_tokens,
-                completion_tokens, cost, latency_ms)
-     WHERE o.id = c.id AND o.attempts = c.attempt AND o.status = 'processing'
-    RETURNING o.id
-), finished AS (
-    SELECT procrastinate_finish_job_v1(f.job_id, 'succeeded'::procrastinate_job_status, false)
-      FROM unnest(%(finish_job_ids)s::bigint[]) AS f(job_id)
-)
-SELECT ARRAY(SELECT id FROM stored) AS stored, (SELECT count(*) FROM finished) AS finished
+-- Store the answers of current attempts (one output once per call); the ids stored
+UPDATE llm_outputs o
+   SET status = 'completed', prompt = c.prompt, raw_response = c.raw_response,
+       parsed_output = c.parsed_output, cache_key = c.cache_key,
+       prompt_tokens = c.prompt_tokens, completion_tokens = c.completion_tokens,
+       cost = c.cost, latency_ms = c.latency_ms, error_message = NULL, completed_at = now()
+  FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[], %(prompts)s::text[],
+              %(raw_responses)s::text[], %(parsed_outputs)s::jsonb[], %(cache_keys)s::text[],
+              %(prompt_tokens)s::integer[], %(completion_tokens)s::integer[],
+              %(costs)s::numeric[], %(latencies)s::integer[])
+       AS c(id, attempt, prompt, raw_response, parsed_output, cache_key, prompt_tokens,
+            completion_tokens, cost, latency_ms)
+ WHERE o.id = c.id AND o.attempts = c.attempt AND o.status = 'processing'
+RETURNING o.id
 
 -- retry_output --
 -- The current attempt failed and another is scheduled

@@ -21,6 +21,8 @@ from procrastinate import job_context, jobs, manager, signals, utils
 from procrastinate.exceptions import ConnectorException
 from psycopg_pool import AsyncConnectionPool
 
+from db import outputs
+from db.models import LLMOutput
 from db.pool import async_pool_kwargs
 from db.queries import queries
 from tasks import logs
@@ -141,22 +143,18 @@ def missing_internals(worker: procrastinate.worker.Worker) -> list[str]:
     return [name for name in WORKER_INTERNALS if not hasattr(worker, name)]
 
 
-# In a job's context (additional_context) when the worker keeps succeeded jobs (delete_jobs
-# "never", the default) and its job manager is LLMJobsJobManager: the job may finish itself as
-# succeeded in the statement that stores its answer (see finished_in_job).
-FINISH_IN_JOB = "llmjobs_finish_in_job"
-
-
 class LLMJobsJobManager(manager.JobManager):
-    """procrastinate's JobManager, with the worker's fetches and finishes in fewer statements.
+    """procrastinate's JobManager, with the worker's fetches and finishes in fewer statements,
+    and the LLM job's writes to its output (`start_attempt`, `complete_output`).
 
     `fetch_jobs` takes up to `count` jobs in one statement (llmjobs_fetch_jobs: procrastinate's
     own fetch, called until the queue is empty or `count` are taken), and in the same statement
-    starts the attempt of each LLM job's output, which the job then takes (`take_started`)
-    rather than starting it with a statement of its own. Finishes that concurrent jobs report
-    together go in one statement (Coalescer); retries and everything else are procrastinate's
-    own. A batch statement that fails falls back to the single ones. Both fetches, the batched
-    one and procrastinate's single one, skip the paused queues (llmjobs_paused_queues)."""
+    starts the attempt of each LLM job's output, which the job's `start_attempt` then returns
+    rather than sending a statement of its own. The attempts' starts, the answers and the
+    finishes that concurrent jobs send together go in one statement each (Coalescer); retries and
+    everything else are procrastinate's own. A batch statement that fails falls back to the
+    single ones. Both fetches, the batched one and procrastinate's single one, skip the paused
+    queues (llmjobs_paused_queues)."""
 
     def __init__(self, connector: Any):
         super().__init__(connector=connector)
@@ -164,7 +162,12 @@ class LLMJobsJobManager(manager.JobManager):
             self._finish_many, key=lambda finish: finish[0], run_one=self._finish_one
         )
         self._started: dict[int, dict[str, Any]] = {}
-        self._finished_in_job: set[int] = set()
+        self._starts: Coalescer[tuple[int, int], LLMOutput | None] = Coalescer(
+            self._start_many, key=lambda pair: pair[0]
+        )
+        self._answers: Coalescer[outputs.Answer, bool] = Coalescer(
+            self._complete_many, key=lambda answer: answer.output_id
+        )
 
     async def fetch_jobs(self, queues: Any, worker_id: int, count: int) -> list[jobs.Job]:
         try:
@@ -199,49 +202,39 @@ class LLMJobsJobManager(manager.JobManager):
             return await super().fetch_job(queues=queues, worker_id=worker_id)
         return jobs.Job.from_row(rows[0]) if rows else None
 
-    def take_started(self, job_id: int) -> dict[str, Any] | None:
-        """The output row whose attempt the fetch of this job started, or None when it did not
-        start one (the job then starts it itself, or finds it final). Asked once per job: the
-        row is forgotten."""
-        return self._started.pop(job_id, None)
+    async def start_attempt(self, job_id: int, output_id: int, attempt: int) -> LLMOutput | None:
+        """Start the attempt of an LLM job's output: the output, now processing for it, or None
+        when the output is final, gone, or has a newer attempt running. The fetch that took the
+        job may have started it already (then no statement: the row it read back is forgotten
+        once returned); otherwise a statement of its own decides."""
+        started = self._started.pop(job_id, None)
+        if started is not None:
+            return LLMOutput.model_validate(started)
+        return await self._starts((output_id, attempt))
 
-    def finished_in_job(self, job_ids: list[int]) -> None:
-        """Jobs that finished themselves as succeeded, in the statement storing their answer:
-        the worker's own finish (or retry, after a stop cut the job short) of each is skipped."""
-        self._finished_in_job.update(job_ids)
+    async def complete_output(self, answer: outputs.Answer) -> bool:
+        """Store the answer of an attempt; False when its attempt is no longer the current one."""
+        return await self._answers(answer)
 
-    def _ended_in_job(self, job_id: int) -> bool:
-        """Whether the job finished itself (asked once: forgotten after)."""
-        if job_id not in self._finished_in_job:
-            return False
-        self._finished_in_job.discard(job_id)
-        return True
+    async def _start_many(self, pairs: list[tuple[int, int]]) -> list[LLMOutput | None]:
+        async with self.connector.pool.connection() as conn:
+            started = await outputs.start_attempts(conn, pairs)
+        return [started.get(output_id) for output_id, _ in pairs]
+
+    async def _complete_many(self, answers: list[outputs.Answer]) -> list[bool]:
+        async with self.connector.pool.connection() as conn:
+            stored = await outputs.complete_outputs(conn, answers)
+        return [answer.output_id in stored for answer in answers]
 
     async def finish_job_by_id_async(
         self, job_id: int, status: jobs.Status, delete_job: bool
     ) -> None:
-        if self._ended_in_job(job_id):
-            return
         if not fast_path():
             await super().finish_job_by_id_async(
                 job_id=job_id, status=status, delete_job=delete_job
             )
             return
         await self._finishes((job_id, status.value, delete_job))
-
-    async def retry_job_by_id_async(
-        self,
-        job_id: int,
-        retry_at: Any,
-        priority: int | None = None,
-        queue: str | None = None,
-        lock: str | None = None,
-    ) -> None:
-        if self._ended_in_job(job_id):
-            return
-        await super().retry_job_by_id_async(
-            job_id=job_id, retry_at=retry_at, priority=priority, queue=queue, lock=lock
-        )
 
     async def _finish_one(self, finish: tuple[int, str, bool]) -> None:
         job_id, status, delete_job = finish
@@ -306,16 +299,11 @@ class LLMJobsWorker(procrastinate.worker.Worker):
     def _start_job(self, job: jobs.Job) -> None:
         # As procrastinate's own fetch loop starts a job it fetched.
         job_id = job.id
-        additional = self.additional_context.copy() if self.additional_context else {}
-        if self.delete_jobs == jobs.DeleteJobCondition.NEVER and isinstance(
-            self.app.job_manager, LLMJobsJobManager
-        ):
-            additional[FINISH_IN_JOB] = True
         context = job_context.JobContext(
             app=self.app,
             worker_name=self.worker_name,
             worker_queues=self.queues,
-            additional_context=additional,
+            additional_context=self.additional_context.copy() if self.additional_context else {},
             job=job,
             abort_reason=lambda job_id=job_id: (
                 self._job_ids_to_abort.get(job_id) if job_id else None
@@ -350,10 +338,13 @@ class LLMJobsApp(procrastinate.App):
     capped backoff and starts again; jobs it had in flight are recovered as stalled jobs.
     """
 
+    job_manager: LLMJobsJobManager
+
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        # Ours even with the fast paths off: its single fetch skips the paused queues; with
-        # them off, it finishes each job as procrastinate does.
+        # Ours even with the fast paths off: its single fetch skips the paused queues, and the
+        # LLM job writes its output through it; with them off, it finishes each job as
+        # procrastinate does.
         self.job_manager = LLMJobsJobManager(connector=self.connector)
 
     def open_async(self, pool: Any = None) -> utils.AwaitableContext:

@@ -8,18 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import weakref
 from typing import Any
 
 from db import batches, outputs
-from db.models import LLMOutput
 from tasks.config import LLM_TASK, get_settings
 from tasks.errors import InvalidInput
 from tasks.llm import calls, formats, rendering
 from tasks.llm.errors import ModelError, PermanentModelError
 from tasks.logs import get_logger
-from tasks.worker.app import FINISH_IN_JOB, app
-from tasks.worker.coalesce import Coalescer
+from tasks.worker.app import LLMJobsJobManager, app
 from tasks.worker.retry import LLMRetryStrategy
 
 log = get_logger("llmjobs.worker")
@@ -113,58 +110,6 @@ async def _answer_from_cache(
         )
 
 
-class OutputWrites:
-    """The job's writes to its output on one pool, coalesced across the worker's jobs: the start
-    of attempts that begin together (those the fetch did not start), and answers that arrive
-    together, go in one statement. An answer naming its job finishes that job in the same
-    statement, and the worker's job manager is told so (`finished_in_job`)."""
-
-    def __init__(self, pool: Any, manager: Any):
-        self._pool = pool
-        self._manager = manager
-        self.start: Coalescer[tuple[int, int], LLMOutput | None] = Coalescer(
-            self._start_many, key=lambda pair: pair[0]
-        )
-        self.complete: Coalescer[outputs.Answer, bool] = Coalescer(
-            self._complete_many, key=lambda answer: answer.output_id
-        )
-
-    async def _start_many(self, pairs: list[tuple[int, int]]) -> list[LLMOutput | None]:
-        async with self._pool.connection() as conn:
-            started = await outputs.start_attempts(conn, pairs)
-        return [started.get(output_id) for output_id, _ in pairs]
-
-    async def _complete_many(self, answers: list[outputs.Answer]) -> list[bool]:
-        async with self._pool.connection() as conn:
-            stored = await outputs.complete_outputs(conn, answers)
-        finished = [a.finish_job_id for a in answers if a.finish_job_id is not None]
-        if finished:
-            self._manager.finished_in_job(finished)
-        return [answer.output_id in stored for answer in answers]
-
-
-_writes: weakref.WeakKeyDictionary[Any, OutputWrites] = weakref.WeakKeyDictionary()
-
-
-def output_writes(pool: Any, manager: Any) -> OutputWrites:
-    """The coalesced output writes of the pool's worker (made on first use), whose job manager
-    (the same app's) is told of the jobs its answers finished."""
-    found = _writes.get(pool)
-    if found is None:
-        found = _writes[pool] = OutputWrites(pool, manager)
-    return found
-
-
-def _started_by_fetch(manager: Any, job_id: int) -> LLMOutput | None:
-    """The output whose attempt the worker's fetch of the job started, or None when it did not
-    (the job starts it itself: only that statement may decide it cannot)."""
-    take = getattr(manager, "take_started", None)
-    row = take(job_id) if take is not None else None
-    if row is None:
-        return None
-    return LLMOutput.model_validate(row)
-
-
 @app.task(name=LLM_TASK, pass_context=True, retry=LLMRetryStrategy())
 async def llm_job(context: Any, output_id: int) -> None:
     """Run one attempt of an output's job. A failure propagates to the retry policy and the
@@ -172,10 +117,9 @@ async def llm_job(context: Any, output_id: int) -> None:
     job = context.job
     attempt = job.attempts + 1
     pool = context.app.connector.pool
-    writes = output_writes(pool, context.app.job_manager)
-    output = _started_by_fetch(context.app.job_manager, job.id)
-    if output is None:
-        output = await writes.start((output_id, attempt))
+    # the worker's writes to outputs, coalesced across its jobs (LLMJobsApp's job manager)
+    manager: LLMJobsJobManager = context.app.job_manager
+    output = await manager.start_attempt(job.id, output_id, attempt)
     if output is None:
         log.info(
             "skipped",
@@ -213,7 +157,7 @@ async def llm_job(context: Any, output_id: int) -> None:
     except ModelError as exc:
         exc.prompt = prompt  # stored with the failure by the final-failure middleware
         raise
-    stored = await writes.complete(
+    stored = await manager.complete_output(
         outputs.Answer(
             output_id=output_id,
             attempt=attempt,
@@ -222,8 +166,6 @@ async def llm_job(context: Any, output_id: int) -> None:
             parsed_output=parsed,
             cache_key=key,
             **usage,
-            # the job's success recorded with its answer: one statement rather than two
-            finish_job_id=job.id if context.additional_context.get(FINISH_IN_JOB) else None,
         )
     )
     duration_ms = int((time.perf_counter() - began) * 1000)

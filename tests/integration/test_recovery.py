@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import pytest
 from procrastinate.jobs import Status
 
 from tasks import outputs as jobs
@@ -108,11 +106,10 @@ async def test_stalled_job_without_retries_left_is_failed(pool, analyst, opened_
     assert await recover_stalled_jobs(opened_app) == {"retried": 0, "failed": 0}
 
 
-def _answer(output_id: int, attempt: int, text: str, finish_job_id: int | None = None) -> Any:
+def _answer(output_id: int, attempt: int, text: str) -> Any:
     from db.outputs import Answer
 
     return Answer(
-        finish_job_id=finish_job_id,
         output_id=output_id,
         attempt=attempt,
         prompt="p",
@@ -181,57 +178,4 @@ async def test_attempts_started_and_completed_together_keep_the_same_rules(
         ("completed", "zero"),
         ("processing", None),
         ("completed", "two"),
-    ]
-
-
-@pytest.mark.fast_path
-async def test_answers_finish_their_jobs_in_the_same_statement(pool, analyst, opened_app):
-    """An answer naming its job finishes it as succeeded with the answer, whether the answer is
-    stored or came too late; a job that has ended makes the statement fail and store nothing."""
-    from db import outputs as outputs_db
-
-    subs = [
-        jobs.submit(pool, user=analyst, template="hi {{x}}", context={"x": n}, model="offline/echo")
-        for n in range(3)
-    ]
-    ids = [sub.output_id for sub in subs]
-    manager = opened_app.job_manager
-    worker_id = await manager.register_worker()
-    taken = await manager.fetch_jobs(["default"], worker_id, 2)  # starts attempt 1 of ids[:2]
-    assert sorted(job.id for job in taken) == [subs[0].job_id, subs[1].job_id]
-
-    def job_statuses() -> list[str]:
-        with pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT status FROM procrastinate_jobs WHERE id = ANY(%s) ORDER BY id",
-                ([sub.job_id for sub in subs],),
-            ).fetchall()
-        return [r["status"] for r in rows]
-
-    await manager.finish_job_by_id_async(subs[2].job_id, Status.FAILED, delete_job=False)
-    async with opened_app.connector.pool.connection() as conn:
-        # the third job has ended: nothing of the statement holds
-        with pytest.raises(psycopg.errors.RaiseException, match="not found or not in"):
-            await outputs_db.complete_outputs(
-                conn,
-                [
-                    _answer(ids[0], 1, "zero", subs[0].job_id),
-                    _answer(ids[2], 1, "x", subs[2].job_id),
-                ],
-            )
-        assert job_statuses() == ["doing", "doing", "failed"]
-        stored = await outputs_db.complete_outputs(
-            conn,
-            [
-                _answer(ids[0], 1, "zero", subs[0].job_id),
-                _answer(ids[1], 2, "stale", subs[1].job_id),  # attempt 2 never started
-            ],
-        )
-    assert stored == {ids[0]}
-    assert job_statuses() == ["succeeded", "succeeded", "failed"]
-    found = [jobs.get_output(pool, i, analyst) for i in ids]
-    assert [(o.status, o.parsed_output) for o in found] == [
-        ("completed", "zero"),
-        ("processing", None),
-        ("pending", None),
     ]

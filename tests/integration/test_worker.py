@@ -331,27 +331,27 @@ async def test_two_hundred_jobs_in_flight_share_a_pool_of_four(
         model=model,
         contexts=[{"n": n} for n in range(200)],
     )
-    from tasks.worker.job import output_writes
-
-    # this test's own pool: fresh counts
-    writes = output_writes(opened_app.connector.pool, opened_app.job_manager)
+    manager = opened_app.job_manager
+    answers, starts = manager._answers, manager._starts
+    answered, answer_statements, started = answers.items, answers.statements, starts.items
     await run_worker(concurrency=200, timeout=60)
     outs = [jobs.get_output(pool, output_id, analyst) for output_id in subs.output_ids]
     assert {o.status for o in outs} == {"completed"}
     assert {o.parsed_output for o in outs} == {"fine"}
     assert in_flight["most"] >= 100
     # answers that arrived together were stored together: far fewer statements than answers
-    assert writes.complete.items == 200
-    assert writes.complete.statements <= 100
+    assert answers.items - answered == 200
+    assert answers.statements - answer_statements <= 100
     # every attempt was started by the fetch that took its job: no start statement of its own
-    assert writes.start.items == 0
+    assert starts.items == started
 
 
 @pytest.mark.fast_path
 async def test_a_fetch_starts_the_attempts_of_the_llm_jobs_it_takes(pool, analyst, opened_app):
     """The statement taking jobs also marks each LLM job's output processing for its next
-    attempt; the job takes that start once. A second job of the same output, an output already
-    final, and another task's job are not started there."""
+    attempt, and the job's start of its attempt returns that output without a statement of its
+    own. A second job of the same output, an output already final, and another task's job are
+    not started there."""
     manager = opened_app.job_manager
     fresh, twice, final = (_submit(pool, analyst, context={"concept": c}) for c in "abc")
     second_job = await opened_app.configure_task(name="llm_job").defer_async(
@@ -374,15 +374,17 @@ async def test_a_fetch_starts_the_attempts_of_the_llm_jobs_it_takes(pool, analys
         second_job,
         other,
     ]
-    row = manager.take_started(fresh.job_id)
-    assert row["id"] == fresh.output_id and row["attempts"] == 1
-    assert row["status"] == "processing" and row["started_at"] is not None
-    assert manager.take_started(fresh.job_id) is None  # taken once
-    assert manager.take_started(twice.job_id)["id"] == twice.output_id
-    # not started here: each of these jobs starts (or finds final) its output itself
-    assert manager.take_started(final.job_id) is None
-    assert manager.take_started(second_job) is None
-    assert manager.take_started(other) is None
+    # not started here: each of the other jobs starts (or finds final) its output itself
+    assert set(manager._started) == {fresh.job_id, twice.job_id}
+    statements = manager._starts.statements
+    row = await manager.start_attempt(fresh.job_id, fresh.output_id, 1)
+    assert row.id == fresh.output_id and row.attempts == 1
+    assert row.status == "processing" and row.started_at is not None
+    assert manager._starts.statements == statements  # no statement: the fetch started it
+    # the fetch's start is returned once: asked again, a statement finds attempt 1 taken
+    assert await manager.start_attempt(fresh.job_id, fresh.output_id, 1) is None
+    assert (await manager.start_attempt(twice.job_id, twice.output_id, 1)).id == twice.output_id
+    assert manager._started == {}
     assert _output(pool, analyst, fresh).status == "processing"
     assert _output(pool, analyst, final).status == "completed"
 
@@ -452,33 +454,13 @@ async def test_a_job_whose_fetch_started_its_output_runs_it_once(
     assert started == 2
 
 
-def _record_finishes(manager, monkeypatch) -> list[int]:
-    """The ids of the jobs the manager's finish statements are asked to finish."""
-    finished: list[int] = []
-    send = manager._finishes
-
-    async def recorded(finish):
-        finished.append(finish[0])
-        return await send(finish)
-
-    monkeypatch.setattr(manager, "_finishes", recorded)
-    return finished
-
-
-@pytest.mark.fast_path
-async def test_a_job_records_its_success_with_its_answer(
-    pool, analyst, run_worker, opened_app, monkeypatch
-):
-    """A worker that keeps succeeded jobs (the default) finishes each answered LLM job in the
-    statement that stores the answer: no finish statement of its own, the same end state."""
-    manager = opened_app.job_manager
-    finished_apart = _record_finishes(manager, monkeypatch)
+async def test_each_answered_job_ends_succeeded_once(pool, analyst, run_worker, opened_app):
+    """Jobs whose finishes are sent together end as procrastinate's own finish leaves them:
+    succeeded, with one succeeded event each."""
     subs = _submit_many(pool, analyst, 12)
     await run_worker(concurrency=6)
     outs = [jobs.get_output(pool, output_id, analyst) for output_id in subs.output_ids]
     assert {o.status for o in outs} == {"completed"}
-    assert set(finished_apart).isdisjoint(subs.job_ids)  # periodic tasks' jobs may be there
-    assert manager._finished_in_job == set()  # each skipped finish forgotten once used
     with pool.connection() as conn:
         rows = conn.execute(
             "SELECT j.status, count(e.id) FILTER (WHERE e.type = 'succeeded') AS succeeded "
@@ -489,18 +471,13 @@ async def test_a_job_records_its_success_with_its_answer(
     assert [(r["status"], r["succeeded"]) for r in rows] == [("succeeded", 1)] * 12
 
 
-@pytest.mark.fast_path
-async def test_a_worker_deleting_succeeded_jobs_finishes_them_itself(
-    pool, analyst, run_worker, opened_app, monkeypatch
-):
-    """With delete_jobs="successful" the job does not finish itself: the worker's own finish
-    deletes it, as procrastinate does."""
-    finished_apart = _record_finishes(opened_app.job_manager, monkeypatch)
+async def test_a_worker_deleting_succeeded_jobs_deletes_them(pool, analyst, run_worker):
+    """With delete_jobs="successful" the worker's finish deletes each answered job, as
+    procrastinate does."""
     subs = _submit_many(pool, analyst, 4)
     await run_worker(delete_jobs="successful")
     outs = [jobs.get_output(pool, output_id, analyst) for output_id in subs.output_ids]
     assert {o.status for o in outs} == {"completed"}
-    assert set(subs.job_ids) <= set(finished_apart)
     with pool.connection() as conn:
         left = conn.execute(
             "SELECT count(*) AS n FROM procrastinate_jobs WHERE id = ANY(%s)", (subs.job_ids,)
