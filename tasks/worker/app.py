@@ -263,7 +263,9 @@ class LLMJobsWorker(procrastinate.worker.Worker):
     async def _fetch_and_start_jobs(self) -> None:
         """procrastinate's fetch loop, taking every free slot at once (until no job is left or
         the worker is asked to stop)."""
-        fetch_jobs = getattr(self.app.job_manager, "fetch_jobs", None)
+        manager = self.app.job_manager
+        # Ours fetches a batch per statement; any other job manager, one job at a time.
+        fetch_jobs = manager.fetch_jobs if isinstance(manager, LLMJobsJobManager) else None
         while not self._stop_event.is_set():
             acquire = asyncio.create_task(self._job_semaphore.acquire())
             slots, found = 0, []
