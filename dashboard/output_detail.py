@@ -87,16 +87,16 @@ if output.status in ui.ACTIVE:
 
     ui.live(f"output:{output.id}", progress, every=1.5, active=True)
 
-figures = st.columns(6)
+# Five figures leave each room for a cost of six decimals at 1440 px.
+figures = st.columns(5)
 figures[0].metric("Prompt tokens", ui.number(output.prompt_tokens))
 figures[1].metric("Completion tokens", ui.number(output.completion_tokens))
 figures[2].metric("Cost", ui.dollars(output.cost))
 figures[3].metric("Latency", ui.duration(output.latency_ms))
 figures[4].metric("Attempts", output.attempts)
-figures[5].metric("Queue", output.queue)
 st.caption(
-    f"Created {ui.when(output.created_at)} · started {ui.when(output.started_at)} · "
-    f"finished {ui.when(output.completed_at)}"
+    f"Queue {output.queue} · created {ui.when(output.created_at)} · "
+    f"started {ui.when(output.started_at)} · finished {ui.when(output.completed_at)}"
 )
 
 answer, asked = st.columns([3, 2], gap="large")

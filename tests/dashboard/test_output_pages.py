@@ -212,6 +212,22 @@ def test_latency_below_a_second_is_in_milliseconds(app_as, pool, analyst):
     assert next(m.value for m in at.metric if m.label == "Latency") == "2.50 s"
 
 
+def test_the_figures_leave_room_for_a_cost_of_six_decimals(app_as, pool, analyst):
+    output = create_test_llm_output(pool, analyst, queue="low")
+    with pool.connection() as conn:
+        conn.execute("UPDATE llm_outputs SET cost = 0.005123 WHERE id = %s", (output.id,))
+    at = app_as(analyst, DETAIL, id=str(output.id))
+    assert [m.label for m in at.metric] == [
+        "Prompt tokens",
+        "Completion tokens",
+        "Cost",
+        "Latency",
+        "Attempts",
+    ]
+    assert next(m.value for m in at.metric if m.label == "Cost") == "$0.005123"
+    assert any(c.value.startswith("Queue low · created ") for c in at.caption)
+
+
 def _feedback_buttons(at) -> dict[str, str]:
     return {b.key: b.proto.type for b in at.button if b.key and b.key.startswith("feedback_")}
 
