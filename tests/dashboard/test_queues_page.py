@@ -60,6 +60,13 @@ def _count(at, action: str, *, model: str = "", age: int = 0) -> None:
     assert not at.exception
 
 
+def _counts_read(at, action: str, cases: list[tuple[dict, str]]) -> None:
+    """For each (filter, sentence): count with that filter, and the page says the sentence."""
+    for filters, sentence in cases:
+        _count(at, action, **filters)
+        assert sentence in _texts(at.warning) + " " + _texts(at.info), filters
+
+
 def _job_status(pool, job_id: int) -> str:
     with pool.connection() as conn:
         return _manager.get_job_status(job_id, connection=conn).value
@@ -226,14 +233,16 @@ async def test_bulk_retry_by_model_and_age_changes_what_it_counted(
     _submitted_hours_ago(pool, [*old_brief, old_echo], 2)
 
     at = app_as(admin, QUEUES)
-    _count(at, "retry", model="offline/brief")
-    assert "3 failed jobs match." in _texts(at.warning)
-    _count(at, "retry", age=60)
-    assert "3 failed jobs match." in _texts(at.warning)
-    _count(at, "retry", model="offline/verbose", age=60)
-    assert "No failed job matches this filter" in _texts(at.info)
-    _count(at, "retry", model="offline/brief", age=60)
-    assert "2 failed jobs match." in _texts(at.warning)
+    _counts_read(
+        at,
+        "retry",
+        [
+            ({"model": "offline/brief"}, "3 failed jobs match."),
+            ({"age": 60}, "3 failed jobs match."),
+            ({"model": "offline/verbose", "age": 60}, "No failed job matches this filter"),
+            ({"model": "offline/brief", "age": 60}, "2 failed jobs match."),
+        ],
+    )
     flt = queue_admin.bulk_filter(model="offline/brief", older_than_minutes=60)
     assert queue_admin.bulk_preview(pool, admin, "retry", flt) == 2
 
@@ -254,14 +263,16 @@ def test_bulk_cancel_by_model_and_age_cancels_what_it_counted(app_as, pool, anal
     _submitted_hours_ago(pool, [*old_verbose, old_echo], 3)
 
     at = app_as(admin, QUEUES)
-    _count(at, "cancel", model="offline/verbose")
-    assert "4 waiting jobs match." in _texts(at.warning)
-    _count(at, "cancel", age=120)
-    assert "4 waiting jobs match." in _texts(at.warning)
-    _count(at, "cancel", model="offline/verbose", age=240)
-    assert "No waiting job matches this filter" in _texts(at.info)
-    _count(at, "cancel", model="offline/verbose", age=120)
-    assert "3 waiting jobs match." in _texts(at.warning)
+    _counts_read(
+        at,
+        "cancel",
+        [
+            ({"model": "offline/verbose"}, "4 waiting jobs match."),
+            ({"age": 120}, "4 waiting jobs match."),
+            ({"model": "offline/verbose", "age": 240}, "No waiting job matches this filter"),
+            ({"model": "offline/verbose", "age": 120}, "3 waiting jobs match."),
+        ],
+    )
     at.button(key="queues_bulk_go").click().run()
     assert not at.exception
     # nothing changed between the count and the confirmation: what was counted is cancelled
