@@ -177,10 +177,15 @@ def test_run_says_how_to_load_demo_data_on_an_empty_database(database_url, monke
 
     from tasks.cli import runner
 
+    from tests.integration.test_full_run import _free_port
+
     monkeypatch.setattr(runner.subprocess, "run", lambda *a, **k: None)  # migrated already
     monkeypatch.setattr(runner.signal, "signal", lambda *a: None)  # pytest keeps its handlers
     monkeypatch.setattr(
         runner, "commands", lambda dashboard, api: {"worker": [sys.executable, "-c", "pass"]}
     )
+    # free ports: another `make run` on this machine must not stop the run before its hint
+    monkeypatch.setenv("LLMJOBS_API_PORT", str(_free_port()))
+    monkeypatch.setenv("LLMJOBS_DASHBOARD_PORT", str(_free_port()))
     runner.run()
     assert "llmjobs seed-demo" in capsys.readouterr().err
