@@ -176,7 +176,6 @@ def test_run_says_how_to_load_demo_data_on_an_empty_database(database_url, monke
     import sys
 
     from tasks.cli import runner
-
     from tests.integration.test_full_run import _free_port
 
     monkeypatch.setattr(runner.subprocess, "run", lambda *a, **k: None)  # migrated already
