@@ -6,14 +6,21 @@ fetch loop and finishes throughout, and jobs still run (a paused queue is still 
 
 from __future__ import annotations
 
+import ast
+import asyncio
+from pathlib import Path
+
 import procrastinate
 import psycopg
+import pytest
 import structlog
 
 from tasks import logs
 from tasks import outputs as jobs
 from tasks.config import get_settings
 from tasks.worker import app
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_procrastinate_still_builds_its_worker_where_we_build_ours():
@@ -92,3 +99,56 @@ async def test_with_the_fast_paths_off_procrastinate_runs_the_jobs(
     assert [(o.status, o.attempts) for o in outs] == [("completed", 1)] * 5
     assert len(finishes) >= 5
     assert all(o.raw_response and f"Say {n}" in o.raw_response for n, o in enumerate(outs))
+
+
+@pytest.mark.fast_path
+async def test_a_notification_during_a_fetch_is_kept_for_the_next_one(opened_app, monkeypatch):
+    """A job notified while a fetch runs, too late for the fetch to see it: the worker's event
+    stays set, so it fetches again at once rather than at the next poll."""
+    worker = app.LLMJobsWorker(app=opened_app, concurrency=4, wait=False)
+    worker._job_semaphore = asyncio.Semaphore(4)
+    worker.worker_id = await opened_app.job_manager.register_worker()
+    worker._new_job_event.set()  # the notification that woke this fetch
+
+    async def fetch_while_a_job_arrives(queues, worker_id, count):
+        worker._new_job_event.set()  # procrastinate's listener, mid-statement
+        return []
+
+    monkeypatch.setattr(opened_app.job_manager, "fetch_jobs", fetch_while_a_job_arrives)
+    await worker._fetch_and_start_jobs()
+    assert worker._new_job_event.is_set()
+    assert worker._job_semaphore._value == 4  # every slot it took for the fetch given back
+
+    async def fetch_nothing(queues, worker_id, count):
+        return []
+
+    monkeypatch.setattr(opened_app.job_manager, "fetch_jobs", fetch_nothing)
+    await worker._fetch_and_start_jobs()
+    assert not worker._new_job_event.is_set()  # seen: the next fetch waits for news
+
+
+# Where procrastinate's private parts may be named: the worker's fence and this module.
+FENCED = {"tasks/worker/app.py", "tests/integration/test_procrastinate_contract.py"}
+
+
+def private_uses(root: Path = ROOT) -> list[str]:
+    """file:line for each attribute of procrastinate's worker we rely on, used outside FENCED."""
+    found = []
+    for folder in ("tasks", "api", "dashboard", "db", "bench", "tests"):
+        for path in sorted((root / folder).rglob("*.py")):
+            where = str(path.relative_to(root))
+            if where in FENCED:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Attribute) and node.attr in app.WORKER_INTERNALS:
+                    found.append(f"{where}:{node.lineno} {node.attr}")
+    return found
+
+
+def test_procrastinates_private_parts_are_named_in_the_fence_only(tmp_path):
+    assert private_uses() == []
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_probe.py").write_text(
+        "def f(worker):\n    worker._stop_event.set()\n"
+    )
+    assert private_uses(tmp_path) == ["tests/test_probe.py:2 _stop_event"]

@@ -514,34 +514,6 @@ async def test_finishes_sent_together_fail_alone(pool, analyst, opened_app):
     assert {r["status"] for r in statuses} == {"succeeded"}
 
 
-@pytest.mark.fast_path
-async def test_a_notification_during_a_fetch_is_kept_for_the_next_one(opened_app, monkeypatch):
-    """A job notified while a fetch runs, too late for the fetch to see it: the worker's event
-    stays set, so it fetches again at once rather than at the next poll."""
-    from tasks.worker.app import LLMJobsWorker
-
-    worker = LLMJobsWorker(app=opened_app, concurrency=4, wait=False)
-    worker._job_semaphore = asyncio.Semaphore(4)
-    worker.worker_id = await opened_app.job_manager.register_worker()
-    worker._new_job_event.set()  # the notification that woke this fetch
-
-    async def fetch_while_a_job_arrives(queues, worker_id, count):
-        worker._new_job_event.set()  # procrastinate's listener, mid-statement
-        return []
-
-    monkeypatch.setattr(opened_app.job_manager, "fetch_jobs", fetch_while_a_job_arrives)
-    await worker._fetch_and_start_jobs()
-    assert worker._new_job_event.is_set()
-    assert worker._job_semaphore._value == 4  # every slot it took for the fetch given back
-
-    async def fetch_nothing(queues, worker_id, count):
-        return []
-
-    monkeypatch.setattr(opened_app.job_manager, "fetch_jobs", fetch_nothing)
-    await worker._fetch_and_start_jobs()
-    assert not worker._new_job_event.is_set()  # seen: the next fetch waits for news
-
-
 def test_fetch_loops_default_to_one_per_25_slots(settings_env):
     from tasks.worker.app import fetchers_for
 
