@@ -58,6 +58,9 @@ def commands(dashboard: bool, api: bool) -> dict[str, list[str]]:
             str(PROJECT_ROOT / "streamlit_app.py"),
             "--server.port",
             str(listening["dashboard"]),
+            # This machine only, as the API: in single-user mode every visitor is the admin.
+            "--server.address",
+            "127.0.0.1",
             "--server.headless",
             "true",
             "--browser.gatherUsageStats",

@@ -160,6 +160,15 @@ def test_a_busy_port_is_named_before_anything_starts(database_url, name):
     ]
 
 
+def test_the_dashboard_listens_on_this_machine_only():
+    # in single-user mode every visitor is the admin: like the API, the dashboard is local
+    from tasks.cli import runner
+
+    command = runner.commands(dashboard=True, api=False)["dashboard"]
+    options = dict(zip(command[3::2], command[4::2], strict=False))
+    assert options["--server.address"] == "127.0.0.1"
+
+
 def test_the_dashboard_looks_nothing_up_on_the_internet_at_start(monkeypatch):
     # Headless Streamlit prints its URLs at start, the external one looked up on the internet
     # (checkip.amazonaws.com); the banner says where the dashboard is, so that print is off.
