@@ -24,7 +24,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
 from api.deps import checked_first
-from api.idempotency import RateLimited, Unauthenticated
+from api.idempotency import (
+    IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENCY_KEY_RULE,
+    RateLimited,
+    Unauthenticated,
+)
 from tasks.errors import Conflict, Forbidden, InvalidInput, InvalidRows, NotFound
 from tasks.llm import rendering
 from tasks.logs import get_logger
@@ -53,6 +58,10 @@ def _message(error: dict[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "cannot parse")
         return f"is not valid JSON: {reason} at character {error['loc'][-1]}"
+    if error.get("type") == "string_pattern_mismatch" and _field(error.get("loc", ())) == (
+        IDEMPOTENCY_KEY_HEADER
+    ):
+        return IDEMPOTENCY_KEY_RULE  # the rule in words, not the pattern
     message = str(error.get("msg", "is invalid"))
     return message.removeprefix("Value error, ")
 

@@ -38,6 +38,7 @@ RATE_WINDOW_SECONDS = 60
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+IDEMPOTENCY_KEY_RULE = "must be 1 to 255 visible ASCII characters"
 ACCEPTED = 202
 
 
@@ -83,7 +84,7 @@ class Accepted:
 def check_idempotency_key(key: str) -> str:
     """The key if usable; InvalidInput(field="Idempotency-Key") otherwise."""
     if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
-        raise InvalidInput(IDEMPOTENCY_KEY_HEADER, "must be 1 to 255 visible ASCII characters")
+        raise InvalidInput(IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_RULE)
     return key
 
 
