@@ -14,6 +14,7 @@ import pytest
 from db import analytics as analytics_db
 from db import outputs as outputs_db
 from tasks import analytics, budgets, comparisons, exports, templates
+from tasks import feedback as ratings
 from tasks import outputs as jobs
 from tasks.errors import BudgetExceeded, Conflict, Forbidden, InvalidInput, NotFound
 from tasks.testing import create_test_llm_output, stub_model_success
@@ -461,7 +462,14 @@ async def test_blind_answers_stay_out_of_exports_and_model_filters_until_judged(
     assert jobs.list_outputs(pool, analyst, model="offline/verbose") == []
     assert {o.id for o in jobs.list_outputs(pool, analyst)} == {plain, *ids}
 
+    ratings.set_feedback(pool, ids[0], analyst, "thumbs_up")  # rating it shows nothing either
+    rated = analytics.feedback_csv(pool, analyst, analytics.output_filter())
+    assert list(csv.DictReader(io.StringIO(rated))) == []
+
     comparisons.pick(pool, sub.comparison_id, analyst, ids[0])
+    rated = analytics.feedback_csv(pool, analyst, analytics.output_filter())
+    [row] = csv.DictReader(io.StringIO(rated))
+    assert int(row["output_id"]) == ids[0] and row["model"] in {"offline/echo", "offline/verbose"}
     exported = [json.loads(line) for line in exports.export_jsonl(pool, analyst)]
     with pool.connection() as conn:
         models = {i: outputs_db.get_output(conn, i).model for i in ids}
