@@ -160,6 +160,12 @@ with asked:
 
 st.divider()
 st.subheader(":material/replay: Run again", anchor=False)
+if output.blind_pending:  # a new run would show the model before the pick
+    st.caption(
+        "An answer of a blind comparison not yet judged: pick the better answer on its "
+        "comparison first, then it can run again."
+    )
+    st.stop()
 if st.button(
     "Re-run",
     icon=":material/replay:",

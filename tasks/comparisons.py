@@ -3,6 +3,7 @@ blind), pairwise preferences, and the leaderboard that suggests a model."""
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 from itertools import combinations
 from typing import Any, Literal
@@ -20,13 +21,15 @@ from tasks.csvcells import csv_text
 from tasks.errors import Conflict, InvalidInput, NotFound
 from tasks.llm import rendering
 from tasks.logs import get_logger
-from tasks.outputs import resolve_template, validate, write_job
+from tasks.outputs import hidden_model, resolve_template, shown, validate, write_job
 
 log = get_logger("llmjobs.compare")
 MIN_MODELS, MAX_MODELS = 2, 6
 
 
 class ComparedOutput(BaseModel):
+    """One queued answer; in a blind comparison its model reads BLIND_MODEL until the pick."""
+
     output_id: int
     job_id: int
     model: str
@@ -40,8 +43,9 @@ class ComparisonSubmission(BaseModel):
 
 
 class ComparisonView(BaseModel):
-    """A comparison as its owner sees it: in blind mode, model names stay hidden (None) and the
-    answers are labelled A, B, C... until a pick is recorded."""
+    """A comparison as its owner sees it: in blind mode, model names stay hidden (None in models,
+    BLIND_MODEL and blind_pending on the outputs, as everywhere else) and the answers are labelled
+    A, B, C... until a pick is recorded."""
 
     comparison_id: int
     blind: bool
@@ -107,6 +111,8 @@ def submit_comparison_on(
                 raise InvalidInput("models", exc.message) from exc
             raise
         requests.append(request.model_copy(update={"template_version_id": version_id}))
+    if blind:  # the answers are labelled in the order they are made: not the order given
+        random.SystemRandom().shuffle(requests)
     written: list[ComparedOutput] = []
     with conn.transaction():
         for request in requests:
@@ -116,7 +122,9 @@ def submit_comparison_on(
             enqueued = write_job(conn, request, user, comparison_id=comparison.id)
             written.append(
                 ComparedOutput(
-                    output_id=enqueued.output_id, job_id=enqueued.job_id, model=request.model
+                    output_id=enqueued.output_id,
+                    job_id=enqueued.job_id,
+                    model=hidden_model(request.model, blind),  # nothing is picked yet
                 )
             )
     log.info(
@@ -156,7 +164,7 @@ def get_comparison(pool: ConnectionPool, comparison_id: int, viewer: User) -> Co
     winner = None if tie or not picked else preferences[0].output_a
     hide = comparison.blind and not picked
     labels = {o.id: chr(ord("A") + i) for i, o in enumerate(outputs)}
-    shown = [o.model_copy(update={"model": "hidden"}) if hide else o for o in outputs]
+    answers = [shown(o.model_copy(update={"blind_pending": hide})) for o in outputs]
     return ComparisonView(
         comparison_id=comparison.id,
         blind=comparison.blind,
@@ -165,7 +173,7 @@ def get_comparison(pool: ConnectionPool, comparison_id: int, viewer: User) -> Co
         tie=tie,
         labels=labels,
         models={o.id: None if hide else o.model for o in outputs},
-        outputs=shown,
+        outputs=answers,
     )
 
 

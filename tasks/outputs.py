@@ -27,7 +27,7 @@ from db.models import Agent, LLMOutput, User
 from db.pooled import pooled
 from tasks import budgets, fetchers, templates
 from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings
-from tasks.errors import InvalidInput, InvalidRows, NotFound
+from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
 from tasks.llm import catalog, rendering
 from tasks.llm.formats import FORMATS
 from tasks.logs import get_logger
@@ -447,16 +447,34 @@ submit_many = pooled(submit_many_on)
 BLIND_MODEL = "hidden until the comparison is judged"
 
 
-def _shown(output: LLMOutput) -> LLMOutput:
-    # A blind comparison's answers keep their models to themselves until the pick, everywhere.
-    return output.model_copy(update={"model": BLIND_MODEL}) if output.blind_pending else output
+def hidden_model(model: str, blind_pending: bool) -> str:
+    """The model name a viewer sees: BLIND_MODEL while the answer belongs to a blind comparison
+    not yet judged. Every front end (pages, API, CLI, exports) shows a model through this."""
+    return BLIND_MODEL if blind_pending else model
+
+
+def shown(output: LLMOutput) -> LLMOutput:
+    """The output as a viewer sees it: a blind comparison's answers keep their models to
+    themselves until the pick, everywhere."""
+    if not output.blind_pending:
+        return output
+    return output.model_copy(update={"model": hidden_model(output.model, True)})
+
+
+def _not_blind(output: LLMOutput) -> None:
+    # A new run of a blind answer would show its model before the pick.
+    if output.blind_pending:
+        raise Conflict(
+            f"output {output.id} is an answer of a blind comparison not yet judged: "
+            "pick the better answer first"
+        )
 
 
 def get_output(pool: ConnectionPool, output_id: int, viewer: User) -> LLMOutput:
     """The output if viewer owns it or is an admin; NotFound otherwise (existence not revealed).
     The model of an answer in a blind comparison not yet judged reads BLIND_MODEL."""
     with pool.connection() as conn:
-        return _shown(find_output(conn, output_id, viewer))
+        return shown(find_output(conn, output_id, viewer))
 
 
 def find_output(conn: psycopg.Connection, output_id: int, viewer: User) -> LLMOutput:
@@ -487,12 +505,13 @@ def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLM
     if not viewer.is_admin:
         filters["user_id"] = viewer.id
     with pool.connection() as conn:
-        return [_shown(o) for o in outputs.list_outputs(conn, limit=limit, **filters)]
+        return [shown(o) for o in outputs.list_outputs(conn, limit=limit, **filters)]
 
 
 def re_run_on(conn: psycopg.Connection, output_id: int, user: User) -> Submission:
     """A new output with exactly the parameters of output_id (kind re_run, parent linked)."""
     old = find_output(conn, output_id, user)
+    _not_blind(old)
     catalog.check_model(conn, old.model)
     agent = agents.get_agent_by_id(conn, old.agent_id) if old.agent_id else None
     request = _Request(
@@ -523,6 +542,7 @@ def regenerate_on(
     """A new output from output_id with changes: given context keys replace the old ones, the
     rest stay; model and format replaced when given (kind regenerate, parent linked)."""
     old = find_output(conn, output_id, user)
+    _not_blind(old)
     if new_context is not None:
         rendering.check_context(new_context)
     request = validate(

@@ -117,7 +117,9 @@ UPDATE llm_outputs
 RETURNING id
 
 -- export_outputs --
--- Completed outputs for a dataset: what was asked and answered, and how it was judged
+-- Completed outputs for a dataset: what was asked and answered, and how it was judged. The
+-- answers of a blind comparison not yet judged are left out until the pick (their models are
+-- not to be seen before it)
 SELECT o.id, o.model, o.format, o.template, o.prompt, o.system_prompt, o.context,
        o.raw_response, o.parsed_output, o.feedback, o.created_at, o.user_id,
        v.version AS template_version, t.name AS template_name
@@ -133,6 +135,10 @@ SELECT o.id, o.model, o.format, o.template, o.prompt, o.system_prompt, o.context
         OR (md5(o.template) = md5(%(template)s) AND o.template = %(template)s))
    AND (%(created_after)s::timestamptz IS NULL OR o.created_at >= %(created_after)s)
    AND (%(created_before)s::timestamptz IS NULL OR o.created_at < %(created_before)s)
+   AND NOT (o.comparison_id IS NOT NULL AND EXISTS (
+           SELECT 1 FROM comparisons AS c
+            WHERE c.id = o.comparison_id AND c.blind
+              AND NOT EXISTS (SELECT 1 FROM preferences AS p WHERE p.comparison_id = c.id)))
    AND o.id > %(after_id)s
  ORDER BY o.id
  LIMIT %(limit)s

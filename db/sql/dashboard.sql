@@ -270,7 +270,8 @@ SELECT analytics_refresh(%(created_after)s, %(created_before)s, %(max_periods)s)
 -- analytics_feedback_csv --
 -- Rated outputs (thumbs up or down) with what was rated, newest first, at most `limit`, as CSV
 -- with a header line: the server writes the CSV (COPY), times in UTC as ISO 8601, every text cell
--- through llmjobs_csv_cell (no spreadsheet formulas), numbers as they are
+-- through llmjobs_csv_cell (no spreadsheet formulas), numbers as they are. The answers of a blind
+-- comparison not yet judged are left out until the pick (their models are not to be seen before)
 COPY (
 SELECT llm_outputs.id AS output_id,
        llmjobs_csv_cell(to_char(llm_outputs.created_at AT TIME ZONE 'UTC',
@@ -287,6 +288,10 @@ SELECT llm_outputs.id AS output_id,
        llmjobs_csv_cell(llm_outputs.template) AS template
   FROM llm_outputs JOIN users ON users.id = llm_outputs.user_id
  WHERE llm_outputs.feedback <> 'none'
+   AND NOT (llm_outputs.comparison_id IS NOT NULL AND EXISTS (
+           SELECT 1 FROM comparisons AS c
+            WHERE c.id = llm_outputs.comparison_id AND c.blind
+              AND NOT EXISTS (SELECT 1 FROM preferences AS p WHERE p.comparison_id = c.id)))
    AND (%(user_id)s::bigint IS NULL OR llm_outputs.user_id = %(user_id)s)
    AND (%(model)s::text IS NULL OR llm_outputs.model = %(model)s)
    AND (%(template)s::text IS NULL

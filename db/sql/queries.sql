@@ -171,7 +171,8 @@ SELECT llm_outputs.*,
  WHERE id = %(id)s AND (%(viewer_id)s::bigint IS NULL OR user_id = %(viewer_id)s)
 
 -- list_outputs --
--- Outputs newest first, filtered, one keyset page (ids below before_id)
+-- Outputs newest first, filtered, one keyset page (ids below before_id). Filtered by model, the
+-- answers of a blind comparison not yet judged are left out: the filter would tell them apart
 SELECT llm_outputs.*, users.name AS user_name,
        (llm_outputs.comparison_id IS NOT NULL AND EXISTS (
            SELECT 1 FROM comparisons AS c
@@ -181,7 +182,12 @@ SELECT llm_outputs.*, users.name AS user_name,
   FROM llm_outputs JOIN users ON users.id = llm_outputs.user_id
  WHERE (%(user_id)s::bigint IS NULL OR llm_outputs.user_id = %(user_id)s)
    AND (%(status)s::text IS NULL OR llm_outputs.status = %(status)s)
-   AND (%(model)s::text IS NULL OR llm_outputs.model = %(model)s)
+   AND (%(model)s::text IS NULL
+        OR (llm_outputs.model = %(model)s
+            AND NOT (llm_outputs.comparison_id IS NOT NULL AND EXISTS (
+                SELECT 1 FROM comparisons AS c
+                 WHERE c.id = llm_outputs.comparison_id AND c.blind
+                   AND NOT EXISTS (SELECT 1 FROM preferences AS p WHERE p.comparison_id = c.id)))))
    AND (%(format)s::text IS NULL OR llm_outputs.format = %(format)s)
    AND (%(feedback)s::text IS NULL OR llm_outputs.feedback = %(feedback)s)
    AND (%(template)s::text IS NULL

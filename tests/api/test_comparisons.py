@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from tasks.outputs import BLIND_MODEL
 from tasks.testing import stub_model_success
 
 COMPARISONS = "/api/v1/comparisons"
@@ -18,7 +21,8 @@ async def test_blind_comparison_pick_and_reveal(client, ana, otto, run_worker, q
         )
         assert created.status_code == 202, created.text
         body = created.json()
-        assert [o["model"] for o in body["outputs"]] == ["offline/echo", stub]
+        assert [o["model"] for o in body["outputs"]] == [BLIND_MODEL, BLIND_MODEL]
+        assert "offline/echo" not in created.text and stub not in created.text
         assert len(queued_jobs()) == 2
         cid = body["comparison_id"]
         view = client.get(f"{COMPARISONS}/{cid}", headers=ana).json()
@@ -39,8 +43,10 @@ async def test_blind_comparison_pick_and_reveal(client, ana, otto, run_worker, q
     assert picked.status_code == 200, picked.text
     result = picked.json()
     assert result["picked"] and result["winner_output_id"] == winner
-    assert [a["model"] for a in result["answers"]] == ["offline/echo", stub]
-    assert result["answers"][1]["parsed_output"] == "stub answer"
+    assert sorted(a["model"] for a in result["answers"]) == sorted(["offline/echo", stub])
+    assert next(a for a in result["answers"] if a["model"] == stub)["parsed_output"] == (
+        "stub answer"
+    )
     tie = client.post(f"{COMPARISONS}/{cid}/pick", headers=ana, json={"winner_output_id": None})
     assert tie.json()["tie"] is True
 
@@ -48,6 +54,46 @@ async def test_blind_comparison_pick_and_reveal(client, ana, otto, run_worker, q
     by_model = {e["model"]: e for e in board["entries"]}
     assert by_model[stub]["pairs"] == 1 and by_model[stub]["win_rate"] == 0.5
     assert board["suggested"] is None  # no thumbs yet: nothing to suggest
+
+
+async def test_blind_answers_show_no_model_in_outputs_or_exports_until_the_pick(
+    client, ana, run_worker
+):
+    created = client.post(
+        COMPARISONS, headers=ana, json=_body(["offline/echo", "offline/verbose"], blind=True)
+    )
+    assert created.status_code == 202, created.text
+    body = created.json()
+    ids = [o["output_id"] for o in body["outputs"]]
+    assert "offline/" not in created.text
+    await run_worker()
+    for output_id in ids:
+        one = client.get(f"/api/v1/llm_outputs/{output_id}", headers=ana).json()
+        assert (one["status"], one["model"]) == ("completed", BLIND_MODEL)
+    listed = client.get("/api/v1/llm_outputs", headers=ana)
+    assert "offline/" not in listed.text
+    assert client.get("/api/v1/llm_outputs?model=offline/echo", headers=ana).json()["items"] == []
+    exported = client.get("/api/v1/exports", headers=ana)
+    assert exported.status_code == 200 and exported.text == ""  # left out until the pick
+    assert client.get("/api/v1/exports?model=offline/echo", headers=ana).text == ""
+    rerun = client.post(f"/api/v1/llm_outputs/{ids[0]}/re_run", headers=ana)
+    assert rerun.status_code == 409 and "offline/" not in rerun.text
+
+    picked = client.post(
+        f"{COMPARISONS}/{body['comparison_id']}/pick", headers=ana, json={"winner_output_id": None}
+    )
+    assert picked.status_code == 200, picked.text
+    models = {a["output_id"]: a["model"] for a in picked.json()["answers"]}
+    assert sorted(models.values()) == ["offline/echo", "offline/verbose"]
+    for output_id in ids:
+        assert (
+            client.get(f"/api/v1/llm_outputs/{output_id}", headers=ana).json()["model"]
+            == (models[output_id])
+        )
+    records = [
+        json.loads(line) for line in client.get("/api/v1/exports", headers=ana).text.splitlines()
+    ]
+    assert {r["id"]: r["model"] for r in records} == models
 
 
 def test_comparison_validation_and_idempotency(client, ana, queued_jobs):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from db import outputs as outputs_db
+from tasks import comparisons
 from tasks import outputs as jobs
 from tasks.testing import create_test_llm_output
 
@@ -286,3 +288,37 @@ def test_output_page_without_id_and_no_outputs_points_to_submit(app_as, analyst)
     at = app_as(analyst, DETAIL)
     assert not at.exception
     assert "Submit a job" in [p.proto.label for p in at.get("page_link")]
+
+
+def test_a_blind_answer_shows_no_model_and_cannot_run_again_until_judged(app_as, pool, analyst):
+    made = comparisons.submit_comparison(
+        pool,
+        user=analyst,
+        template="Explain {{ c }}",
+        context={"c": "sets"},
+        models=["offline/echo", "offline/verbose"],
+        blind=True,
+    )
+    first = made.outputs[0].output_id
+    at = app_as(analyst, DETAIL, id=str(first))
+    assert not at.exception
+    words = _texts(at.caption) + _texts(at.markdown)
+    assert jobs.BLIND_MODEL in words and "offline/" not in words
+    assert "pick the better answer" in _texts(at.caption)
+    assert not [b for b in at.button if b.key == "re_run"]
+    assert "regenerate" not in [f.id for f in at.get("form")]
+
+    at = app_as(analyst, OUTPUTS)
+    assert set(at.dataframe[0].value["model"]) == {jobs.BLIND_MODEL}
+
+    with pool.connection() as conn:
+        for answer in made.outputs:
+            outputs_db.set_output_state(
+                conn, answer.output_id, status="completed", raw_response="hi", parsed_output="hi"
+            )
+    comparisons.pick(pool, made.comparison_id, analyst, None)
+    model = jobs.get_output(pool, first, analyst).model
+    assert model in {"offline/echo", "offline/verbose"}
+    at = app_as(analyst, DETAIL, id=str(first))
+    assert model in _texts(at.caption)
+    assert [b for b in at.button if b.key == "re_run"]

@@ -196,6 +196,57 @@ def test_cli_templates_budget_compare_leaderboard(database_url, analyst):
     assert board.returncode == 0 and board.stdout.startswith("model,outputs,")
 
 
+async def test_cli_blind_comparison_shows_no_model_until_the_pick(
+    database_url, analyst, run_worker
+):
+    from tasks.outputs import BLIND_MODEL
+
+    made = llmjobs(
+        "compare",
+        "submit",
+        "--template",
+        "Explain {{c}}",
+        "--context",
+        '{"c": 1}',
+        "--models",
+        "offline/echo",
+        "offline/verbose",
+        "--blind",
+        "--user",
+        "ana",
+    )
+    assert made.returncode == 0, made.stderr
+    assert "offline/" not in made.stdout
+    sub = json.loads(made.stdout)
+    assert [o["model"] for o in sub["outputs"]] == [BLIND_MODEL, BLIND_MODEL]
+    ids = [o["output_id"] for o in sub["outputs"]]
+    cid = str(sub["comparison_id"])
+    await run_worker()
+    compared = llmjobs("compare", "show", cid, "--user", "ana")
+    assert "offline/" not in compared.stdout
+    one = json.loads(llmjobs("show", str(ids[0]), "--user", "ana").stdout)
+    for answer in json.loads(compared.stdout)["outputs"]:  # as `show` gives each of them
+        assert (answer["model"], answer["blind_pending"]) == (BLIND_MODEL, True)
+        assert (one["model"], one["blind_pending"]) == (BLIND_MODEL, True)
+    assert "offline/" not in llmjobs("list", "--as-user", "ana").stdout
+    exported = llmjobs("export", "--user", "ana")
+    assert exported.returncode == 0 and exported.stdout == ""  # left out until the pick
+    again = llmjobs("rerun", str(ids[0]), "--user", "ana")
+    assert again.returncode != 0 and "offline/" not in again.stdout + again.stderr
+
+    assert llmjobs("compare", "pick", cid, "tie", "--user", "ana").returncode == 0
+    revealed = json.loads(llmjobs("compare", "show", cid, "--user", "ana").stdout)
+    models = {o["id"]: o["model"] for o in revealed["outputs"]}
+    assert sorted(models.values()) == ["offline/echo", "offline/verbose"]
+    assert not any(o["blind_pending"] for o in revealed["outputs"])
+    assert (
+        json.loads(llmjobs("show", str(ids[0]), "--user", "ana").stdout)["model"]
+        == (models[ids[0]])
+    )
+    lines = llmjobs("export", "--user", "ana").stdout.splitlines()
+    assert {json.loads(line)["id"]: json.loads(line)["model"] for line in lines} == models
+
+
 async def test_cli_batch_and_export(database_url, analyst, run_worker, tmp_path):
     data = tmp_path / "people.csv"
     data.write_text("name\nAda\nBob\n")

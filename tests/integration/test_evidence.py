@@ -14,6 +14,7 @@ import pytest
 from db import analytics as analytics_db
 from db import outputs as outputs_db
 from tasks import analytics, budgets, comparisons, exports, templates
+from tasks import feedback as ratings
 from tasks import outputs as jobs
 from tasks.errors import BudgetExceeded, Conflict, Forbidden, InvalidInput, NotFound
 from tasks.testing import create_test_llm_output, stub_model_success
@@ -108,12 +109,12 @@ async def test_compare_side_by_side_blind_then_pick(pool, analyst, other_analyst
             models=["offline/echo", stub],
             blind=True,
         )
-        assert [o.model for o in sub.outputs] == ["offline/echo", stub]
+        assert [o.model for o in sub.outputs] == [jobs.BLIND_MODEL] * 2
         assert _counts(pool) == (2, 2)
         view = comparisons.get_comparison(pool, sub.comparison_id, analyst)
         assert view.blind and not view.picked
         assert set(view.models.values()) == {None}
-        assert {o.model for o in view.outputs} == {"hidden"}
+        assert {o.model for o in view.outputs} == {jobs.BLIND_MODEL}
         assert sorted(view.labels.values()) == ["A", "B"]
         with pytest.raises(Conflict, match="finished"):
             comparisons.pick(pool, sub.comparison_id, analyst, sub.outputs[0].output_id)
@@ -123,8 +124,8 @@ async def test_compare_side_by_side_blind_then_pick(pool, analyst, other_analyst
     winner = sub.outputs[1].output_id
     picked = comparisons.pick(pool, sub.comparison_id, analyst, winner)
     assert picked.picked and picked.winner_output_id == winner and not picked.tie
-    assert picked.models[winner] == stub  # names revealed after the pick
-    assert next(o for o in picked.outputs if o.id == winner).parsed_output == "stub says hi"
+    assert sorted(picked.models.values()) == sorted(["offline/echo", stub])  # revealed
+    assert next(o for o in picked.outputs if o.model == stub).parsed_output == "stub says hi"
     with pytest.raises(InvalidInput):
         comparisons.pick(pool, sub.comparison_id, analyst, 999_999)
     tie = comparisons.pick(pool, sub.comparison_id, analyst, None)
@@ -394,9 +395,102 @@ async def test_blind_answers_hide_their_model_everywhere_until_judged(pool, anal
         listed = {o.id: o.model for o in jobs.list_outputs(pool, analyst)}
         assert listed == {i: jobs.BLIND_MODEL for i in ids}
         assert jobs.get_output(pool, ids[1], analyst).model == jobs.BLIND_MODEL
-        # what runs again still knows its model
-        again = jobs.get_output(pool, jobs.re_run(pool, ids[1], analyst).output_id, analyst)
-        assert again.model == stub
         comparisons.pick(pool, sub.comparison_id, analyst, ids[0])
-        assert jobs.get_output(pool, ids[1], analyst).model == stub
-        assert {o.id: o.model for o in jobs.list_outputs(pool, analyst)}[ids[0]] == "offline/echo"
+        models = {i: jobs.get_output(pool, i, analyst).model for i in ids}
+        assert sorted(models.values()) == sorted(["offline/echo", stub])
+        assert {o.id: o.model for o in jobs.list_outputs(pool, analyst)} == models
+        # what runs again knows its model, once the pick has shown it
+        again = jobs.get_output(pool, jobs.re_run(pool, ids[1], analyst).output_id, analyst)
+        assert again.model == models[ids[1]]
+
+
+def _blind(pool, user, blind=True):
+    return comparisons.submit_comparison(
+        pool,
+        user=user,
+        template="Explain {{c}}",
+        context={"c": 1},
+        models=["offline/echo", "offline/verbose"],
+        blind=blind,
+    )
+
+
+def test_a_blind_comparison_shows_its_answers_as_every_other_page_does(pool, analyst):
+    sub = _blind(pool, analyst)
+    assert sub.blind and {o.model for o in sub.outputs} == {jobs.BLIND_MODEL}
+    view = comparisons.get_comparison(pool, sub.comparison_id, analyst)
+    for answer in view.outputs:
+        alone = jobs.get_output(pool, answer.id, analyst)
+        assert (answer.model, answer.blind_pending) == (alone.model, alone.blind_pending)
+        assert (answer.model, answer.blind_pending) == (jobs.BLIND_MODEL, True)
+    seen = _blind(pool, analyst, blind=False)  # not blind: the models from the start
+    assert [o.model for o in seen.outputs] == ["offline/echo", "offline/verbose"]
+    view = comparisons.get_comparison(pool, seen.comparison_id, analyst)
+    assert [(o.model, o.blind_pending) for o in view.outputs] == [
+        ("offline/echo", False),
+        ("offline/verbose", False),
+    ]
+
+
+def test_blind_answers_are_made_in_no_set_order(pool, analyst):
+    # Labels follow the order the answers are made: the order the models were given must not
+    # tell which answer is which.
+    firsts = set()
+    for _ in range(30):
+        sub = _blind(pool, analyst)
+        view = comparisons.get_comparison(pool, sub.comparison_id, analyst)
+        first = min(view.outputs, key=lambda o: o.id).id
+        with pool.connection() as conn:
+            firsts.add(outputs_db.get_output(conn, first).model)
+    assert firsts == {"offline/echo", "offline/verbose"}
+
+
+async def test_blind_answers_stay_out_of_exports_and_model_filters_until_judged(
+    pool, analyst, run_worker
+):
+    plain = jobs.submit(
+        pool, user=analyst, template="Explain {{c}}", context={"c": 2}, model="offline/echo"
+    ).output_id
+    sub = _blind(pool, analyst)
+    ids = [o.output_id for o in sub.outputs]
+    await run_worker()
+    exported = [json.loads(line) for line in exports.export_jsonl(pool, analyst)]
+    assert [(r["id"], r["model"]) for r in exported] == [(plain, "offline/echo")]
+    by_model = exports.export_jsonl(pool, analyst, model="offline/verbose")
+    assert list(by_model) == []
+    assert [o.id for o in jobs.list_outputs(pool, analyst, model="offline/echo")] == [plain]
+    assert jobs.list_outputs(pool, analyst, model="offline/verbose") == []
+    assert {o.id for o in jobs.list_outputs(pool, analyst)} == {plain, *ids}
+
+    ratings.set_feedback(pool, ids[0], analyst, "thumbs_up")  # rating it shows nothing either
+    rated = analytics.feedback_csv(pool, analyst, analytics.output_filter())
+    assert list(csv.DictReader(io.StringIO(rated))) == []
+
+    comparisons.pick(pool, sub.comparison_id, analyst, ids[0])
+    rated = analytics.feedback_csv(pool, analyst, analytics.output_filter())
+    [row] = csv.DictReader(io.StringIO(rated))
+    assert int(row["output_id"]) == ids[0] and row["model"] in {"offline/echo", "offline/verbose"}
+    exported = [json.loads(line) for line in exports.export_jsonl(pool, analyst)]
+    with pool.connection() as conn:
+        models = {i: outputs_db.get_output(conn, i).model for i in ids}
+    assert {r["id"]: r["model"] for r in exported} == {plain: "offline/echo", **models}
+    verbose = next(i for i in ids if models[i] == "offline/verbose")
+    assert [o.id for o in jobs.list_outputs(pool, analyst, model="offline/verbose")] == [verbose]
+
+
+async def test_blind_answers_cannot_be_run_again_until_judged(pool, analyst, run_worker):
+    sub = _blind(pool, analyst)
+    ids = [o.output_id for o in sub.outputs]
+    await run_worker()
+    before = _counts(pool)
+    with pytest.raises(Conflict, match="blind comparison"):
+        jobs.re_run(pool, ids[0], analyst)
+    with pytest.raises(Conflict, match="blind comparison"):
+        jobs.regenerate(pool, ids[0], analyst, new_context={"c": 3})
+    assert _counts(pool) == before
+    comparisons.pick(pool, sub.comparison_id, analyst, None)
+    again = jobs.regenerate(pool, ids[0], analyst, new_context={"c": 3})
+    assert jobs.get_output(pool, again.output_id, analyst).model in {
+        "offline/echo",
+        "offline/verbose",
+    }
