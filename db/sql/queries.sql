@@ -161,14 +161,15 @@ SELECT output.id, output.job_id,
 -- get_output --
 -- One output; when viewer_id is given, only if that user owns it. blind_pending: it belongs to a
 -- blind comparison not yet judged
-SELECT llm_outputs.*,
+SELECT llm_outputs.*, users.name AS user_name,
        (llm_outputs.comparison_id IS NOT NULL AND EXISTS (
            SELECT 1 FROM comparisons AS c
             WHERE c.id = llm_outputs.comparison_id AND c.blind
               AND NOT EXISTS (SELECT 1 FROM preferences AS p WHERE p.comparison_id = c.id)))
        AS blind_pending
-  FROM llm_outputs
- WHERE id = %(id)s AND (%(viewer_id)s::bigint IS NULL OR user_id = %(viewer_id)s)
+  FROM llm_outputs JOIN users ON users.id = llm_outputs.user_id
+ WHERE llm_outputs.id = %(id)s
+   AND (%(viewer_id)s::bigint IS NULL OR llm_outputs.user_id = %(viewer_id)s)
 
 -- list_outputs --
 -- Outputs newest first, filtered, one keyset page (ids below before_id). Filtered by model, the
