@@ -7,6 +7,7 @@ the environment a child process inherits, and what litellm reads when it is impo
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from pathlib import Path
@@ -39,6 +40,38 @@ class SettingsError(ValueError):
         self.problems = problems
 
 
+MODEL_NAME_RULE = "at most 200 characters, no spaces and no `*`"
+
+
+def model_name_problem(model: object) -> str | None:
+    """Why model cannot be a model's name (None: it can): the check the catalog applies to every
+    name it is asked for, and the settings to every model they name."""
+    if not isinstance(model, str) or not model.strip():
+        return "is empty"
+    if len(model) > 200 or "*" in model or any(c.isspace() or not c.isprintable() for c in model):
+        return f"must be a model name: {MODEL_NAME_RULE}"
+    return None
+
+
+def parse_prices(text: str) -> tuple[tuple[str, tuple[float, float]], ...]:
+    """LLMJOBS_MODEL_PRICES, `model=input/output,...` in dollars per million tokens, as
+    ((model, (input, output) dollars per token), ...). ValueError names a malformed entry."""
+    found: dict[str, tuple[float, float]] = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        name, _, prices = entry.rpartition("=")
+        name = name.strip()
+        try:
+            per_input, per_output = (float(p) for p in prices.split("/"))
+        except ValueError:
+            raise ValueError(f"bad entry {entry!r}") from None
+        if model_name_problem(name) or not all(
+            math.isfinite(p) and p >= 0 for p in (per_input, per_output)
+        ):
+            raise ValueError(f"bad entry {entry!r}")
+        found[name] = (per_input / 1_000_000, per_output / 1_000_000)
+    return tuple(found.items())
+
+
 def _comma_list(value: object) -> object:
     if isinstance(value, str):
         return tuple(m.strip() for m in value.split(",") if m.strip())
@@ -51,13 +84,20 @@ class Settings(BaseSettings):
     the libraries read themselves (provider keys for litellm)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="LLMJOBS_", frozen=True, extra="ignore", env_ignore_empty=True
+        env_prefix="LLMJOBS_",
+        frozen=True,
+        extra="ignore",
+        env_ignore_empty=True,
+        # inf, nan and numbers too large for a float (1e400) are no setting's value
+        allow_inf_nan=False,
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    default_model: str = OFFLINE_MODEL
+    default_model: str = Field(OFFLINE_MODEL, description=f"a model name: {MODEL_NAME_RULE}")
     extra_models: Annotated[tuple[str, ...], NoDecode] = Field(
-        (), validation_alias="LLMJOBS_MODELS"
+        (),
+        validation_alias="LLMJOBS_MODELS",
+        description=f"model names separated by commas, each {MODEL_NAME_RULE}",
     )
     model_timeout: float = Field(60.0, gt=0)
     openai_compatible_client: Literal["http", "sdk"] = "http"
@@ -83,8 +123,23 @@ class Settings(BaseSettings):
     api_rate_limit: int = Field(60, ge=0)
     single_user: bool = False
     dashboard_db_timeout: float = Field(5.0, gt=0)
-    model_prices: str = ""
-    database_url: str = Field("", validation_alias="DATABASE_URL")
+    # {model: (input, output) dollars per token}, from `model=input/output,...` per million tokens
+    model_prices: Annotated[tuple[tuple[str, tuple[float, float]], ...], NoDecode] = Field(
+        (),
+        description=(
+            "model=input/output prices in dollars per million tokens, separated by commas "
+            "(e.g. openai/llama3=0.10/0.30,ollama/qwen=0/0)"
+        ),
+    )
+    # Unset: the embedded server. Never shown in an error message: it may hold a password.
+    database_url: str = Field(
+        "",
+        validation_alias="DATABASE_URL",
+        description=(
+            "a PostgreSQL connection URL (postgresql://user:password@host:port/database) "
+            "or key=value connection string"
+        ),
+    )
     # The embedded server's data; unset: `.data` below the project (db.embedded.data_dir).
     data_dir: Path | None = None
     # An OpenAI-compatible server for models named openai/<name> (tasks/llm/calls.py, _route).
@@ -112,6 +167,39 @@ class Settings(BaseSettings):
     @classmethod
     def _models(cls, value: object) -> object:
         return _comma_list(value)
+
+    @field_validator("default_model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        if problem := model_name_problem(value):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("extra_models")
+    @classmethod
+    def _model_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if problem := model_name_problem(name):
+                raise ValueError(f"{name!r} {problem}")
+        return value
+
+    @field_validator("model_prices", mode="before")
+    @classmethod
+    def _prices(cls, value: object) -> object:
+        return parse_prices(value.strip()) if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from psycopg import Error
+        from psycopg.conninfo import conninfo_to_dict
+
+        if value:
+            try:
+                conninfo_to_dict(value)
+            except Error:
+                raise ValueError("not a PostgreSQL connection string") from None
+        return value
 
     @field_validator("openai_api_base")
     @classmethod
@@ -166,6 +254,10 @@ def _wanted(field: str) -> str:
     return f"{words} {' and '.join(bounds)}".strip()
 
 
+# Fields whose value an error message never repeats (a connection URL may hold a password).
+_UNSHOWN = {"database_url"}
+
+
 def load_settings() -> Settings:
     """Read and check every setting; SettingsError names each bad variable and what it takes."""
     try:
@@ -178,7 +270,7 @@ def load_settings() -> Settings:
                 problems.append(error["msg"])
                 continue
             given = error.get("input")
-            secret = Settings.model_fields[field].annotation is SecretStr
+            secret = Settings.model_fields[field].annotation is SecretStr or field in _UNSHOWN
             readable = isinstance(given, str) and len(given) <= 80 and not secret
             shown = f" (got {given!r})" if readable else ""
             problems.append(f"{_env_name(field)}: must be {_wanted(field)}{shown}")

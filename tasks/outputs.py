@@ -23,10 +23,10 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
 from db import agents, outputs, queues, users
-from db.models import Agent, LLMOutput, User
+from db.models import FEEDBACK_VALUES, STATUSES, Agent, LLMOutput, User
 from db.pooled import pooled
 from tasks import budgets, fetchers, templates
-from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings
+from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings, model_name_problem
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
 from tasks.llm import catalog, rendering
 from tasks.llm.formats import FORMATS
@@ -502,6 +502,12 @@ def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLM
         value = filters.get(name)
         if value is not None and (not isinstance(value, str) or "\x00" in value):
             raise InvalidInput(name, "must be text without NUL characters")
+    for name, allowed in (("status", STATUSES), ("format", FORMATS), ("feedback", FEEDBACK_VALUES)):
+        value = filters.get(name)
+        if value is not None and value not in allowed:
+            raise InvalidInput(name, f"must be one of {', '.join(allowed)}")
+    if filters.get("model") is not None and (problem := model_name_problem(filters["model"])):
+        raise InvalidInput("model", problem)
     if not viewer.is_admin:
         filters["user_id"] = viewer.id
     with pool.connection() as conn:

@@ -1,7 +1,7 @@
 """`llmjobs`: the command line of LLM Jobs. Every command prints JSON on stdout.
 
-Invalid input prints `error: <field>: <reason>` on stderr and exits 2; a missing or forbidden
-thing exits 1.
+Invalid input (a bad setting included) prints `error: <field>: <reason>` on stderr and exits 2;
+a missing or forbidden thing, or a database out of reach, exits 1.
 """
 
 from __future__ import annotations
@@ -61,12 +61,67 @@ _opened: list[Any] = []  # the pools a command opened, closed when it ends
 
 
 def _pool():
+    import logging
+
     from db.pool import sync_pool
     from tasks.config import database_url
 
-    pool = sync_pool(database_url(), max_size=2)
+    url = database_url()
+    _check_reachable(url)
+    # A connection lost later is reported once, by main, not by the pool at each retry.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+    pool = sync_pool(url, max_size=2)
     _opened.append(pool)
     return pool
+
+
+def _check_reachable(url: str) -> None:
+    """One connection tried (for up to 5 seconds unless the URL sets connect_timeout): a database
+    out of reach is one error, at once, instead of the pool's retries."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from db.pool import connect
+
+    wait = {} if "connect_timeout" in conninfo_to_dict(url) else {"connect_timeout": 5}
+    try:
+        connect(url, **wait).close()
+    except psycopg.OperationalError as exc:
+        raise LLMJobsError(_unreachable(url, exc)) from None
+
+
+def _unreachable(url: str, exc: BaseException) -> str:
+    """One line naming the database out of reach (host and port, never the password)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(url)
+    except Exception:
+        params = {}
+    where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    password = str(params.get("password") or "")
+    if password:
+        reason = reason.replace(password, "***")
+    return f"cannot reach the database at {where} (DATABASE_URL): {reason}"
+
+
+def _database_problem(exc: BaseException) -> str | None:
+    """The line for a database lost during a command (None: exc is no such error)."""
+    psycopg, psycopg_pool = sys.modules.get("psycopg"), sys.modules.get("psycopg_pool")
+    lost = tuple(
+        kind
+        for kind in (
+            getattr(psycopg, "OperationalError", None),
+            getattr(psycopg_pool, "PoolTimeout", None),
+        )
+        if kind is not None
+    )
+    if not lost or not isinstance(exc, lost):
+        return None
+    from tasks.config import database_url
+
+    return _unreachable(database_url(), exc)
 
 
 def _user(pool, name: str | None):
@@ -595,6 +650,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except LLMJobsError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        problem = _database_problem(exc)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"interrupted: {_not_done(args, done)}", file=sys.stderr)

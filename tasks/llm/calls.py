@@ -495,23 +495,10 @@ def price_overrides() -> dict[str, tuple[float, float]]:
     """LLMJOBS_MODEL_PRICES as {model: (input, output) dollars per token}.
 
     The variable reads `model=input/output,...` with prices per million tokens, e.g.
-    `openai/llama3=0.10/0.30,ollama/qwen=0/0`. Raises InvalidInput on a malformed entry.
+    `openai/llama3=0.10/0.30,ollama/qwen=0/0`; the settings parse and check it at start
+    (tasks/config.py, parse_prices).
     """
-    return dict(_parse_prices(get_settings().model_prices))
-
-
-@functools.lru_cache(maxsize=8)
-def _parse_prices(text: str) -> tuple[tuple[str, tuple[float, float]], ...]:
-    # Parsed once per value of the variable: every model call looks its price up.
-    found: dict[str, tuple[float, float]] = {}
-    for entry in filter(None, (e.strip() for e in text.split(","))):
-        name, _, prices = entry.rpartition("=")
-        try:
-            per_input, per_output = (float(p) / 1_000_000 for p in prices.split("/"))
-        except ValueError as exc:
-            raise InvalidInput("LLMJOBS_MODEL_PRICES", f"bad entry {entry!r}") from exc
-        found[name.strip()] = (per_input, per_output)
-    return tuple(found.items())
+    return dict(get_settings().model_prices)
 
 
 def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:

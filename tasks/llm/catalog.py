@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from db import catalog as catalog_db
 from db.catalog import CatalogModel
-from tasks.config import OFFLINE_MODEL, get_settings
+from tasks.config import OFFLINE_MODEL, get_settings, model_name_problem
 from tasks.errors import InvalidInput
 from tasks.logs import get_logger
 
@@ -85,12 +85,9 @@ def _info(model: str, found: CatalogModel) -> ModelInfo:
 
 def check_model(conn: psycopg.Connection, model: object) -> ModelInfo:
     """The model if a worker can serve it now; InvalidInput(field="model") saying why not."""
-    if not isinstance(model, str) or not model.strip():
-        raise InvalidInput("model", "is empty")
-    if len(model) > 200 or "*" in model or any(c.isspace() or not c.isprintable() for c in model):
-        raise InvalidInput(
-            "model", "must be a model name: at most 200 characters, no spaces and no `*`"
-        )
+    if problem := model_name_problem(model):
+        raise InvalidInput("model", problem)
+    assert isinstance(model, str)
     provider, slash, name = model.partition("/")
     if provider == OFFLINE_PROVIDER:
         if name not in OFFLINE_MODELS:

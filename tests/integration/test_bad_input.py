@@ -72,8 +72,15 @@ async def test_markdown_with_raw_html_is_kept_as_text(pool, analyst, provider, r
 @pytest.mark.parametrize("trick", SQL_TRICKS)
 def test_sql_metacharacters_in_filters_are_plain_values(pool, analyst, trick):
     create_test_llm_output(pool, analyst)
-    for field in ("status", "model", "format", "feedback", "template"):
-        assert jobs.list_outputs(pool, analyst, **{field: trick}) == []
+    assert jobs.list_outputs(pool, analyst, template=trick) == []
+    for field in ("status", "format", "feedback"):  # one of a few values: refused, named
+        with pytest.raises(InvalidInput) as caught:
+            jobs.list_outputs(pool, analyst, **{field: trick})
+        assert caught.value.field == field
+    try:  # a model name: refused when no model could bear it, else matches nothing
+        assert jobs.list_outputs(pool, analyst, model=trick) == []
+    except InvalidInput as refused:
+        assert refused.field == "model"
     assert len(jobs.list_outputs(pool, analyst)) == 1  # nothing dropped
 
 

@@ -143,6 +143,39 @@ def test_cli_errors_exit_2_with_field_on_stderr(database_url, analyst):
         assert result.stdout == ""
 
 
+def test_cli_list_refuses_filters_no_output_could_match(database_url, analyst):
+    for option, value, message in [
+        ("--status", "weird", "status: must be one of pending, processing, completed, failed"),
+        ("--model", "a b", "model: must be a model name"),
+    ]:
+        result = llmjobs("list", "--as-user", "ana", option, value)
+        assert result.returncode == 2, (option, result.stderr)
+        assert result.stderr.startswith(f"error: {message}") and result.stdout == ""
+    fine = llmjobs("list", "--as-user", "ana", "--status", "failed", "--model", "offline/echo")
+    assert fine.returncode == 0 and json.loads(fine.stdout) == []
+
+
+def test_cli_database_url_psycopg_cannot_read_is_a_setting_error():
+    result = llmjobs("show", "523", env={"DATABASE_URL": "postgresql://me:s3cret-pw@[::1/db"})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: DATABASE_URL: must be a PostgreSQL connection URL "
+        "(postgresql://user:password@host:port/database) or key=value connection string"
+    ]
+    notaurl = llmjobs("show", "523", env={"DATABASE_URL": "notaurl"})
+    assert notaurl.returncode == 2 and len(notaurl.stderr.splitlines()) == 1
+
+
+def test_cli_database_out_of_reach_is_one_line():
+    url = "postgresql://me:s3cret-pw@127.0.0.1:9/db"
+    result = llmjobs("show", "523", env={"DATABASE_URL": url})
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: cannot reach the database at 127.0.0.1:9 (DATABASE_URL): ")
+    assert "s3cret-pw" not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_cli_show_of_someone_elses_output_is_not_found(database_url, pool, analyst):
     from tasks.testing import create_test_llm_output
 

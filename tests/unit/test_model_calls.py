@@ -8,7 +8,7 @@ import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
 
-from tasks.config import OFFLINE_MODEL
+from tasks.config import OFFLINE_MODEL, SettingsError
 from tasks.llm import calls
 from tasks.llm.errors import PermanentModelError, TransientModelError
 
@@ -72,13 +72,13 @@ async def test_without_litellm_callbacks_the_call_skips_litellm_logging(monkeypa
         coroutine.close()
 
 
-def test_configured_prices_are_parsed_once_per_value(monkeypatch):
+def test_configured_prices_come_from_the_settings(monkeypatch):
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/a=1/2, openai/b=0/0")
     assert calls.price_overrides() == {"openai/a": (1e-6, 2e-6), "openai/b": (0.0, 0.0)}
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/a=3/4")
     assert calls.price_overrides() == {"openai/a": (3e-6, 4e-6)}
     monkeypatch.setenv("LLMJOBS_MODEL_PRICES", "openai/a=three/4")
-    with pytest.raises(calls.InvalidInput, match="bad entry"):
+    with pytest.raises(SettingsError, match="LLMJOBS_MODEL_PRICES"):
         calls.price_overrides()
 
 

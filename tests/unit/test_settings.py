@@ -14,6 +14,11 @@ from tasks.config import SettingsError, data_dir, get_settings, load_settings, s
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+RULE = "at most 200 characters, no spaces and no `*`"
+PRICES = (
+    "model=input/output prices in dollars per million tokens, separated by commas "
+    "(e.g. openai/llama3=0.10/0.30,ollama/qwen=0/0)"
+)
 
 
 @pytest.mark.parametrize(
@@ -29,15 +34,68 @@ BIN = Path(sys.executable).parent
         ("LLMJOBS_RETRY_SCALE", "-1", "must be a number ≥ 0"),
         ("LLMJOBS_API_RATE_LIMIT", "sixty", "must be an integer ≥ 0"),
         ("LLMJOBS_MAX_RESPONSE_CHARS", "10", "must be an integer ≥ 1000"),
+        ("LLMJOBS_SHUTDOWN_GRACE", "inf", "must be a number ≥ 0"),
+        ("LLMJOBS_SHUTDOWN_GRACE", "1e400", "must be a number ≥ 0"),
+        ("LLMJOBS_MODEL_TIMEOUT", "nan", "must be a number > 0"),
+        ("LLMJOBS_RETRY_CAP", "-inf", "must be a number ≥ 0"),
+        ("LLMJOBS_MODEL_PRICES", "foo", f"must be {PRICES}"),
+        ("LLMJOBS_MODEL_PRICES", "openai/a=1/2,openai/b=three/4", f"must be {PRICES}"),
+        ("LLMJOBS_MODEL_PRICES", "openai/a=1/inf", f"must be {PRICES}"),
+        ("LLMJOBS_MODEL_PRICES", "openai/a=-1/2", f"must be {PRICES}"),
+        ("LLMJOBS_MODEL_PRICES", "=1/2", f"must be {PRICES}"),
+        ("LLMJOBS_MODEL_PRICES", "a b=1/2", f"must be {PRICES}"),
+        (
+            "LLMJOBS_MODELS",
+            "openai/a, a b",
+            f"must be model names separated by commas, each {RULE}",
+        ),
+        ("LLMJOBS_MODELS", "openai/*", f"must be model names separated by commas, each {RULE}"),
+        ("LLMJOBS_DEFAULT_MODEL", "a b", f"must be a model name: {RULE}"),
+        ("LLMJOBS_DEFAULT_MODEL", "x" * 201, f"must be a model name: {RULE}"),
     ],
 )
 def test_a_bad_variable_is_named_with_what_it_takes(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError) as caught:
         load_settings()
-    assert caught.value.problems == [
-        f"{name}: {message}" + ("" if "got" in message else f" (got {value!r})")
+    shown = f" (got {value!r})" if len(value) <= 80 else ""
+    assert caught.value.problems == [f"{name}: {message}" + ("" if "got" in message else shown)]
+
+
+def test_a_blank_default_model_is_refused(monkeypatch):
+    monkeypatch.setenv("LLMJOBS_DEFAULT_MODEL", "   ")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert [p.split(" (got")[0] for p in caught.value.problems] == [
+        f"LLMJOBS_DEFAULT_MODEL: must be a model name: {RULE}"
     ]
+
+
+def test_model_prices_are_read_at_start(monkeypatch):
+    monkeypatch.setenv("LLMJOBS_MODEL_PRICES", " openai/a=1/2, ,openai/b=0/0.5 ")
+    assert load_settings().model_prices == (("openai/a", (1e-6, 2e-6)), ("openai/b", (0.0, 5e-7)))
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["notaurl", "postgresql://[::1", "postgresql://me:s3cret-pw@host/db?sslmode=nope=x y"],
+)
+def test_a_database_url_psycopg_cannot_read_is_refused_unshown(monkeypatch, url):
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.problems == [
+        "DATABASE_URL: must be a PostgreSQL connection URL "
+        "(postgresql://user:password@host:port/database) or key=value connection string"
+    ]
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://me:pw@127.0.0.1:9/db", "postgres://h/db", "host=h dbname=db"]
+)
+def test_a_database_url_psycopg_reads_is_kept(monkeypatch, url):
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert load_settings().database_url == url
 
 
 def test_every_bad_variable_is_reported_at_once(monkeypatch):
@@ -133,6 +191,11 @@ def test_the_cli_and_the_worker_stop_with_one_line_per_bad_variable():
     assert cli.stderr.splitlines() == [
         "error: LLMJOBS_WORKER_CONCURRENCY: must be an integer ≥ 1 (got 'abc')",
         "error: LLMJOBS_CACHE: must be true or false (got 'maybe')",
+    ]
+    prices = _run(str(BIN / "llmjobs"), "models", LLMJOBS_MODEL_PRICES="foo")
+    assert prices.returncode == 2
+    assert prices.stderr.splitlines() == [
+        f"error: LLMJOBS_MODEL_PRICES: must be {PRICES} (got 'foo')"
     ]
     worker = _run(str(BIN / "procrastinate"), "--app=tasks.app", "worker", **bad)
     assert worker.returncode == 2
