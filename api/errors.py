@@ -2,7 +2,8 @@
 
 - 422: `{"detail": [{"field": ..., "message": ...}]}`, one entry per problem, for request
   validation and for tasks.errors.InvalidInput alike (InvalidRows: one entry per bad row,
-  field `rows[<number from 1>].<field>`);
+  field `rows[<number from 1>].<field>`, for the first 20, then `{"field": "rows", "message":
+  "and N more rows"}`);
 - anything else: `{"detail": "<message>"}`.
 
 A job-creating request refused before its route checked its bearer token has the token checked
@@ -78,7 +79,10 @@ async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
 
 async def _invalid_rows(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidRows)
-    return field_errors([(f"rows[{n}].{field}", message) for n, field, message in exc.rows])
+    errors = [(f"rows[{n}].{field}", message) for n, field, message in exc.rows]
+    if exc.unreported:
+        errors.append(("rows", f"and {exc.unreported} more rows"))
+    return field_errors(errors)
 
 
 async def _refused(request: Request, exc: Exception) -> JSONResponse:

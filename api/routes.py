@@ -414,8 +414,9 @@ def _batch_rows(body: BatchRequest) -> batches.ParsedFile:
 def create_batch(body: BatchRequest, jobs: JobCreation) -> BatchOut:
     """One job per row (given as `rows`, `csv` or `jsonl`), all queued in one transaction. A bad
     row refuses the whole batch with one 422 entry per bad row (field `rows[<n>].<field>`, rows
-    numbered from 1), unless `skip_invalid`. Bodies may be up to 20 MiB here. Follow the
-    progress with `GET /api/v1/batches/{id}`."""
+    numbered from 1) for the first 20, then one saying how many more, unless `skip_invalid`.
+    Bodies may be up to 20 MiB and 100,000 rows here. Follow the progress with
+    `GET /api/v1/batches/{id}`."""
     parsed = _batch_rows(body)
 
     def create(conn: psycopg.Connection) -> BatchOut:

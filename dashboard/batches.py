@@ -63,13 +63,15 @@ def preview(rows: list[Any]) -> pd.DataFrame:
     return frame
 
 
-def bad_rows(rows: list[Any]) -> None:
-    """Refused rows by number: which field and why."""
+def bad_rows(exc: InvalidRows) -> None:
+    """Refused rows by number: which field and why (the first few, then how many more)."""
     st.dataframe(
-        pd.DataFrame([list(r) for r in rows], columns=["row", "field", "message"]),
+        pd.DataFrame([list(r) for r in exc.rows], columns=["row", "field", "message"]),
         hide_index=True,
         key="batch_bad_rows",
     )
+    if exc.unreported:
+        st.caption(f"and {count(exc.unreported, 'more row')}")
 
 
 def new_batch() -> None:
@@ -87,10 +89,10 @@ def new_batch() -> None:
         parsed = deps.parsed_file(upload.file_id, upload.name, upload.getvalue())
     except InvalidRows as exc:
         st.error(
-            f"{count(len(exc.rows), 'line')} of {upload.name} cannot be read.",
+            f"{count(exc.count, 'line')} of {upload.name} cannot be read.",
             icon=":material/error:",
         )
-        bad_rows(exc.rows)
+        bad_rows(exc)
         return
     except InvalidInput as exc:
         ui.show_error(exc)
@@ -167,10 +169,10 @@ def new_batch() -> None:
     except InvalidRows as exc:
         fix = "" if skip else " Fix them, or tick “Skip bad rows” to queue the others."
         st.error(
-            f"{count(len(exc.rows), 'bad row')}: nothing was queued.{fix}",
+            f"{count(exc.count, 'bad row')}: nothing was queued.{fix}",
             icon=":material/error:",
         )
-        bad_rows(exc.rows)
+        bad_rows(exc)
     except BudgetExceeded as exc:
         st.error(f"Not queued: {exc}.", icon=":material/account_balance_wallet:")
     except InvalidInput as exc:

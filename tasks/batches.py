@@ -45,8 +45,9 @@ def parse_file(content: bytes, filename: str) -> ParsedFile:
     """The rows of a CSV (header row, one context per line, values as text) or JSONL (one JSON
     object per line; blank lines ignored) file, by its name's ending (.csv, .jsonl, .ndjson).
 
-    Raises InvalidInput (file) for an unknown kind, a file that is not UTF-8 or too large, and
-    InvalidRows for JSONL lines that do not parse.
+    Raises InvalidInput (file) for an unknown kind, a file that is not UTF-8 or too large, a CSV
+    header row that leaves a column unnamed or names one twice, and InvalidRows for JSONL lines
+    that do not parse.
     """
     if len(content) > MAX_FILE_BYTES:
         raise InvalidInput("file", f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
@@ -61,6 +62,13 @@ def parse_file(content: bytes, filename: str) -> ParsedFile:
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or any(not f for f in reader.fieldnames):
             raise InvalidInput("file", "a CSV file needs a header row naming every column")
+        repeated = [f for f in dict.fromkeys(reader.fieldnames) if reader.fieldnames.count(f) > 1]
+        if repeated:  # a row would keep only the last of its values under that name
+            raise InvalidInput(
+                "file",
+                f"the header row names {'columns' if len(repeated) > 1 else 'column'} "
+                f"{', '.join(repr(f) for f in repeated)} more than once; name each column once",
+            )
         rows: list[Any] = []
         for row in reader:
             if None in row:  # more values than columns

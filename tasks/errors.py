@@ -18,13 +18,21 @@ class InvalidInput(LLMJobsError):
 
 class InvalidRows(InvalidInput):
     """Some rows of a bulk submission were refused; `rows` lists (row number from 1, field,
-    message) for each."""
+    message) for the first MAX_REPORTED_ROWS of them, `count` how many there were."""
+
+    MAX_REPORTED_ROWS = 20
 
     def __init__(self, rows: list[tuple[int, str, str]]):
         first = rows[0]
         more = f" (and {len(rows) - 1} more rows)" if len(rows) > 1 else ""
         super().__init__("contexts", f"row {first[0]}: {first[1]}: {first[2]}{more}")
-        self.rows = rows
+        self.count = len(rows)
+        self.rows = rows[: self.MAX_REPORTED_ROWS]
+
+    @property
+    def unreported(self) -> int:
+        """How many bad rows `rows` leaves out."""
+        return self.count - len(self.rows)
 
 
 class NotFound(LLMJobsError):

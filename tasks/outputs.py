@@ -28,7 +28,7 @@ from db.pooled import pooled
 from tasks import budgets, fetchers, templates
 from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings, model_name_problem
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
-from tasks.llm import catalog, rendering
+from tasks.llm import catalog, rendering, sandbox
 from tasks.llm.formats import FORMATS
 from tasks.logs import get_logger
 
@@ -313,7 +313,10 @@ def prepare_many(
 
     Raises InvalidRows listing each bad row by number (from 1), unless skip_invalid (then they are
     reported in `skipped`, and InvalidRows only when no row is good). Raises InvalidInput for
-    problems common to all rows (template, model, format, queue, agent).
+    problems common to all rows (template, model, format, queue, agent). The template is the
+    same for every row, so a row it is too expensive for refuses the whole submission at once
+    (InvalidRows naming that row, skip_invalid or not), and so do all the renders together
+    spending more than the batch budget (sandbox.MAX_BATCH_STEPS, MAX_BATCH_CHARS).
     """
     if not isinstance(contexts, list) or not contexts:
         raise InvalidInput("contexts", "must be a non-empty list of JSON objects")
@@ -333,15 +336,23 @@ def prepare_many(
     rendering.check_template(template)
     good: list[tuple[int, dict[str, Any]]] = []
     bad: list[tuple[int, str, str]] = []
+    spent = sandbox.Spent()
     for number, context in enumerate(contexts, start=1):
         if isinstance(context, UnreadableRow):
             bad.append((number, "row", str(context)))
             continue
         try:
-            rendering.render(template, rendering.check_context(context))
+            rendering.render(template, rendering.check_context(context), spent)
             good.append((number, context))
+        except rendering.TooExpensive as exc:
+            # the template, not the row: the other rows would cost as much, so none is rendered
+            raise InvalidRows([(number, exc.field, exc.message)]) from exc
         except InvalidInput as exc:
             bad.append((number, exc.field, exc.message))
+        if over := spent.over():
+            raise InvalidInput(
+                "template", f"template too expensive for a batch of {len(contexts)} rows: {over}"
+            )
     if (bad and not skip_invalid) or not good:
         raise InvalidRows(bad)
     base = base.model_copy(

@@ -112,10 +112,15 @@ def check_context(context: Any, field: str = "context") -> dict[str, Any]:
     return context
 
 
-def render(template: str, context: dict[str, Any]) -> str:
-    """Render template with context.
+class TooExpensive(InvalidInput):
+    """The render went past its work budget (field "template"; the message names the limit)."""
 
-    Raises InvalidInput naming the missing variables, a sandbox violation or the render error.
+
+def render(template: str, context: dict[str, Any], spent: sandbox.Spent | None = None) -> str:
+    """Render template with context; what the render spent is added to spent when given.
+
+    Raises TooExpensive past the work budget, InvalidInput naming the missing variables, a
+    sandbox violation or the render error.
     """
     compiled, used = _checked(template)
     check_context(context)
@@ -123,16 +128,16 @@ def render(template: str, context: dict[str, Any]) -> str:
     if missing:
         raise InvalidInput("context", f"missing variables: {', '.join(missing)}")
     try:
-        with sandbox.metered():
+        with sandbox.metered(spent):
             prompt = _bounded_output(compiled, context)
     except sandbox.TemplateTooExpensive as exc:
-        raise InvalidInput("template", f"template too expensive: {exc}") from exc
+        raise TooExpensive("template", f"template too expensive: {exc}") from exc
     except RecursionError as exc:
-        raise InvalidInput(
+        raise TooExpensive(
             "template", "template too expensive: its macros, loops or values nest too deeply"
         ) from exc
     except MemoryError as exc:
-        raise InvalidInput("template", "template too expensive: out of memory") from exc
+        raise TooExpensive("template", "template too expensive: out of memory") from exc
     except SecurityError as exc:
         raise InvalidInput("template", f"not allowed in the sandbox: {exc}") from exc
     except jinja2.UndefinedError as exc:

@@ -30,6 +30,10 @@ MAX_STEPS = 100_000
 MAX_CHARS = 4_000_000
 MAX_NUMBER_BITS = 4_096
 MAX_CALL_DEPTH = 64  # macros calling macros, recursive loops: well inside Python's own limit
+# What all the renders checking one batch or bulk submission may spend together: a hundred
+# full-budget renders (a few seconds of CPU), or 100 steps a row for the largest batch.
+MAX_BATCH_STEPS = 100 * MAX_STEPS
+MAX_BATCH_CHARS = 100 * MAX_CHARS
 # The largest value a filter's size argument may take: padding width, chunk count, JSON indent.
 _SIZE_ARGS = {
     "width": 1_000,
@@ -95,17 +99,45 @@ class _Meter:
         return value
 
 
+class Spent:
+    """What several renders spent together (each in its own metered block); over() names the
+    batch limit passed, if any."""
+
+    __slots__ = ("chars", "steps")
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.chars = 0
+
+    def add(self, meter: _Meter) -> None:
+        self.steps += meter.steps
+        self.chars += meter.chars
+
+    def over(self) -> str | None:
+        if self.steps > MAX_BATCH_STEPS:
+            return f"more than {MAX_BATCH_STEPS} steps across its rows (limit {MAX_BATCH_STEPS})"
+        if self.chars > MAX_BATCH_CHARS:
+            return (
+                f"builds more than {MAX_BATCH_CHARS} characters of text across its rows "
+                f"(limit {MAX_BATCH_CHARS})"
+            )
+        return None
+
+
 _METER: ContextVar[_Meter] = ContextVar("llmjobs_render_meter")
 
 
 @contextlib.contextmanager
-def metered() -> Iterator[_Meter]:
-    """A fresh work budget for the renders inside the block."""
+def metered(spent: Spent | None = None) -> Iterator[_Meter]:
+    """A fresh work budget for the renders inside the block; what they spent is added to spent
+    when the block ends, however it ends."""
     token = _METER.set(meter := _Meter())
     try:
         yield meter
     finally:
         _METER.reset(token)
+        if spent is not None:
+            spent.add(meter)
 
 
 def _meter() -> _Meter:

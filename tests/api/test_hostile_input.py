@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tasks.llm import rendering, sandbox
 from tasks.llm.rendering import MAX_CONTEXT_DEPTH
 
 JOBS = "/api/v1/llm_jobs"
@@ -110,4 +111,71 @@ def test_costly_templates_are_refused_and_nothing_is_written(client, ana, pool, 
         [error] = response.json()["detail"]
         assert "template too expensive" in error["message"]
         assert error["field"] in ("template", "rows[1].template")
+    assert _count_outputs(pool) == 0
+
+
+COSTLY = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{a}}"
+NUMBERS = "a\n" + "".join(f"{n}\n" for n in range(400))
+
+
+@pytest.fixture
+def renders(monkeypatch) -> list[int]:
+    """Counts the renders: one item per call of rendering.render."""
+    calls: list[int] = []
+    real = rendering.render
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rendering, "render", counted)
+    return calls
+
+
+def test_a_costly_template_refuses_a_batch_at_its_first_row(client, ana, pool, renders):
+    body = {"template": COSTLY, "model": "offline/echo", "csv": NUMBERS}
+    response = client.post("/api/v1/batches", headers=ana, json=body)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["field"] == "rows[1].template"
+    assert error["message"].startswith("template too expensive: ")
+    assert f"(limit {sandbox.MAX_STEPS})" in error["message"]
+    assert len(renders) == 1
+    assert _count_outputs(pool) == 0
+
+
+def test_a_batch_past_the_batch_budget_is_refused(client, ana, pool, renders, monkeypatch):
+    monkeypatch.setattr(sandbox, "MAX_BATCH_STEPS", 10 * sandbox.MAX_STEPS)
+    template = "{% for i in range(" + str(sandbox.MAX_STEPS // 2) + ") %}{% endfor %}{{a}}"
+    body = {"template": template, "model": "offline/echo", "csv": NUMBERS}
+    response = client.post("/api/v1/batches", headers=ana, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [
+        {
+            "field": "template",
+            "message": "template too expensive for a batch of 400 rows: more than 1000000 steps"
+            " across its rows (limit 1000000)",
+        }
+    ]
+    assert len(renders) == 20
+    assert _count_outputs(pool) == 0
+
+
+def test_the_rows_a_refused_batch_lists_are_capped(client, ana, pool):
+    body = {"template": "{{b}}", "model": "offline/echo", "csv": NUMBERS}
+    response = client.post("/api/v1/batches", headers=ana, json=body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert [e["field"] for e in detail[:-1]] == [f"rows[{n}].context" for n in range(1, 21)]
+    assert detail[-1] == {"field": "rows", "message": "and 380 more rows"}
+    assert len(response.content) < 3000
+    assert _count_outputs(pool) == 0
+
+
+def test_a_csv_naming_a_column_twice_is_refused(client, ana, pool):
+    body = {"template": "{{a}}", "model": "offline/echo", "csv": "a,a\n1,2\n"}
+    response = client.post("/api/v1/batches", headers=ana, json=body)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["field"] == "csv" and "column 'a' more than once" in error["message"]
     assert _count_outputs(pool) == 0

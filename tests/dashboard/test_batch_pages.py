@@ -198,6 +198,25 @@ def test_bad_rows_are_listed_by_number_and_nothing_is_queued(app_as, pool, analy
     assert [r["row"] for r in _table(at, "message")] == [2]
 
 
+def test_the_bad_rows_listed_are_the_first_20(app_as, pool, analyst):
+    numbers = b"n\n" + b"".join(b"%d\n" % n for n in range(400))
+    at = _upload(app_as(analyst, BATCHES), "numbers.csv", numbers, "Say {{ b }}")
+    at.button(key="batch_submit").click().run()
+    assert not at.exception
+    assert "400 bad rows: nothing was queued." in _texts(at.error)
+    assert [r["row"] for r in _table(at, "message")] == list(range(1, 21))
+    assert "and 380 more rows" in _texts(at.caption)
+    assert batches.list_batches(pool, analyst) == [] and _jobs(pool) == {}
+
+
+def test_a_csv_naming_a_column_twice_says_which(app_as, pool, analyst):
+    at = app_as(analyst, BATCHES)
+    _uploader(at).set_value(("rows.csv", b"a,a\n1,2\n", "x")).run()
+    assert not at.exception
+    assert "column 'a' more than once" in _texts(at.error)
+    assert not [b for b in at.button if b.key == "batch_submit"]
+
+
 def test_an_unreadable_file_says_why(app_as, pool, analyst):
     at = app_as(analyst, BATCHES)
     _uploader(at).set_value(("rows.jsonl", b'{"a": 1}\nnope\n', "x")).run()

@@ -11,10 +11,27 @@ import pytest
 from tasks import batches, exports
 from tasks import outputs as jobs
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
+from tasks.llm import rendering, sandbox
 from tasks.testing import create_test_llm_output
 from tests.support.provider import error, ok
 
 CSV = b"name,topic\nAda,loops\nBob,sets\n"
+COSTLY = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{a}}"
+NUMBERS = b"a\n" + b"".join(b"%d\n" % n for n in range(400))
+
+
+@pytest.fixture
+def renders(monkeypatch) -> list[int]:
+    """Counts the renders: one item per call of rendering.render."""
+    calls: list[int] = []
+    real = rendering.render
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rendering, "render", counted)
+    return calls
 
 
 def test_parse_csv_and_jsonl():
@@ -40,6 +57,88 @@ def test_parse_csv_and_jsonl():
     ):
         with pytest.raises(InvalidInput, match=fragment):
             batches.parse_file(content, name)
+
+
+def test_a_csv_header_naming_a_column_twice_is_refused():
+    for content, named in (
+        (b"a,a\n1,2\n", "column 'a' more than once"),
+        (b"a,b,a,b,c\n1,2,3,4,5\n", "columns 'a', 'b' more than once"),
+    ):
+        with pytest.raises(InvalidInput, match=named) as caught:
+            batches.parse_file(content, "x.csv")
+        assert caught.value.field == "file"
+    with pytest.raises(InvalidInput, match="naming every column"):
+        batches.parse_file(b"a,,b\n1,2,3\n", "x.csv")
+    assert batches.parse_file(b"a,A\n1,2\n", "x.csv").rows == [{"a": "1", "A": "2"}]
+
+
+@pytest.mark.parametrize("skip_invalid", [False, True])
+def test_a_row_too_expensive_refuses_the_whole_batch_at_once(pool, analyst, renders, skip_invalid):
+    parsed = batches.parse_file(NUMBERS, "numbers.csv")
+    assert len(parsed.rows) == 400
+    with pytest.raises(InvalidRows) as caught:
+        batches.submit_batch(
+            pool,
+            user=analyst,
+            template=COSTLY,
+            model="offline/echo",
+            rows=parsed.rows,
+            skip_invalid=skip_invalid,
+        )
+    [(row, field, message)] = caught.value.rows
+    assert (row, field, caught.value.count) == (1, "template", 1)
+    assert message.startswith("template too expensive: ")
+    assert f"(limit {sandbox.MAX_STEPS})" in message
+    assert len(renders) == 1
+    assert batches.list_batches(pool, analyst) == []
+    with pytest.raises(InvalidRows):
+        jobs.submit_many(
+            pool, user=analyst, template=COSTLY, model="offline/echo", contexts=[{"a": 1}] * 400
+        )
+    assert len(renders) == 2
+    with pool.connection() as conn:
+        assert conn.execute("SELECT count(*) AS n FROM llm_outputs").fetchone()["n"] == 0
+
+
+def test_a_batch_spending_past_the_batch_budget_is_refused(pool, analyst, renders, monkeypatch):
+    # each row spends half the per-render budget: every render passes, their sum does not
+    monkeypatch.setattr(sandbox, "MAX_BATCH_STEPS", 10 * sandbox.MAX_STEPS)
+    template = "{% for i in range(" + str(sandbox.MAX_STEPS // 2) + ") %}{% endfor %}{{a}}"
+    assert rendering.render(template, {"a": 1}) == "1"
+    renders.clear()
+    rows = [{"a": n} for n in range(400)]
+    for submit in (
+        lambda: batches.submit_batch(
+            pool, user=analyst, template=template, model="offline/echo", rows=rows
+        ),
+        lambda: jobs.submit_many(
+            pool, user=analyst, template=template, model="offline/echo", contexts=rows
+        ),
+    ):
+        renders.clear()
+        with pytest.raises(InvalidInput) as caught:
+            submit()
+        assert caught.value.field == "template"
+        assert caught.value.message == (
+            "template too expensive for a batch of 400 rows: more than 1000000 steps across its"
+            " rows (limit 1000000)"
+        )
+        assert len(renders) == 20  # 20 rows of 50,001 steps pass 1,000,000
+    assert batches.list_batches(pool, analyst) == []
+    with pool.connection() as conn:
+        assert conn.execute("SELECT count(*) AS n FROM llm_outputs").fetchone()["n"] == 0
+
+
+def test_bad_rows_reported_are_capped(pool, analyst):
+    rows = [{"other": n} for n in range(400)]
+    with pytest.raises(InvalidRows) as caught:
+        batches.submit_batch(
+            pool, user=analyst, template="Hi {{name}}", model="offline/echo", rows=rows
+        )
+    assert caught.value.count == 400 and caught.value.unreported == 380
+    assert [r[0] for r in caught.value.rows] == list(range(1, 21))
+    assert str(caught.value).endswith("(and 399 more rows)")
+    assert batches.list_batches(pool, analyst) == []
 
 
 async def test_batch_runs_and_exports_results(pool, analyst, run_worker):

@@ -10,9 +10,10 @@ import jinja2
 import pytest
 from jinja2.filters import FILTERS
 
-from tasks.errors import InvalidInput
+from tasks.errors import InvalidInput, InvalidRows
 from tasks.llm import sandbox
 from tasks.llm.rendering import MAX_CONTEXT_DEPTH, MAX_PROMPT_CHARS, render
+from tasks.outputs import MAX_BULK_ROWS
 
 PYTHON_REPR = re.compile(
     r" at 0x|<(built-in|bound method|function|class|generator|Macro|LoopContext|Namespace)"
@@ -270,6 +271,10 @@ def test_the_readme_states_the_limits_applied():
         f"{sandbox.MAX_CALL_DEPTH} calls deep",
         f"2**{sandbox.MAX_NUMBER_BITS}",
         f"nested more than {MAX_CONTEXT_DEPTH} levels",
+        f"{sandbox.MAX_BATCH_STEPS:,} steps",
+        f"{sandbox.MAX_BATCH_CHARS:,} characters",
+        f"at most {MAX_BULK_ROWS:,} rows",
+        f"the first {InvalidRows.MAX_REPORTED_ROWS} bad rows",
     ):
         assert stated in readme
 
@@ -283,3 +288,16 @@ def test_a_method_name_gets_the_filter_that_does_its_job():
     )
     # A key of that name is data, and wins.
     assert render("{{ d.items }}", {"d": {"items": "mine"}}) == "mine"
+
+
+def test_renders_add_what_they_spent_even_when_they_fail(monkeypatch):
+    spent = sandbox.Spent()
+    render("{{ (a ~ a)|length }}", {"a": "x" * 1000}, spent)
+    assert spent.chars >= 2000 and spent.over() is None
+    with pytest.raises(InvalidInput, match="undefined value"):
+        render("{% for i in range(5000) %}{% endfor %}{{ a.b }}", {"a": "x"}, spent)
+    assert spent.steps > 5000
+    monkeypatch.setattr(sandbox, "MAX_BATCH_CHARS", 1000)
+    assert spent.over() == "builds more than 1000 characters of text across its rows (limit 1000)"
+    monkeypatch.setattr(sandbox, "MAX_BATCH_STEPS", 5000)
+    assert spent.over() == "more than 5000 steps across its rows (limit 5000)"
