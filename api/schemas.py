@@ -323,7 +323,7 @@ class BatchRequest(Body):
     template: Text = Field(description="Jinja2 prompt template, rendered with each row.")
     model: Text = Field(description="litellm model name (see GET /api/v1/models), for every row.")
     format: Format | None = Field(None, description="Output format; text when omitted.")
-    queue: Queue | None = Field(None, description="Priority queue; default when omitted.")
+    queue: Queue | None = Field(None, description="Priority queue; low when omitted.")
     name: Text = Field("", max_length=200, description="A name to find the batch by.")
     skip_invalid: bool = Field(
         False,

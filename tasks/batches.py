@@ -32,6 +32,8 @@ from tasks.logs import get_logger
 
 __all__ = ["Batch", "BatchResult"]
 log = get_logger("llmjobs.batches")
+# A batch waits behind single jobs unless its submitter picks a queue.
+BATCH_QUEUE = "low"
 MAX_FILE_BYTES = 50 * 1024 * 1024
 RESULT_PAGE = 2000
 
@@ -132,7 +134,7 @@ def submit_batch_on(
         model=model,
         contexts=rows,
         format=format,
-        queue=queue,
+        queue=queue or BATCH_QUEUE,
         skip_invalid=skip_invalid,
         cache=cache,
         template_version_id=version_id,

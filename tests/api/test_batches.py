@@ -107,6 +107,19 @@ def test_batch_from_csv_or_jsonl_text(client, ana, queued_jobs, source, text, co
     assert [j["context"] for j in queued_jobs()] == contexts
 
 
+def test_a_batch_waits_in_the_low_queue_unless_told(client, ana, queued_jobs):
+    # as from the CLI and the dashboard: a batch does not hold up single jobs by default
+    assert (
+        client.post(BATCHES, headers=ana, json=_batch(rows=[{"concept": "a"}])).status_code == 202
+    )
+    told = _batch(rows=[{"concept": "b"}])
+    assert client.post(BATCHES, headers=ana, json={**told, "queue": "high"}).status_code == 202
+    assert [(j["context"], j["queue_name"]) for j in queued_jobs()] == [
+        ({"concept": "a"}, "low"),
+        ({"concept": "b"}, "high"),
+    ]
+
+
 def test_bad_rows_are_reported_by_number_and_nothing_is_queued(client, ana, queued_jobs):
     rows = [{"concept": "loops"}, {"other": 1}, 5, {"concept": "sets"}]
     refused = client.post(BATCHES, headers=ana, json=_batch(rows=rows))
