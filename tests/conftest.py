@@ -244,3 +244,19 @@ def run_worker(opened_app, pool) -> Callable:
                 await task
 
     return run
+
+
+@pytest.fixture
+def renders(monkeypatch) -> list[int]:
+    """Counts the renders: one item per call of rendering.render."""
+    calls: list[int] = []
+    from tasks.llm import rendering
+
+    real = rendering.render
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rendering, "render", counted)
+    return calls

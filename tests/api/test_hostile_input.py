@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.llm import rendering, sandbox
+from tasks.llm import sandbox
 from tasks.llm.rendering import MAX_CONTEXT_DEPTH
 
 JOBS = "/api/v1/llm_jobs"
@@ -116,20 +116,6 @@ def test_costly_templates_are_refused_and_nothing_is_written(client, ana, pool, 
 
 COSTLY = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{a}}"
 NUMBERS = "a\n" + "".join(f"{n}\n" for n in range(400))
-
-
-@pytest.fixture
-def renders(monkeypatch) -> list[int]:
-    """Counts the renders: one item per call of rendering.render."""
-    calls: list[int] = []
-    real = rendering.render
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(rendering, "render", counted)
-    return calls
 
 
 def test_a_costly_template_refuses_a_batch_at_its_first_row(client, ana, pool, renders):

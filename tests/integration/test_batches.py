@@ -20,20 +20,6 @@ COSTLY = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{%
 NUMBERS = b"a\n" + b"".join(b"%d\n" % n for n in range(400))
 
 
-@pytest.fixture
-def renders(monkeypatch) -> list[int]:
-    """Counts the renders: one item per call of rendering.render."""
-    calls: list[int] = []
-    real = rendering.render
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(rendering, "render", counted)
-    return calls
-
-
 def test_parse_csv_and_jsonl():
     parsed = batches.parse_file(CSV, "people.csv")
     assert parsed.columns == ["name", "topic"]
