@@ -138,6 +138,7 @@ def submit_batch_on(
         skip_invalid=skip_invalid,
         cache=cache,
         template_version_id=version_id,
+        field="rows",
     )
     base = prepared.base
     with conn.transaction():

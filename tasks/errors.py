@@ -22,10 +22,10 @@ class InvalidRows(InvalidInput):
 
     MAX_REPORTED_ROWS = 20
 
-    def __init__(self, rows: list[tuple[int, str, str]]):
+    def __init__(self, rows: list[tuple[int, str, str]], field: str = "rows"):
         first = rows[0]
         more = f" (and {len(rows) - 1} more rows)" if len(rows) > 1 else ""
-        super().__init__("contexts", f"row {first[0]}: {first[1]}: {first[2]}{more}")
+        super().__init__(field, f"row {first[0]}: {first[1]}: {first[2]}{more}")
         self.count = len(rows)
         self.rows = rows[: self.MAX_REPORTED_ROWS]
 

@@ -308,6 +308,7 @@ def prepare_many(
     skip_invalid: bool = False,
     cache: bool | None = None,
     template_version_id: int | None = None,
+    field: str = "contexts",
 ) -> PreparedRows:
     """Validate a bulk request without writing anything.
 
@@ -316,12 +317,13 @@ def prepare_many(
     problems common to all rows (template, model, format, queue, agent). The template is the
     same for every row, so a row it is too expensive for refuses the whole submission at once
     (InvalidRows naming that row, skip_invalid or not), and so do all the renders together
-    spending more than the batch budget (sandbox.MAX_BATCH_STEPS, MAX_BATCH_CHARS).
+    spending more than the batch budget (sandbox.MAX_BATCH_STEPS, MAX_BATCH_CHARS). `field` is
+    what errors call the rows: the caller's name for them.
     """
     if not isinstance(contexts, list) or not contexts:
-        raise InvalidInput("contexts", "must be a non-empty list of JSON objects")
+        raise InvalidInput(field, "must be a non-empty list of JSON objects")
     if len(contexts) > MAX_BULK_ROWS:
-        raise InvalidInput("contexts", f"at most {MAX_BULK_ROWS} rows at once")
+        raise InvalidInput(field, f"at most {MAX_BULK_ROWS} rows at once")
     # what all rows share is checked once; each row is then rendered on its own
     base = validate(
         conn,
@@ -346,7 +348,7 @@ def prepare_many(
             good.append((number, context))
         except rendering.TooExpensive as exc:
             # the template, not the row: the other rows would cost as much, so none is rendered
-            raise InvalidRows([(number, exc.field, exc.message)]) from exc
+            raise InvalidRows([(number, exc.field, exc.message)], field) from exc
         except InvalidInput as exc:
             bad.append((number, exc.field, exc.message))
         if over := spent.over():
@@ -354,7 +356,7 @@ def prepare_many(
                 "template", f"template too expensive for a batch of {len(contexts)} rows: {over}"
             )
     if (bad and not skip_invalid) or not good:
-        raise InvalidRows(bad)
+        raise InvalidRows(bad, field)
     base = base.model_copy(
         update={"use_cache": _use_cache(cache), "template_version_id": template_version_id}
     )

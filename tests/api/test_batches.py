@@ -107,6 +107,13 @@ def test_batch_from_csv_or_jsonl_text(client, ana, queued_jobs, source, text, co
     assert [j["context"] for j in queued_jobs()] == contexts
 
 
+def test_an_empty_batch_names_its_rows(client, ana, queued_jobs):
+    refused = client.post(BATCHES, headers=ana, json=_batch(rows=[]))
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.json()["detail"]] == ["rows"]
+    assert queued_jobs() == []
+
+
 def test_a_batch_waits_in_the_low_queue_unless_told(client, ana, queued_jobs):
     # as from the CLI and the dashboard: a batch does not hold up single jobs by default
     assert (
