@@ -63,8 +63,18 @@ def _undo_fetch_plan_fix(url: str) -> None:
     """The batched fetch as migration 0008 made it, before 0012 turned sorts off in it."""
     before = (common.ROOT / "db" / "migrations" / "0008_fetch_jobs.sql").read_text()
     with common.connect(url) as conn:
-        conn.execute("DROP FUNCTION llmjobs_fetch_jobs(character varying[], bigint, integer)")
+        conn.execute(
+            "DROP FUNCTION llmjobs_fetch_jobs(character varying[], bigint, integer, text,"
+            " double precision, double precision)"
+        )
         conn.execute(before)  # type: ignore[arg-type]  # our own migration's text
+        # the worker's call, with the provider limits' arguments, reaches 0008's fetch
+        conn.execute(
+            "CREATE FUNCTION llmjobs_fetch_jobs(queues varchar[], worker bigint, count integer,"
+            " task text, minute double precision, stalled double precision)"
+            " RETURNS SETOF procrastinate_jobs LANGUAGE sql"
+            " AS 'SELECT * FROM llmjobs_fetch_jobs(queues, worker, count)'"
+        )
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal, get_args, get_origin
+from typing import Annotated, Literal, NamedTuple, get_args, get_origin
 
 from pydantic import (
     AliasChoices,
@@ -72,6 +72,81 @@ def parse_prices(text: str) -> tuple[tuple[str, tuple[float, float]], ...]:
     return tuple(found.items())
 
 
+class LimitSpec(NamedTuple):
+    """A provider limit: a model's name, or a prefix ending in `/`, and its caps (None: none)."""
+
+    pattern: str
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+
+
+# The most each cap may be, and the most limits one environment variable may set.
+LIMIT_MAXIMA = {"rpm": 1_000_000, "tpm": 1_000_000_000, "concurrent": 100_000}
+MAX_LIMITS = 200
+LIMITS_RULE = (
+    "`model=rpm:N,tpm:N,concurrent:N` entries separated by `;` (a model's name, or a prefix "
+    "ending in `/`; each cap a whole number, at least one)"
+)
+
+
+def limit_problem(pattern: object, caps: dict[str, object]) -> str | None:
+    """Why (pattern, caps) cannot be a provider limit (None: it can). caps maps rpm, tpm and
+    concurrent to whole numbers from 1 to LIMIT_MAXIMA (None or absent: no cap)."""
+    if problem := model_name_problem(pattern):
+        return f"the model or prefix {problem}"
+    unknown = sorted(set(caps) - set(LIMIT_MAXIMA))
+    if unknown:
+        return f"unknown cap {unknown[0]!r}: use rpm, tpm or concurrent"
+    given = {k: v for k, v in caps.items() if v is not None}
+    if not given:
+        return "give at least one of rpm, tpm and concurrent"
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{name} must be a whole number"
+        if not 1 <= value <= LIMIT_MAXIMA[name]:
+            return f"{name} must be from 1 to {LIMIT_MAXIMA[name]:,}"
+    return None
+
+
+def limit_spec(pattern: str, caps: dict[str, object]) -> LimitSpec:
+    """A checked LimitSpec; ValueError says what is wrong."""
+    if problem := limit_problem(pattern, caps):
+        raise ValueError(problem)
+    return LimitSpec(
+        pattern,
+        caps.get("rpm"),  # type: ignore[arg-type]
+        caps.get("tpm"),  # type: ignore[arg-type]
+        caps.get("concurrent"),  # type: ignore[arg-type]
+    )
+
+
+def parse_limits(text: str) -> tuple[LimitSpec, ...]:
+    """LLMJOBS_MODEL_LIMITS, as LimitSpecs; ValueError names a malformed entry."""
+    found: dict[str, LimitSpec] = {}
+    entries = [e.strip() for e in text.split(";") if e.strip()]
+    if len(entries) > MAX_LIMITS:
+        raise ValueError(f"at most {MAX_LIMITS} limits")
+    for entry in entries:
+        pattern, equals, values = entry.partition("=")
+        pattern = pattern.strip()
+        caps: dict[str, object] = {}
+        for part in filter(None, (p.strip() for p in values.split(","))):
+            name, colon, number = part.partition(":")
+            name, number = name.strip().lower(), number.strip()
+            if not colon or name in caps:
+                raise ValueError(f"bad entry {entry[:80]!r}: {LIMITS_RULE}")
+            caps[name] = int(number) if re.fullmatch(r"[0-9]{1,12}", number) else number
+        if not equals:
+            raise ValueError(f"bad entry {entry[:80]!r}: {LIMITS_RULE}")
+        if pattern in found:
+            raise ValueError(f"{pattern[:80]!r} is limited twice")
+        if problem := limit_problem(pattern, caps):
+            raise ValueError(f"bad entry {entry[:80]!r}: {problem}")
+        found[pattern] = limit_spec(pattern, caps)
+    return tuple(found.values())
+
+
 def _comma_list(value: object) -> object:
     if isinstance(value, str):
         return tuple(m.strip() for m in value.split(",") if m.strip())
@@ -123,6 +198,12 @@ class Settings(BaseSettings):
     api_rate_limit: int = Field(60, ge=0)
     single_user: bool = False
     dashboard_db_timeout: float = Field(5.0, gt=0)
+    # Provider limits from the environment, written to the database by each worker at its start.
+    model_limits: Annotated[tuple[LimitSpec, ...], NoDecode] = Field(
+        (), description=LIMITS_RULE + ", e.g. openai/gpt-4o=rpm:500,tpm:30000;anthropic/=rpm:50"
+    )
+    # The seconds of a limit's minute: 60, shorter only to test or benchmark limits quickly.
+    limit_minute: float = Field(60.0, ge=1, le=3600)
     # {model: (input, output) dollars per token}, from `model=input/output,...` per million tokens
     model_prices: Annotated[tuple[tuple[str, tuple[float, float]], ...], NoDecode] = Field(
         (),
@@ -187,6 +268,11 @@ class Settings(BaseSettings):
     @classmethod
     def _prices(cls, value: object) -> object:
         return parse_prices(value.strip()) if isinstance(value, str) else value
+
+    @field_validator("model_limits", mode="before")
+    @classmethod
+    def _limits(cls, value: object) -> object:
+        return parse_limits(value) if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

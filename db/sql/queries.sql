@@ -336,12 +336,16 @@ UPDATE llm_outputs SET job_id = links.job_id
 -- status would be an index condition, and a planner without statistics (a fresh database, a
 -- batch just queued) takes the pending rows for few and reads them all, the whole backlog, at
 -- every fetch; `NOT IN` of the two final statuses is the same test and never an index's
+-- condition. The fetch takes provider limits for %(task)s jobs (a minute of %(minute)s seconds;
+-- workers silent %(stalled)s seconds hold no call): `limited` is the model whose capacity the
+-- job took, if any.
 WITH fetched AS MATERIALIZED (
     SELECT j.id, j.status, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
            j.scheduled_at, j.queue_name, j.attempts, j.worker_id, j.ordinality,
            CASE WHEN j.task_name = %(task)s AND j.args->>'output_id' ~ '^[0-9]{1,18}$'
                 THEN (j.args->>'output_id')::bigint END AS output_id
-      FROM llmjobs_fetch_jobs(%(queues)s::varchar[], %(worker_id)s, %(count)s)
+      FROM llmjobs_fetch_jobs(%(queues)s::varchar[], %(worker_id)s, %(count)s, %(task)s,
+                              %(minute)s, %(stalled)s)
            WITH ORDINALITY AS j
 ), first_of_output AS (
     SELECT DISTINCT ON (output_id) id AS job_id, output_id, attempts + 1 AS attempt
@@ -357,9 +361,10 @@ WITH fetched AS MATERIALIZED (
     RETURNING s.job_id, to_jsonb(o.*) AS output
 )
 SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args, f.scheduled_at,
-       f.queue_name, f.attempts, f.worker_id, s.output AS started
+       f.queue_name, f.attempts, f.worker_id, s.output AS started, c.model AS limited
   FROM fetched f
   LEFT JOIN started s ON s.job_id = f.id
+  LEFT JOIN llmjobs_model_calls c ON c.job_id = f.id AND c.finished_at IS NULL
  ORDER BY f.ordinality
 
 -- procrastinate_functions --
@@ -367,10 +372,13 @@ SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args,
 SELECT DISTINCT proname::text AS name FROM pg_proc WHERE proname = ANY(%(names)s)
 
 -- fetch_one_job --
--- procrastinate's fetch_job (one job) through llmjobs_fetch_jobs, which skips paused queues
-SELECT id, status, task_name, priority, lock, queueing_lock, args, scheduled_at, queue_name,
-       attempts, worker_id
-  FROM llmjobs_fetch_jobs(%(queues)s::varchar[], %(worker_id)s, 1)
+-- procrastinate's fetch_job (one job) through llmjobs_fetch_jobs, which skips paused queues and
+-- takes provider limits; `limited`: the model whose capacity the job took, if any
+SELECT j.id, j.status, j.task_name, j.priority, j.lock, j.queueing_lock, j.args, j.scheduled_at,
+       j.queue_name, j.attempts, j.worker_id, c.model AS limited
+  FROM llmjobs_fetch_jobs(%(queues)s::varchar[], %(worker_id)s, 1, %(task)s, %(minute)s,
+                          %(stalled)s) AS j
+  LEFT JOIN llmjobs_model_calls c ON c.job_id = j.id AND c.finished_at IS NULL
 
 -- finish_jobs --
 -- procrastinate's finish_job for several jobs in one statement (one job once per call)

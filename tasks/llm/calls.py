@@ -12,6 +12,8 @@ import contextlib
 import contextvars
 import functools
 import json
+import math
+import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -311,15 +313,53 @@ def served_models() -> list[CatalogModel]:
     return list(entries.values())
 
 
+_DURATION = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(ms|h|m|s)")
+
+
+def _seconds(value: object, unit: str = "s") -> float | None:
+    """A header's duration in seconds: a number (of `unit`), or OpenAI's `1m2.5s`/`20ms`."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        return None
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            return None
+        scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+        return sum(float(n) * scale[u] for n, u in parts)
+    if not math.isfinite(number) or number < 0:
+        return None
+    return number / 1000 if unit == "ms" else number
+
+
+def retry_after(headers: Any) -> float | None:
+    """How long a provider asks to wait, in seconds, from its response headers: Retry-After
+    (or retry-after-ms), else the later of x-ratelimit-reset-requests and -tokens. litellm may
+    pass them prefixed `llm_provider-`."""
+    if not headers:
+        return None
+
+    def header(name: str) -> Any:
+        return headers.get(name) or headers.get(f"llm_provider-{name}")
+
+    for name, unit in (("retry-after-ms", "ms"), ("retry-after", "s")):
+        if (found := _seconds(header(name), unit)) is not None:
+            return found
+    resets = [_seconds(header(f"x-ratelimit-reset-{what}")) for what in ("requests", "tokens")]
+    known = [r for r in resets if r is not None]
+    return max(known) if known else None
+
+
 def _retry_after(exc: Exception) -> float | None:
     headers = getattr(exc, "litellm_response_headers", None)
     response = getattr(exc, "response", None)
     if headers is None and response is not None:
         headers = getattr(response, "headers", None)
-    value = headers.get("retry-after") if headers else None
     try:
-        return float(value) if value is not None else None
-    except ValueError:
+        return retry_after(headers)
+    except Exception:  # headers of an unexpected type: no hint
         return None
 
 

@@ -21,7 +21,7 @@ from procrastinate import job_context, jobs, manager, signals, utils
 from procrastinate.exceptions import ConnectorException
 from psycopg_pool import AsyncConnectionPool
 
-from db import outputs
+from db import limits, outputs
 from db.models import LLMOutput
 from db.pool import async_pool_kwargs
 from db.queries import queries
@@ -32,6 +32,9 @@ from tasks.logs import configure_logging, get_logger
 from tasks.worker.coalesce import Coalescer
 
 log = get_logger("llmjobs.worker")
+
+# The end of a limited call: job id, tokens used, answer's tokens, requests made.
+Release = tuple[int, int | None, int | None, int]
 
 
 async def _autocommit(conn: psycopg.AsyncConnection) -> None:
@@ -168,6 +171,20 @@ class LLMJobsJobManager(manager.JobManager):
         self._answers: Coalescer[outputs.Answer, bool] = Coalescer(
             self._complete_many, key=lambda answer: answer.output_id
         )
+        # jobs whose fetch took capacity under their model's limit: job id -> model
+        self._limited: dict[int, str] = {}
+        self._releases: Coalescer[Release, None] = Coalescer(
+            self._release_many, key=lambda release: release[0]
+        )
+
+    @staticmethod
+    def _limit_options() -> dict[str, Any]:
+        settings = get_settings()
+        return {
+            "task": LLM_TASK,
+            "minute": settings.limit_minute,
+            "stalled": settings.stalled_after,
+        }
 
     async def fetch_jobs(self, queues: Any, worker_id: int, count: int) -> list[jobs.Job]:
         try:
@@ -176,7 +193,7 @@ class LLMJobsJobManager(manager.JobManager):
                 queues=queues,
                 worker_id=worker_id,
                 count=count,
-                task=LLM_TASK,
+                **self._limit_options(),
             )
         except ConnectorException as exc:
             if not isinstance(exc.__cause__, psycopg.errors.UndefinedFunction):
@@ -189,18 +206,41 @@ class LLMJobsJobManager(manager.JobManager):
         for row in rows:
             if row["started"] is not None:
                 self._started[row["id"]] = row["started"]
+            if row["limited"] is not None:
+                self._limited[row["id"]] = row["limited"]
         return [jobs.Job.from_row(row) for row in rows]
 
     async def fetch_job(self, queues: Any, worker_id: int) -> jobs.Job | None:
         try:
             rows = await self.connector.execute_query_all_async(
-                query=queries["fetch_one_job"], queues=queues, worker_id=worker_id
+                query=queries["fetch_one_job"],
+                queues=queues,
+                worker_id=worker_id,
+                **self._limit_options(),
             )
         except ConnectorException as exc:
             if not isinstance(exc.__cause__, psycopg.errors.UndefinedFunction):
                 raise
             return await super().fetch_job(queues=queues, worker_id=worker_id)
+        if rows and rows[0]["limited"] is not None:
+            self._limited[rows[0]["id"]] = rows[0]["limited"]
         return jobs.Job.from_row(rows[0]) if rows else None
+
+    def limited_model(self, job_id: int) -> str | None:
+        """The model whose limit the fetch of this job took capacity from (None: no limit); the
+        job must then `release` it when its call ends. Forgotten once returned."""
+        return self._limited.pop(job_id, None)
+
+    async def release(self, release: Release) -> None:
+        """The end of a limited call: (job id, tokens used, answer's tokens, requests made), the
+        usage None when unknown (the call failed); 0 requests gives back the request taken (the
+        answer came from the cache)."""
+        await self._releases(release)
+
+    async def _release_many(self, releases: list[Release]) -> list[None]:
+        async with self.connector.pool.connection() as conn:
+            await limits.release_calls(conn, releases, minute=get_settings().limit_minute)
+        return [None] * len(releases)
 
     async def start_attempt(self, job_id: int, output_id: int, attempt: int) -> LLMOutput | None:
         """Start the attempt of an LLM job's output: the output, now processing for it, or None
@@ -377,6 +417,7 @@ class LLMJobsApp(procrastinate.App):
         install_call_executor(asyncio.get_running_loop())
         if fast_path():
             await _check_functions(self.connector)
+        await _limits_from_environment(self.connector)
         served = served_models()
         _freeze_what_lasts()
         install_handlers = kwargs.pop("install_signal_handlers", True)
@@ -428,6 +469,25 @@ async def _check_functions(connector: Any) -> None:
     missing = sorted(set(PROCRASTINATE_FUNCTIONS) - {row["name"] for row in rows})
     if missing:
         _fallback("sql_functions", f"the database has no {', '.join(missing)}")
+
+
+async def _limits_from_environment(connector: Any) -> None:
+    """Write LLMJOBS_MODEL_LIMITS to the database (where no admin set the pattern)."""
+    specs = get_settings().model_limits
+    if not specs:
+        return
+    try:
+        async with connector.pool.connection() as conn:
+            written = await limits.limits_from_environment_async(
+                conn, [(s.pattern, s.rpm, s.tpm, s.max_concurrent) for s in specs]
+            )
+    except psycopg.errors.UndefinedTable:
+        log.warning("provider limits need `llmjobs migrate`: LLMJOBS_MODEL_LIMITS not applied")
+        return
+    except (ConnectorException, psycopg.OperationalError):  # no database yet: the worker says so
+        return
+    if written:
+        log.info("limits from the environment", patterns=written)
 
 
 async def _stop_when(event: asyncio.Event, worker: Any) -> None:

@@ -11,10 +11,12 @@ import time
 from typing import Any
 
 from db import batches, outputs
+from db import limits as limits_db
+from tasks import limits
 from tasks.config import LLM_TASK, get_settings
 from tasks.errors import InvalidInput
 from tasks.llm import calls, formats, rendering
-from tasks.llm.errors import ModelError, PermanentModelError
+from tasks.llm.errors import ModelError, PermanentModelError, TransientModelError
 from tasks.logs import get_logger
 from tasks.worker.app import LLMJobsJobManager, app
 from tasks.worker.retry import LLMRetryStrategy
@@ -25,9 +27,10 @@ log = get_logger("llmjobs.worker")
 class AnswerNotParsed(PermanentModelError):
     """The model's answer never fitted the format; the last raw answer is kept."""
 
-    def __init__(self, message: str, raw_response: str):
+    def __init__(self, message: str, raw_response: str, requests: int = 1):
         super().__init__(message)
         self.raw_response = raw_response
+        self.requests = requests
 
 
 def build_messages(prompt: str, fmt: str, system_prompt: str | None) -> list[dict[str, str]]:
@@ -47,11 +50,13 @@ def cap(text: str, limit: int) -> str:
 
 async def ask(model: str, messages: list[dict[str, str]], fmt: str) -> tuple[Any, str, dict]:
     """Call the model, re-asking (at most LLMJOBS_JSON_REASKS times) while a json answer does not
-    parse. Returns (parsed, raw, usage figures)."""
+    parse. Returns (parsed, raw, usage figures); `requests` counts the calls made, also on the
+    AnswerNotParsed raised."""
     settings = get_settings()
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "latency_ms": 0}
     conversation = list(messages)
     for reask in range(settings.json_reasks + 1):
+        usage["requests"] = reask + 1
         answer = await calls.call_model(model, conversation)
         for key in ("prompt_tokens", "completion_tokens", "cost"):
             value = getattr(answer, key)
@@ -64,7 +69,7 @@ async def ask(model: str, messages: list[dict[str, str]], fmt: str) -> tuple[Any
             return formats.parse(fmt, raw), raw, usage
         except formats.ParseError as exc:
             if reask == settings.json_reasks:
-                raise AnswerNotParsed(str(exc), raw) from exc
+                raise AnswerNotParsed(str(exc), raw, requests=reask + 1) from exc
             log.info("answer re-asked", model=model, reask=reask + 1, error=str(exc))
             conversation = [
                 *messages,
@@ -116,7 +121,6 @@ async def llm_job(context: Any, output_id: int) -> None:
     final-failure middleware."""
     job = context.job
     attempt = job.attempts + 1
-    pool = context.app.connector.pool
     # the worker's writes to outputs, coalesced across its jobs (LLMJobsApp's job manager)
     manager: LLMJobsJobManager = context.app.job_manager
     output = await manager.start_attempt(job.id, output_id, attempt)
@@ -137,6 +141,32 @@ async def llm_job(context: Any, output_id: int) -> None:
         "attempt": attempt,
     }
     log.info("started", **fields)
+    limited = manager.limited_model(job.id)
+    if limited is None:
+        await _run(context, output, attempt, fields)
+        return
+    # the fetch took capacity under the model's limit: give it back with the real usage
+    usage: dict[str, Any] = {}
+    try:
+        usage = await _run(context, output, attempt, fields)
+    except AnswerNotParsed as exc:
+        usage = {"requests": exc.requests}
+        raise
+    finally:
+        release = (job.id, usage.get("tokens"), usage.get("completion_tokens"))
+        try:
+            await manager.release((*release, usage.get("requests", 1)))
+        except Exception as exc:  # the job's own outcome stands; the call stops counting when
+            # its job leaves `doing`
+            log.error("could not release the limit", **fields, error=str(exc))
+
+
+async def _run(context: Any, output: Any, attempt: int, fields: dict[str, Any]) -> dict[str, Any]:
+    """Render, call (or answer from the cache) and store; the call's usage for the limit (empty
+    when unknown: the call failed)."""
+    output_id = output.id
+    pool = context.app.connector.pool
+    manager: LLMJobsJobManager = context.app.job_manager
     try:
         prompt = rendering.render(output.template, output.context)
     except InvalidInput as exc:
@@ -151,12 +181,15 @@ async def llm_job(context: Any, output_id: int) -> None:
             cache_hit=True,
             duration_ms=int((time.perf_counter() - began) * 1000),
         )
-        return
+        return {"tokens": 0, "requests": 0}
     try:
         parsed, raw, usage = await ask(output.model, messages, output.format)
     except ModelError as exc:
         exc.prompt = prompt  # stored with the failure by the final-failure middleware
+        if isinstance(exc, TransientModelError) and exc.status_code == 429:
+            await _pause(pool, output.model, exc, fields)
         raise
+    requests = usage.pop("requests")
     stored = await manager.complete_output(
         outputs.Answer(
             output_id=output_id,
@@ -173,3 +206,23 @@ async def llm_job(context: Any, output_id: int) -> None:
         log.info("completed", **fields, duration_ms=duration_ms, response_length=len(raw))
     else:
         log.warning("stale attempt discarded", **fields, duration_ms=duration_ms)
+    known = usage["prompt_tokens"] is not None and usage["completion_tokens"] is not None
+    return {
+        "tokens": usage["prompt_tokens"] + usage["completion_tokens"] if known else None,
+        "completion_tokens": usage["completion_tokens"] if known else None,
+        "requests": requests,
+    }
+
+
+async def _pause(pool: Any, model: str, exc: TransientModelError, fields: dict[str, Any]) -> None:
+    """A 429: every worker's calls to the model wait (the provider's hint, else a second)."""
+    seconds = limits.pause_seconds(exc.retry_after)
+    try:
+        async with pool.connection() as conn:
+            until = await limits_db.pause_model(conn, model, seconds)
+    except Exception as db_exc:  # the retry still follows; the pause is a courtesy to the provider
+        log.error("could not pause the model", **fields, error=str(db_exc))
+        return
+    log.warning(
+        "model paused after a 429", **fields, pause_s=round(seconds, 3), until=until.isoformat()
+    )

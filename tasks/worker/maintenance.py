@@ -16,6 +16,9 @@ the tables themselves as they commit.
 
 The model catalog: every hour, the entries of workers not seen for a day (killed ones never
 withdraw theirs) are removed.
+
+Provider limits: every ten minutes, the calls and 429s older than an hour (the Queues page shows
+the last hour) and the buckets idle as long are removed.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from procrastinate.jobs import Status
 
-from db import analytics, outputs, queues
+from db import analytics, limits, outputs, queues
 from tasks.config import LLM_TASK, MAINTENANCE_PRIORITY, MAINTENANCE_QUEUE, get_settings
 from tasks.llm import catalog
 from tasks.logs import get_logger
@@ -138,4 +141,21 @@ async def refresh_queue_statistics_task(context: Any, timestamp: int) -> dict[st
     if analyzed:
         log.info("queue statistics refreshed", tables=analyzed)
         return {"analyzed": analyzed}
+    return None
+
+
+@app.periodic(cron="*/10 * * * *", periodic_id="prune_limits")
+@app.task(
+    name="llmjobs.prune_limits",
+    queue=MAINTENANCE_QUEUE,
+    priority=MAINTENANCE_PRIORITY,
+    pass_context=True,
+    queueing_lock="prune_limits",
+)
+async def prune_limits_task(context: Any, timestamp: int) -> dict[str, int] | None:
+    async with context.app.connector.pool.connection() as conn:
+        deleted = await limits.prune(conn)
+    if deleted:
+        log.info("provider limits' history pruned", rows=deleted)
+        return {"rows": deleted}
     return None

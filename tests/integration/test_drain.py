@@ -36,7 +36,14 @@ def _explain_fetch(database_url: str) -> tuple[dict[str, Any], float, int]:
     running worker runs it; the pages of procrastinate's jobs table it read per job taken; the
     pages of that table."""
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
-        params = {"queues": None, "worker_id": None, "count": TAKEN, "task": LLM_TASK}
+        params = {
+            "queues": None,
+            "worker_id": None,
+            "count": TAKEN,
+            "task": LLM_TASK,
+            "minute": 60,
+            "stalled": 30,
+        }
         # a first fetch plans the statements inside the function, as a running worker has
         conn.execute(queries["fetch_jobs"], {**params, "count": 1})
         before = conn.execute(PAGES_READ).fetchone()["pages"]
@@ -248,6 +255,13 @@ def test_a_small_bulk_leaves_statistics_to_autovacuum(pool, analyst, rows):
 @pytest.mark.parametrize("queues", [None, ["low"]])
 def test_the_fetch_leaves_the_session_settings_as_it_found_them(database_url, queues):
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
-        params = {"queues": queues, "worker_id": None, "count": 1, "task": LLM_TASK}
+        params = {
+            "queues": queues,
+            "worker_id": None,
+            "count": 1,
+            "task": LLM_TASK,
+            "minute": 60,
+            "stalled": 30,
+        }
         conn.execute(queries["fetch_jobs"], params)
         assert conn.execute("SHOW enable_sort").fetchone()["enable_sort"] == "on"
