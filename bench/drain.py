@@ -72,8 +72,8 @@ def _undo_fetch_plan_fix(url: str) -> None:
         conn.execute(
             "CREATE FUNCTION llmjobs_fetch_jobs(queues varchar[], worker bigint, count integer,"
             " task text, minute double precision, stalled double precision)"
-            " RETURNS SETOF procrastinate_jobs LANGUAGE sql"
-            " AS 'SELECT * FROM llmjobs_fetch_jobs(queues, worker, count)'"
+            " RETURNS TABLE (job procrastinate_jobs, limited text) LANGUAGE sql"
+            " AS 'SELECT j, NULL::text FROM llmjobs_fetch_jobs(queues, worker, count) AS j'"
         )
 
 

@@ -16,16 +16,20 @@ CREATE TABLE llmjobs_model_limits (
     CHECK (num_nonnulls(rpm, tpm, max_concurrent) > 0)
 );
 
--- A model's buckets, as leaky buckets: each holds the time at which it is empty again, so a
--- start reads and writes one row. `paused_until`: a provider's 429 stops every worker's calls to
--- the model until then. `typical_completion`: the tokens of the model's recent answers
--- (a moving average), the answer's part of the estimate of a call's tokens.
+-- A model's buckets, as leaky buckets: what each held (requests, tokens) at `at`; they drain at
+-- the rates of the model's limit (llmjobs_limit_rates), so a changed limit applies to what they
+-- hold at once. `paused_until`: a provider's 429 stops every worker's calls to the model until
+-- then. `typical_completion`, `typical_call`: the tokens of the model's recent answers and calls
+-- (moving averages): the answer's part of the estimate of a call's tokens, and the size of the
+-- token bucket's burst.
 CREATE TABLE llmjobs_model_buckets (
     model text PRIMARY KEY,
-    requests_empty_at timestamptz NOT NULL DEFAULT '-infinity',
-    tokens_empty_at timestamptz NOT NULL DEFAULT '-infinity',
+    requests double precision NOT NULL DEFAULT 0,
+    tokens double precision NOT NULL DEFAULT 0,
+    at timestamptz NOT NULL DEFAULT now(),
     paused_until timestamptz,
-    typical_completion integer
+    typical_completion integer,
+    typical_call integer
 );
 
 -- The calls of limited models: one row per job (its latest attempt). A call is in flight while
@@ -52,7 +56,9 @@ CREATE TABLE llmjobs_rate_limited (
 );
 CREATE INDEX llmjobs_rate_limited_model_idx ON llmjobs_rate_limited (model, at);
 
--- The limit a model takes: its exact one, else the longest prefix of its name.
+-- The limit a model takes: its exact one, else the longest prefix of its name. The prefixes of
+-- one name are prefixes of one another: the longest is the greatest. (No ORDER BY: the fetch
+-- runs with sorts off, and a sort's cost would then start the JIT compiler at every call.)
 CREATE FUNCTION llmjobs_model_limit(p_model text)
     RETURNS llmjobs_model_limits
     LANGUAGE sql
@@ -60,9 +66,11 @@ CREATE FUNCTION llmjobs_model_limit(p_model text)
 AS $$
     SELECT *
       FROM llmjobs_model_limits
-     WHERE pattern = p_model OR (right(pattern, 1) = '/' AND starts_with(p_model, pattern))
-     ORDER BY pattern = p_model DESC, length(pattern) DESC
-     LIMIT 1
+     WHERE pattern = coalesce(
+               (SELECT pattern FROM llmjobs_model_limits WHERE pattern = p_model),
+               (SELECT max(pattern) FROM llmjobs_model_limits
+                 WHERE right(pattern, 1) = '/' AND starts_with(p_model, pattern))
+           )
 $$;
 
 -- The output id an LLM job's arguments name, or NULL.
@@ -76,12 +84,16 @@ AS $$
 $$;
 
 -- A limit's buckets, for a minute of p_minute seconds. Counts are checked over a window of the
--- minute and half a second (the calls of one start reach the provider a little apart). A bucket
--- of `burst` units (2 seconds' worth, at least one request) drains at a rate that keeps any
--- window at or under the limit: the burst plus what drains in the window.
+-- minute and a second (calls reach the provider a little after they start, the first call of a
+-- worker later than the others). A bucket of `burst` units drains at a rate that keeps any
+-- window at or under the limit: the burst plus what drains in the window. The request bucket holds 2 seconds' worth (at least one request);
+-- the token bucket as much, or the model's typical call (p_typical_call tokens, at most half
+-- the limit) when that is more: a call up to the burst starts when it fits, a larger one when
+-- the bucket is empty (a window may then hold what that call has beyond the burst).
 CREATE FUNCTION llmjobs_limit_rates(
     p_limit llmjobs_model_limits,
     p_minute double precision,
+    p_typical_call double precision,
     OUT request_burst double precision,
     OUT request_rate double precision,
     OUT token_burst double precision,
@@ -91,11 +103,29 @@ CREATE FUNCTION llmjobs_limit_rates(
     IMMUTABLE
 AS $$
     SELECT b.rb,
-           (p_limit.rpm - b.rb + 1) / (p_minute + 0.5) / 1.001,
+           (p_limit.rpm - b.rb + 1) / (p_minute + 1) / 1.001,
            b.tb,
-           greatest(p_limit.tpm - b.tb, p_limit.tpm * 0.01) / (p_minute + 0.5) / 1.001
+           greatest(p_limit.tpm - b.tb, p_limit.tpm * 0.01) / (p_minute + 1) / 1.001
       FROM (SELECT greatest(1, floor(p_limit.rpm / 30.0)) AS rb,
-                   greatest(1, p_limit.tpm / 30.0) AS tb) AS b
+                   greatest(1, p_limit.tpm / 30.0,
+                            least(p_typical_call, p_limit.tpm / 2.0)) AS tb) AS b
+$$;
+
+-- What a bucket holding p_level at p_since holds at p_now, draining at p_rate a second (no
+-- rate: no cap, empty).
+CREATE FUNCTION llmjobs_drained(
+    p_level double precision,
+    p_rate double precision,
+    p_since timestamptz,
+    p_now timestamptz
+)
+    RETURNS double precision
+    LANGUAGE sql
+    IMMUTABLE
+AS $$
+    SELECT CASE WHEN p_rate IS NULL THEN 0
+                ELSE greatest(0, p_level - greatest(0, extract(epoch FROM p_now - p_since)) * p_rate)
+           END
 $$;
 
 -- Take capacity for one call of p_model by job p_job_id, estimated at p_tokens tokens besides
@@ -119,10 +149,9 @@ DECLARE
     bucket llmjobs_model_buckets;
     rates record;
     t timestamptz := clock_timestamp();
-    tokens integer;
-    level double precision;
-    requests_at timestamptz;
-    tokens_at timestamptz;
+    call_tokens integer;
+    r_level double precision;
+    t_level double precision;
 BEGIN
     IF lim.pattern IS NULL THEN
         RETURN true;
@@ -142,30 +171,24 @@ BEGIN
     ) >= lim.max_concurrent THEN
         RETURN false;
     END IF;
-    rates := llmjobs_limit_rates(lim, p_minute);
-    requests_at := bucket.requests_empty_at;
-    tokens_at := bucket.tokens_empty_at;
-    tokens := least(p_tokens + coalesce(bucket.typical_completion, 256), 2000000000);
-    IF lim.rpm IS NOT NULL THEN
-        level := greatest(0, extract(epoch FROM requests_at - t)) * rates.request_rate;
-        IF level + 1 > rates.request_burst + 1e-9 THEN
-            RETURN false;
-        END IF;
-        requests_at := greatest(requests_at, t) + make_interval(secs => 1 / rates.request_rate);
+    call_tokens := least(p_tokens + coalesce(bucket.typical_completion, 256), 2000000000);
+    rates := llmjobs_limit_rates(lim, p_minute, coalesce(bucket.typical_call, call_tokens));
+    r_level := llmjobs_drained(bucket.requests, rates.request_rate, bucket.at, t);
+    t_level := llmjobs_drained(bucket.tokens, rates.token_rate, bucket.at, t);
+    IF lim.rpm IS NOT NULL AND r_level + 1 > rates.request_burst + 1e-9 THEN
+        RETURN false;
     END IF;
-    IF lim.tpm IS NOT NULL THEN
-        level := greatest(0, extract(epoch FROM tokens_at - t)) * rates.token_rate;
-        -- a call larger than the burst waits for an empty bucket
-        IF level > 0 AND level + tokens > rates.token_burst THEN
-            RETURN false;
-        END IF;
-        tokens_at := greatest(tokens_at, t) + make_interval(secs => tokens / rates.token_rate);
+    -- a call larger than the burst waits for an empty bucket
+    IF lim.tpm IS NOT NULL AND t_level > 0 AND t_level + call_tokens > rates.token_burst THEN
+        RETURN false;
     END IF;
     UPDATE llmjobs_model_buckets
-       SET requests_empty_at = requests_at, tokens_empty_at = tokens_at
+       SET requests = CASE WHEN lim.rpm IS NULL THEN 0 ELSE r_level + 1 END,
+           tokens = CASE WHEN lim.tpm IS NULL THEN 0 ELSE t_level + call_tokens END,
+           at = t
      WHERE model = p_model;
     INSERT INTO llmjobs_model_calls AS c (job_id, model, worker_id, started_at, tokens_estimated)
-    VALUES (p_job_id, p_model, p_worker_id, t, tokens)
+    VALUES (p_job_id, p_model, p_worker_id, t, call_tokens)
     ON CONFLICT (job_id) DO UPDATE
        SET model = excluded.model, worker_id = excluded.worker_id,
            started_at = excluded.started_at, tokens_estimated = excluded.tokens_estimated,
@@ -192,7 +215,11 @@ AS $$
 DECLARE
     call llmjobs_model_calls;
     lim llmjobs_model_limits;
+    bucket llmjobs_model_buckets;
     rates record;
+    t timestamptz := clock_timestamp();
+    r_level double precision;
+    t_level double precision;
 BEGIN
     UPDATE llmjobs_model_calls
        SET finished_at = clock_timestamp(), tokens_used = p_tokens
@@ -205,26 +232,32 @@ BEGIN
     IF lim.pattern IS NULL THEN
         RETURN;
     END IF;
-    rates := llmjobs_limit_rates(lim, p_minute);
-    UPDATE llmjobs_model_buckets AS b
-       SET tokens_empty_at = CASE
-               WHEN lim.tpm IS NULL OR p_tokens IS NULL THEN b.tokens_empty_at
-               ELSE b.tokens_empty_at
-                    + make_interval(secs => (p_tokens - call.tokens_estimated) / rates.token_rate)
-           END,
-           requests_empty_at = CASE
-               WHEN lim.rpm IS NULL OR coalesce(p_requests, 1) = 1 THEN b.requests_empty_at
-               WHEN p_requests = 0
-                   THEN b.requests_empty_at - make_interval(secs => 1 / rates.request_rate)
-               ELSE greatest(b.requests_empty_at, clock_timestamp())
-                    + make_interval(secs => (p_requests - 1) / rates.request_rate)
-           END,
+    SELECT * INTO bucket FROM llmjobs_model_buckets WHERE model = call.model FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    rates := llmjobs_limit_rates(lim, p_minute, coalesce(bucket.typical_call, call.tokens_estimated));
+    r_level := llmjobs_drained(bucket.requests, rates.request_rate, bucket.at, t);
+    t_level := llmjobs_drained(bucket.tokens, rates.token_rate, bucket.at, t);
+    IF lim.rpm IS NOT NULL THEN
+        r_level := greatest(0, r_level + coalesce(p_requests, 1) - 1);
+    END IF;
+    IF lim.tpm IS NOT NULL AND p_tokens IS NOT NULL THEN
+        t_level := greatest(0, t_level + p_tokens - call.tokens_estimated);
+    END IF;
+    UPDATE llmjobs_model_buckets
+       SET requests = r_level, tokens = t_level, at = t,
            typical_completion = CASE
-               WHEN p_completion IS NULL THEN b.typical_completion
-               WHEN b.typical_completion IS NULL THEN p_completion
-               ELSE round(0.8 * b.typical_completion + 0.2 * p_completion)
+               WHEN p_completion IS NULL THEN bucket.typical_completion
+               WHEN bucket.typical_completion IS NULL THEN p_completion
+               ELSE round(0.8 * bucket.typical_completion + 0.2 * p_completion)
+           END,
+           typical_call = CASE
+               WHEN p_tokens IS NULL THEN bucket.typical_call
+               WHEN bucket.typical_call IS NULL THEN p_tokens
+               ELSE round(0.8 * bucket.typical_call + 0.2 * p_tokens)
            END
-     WHERE b.model = call.model;
+     WHERE model = call.model;
 END;
 $$;
 
@@ -247,7 +280,8 @@ $$;
 -- (task p_task) is taken only when its model has room (llmjobs_take_capacity); when it has
 -- none, the job stays waiting, untouched, and the fetch looks past that model's jobs. So a
 -- job waiting for its model's limit holds no worker slot and spends no attempt, other models'
--- jobs go ahead of it, and within a model the order of priorities holds.
+-- jobs go ahead of it, and within a model the order of priorities holds. `limited` names the
+-- model whose capacity a job took (it gives it back when its call ends), else NULL.
 DROP FUNCTION llmjobs_fetch_jobs(character varying[], bigint, integer);
 CREATE FUNCTION llmjobs_fetch_jobs(
     target_queue_names character varying[],
@@ -257,7 +291,7 @@ CREATE FUNCTION llmjobs_fetch_jobs(
     p_minute double precision DEFAULT 60,
     p_stalled double precision DEFAULT 30
 )
-    RETURNS SETOF procrastinate_jobs
+    RETURNS TABLE (job procrastinate_jobs, limited text)
     LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -305,7 +339,9 @@ BEGIN
         FOR i IN 1 .. p_count LOOP
             found_job := procrastinate_fetch_job_v2(queues, p_worker_id);
             EXIT WHEN found_job.id IS NULL;
-            RETURN NEXT found_job;
+            job := found_job;
+            limited := NULL;
+            RETURN NEXT;
         END LOOP;
         PERFORM set_config('enable_sort', sorting, true);
         RETURN;
@@ -336,6 +372,7 @@ BEGIN
          LIMIT 1
            FOR UPDATE OF jobs SKIP LOCKED;
         EXIT WHEN NOT FOUND;
+        limited := NULL;
         IF candidate.task_name = p_task THEN
             SELECT o.model,
                    ceil((length(o.template) + length(o.context::text)
@@ -343,18 +380,24 @@ BEGIN
               INTO picked
               FROM llm_outputs AS o
              WHERE o.id = llmjobs_output_id(candidate.args);
-            IF FOUND AND NOT llmjobs_take_capacity(
-                picked.model, candidate.id, p_worker_id, picked.tokens, p_minute, p_stalled
-            ) THEN
-                blocked := blocked || picked.model;
-                CONTINUE;
+            IF FOUND THEN
+                IF NOT llmjobs_take_capacity(
+                    picked.model, candidate.id, p_worker_id, picked.tokens, p_minute, p_stalled
+                ) THEN
+                    blocked := blocked || picked.model;
+                    CONTINUE;
+                END IF;
+                IF (llmjobs_model_limit(picked.model)).pattern IS NOT NULL THEN
+                    limited := picked.model;
+                END IF;
             END IF;
         END IF;
         UPDATE procrastinate_jobs
            SET status = 'doing', worker_id = p_worker_id
          WHERE id = candidate.id
         RETURNING * INTO found_job;
-        RETURN NEXT found_job;
+        job := found_job;
+        RETURN NEXT;
         taken := taken + 1;
     END LOOP;
     PERFORM set_config('enable_sort', sorting, true);
@@ -395,14 +438,16 @@ BEGIN
     ) >= lim.max_concurrent THEN
         RETURN 'concurrent';
     END IF;
-    rates := llmjobs_limit_rates(lim, p_minute);
-    IF lim.rpm IS NOT NULL AND greatest(0, extract(epoch FROM bucket.requests_empty_at - t))
-                               * rates.request_rate + 1 > rates.request_burst + 1e-9 THEN
+    rates := llmjobs_limit_rates(lim, p_minute, coalesce(bucket.typical_call, 256));
+    IF lim.rpm IS NOT NULL
+       AND llmjobs_drained(bucket.requests, rates.request_rate, bucket.at, t) + 1
+           > rates.request_burst + 1e-9 THEN
         RETURN 'rpm';
     END IF;
-    IF lim.tpm IS NOT NULL AND extract(epoch FROM bucket.tokens_empty_at - t) > 0
-       AND extract(epoch FROM bucket.tokens_empty_at - t) * rates.token_rate
-           + coalesce(bucket.typical_completion, 256) > rates.token_burst THEN
+    IF lim.tpm IS NOT NULL
+       AND llmjobs_drained(bucket.tokens, rates.token_rate, bucket.at, t) > 0
+       AND llmjobs_drained(bucket.tokens, rates.token_rate, bucket.at, t)
+           + coalesce(bucket.typical_call, 256) > rates.token_burst THEN
         RETURN 'tpm';
     END IF;
     RETURN NULL;

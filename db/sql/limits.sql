@@ -124,9 +124,8 @@ WITH calls AS (
     DELETE FROM llmjobs_rate_limited WHERE at < now() - interval '1 hour' RETURNING 1
 ), buckets AS (
     DELETE FROM llmjobs_model_buckets AS b
-     WHERE coalesce(b.paused_until, '-infinity') < now() - interval '1 hour'
-       AND b.requests_empty_at < now() - interval '1 hour'
-       AND b.tokens_empty_at < now() - interval '1 hour'
+     WHERE coalesce(b.paused_until, 'epoch') < now() - interval '1 hour'
+       AND b.at < now() - interval '1 hour'
        AND NOT EXISTS (SELECT 1 FROM llmjobs_model_calls AS c WHERE c.model = b.model)
     RETURNING 1
 )

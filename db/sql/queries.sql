@@ -340,10 +340,12 @@ UPDATE llm_outputs SET job_id = links.job_id
 -- workers silent %(stalled)s seconds hold no call): `limited` is the model whose capacity the
 -- job took, if any.
 WITH fetched AS MATERIALIZED (
-    SELECT j.id, j.status, j.task_name, j.priority, j.lock, j.queueing_lock, j.args,
-           j.scheduled_at, j.queue_name, j.attempts, j.worker_id, j.ordinality,
-           CASE WHEN j.task_name = %(task)s AND j.args->>'output_id' ~ '^[0-9]{1,18}$'
-                THEN (j.args->>'output_id')::bigint END AS output_id
+    SELECT (j.job).id, (j.job).status, (j.job).task_name, (j.job).priority, (j.job).lock,
+           (j.job).queueing_lock, (j.job).args, (j.job).scheduled_at, (j.job).queue_name,
+           (j.job).attempts, (j.job).worker_id, j.limited, j.ordinality,
+           CASE WHEN (j.job).task_name = %(task)s
+                 AND (j.job).args->>'output_id' ~ '^[0-9]{1,18}$'
+                THEN ((j.job).args->>'output_id')::bigint END AS output_id
       FROM llmjobs_fetch_jobs(%(queues)s::varchar[], %(worker_id)s, %(count)s, %(task)s,
                               %(minute)s, %(stalled)s)
            WITH ORDINALITY AS j
@@ -361,10 +363,9 @@ WITH fetched AS MATERIALIZED (
     RETURNING s.job_id, to_jsonb(o.*) AS output
 )
 SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args, f.scheduled_at,
-       f.queue_name, f.attempts, f.worker_id, s.output AS started, c.model AS limited
+       f.queue_name, f.attempts, f.worker_id, s.output AS started, f.limited
   FROM fetched f
   LEFT JOIN started s ON s.job_id = f.id
-  LEFT JOIN llmjobs_model_calls c ON c.job_id = f.id AND c.finished_at IS NULL
  ORDER BY f.ordinality
 
 -- procrastinate_functions --
@@ -374,11 +375,11 @@ SELECT DISTINCT proname::text AS name FROM pg_proc WHERE proname = ANY(%(names)s
 -- fetch_one_job --
 -- procrastinate's fetch_job (one job) through llmjobs_fetch_jobs, which skips paused queues and
 -- takes provider limits; `limited`: the model whose capacity the job took, if any
-SELECT j.id, j.status, j.task_name, j.priority, j.lock, j.queueing_lock, j.args, j.scheduled_at,
-       j.queue_name, j.attempts, j.worker_id, c.model AS limited
+SELECT (j.job).id, (j.job).status, (j.job).task_name, (j.job).priority, (j.job).lock,
+       (j.job).queueing_lock, (j.job).args, (j.job).scheduled_at, (j.job).queue_name,
+       (j.job).attempts, (j.job).worker_id, j.limited
   FROM llmjobs_fetch_jobs(%(queues)s::varchar[], %(worker_id)s, 1, %(task)s, %(minute)s,
                           %(stalled)s) AS j
-  LEFT JOIN llmjobs_model_calls c ON c.job_id = j.id AND c.finished_at IS NULL
 
 -- finish_jobs --
 -- procrastinate's finish_job for several jobs in one statement (one job once per call)

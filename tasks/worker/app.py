@@ -437,6 +437,9 @@ class LLMJobsApp(procrastinate.App):
                 try:
                     await worker.run()
                 except (ConnectorException, psycopg.OperationalError) as exc:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # cancelled mid-statement: a stop, not an outage
                     log.error("worker lost the database", error=str(exc))
                 finally:
                     relay.cancel()

@@ -3,6 +3,10 @@
 Each request to /v1/chat/completions takes the next step of the script (or the default step when
 the script is empty): answer with content, answer an HTTP error with headers, sleep first, send a
 body that is not JSON, or drop the connection. Every request is recorded.
+
+With `limits`, the server enforces rate limits per model itself, as a provider does: a request
+that would take the model past its requests or tokens (prompt and answer, counted as the usage
+it returns) in the last `window` seconds is answered 429 with a Retry-After.
 """
 
 from __future__ import annotations
@@ -29,6 +33,23 @@ class Step:
     error_body: dict[str, Any] | None = None
 
 
+@dataclass
+class RateLimit:
+    """What the server lets through per model in any `window` seconds (None: no cap)."""
+
+    window: float
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass
+class Arrival:
+    at: float  # time.monotonic() when the server read the request
+    model: str
+    tokens: int  # prompt and answer, as the usage returned would count them
+    status: int | str
+
+
 def ok(content: str, delay: float = 0.0) -> Step:
     return Step(content=content, delay=delay)
 
@@ -38,8 +59,14 @@ def error(status: int, message: str = "scripted failure", **headers: str) -> Ste
 
 
 class ScriptedProvider:
-    def __init__(self, default: Step | Callable[[dict[str, Any]], Step] | None = None):
+    def __init__(
+        self,
+        default: Step | Callable[[dict[str, Any]], Step] | None = None,
+        limits: dict[str, RateLimit] | None = None,
+    ):
         self.script: deque[Step] = deque()
+        self.limits = limits or {}
+        self.arrivals: list[Arrival] = []
         # A Step, or a function of the request body returning one (see `chaos`).
         self.default = default or ok("default answer")
         self.requests: list[dict[str, Any]] = []
@@ -93,10 +120,44 @@ class ScriptedProvider:
             step = self.script.popleft() if self.script else self.default
             if callable(step):
                 step = step(body)
+            step = self._limited(body, step)
             prompt = str(body.get("messages", [{}])[-1].get("content", ""))
             outcome = "reset" if step.drop else "timeout" if step.delay >= 1 else step.status
             self.outcomes.append((prompt, outcome))
             return step
+
+    def _limited(self, body: dict[str, Any], step: Step) -> Step:
+        """The step, or a 429 when it would take its model past its RateLimit (lock held)."""
+        model = str(body.get("model", ""))
+        usage = _completion(body, step.content)["usage"]
+        now = time.monotonic()
+        limit = self.limits.get(model)
+        status: int | str = step.status
+        if limit is not None:
+            recent = [
+                a
+                for a in self.arrivals
+                if a.model == model and a.status == 200 and a.at > now - limit.window
+            ]
+            over_requests = limit.rpm is not None and len(recent) + 1 > limit.rpm
+            used = sum(a.tokens for a in recent) + usage["total_tokens"]
+            if over_requests or (limit.tpm is not None and used > limit.tpm):
+                wait = limit.window - (now - recent[0].at) if recent else limit.window
+                step = error(429, "rate limit reached", retry_after=f"{max(wait, 0.001):.3f}")
+                status = 429
+        self.arrivals.append(Arrival(now, model, usage["total_tokens"], status))
+        return step
+
+    def most_in_window(self, model: str, window: float) -> tuple[int, int]:
+        """The most requests, and the most tokens, that reached the server for model in any
+        `window` seconds."""
+        arrivals = sorted((a for a in self.arrivals if a.model == model), key=lambda a: a.at)
+        most_requests = most_tokens = 0
+        for i, first in enumerate(arrivals):
+            inside = [a for a in arrivals[i:] if a.at < first.at + window]
+            most_requests = max(most_requests, len(inside))
+            most_tokens = max(most_tokens, sum(a.tokens for a in inside))
+        return most_requests, most_tokens
 
     @property
     def base_url(self) -> str:
