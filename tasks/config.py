@@ -342,6 +342,8 @@ def _wanted(field: str) -> str:
 
 # Fields whose value an error message never repeats (a connection URL may hold a password).
 _UNSHOWN = {"database_url"}
+# Fields whose error message says which part of the value is wrong before what the field takes.
+_EXPLAINED = {"model_limits"}
 
 
 def load_settings() -> Settings:
@@ -359,7 +361,9 @@ def load_settings() -> Settings:
             secret = Settings.model_fields[field].annotation is SecretStr or field in _UNSHOWN
             readable = isinstance(given, str) and len(given) <= 80 and not secret
             shown = f" (got {given!r})" if readable else ""
-            problems.append(f"{_env_name(field)}: must be {_wanted(field)}{shown}")
+            reason = error.get("ctx", {}).get("error") if field in _EXPLAINED else None
+            said = f"{reason}; " if reason else ""
+            problems.append(f"{_env_name(field)}: {said}must be {_wanted(field)}{shown}")
         raise SettingsError(problems) from None
 
 

@@ -372,6 +372,11 @@ SELECT f.id, f.status, f.task_name, f.priority, f.lock, f.queueing_lock, f.args,
 -- Which of procrastinate's versioned functions named in %(names)s the database has
 SELECT DISTINCT proname::text AS name FROM pg_proc WHERE proname = ANY(%(names)s)
 
+-- procrastinate_fetch_body --
+-- The md5 of procrastinate_fetch_job_v2's body, whitespace folded (none: no such function)
+SELECT md5(regexp_replace(prosrc, '\s+', ' ', 'g')) AS md5
+  FROM pg_proc WHERE proname = 'procrastinate_fetch_job_v2'
+
 -- fetch_one_job --
 -- procrastinate's fetch_job (one job) through llmjobs_fetch_jobs, which skips paused queues and
 -- takes provider limits; `limited`: the model whose capacity the job took, if any

@@ -119,6 +119,11 @@ PROCRASTINATE_FUNCTIONS = (
     "procrastinate_defer_jobs_v1",
     "procrastinate_cancel_job_v1",
 )
+# Provider limits (migration 0017): to look past the jobs of a model at its limit, our fetch
+# chooses jobs as procrastinate 3.10's procrastinate_fetch_job_v2 does, in a copy of its query.
+# The md5 of that function's body (whitespace folded) it was copied from: with another body, the
+# fetch is procrastinate's own and limits are off, with one WARNING (the fast path or not).
+FETCH_JOB_V2_MD5 = "cc9db46e6a95fb3d87cc4e9c96183520"
 
 
 def _fallback(what: str, detail: str) -> None:
@@ -173,15 +178,16 @@ class LLMJobsJobManager(manager.JobManager):
         )
         # jobs whose fetch took capacity under their model's limit: job id -> model
         self._limited: dict[int, str] = {}
+        # False when the database's procrastinate chooses jobs otherwise than our copy does
+        self.limits_on = True
         self._releases: Coalescer[Release, None] = Coalescer(
             self._release_many, key=lambda release: release[0]
         )
 
-    @staticmethod
-    def _limit_options() -> dict[str, Any]:
+    def _limit_options(self) -> dict[str, Any]:
         settings = get_settings()
         return {
-            "task": LLM_TASK,
+            "task": LLM_TASK if self.limits_on else None,
             "minute": settings.limit_minute,
             "stalled": settings.stalled_after,
         }
@@ -417,6 +423,7 @@ class LLMJobsApp(procrastinate.App):
         install_call_executor(asyncio.get_running_loop())
         if fast_path():
             await _check_functions(self.connector)
+        await _check_job_choice(self.connector, self.job_manager)
         await _limits_from_environment(self.connector)
         served = served_models()
         _freeze_what_lasts()
@@ -472,6 +479,27 @@ async def _check_functions(connector: Any) -> None:
     missing = sorted(set(PROCRASTINATE_FUNCTIONS) - {row["name"] for row in rows})
     if missing:
         _fallback("sql_functions", f"the database has no {', '.join(missing)}")
+
+
+async def _check_job_choice(connector: Any, manager: LLMJobsJobManager) -> None:
+    """Turn provider limits off, with one WARNING, when the database's procrastinate chooses
+    jobs otherwise than the copy of its choice our fetch makes (see FETCH_JOB_V2_MD5)."""
+    try:
+        rows = await connector.execute_query_all_async(query=queries["procrastinate_fetch_body"])
+    except (ConnectorException, psycopg.Error):  # no database yet: the worker reports it
+        return
+    found = rows[0]["md5"] if rows else None
+    manager.limits_on = found == FETCH_JOB_V2_MD5
+    if not manager.limits_on:
+        logs.warn_once(
+            log,
+            "job_choice",
+            "provider limits are off: procrastinate chooses jobs otherwise than the copy of its "
+            "choice they use",
+            procrastinate_version=procrastinate.__version__,
+            procrastinate_fetch_job_v2=found,
+            expected=FETCH_JOB_V2_MD5,
+        )
 
 
 async def _limits_from_environment(connector: Any) -> None:

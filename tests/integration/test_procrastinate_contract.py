@@ -152,3 +152,45 @@ def test_procrastinates_private_parts_are_named_in_the_fence_only(tmp_path):
         "def f(worker):\n    worker._stop_event.set()\n"
     )
     assert private_uses(tmp_path) == ["tests/test_probe.py:2 _stop_event"]
+
+
+def test_our_fetch_copies_the_job_choice_of_the_installed_procrastinate(database_url):
+    # provider limits choose jobs with a copy of procrastinate_fetch_job_v2's query
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute(
+            "SELECT md5(regexp_replace(prosrc, '\\s+', ' ', 'g')) FROM pg_proc"
+            " WHERE proname = 'procrastinate_fetch_job_v2'"
+        ).fetchone()
+    assert found == (app.FETCH_JOB_V2_MD5,), (
+        "procrastinate_fetch_job_v2 changed: bring llmjobs_fetch_jobs's copy of its job choice "
+        "(a new migration) and FETCH_JOB_V2_MD5 up to date"
+    )
+
+
+async def test_another_job_choice_turns_the_limits_off_with_one_warning(
+    opened_app, pool, analyst, admin, provider, monkeypatch
+):
+    from tasks import limits
+
+    manager = opened_app.job_manager
+    limits.set_limit(pool, admin, "openai/", rpm=1)
+    ids = [
+        jobs.submit(pool, user=analyst, template="t {{n}}", context={"n": i}, model="openai/m")
+        for i in range(3)
+    ]
+    await app._check_job_choice(opened_app.connector, manager)
+    assert manager.limits_on
+    taken = await manager.fetch_jobs(None, None, 3)
+    assert [job.task_kwargs["output_id"] for job in taken] == [ids[0].output_id]
+
+    monkeypatch.setattr(app, "FETCH_JOB_V2_MD5", "0" * 32)
+    logs.forget_warnings()
+    with structlog.testing.capture_logs() as logged:
+        for _ in range(2):
+            await app._check_job_choice(opened_app.connector, manager)
+    assert not manager.limits_on
+    warnings = [e for e in logged if "provider limits are off" in e["event"]]
+    assert len(warnings) == 1 and warnings[0]["expected"] == "0" * 32
+    taken = await manager.fetch_jobs(None, None, 3)
+    assert [job.task_kwargs["output_id"] for job in taken] == [s.output_id for s in ids[1:]]
+    manager.limits_on = True

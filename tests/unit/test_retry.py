@@ -7,7 +7,7 @@ import litellm
 import pytest
 from procrastinate.jobs import Job
 
-from tasks.llm.calls import translate_error
+from tasks.llm.calls import retry_after, translate_error
 from tasks.llm.errors import PermanentModelError, TransientModelError
 from tasks.worker.retry import LLMRetryStrategy, compute_backoff, is_transient
 
@@ -130,3 +130,24 @@ def test_strategy_never_retries_permanent_or_unknown_errors():
 def test_interrupted_jobs_are_transient():
     assert is_transient(asyncio.CancelledError())
     assert not is_transient(RuntimeError())
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+        ({"retry-after": "2.5"}, 2.5),
+        ({"x-ratelimit-reset-requests": "1m2.5s", "x-ratelimit-reset-tokens": "20ms"}, 62.5),
+        ({"x-ratelimit-reset-tokens": "6m0s"}, 360.0),
+        ({"llm_provider-retry-after": "3"}, 3.0),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "-1"}, None),
+        ({"retry-after": "1e400"}, None),
+        ({"x-ratelimit-reset-requests": "1s1s1s" * 20}, None),
+        ({"x-ratelimit-reset-requests": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_a_providers_wait_is_read_from_its_headers(headers, seconds):
+    assert retry_after(httpx.Headers(headers)) == seconds

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tasks.config import SettingsError, data_dir, get_settings, load_settings, secret_values
+from tasks.config import (
+    LIMITS_RULE,
+    SettingsError,
+    data_dir,
+    get_settings,
+    load_settings,
+    secret_values,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -19,6 +26,8 @@ PRICES = (
     "model=input/output prices in dollars per million tokens, separated by commas "
     "(e.g. openai/llama3=0.10/0.30,ollama/qwen=0/0)"
 )
+LIMITS = LIMITS_RULE + ", e.g. openai/gpt-4o=rpm:500,tpm:30000;anthropic/=rpm:50"
+LIMITS_BAD = "bad entry 'openai/x=rpm:0'"
 
 
 @pytest.mark.parametrize(
@@ -51,6 +60,27 @@ PRICES = (
         ),
         ("LLMJOBS_MODELS", "openai/*", f"must be model names separated by commas, each {RULE}"),
         ("LLMJOBS_DEFAULT_MODEL", "a b", f"must be a model name: {RULE}"),
+        ("LLMJOBS_LIMIT_MINUTE", "0", "must be a number ≥ 1 and ≤ 3600"),
+        (
+            "LLMJOBS_MODEL_LIMITS",
+            "openai/x=rpm:0",
+            f"{LIMITS_BAD}: rpm must be from 1 to 1,000,000; must be {LIMITS}",
+        ),
+        ("LLMJOBS_MODEL_LIMITS", "a=b", f"bad entry 'a=b': {LIMITS_RULE}; must be {LIMITS}"),
+        ("LLMJOBS_MODEL_LIMITS", "a=rpm:1;a=tpm:2", f"'a' is limited twice; must be {LIMITS}"),
+        (
+            "LLMJOBS_MODEL_LIMITS",
+            "a=speed:3",
+            "bad entry 'a=speed:3': unknown cap 'speed': use rpm, tpm or concurrent; "
+            f"must be {LIMITS}",
+        ),
+        (
+            "LLMJOBS_MODEL_LIMITS",
+            "a b=rpm:1",
+            f"bad entry 'a b=rpm:1': the model or prefix must be a model name: {RULE}; "
+            f"must be {LIMITS}",
+        ),
+        ("LLMJOBS_MODEL_LIMITS", "a=rpm:1," + "x" * 300, None),
         ("LLMJOBS_DEFAULT_MODEL", "x" * 201, f"must be a model name: {RULE}"),
     ],
 )
@@ -58,6 +88,10 @@ def test_a_bad_variable_is_named_with_what_it_takes(monkeypatch, name, value, me
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError) as caught:
         load_settings()
+    if message is None:  # a long value: the problem names the variable, the value is not shown
+        assert caught.value.problems[0].startswith(f"{name}: bad entry")
+        assert value not in caught.value.problems[0]
+        return
     shown = f" (got {value!r})" if len(value) <= 80 else ""
     assert caught.value.problems == [f"{name}: {message}" + ("" if "got" in message else shown)]
 
@@ -305,4 +339,16 @@ def test_the_check_sees_each_way_to_the_environment(tmp_path):
         "dashboard/ui.py:6 system.environ",
         "dashboard/ui.py:6 system.getenv",
         "streamlit_app.py:2 os.environ",
+    ]
+
+
+def test_model_limits_are_read_as_written(monkeypatch):
+    monkeypatch.setenv(
+        "LLMJOBS_MODEL_LIMITS",
+        " openai/gpt-4o = rpm:500, TPM:30000 ,concurrent:20 ; anthropic/=rpm:50;",
+    )
+    limits = load_settings().model_limits
+    assert [tuple(limit) for limit in limits] == [
+        ("openai/gpt-4o", 500, 30000, 20),
+        ("anthropic/", 50, None, None),
     ]
