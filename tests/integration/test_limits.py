@@ -276,6 +276,30 @@ async def test_waiting_for_a_limit_is_not_failing(
     assert all(b - a > 0.5 for a, b in itertools.pairwise(starts)), starts
 
 
+async def test_a_running_worker_goes_past_a_model_at_its_limit(
+    pool, analyst, admin, provider, run_worker, settings_env
+):
+    settings_env(POLL_INTERVAL="0.05")
+    limits.set_limit(pool, admin, "openai/busy", rpm=1)
+    busy = _submit(pool, analyst, "openai/busy", 3, queue="high")
+    free = _submit(pool, analyst, "openai/free", 3, queue="low")
+
+    def free_done() -> bool:
+        return {s for s, _ in _statuses(pool, free).values()} == {"completed"}
+
+    await run_worker(until=free_done, timeout=20, fetch_job_polling_interval=0.05)
+    found = _statuses(pool, busy)
+    assert sorted(found.values()) == [("completed", 1), ("pending", 0), ("pending", 0)]
+    waiting = [i for i, (status, _) in found.items() if status == "pending"]
+    with pool.connection() as conn:
+        jobs_left = conn.execute(
+            "SELECT status::text AS status, attempts FROM procrastinate_jobs"
+            " WHERE (args->>'output_id')::bigint = ANY(%s)",
+            (waiting,),
+        ).fetchall()
+    assert jobs_left == [{"status": "todo", "attempts": 0}] * 2
+
+
 async def test_a_limit_raised_reaches_a_running_worker(
     pool, analyst, admin, provider, run_worker, settings_env
 ):
