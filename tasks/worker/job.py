@@ -124,6 +124,7 @@ async def llm_job(context: Any, output_id: int) -> None:
     # the worker's writes to outputs, coalesced across its jobs (LLMJobsApp's job manager)
     manager: LLMJobsJobManager = context.app.job_manager
     output = await manager.start_attempt(job.id, output_id, attempt)
+    limited = manager.limited_model(job.id)
     if output is None:
         log.info(
             "skipped",
@@ -131,6 +132,8 @@ async def llm_job(context: Any, output_id: int) -> None:
             output_id=output_id,
             reason="output final, gone, or a newer attempt runs",
         )
+        if limited is not None:  # no call made: the capacity taken goes back
+            await manager.release((job.id, 0, None, 0))
         return
     fields = {
         "job_id": job.id,
@@ -141,7 +144,6 @@ async def llm_job(context: Any, output_id: int) -> None:
         "attempt": attempt,
     }
     log.info("started", **fields)
-    limited = manager.limited_model(job.id)
     if limited is None:
         await _run(context, output, attempt, fields)
         return
