@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 from db import limits
 from db.limits import LimitUse, ModelLimit
 from db.models import User
-from tasks.config import LimitSpec, get_settings, limit_problem
+from tasks.config import LimitSpec, get_settings, limit_problem, model_name_problem
 from tasks.errors import Forbidden, InvalidInput
 from tasks.logs import get_logger
 
@@ -99,10 +100,13 @@ def set_limit(
 
 
 def clear_limit(pool: ConnectionPool, admin: User, pattern: object) -> bool:
-    """Remove the limit of a model or prefix; False when it had none. Raises Forbidden."""
+    """Remove the limit of a model or prefix; False when it had none. Raises Forbidden,
+    InvalidInput (a name no limit can have)."""
     _require_admin(admin)
     if not isinstance(pattern, str) or not pattern.strip():
         raise InvalidInput("model", "give a model's name or a prefix ending in /")
+    if problem := model_name_problem(pattern.strip()):
+        raise InvalidInput("model", f"the model or prefix {problem}")
     with pool.connection() as conn:
         cleared = limits.clear_limit(conn, pattern.strip())
     log.info("limit cleared", pattern=pattern.strip()[:200], cleared=cleared, user_id=admin.id)
@@ -117,6 +121,75 @@ def use(pool: ConnectionPool, admin: User) -> list[LimitUse]:
     settings = get_settings()
     with pool.connection() as conn:
         return limits.limits_use(conn, minute=settings.limit_minute, stalled=settings.stalled_after)
+
+
+class Limit(BaseModel):
+    """A limit as the command line and the API show it (caps named as they are given)."""
+
+    pattern: str
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrent: int | None = None
+    source: Literal["env", "admin"]
+    updated_by: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: ModelLimit) -> Limit:
+        return cls(
+            pattern=row.pattern,
+            rpm=row.rpm,
+            tpm=row.tpm,
+            concurrent=row.max_concurrent,
+            source=row.source,  # type: ignore[arg-type]
+            updated_by=row.updated_by,
+            updated_at=row.updated_at,
+        )
+
+
+Reason = Literal["paused", "concurrent", "rpm", "tpm"]
+
+
+class ModelUse(BaseModel):
+    """A model's use of its limit (or of nothing, when only a 429 paused it)."""
+
+    model: str
+    pattern: str | None = None
+    requests_last_minute: int
+    tokens_last_minute: int
+    in_flight: int
+    waiting: int
+    rate_limited_last_hour: int
+    paused_until: datetime | None = None
+    waits_for: Reason | None = None
+    reason: str | None = None  # waits_for in words
+
+    @classmethod
+    def of(cls, row: LimitUse) -> ModelUse:
+        assert row.model is not None
+        return cls(
+            **row.model_dump(include=set(cls.model_fields) - {"waits_for", "reason"}),
+            waits_for=row.blocked,  # type: ignore[arg-type]
+            reason=REASONS.get(row.blocked or ""),
+        )
+
+
+class LimitsOverview(BaseModel):
+    limits: list[Limit]
+    models: list[ModelUse]
+
+
+def overview(pool: ConnectionPool, admin: User) -> LimitsOverview:
+    """Every limit, and the use of each model seen under one (see `use`). Raises Forbidden."""
+    _require_admin(admin)
+    settings = get_settings()
+    with pool.connection() as conn:
+        rows = limits.list_limits(conn)
+        used = limits.limits_use(conn, minute=settings.limit_minute, stalled=settings.stalled_after)
+    return LimitsOverview(
+        limits=[Limit.of(row) for row in rows],
+        models=[ModelUse.of(row) for row in used if row.model is not None],
+    )
 
 
 class Pace(BaseModel):
