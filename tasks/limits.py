@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from db import limits
 from db.limits import LimitUse, ModelLimit
@@ -124,59 +124,55 @@ def use(pool: ConnectionPool, admin: User) -> list[LimitUse]:
 
 
 class Limit(BaseModel):
-    """A limit as the command line and the API show it (caps named as they are given)."""
+    """A provider limit as the command line and the API show it, held by every worker together."""
 
-    pattern: str
-    rpm: int | None = None
-    tpm: int | None = None
-    concurrent: int | None = None
-    source: Literal["env", "admin"]
+    pattern: str = Field(description="The model, or the prefix ending in /, it limits.")
+    rpm: int | None = Field(None, description="Requests per minute; null: no cap.")
+    tpm: int | None = Field(None, description="Tokens per minute; null: no cap.")
+    concurrent: int | None = Field(None, description="Calls in flight; null: no cap.")
+    source: Literal["env", "admin"] = Field(
+        description="env: written by workers from LLMJOBS_MODEL_LIMITS; admin: set by an "
+        "admin (the environment no longer changes it)."
+    )
     updated_by: str
     updated_at: datetime
 
     @classmethod
     def of(cls, row: ModelLimit) -> Limit:
-        return cls(
-            pattern=row.pattern,
-            rpm=row.rpm,
-            tpm=row.tpm,
-            concurrent=row.max_concurrent,
-            source=row.source,  # type: ignore[arg-type]
-            updated_by=row.updated_by,
-            updated_at=row.updated_at,
-        )
-
-
-Reason = Literal["paused", "concurrent", "rpm", "tpm"]
+        return cls.model_validate({**row.model_dump(), "concurrent": row.max_concurrent})
 
 
 class ModelUse(BaseModel):
-    """A model's use of its limit (or of nothing, when only a 429 paused it)."""
+    """A model under a limit (or paused by a 429) seen in the last hour or waiting now."""
 
     model: str
-    pattern: str | None = None
-    requests_last_minute: int
-    tokens_last_minute: int
-    in_flight: int
-    waiting: int
-    rate_limited_last_hour: int
-    paused_until: datetime | None = None
-    waits_for: Reason | None = None
-    reason: str | None = None  # waits_for in words
+    pattern: str | None = Field(description="The limit it takes; null when it has none.")
+    requests_last_minute: int = Field(description="Calls started in the last minute.")
+    tokens_last_minute: int = Field(
+        description="Their tokens: used, or estimated while the call runs."
+    )
+    in_flight: int = Field(description="Calls running now.")
+    waiting: int = Field(description="Its outputs waiting to start.")
+    rate_limited_last_hour: int = Field(description="429s the provider answered in the last hour.")
+    paused_until: datetime | None = Field(
+        None, description="Every worker's calls wait until then, after a 429."
+    )
+    waits_for: Literal["paused", "concurrent", "rpm", "tpm"] | None = Field(
+        None,
+        description="Why its next call would wait now (a 429's pause, calls in flight, requests "
+        "or tokens per minute); null: it would start.",
+    )
+    reason: str | None = Field(None, description="waits_for in words.")
 
     @classmethod
     def of(cls, row: LimitUse) -> ModelUse:
-        assert row.model is not None
-        return cls(
-            **row.model_dump(include=set(cls.model_fields) - {"waits_for", "reason"}),
-            waits_for=row.blocked,  # type: ignore[arg-type]
-            reason=REASONS.get(row.blocked or ""),
-        )
+        found = {**row.model_dump(), "waits_for": row.blocked}
+        return cls.model_validate({**found, "reason": REASONS.get(row.blocked or "")})
 
 
 class LimitsOverview(BaseModel):
-    limits: list[Limit]
-    models: list[ModelUse]
+    limits: list[Limit] = Field(description="Every limit, by pattern.")
+    models: list[ModelUse] = Field(description="The use of each limited model.")
 
 
 def overview(pool: ConnectionPool, admin: User) -> LimitsOverview:
