@@ -27,7 +27,8 @@ DESCRIPTION = """
 Queue LLM jobs and read their outputs.
 
 Every `/api` route needs `Authorization: Bearer <token>` (create one with
-`llmjobs tokens create <user>`). You see your own outputs; admins see everyone's.
+`llmjobs tokens create <user>`). You see your own outputs; admins see everyone's, and set
+the provider limits per model that every worker keeps to (`/api/v1/limits`).
 
 Errors are JSON: `422` gives `{"detail": [{"field": ..., "message": ...}]}`, every other error
 `{"detail": "<message>"}`. Job creation is rate limited per user (`429` with `Retry-After`) and

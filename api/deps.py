@@ -23,6 +23,7 @@ from api import idempotency
 from api.idempotency import Unauthenticated
 from db.models import User
 from tasks import accounts
+from tasks.errors import Forbidden
 from tasks.outputs import Submission
 
 Answer = TypeVar("Answer", bound=BaseModel)
@@ -58,6 +59,16 @@ def current_user(request: Request, pool: Pool, credentials: Credentials) -> User
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def current_admin(user: CurrentUser) -> User:
+    """The signed-in user, when an admin; 403 otherwise (before the body or query is read)."""
+    if not user.is_admin:
+        raise Forbidden("admins only")
+    return user
+
+
+CurrentAdmin = Annotated[User, Depends(current_admin)]
 
 
 async def _bearer_token(request: Request, credentials: Credentials) -> str:

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from api import health
 from api.body_limit import BATCH_BODY_BYTES, size_text
-from api.deps import REPLAYED_HEADER, CurrentUser, JobCreation, Pool
+from api.deps import REPLAYED_HEADER, CurrentAdmin, CurrentUser, JobCreation, Pool
 from api.schemas import (
     MAX_ID,
     BatchCancelled,
@@ -31,6 +31,7 @@ from api.schemas import (
     Health,
     JobRequest,
     LeaderboardOut,
+    LimitRequest,
     ModelInfo,
     Output,
     OutputFilters,
@@ -39,8 +40,8 @@ from api.schemas import (
     RegenerateRequest,
     ValidationErrors,
 )
-from tasks import batches, comparisons, exports, feedback, outputs
-from tasks.errors import InvalidInput, InvalidRows
+from tasks import batches, comparisons, exports, feedback, limits, outputs
+from tasks.errors import InvalidInput, InvalidRows, NotFound
 from tasks.llm import catalog
 from tasks.outputs import Submission
 
@@ -557,6 +558,69 @@ def export_outputs(
     body = lines if first is None else itertools.chain([first], lines)
     disposition = f'attachment; filename="{filters.kind}.jsonl"'
     return StreamingResponse(body, media_type=_NDJSON, headers={"Content-Disposition": disposition})
+
+
+_ADMINS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorMessage, "description": "Admins only."},
+}
+
+
+@router.get(
+    "/limits",
+    response_model=limits.LimitsOverview,
+    responses={**_ALWAYS, **_ADMINS},
+    summary="Provider limits and their use (admins)",
+    tags=["limits"],
+)
+def get_limits(admin: CurrentAdmin, pool: Pool) -> limits.LimitsOverview:
+    """Every limit per model or prefix, and each limited model seen in the last hour or waiting
+    now: requests and tokens in the last minute, calls in flight, outputs waiting, 429s in the
+    last hour, its pause and what its next call waits for."""
+    return limits.overview(pool, admin)
+
+
+@router.put(
+    "/limits",
+    response_model=limits.Limit,
+    responses={**_ALWAYS, **_INVALID, **_ADMINS, 413: _CREATES[413]},
+    summary="Set a provider limit (admins)",
+    tags=["limits"],
+)
+def put_limit(body: LimitRequest, admin: CurrentAdmin, pool: Pool) -> limits.Limit:
+    """Set the limit of a model or prefix, replacing its caps: a cap omitted is no cap; at least
+    one is given. Every worker keeps to it from its next fetch; LLMJOBS_MODEL_LIMITS no longer
+    changes it."""
+    saved = limits.set_limit(
+        pool, admin, body.model, rpm=body.rpm, tpm=body.tpm, concurrent=body.concurrent
+    )
+    return limits.Limit.of(saved)
+
+
+@router.delete(
+    "/limits",
+    status_code=204,
+    response_class=Response,
+    responses={
+        **_ALWAYS,
+        **_INVALID,
+        **_ADMINS,
+        404: {"model": ErrorMessage, "description": "No limit on that model or prefix."},
+    },
+    summary="Remove a provider limit (admins)",
+    tags=["limits"],
+)
+def delete_limit(
+    admin: CurrentAdmin,
+    pool: Pool,
+    model: Annotated[
+        str, Query(max_length=200, description="The model or prefix (ending in /) limited.")
+    ],
+) -> Response:
+    """The model's calls are no longer limited, unless a prefix of its name is; a worker
+    started with the limit in LLMJOBS_MODEL_LIMITS writes it again at its next start."""
+    if not limits.clear_limit(pool, admin, model):
+        raise NotFound(f"no limit on {model.strip()!r}")
+    return Response(status_code=204)
 
 
 @health_router.get(

@@ -24,6 +24,7 @@ from pydantic import (
 
 from db.models import FeedbackValue, Format, Kind, LLMOutput, Queue, Status
 from tasks.batches import Batch
+from tasks.config import LIMIT_MAXIMA
 from tasks.errors import InvalidInput
 from tasks.llm import rendering
 
@@ -403,3 +404,33 @@ class ExportFilters(OutputSelection):
         "all",
         description="all completed outputs, golden (thumbs-up) or eval (thumbs-down) ones.",
     )
+
+
+# Whole numbers only: 5.0, "5" and true are refused, not converted.
+Rpm = Annotated[int, Field(strict=True, ge=1, le=LIMIT_MAXIMA["rpm"])]
+Tpm = Annotated[int, Field(strict=True, ge=1, le=LIMIT_MAXIMA["tpm"])]
+Concurrent = Annotated[int, Field(strict=True, ge=1, le=LIMIT_MAXIMA["concurrent"])]
+
+
+def _cap(name: str, what: str) -> Any:
+    return Field(
+        None, description=f"{what}, 1 to {LIMIT_MAXIMA[name]:,}; no cap when omitted or null."
+    )
+
+
+class LimitRequest(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"model": "openai/gpt-4o", "rpm": 500, "tpm": 30000, "concurrent": 20}]
+        },
+    )
+
+    model: Text = Field(
+        max_length=200,
+        description="A model's name, or a prefix ending in / (openai/) for every model it "
+        "starts. A model takes its own limit, else the longest prefix of its name.",
+    )
+    rpm: Rpm | None = _cap("rpm", "Requests per minute")
+    tpm: Tpm | None = _cap("tpm", "Tokens per minute (prompt and answer)")
+    concurrent: Concurrent | None = _cap("concurrent", "Calls in flight")

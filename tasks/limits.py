@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from db import limits
 from db.limits import LimitUse, ModelLimit
 from db.models import User
-from tasks.config import LimitSpec, get_settings, limit_problem
+from tasks.config import LimitSpec, get_settings, limit_problem, model_name_problem
 from tasks.errors import Forbidden, InvalidInput
 from tasks.logs import get_logger
 
@@ -99,10 +100,13 @@ def set_limit(
 
 
 def clear_limit(pool: ConnectionPool, admin: User, pattern: object) -> bool:
-    """Remove the limit of a model or prefix; False when it had none. Raises Forbidden."""
+    """Remove the limit of a model or prefix; False when it had none. Raises Forbidden,
+    InvalidInput (a name no limit can have)."""
     _require_admin(admin)
     if not isinstance(pattern, str) or not pattern.strip():
         raise InvalidInput("model", "give a model's name or a prefix ending in /")
+    if problem := model_name_problem(pattern.strip()):
+        raise InvalidInput("model", f"the model or prefix {problem}")
     with pool.connection() as conn:
         cleared = limits.clear_limit(conn, pattern.strip())
     log.info("limit cleared", pattern=pattern.strip()[:200], cleared=cleared, user_id=admin.id)
@@ -117,6 +121,71 @@ def use(pool: ConnectionPool, admin: User) -> list[LimitUse]:
     settings = get_settings()
     with pool.connection() as conn:
         return limits.limits_use(conn, minute=settings.limit_minute, stalled=settings.stalled_after)
+
+
+class Limit(BaseModel):
+    """A provider limit as the command line and the API show it, held by every worker together."""
+
+    pattern: str = Field(description="The model, or the prefix ending in /, it limits.")
+    rpm: int | None = Field(None, description="Requests per minute; null: no cap.")
+    tpm: int | None = Field(None, description="Tokens per minute; null: no cap.")
+    concurrent: int | None = Field(None, description="Calls in flight; null: no cap.")
+    source: Literal["env", "admin"] = Field(
+        description="env: written by workers from LLMJOBS_MODEL_LIMITS; admin: set by an "
+        "admin (the environment no longer changes it)."
+    )
+    updated_by: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: ModelLimit) -> Limit:
+        return cls.model_validate({**row.model_dump(), "concurrent": row.max_concurrent})
+
+
+class ModelUse(BaseModel):
+    """A model under a limit (or paused by a 429) seen in the last hour or waiting now."""
+
+    model: str
+    pattern: str | None = Field(description="The limit it takes; null when it has none.")
+    requests_last_minute: int = Field(description="Calls started in the last minute.")
+    tokens_last_minute: int = Field(
+        description="Their tokens: used, or estimated while the call runs."
+    )
+    in_flight: int = Field(description="Calls running now.")
+    waiting: int = Field(description="Its outputs waiting to start.")
+    rate_limited_last_hour: int = Field(description="429s the provider answered in the last hour.")
+    paused_until: datetime | None = Field(
+        None, description="Every worker's calls wait until then, after a 429."
+    )
+    waits_for: Literal["paused", "concurrent", "rpm", "tpm"] | None = Field(
+        None,
+        description="Why its next call would wait now (a 429's pause, calls in flight, requests "
+        "or tokens per minute); null: it would start.",
+    )
+    reason: str | None = Field(None, description="waits_for in words.")
+
+    @classmethod
+    def of(cls, row: LimitUse) -> ModelUse:
+        found = {**row.model_dump(), "waits_for": row.blocked}
+        return cls.model_validate({**found, "reason": REASONS.get(row.blocked or "")})
+
+
+class LimitsOverview(BaseModel):
+    limits: list[Limit] = Field(description="Every limit, by pattern.")
+    models: list[ModelUse] = Field(description="The use of each limited model.")
+
+
+def overview(pool: ConnectionPool, admin: User) -> LimitsOverview:
+    """Every limit, and the use of each model seen under one (see `use`). Raises Forbidden."""
+    _require_admin(admin)
+    settings = get_settings()
+    with pool.connection() as conn:
+        rows = limits.list_limits(conn)
+        used = limits.limits_use(conn, minute=settings.limit_minute, stalled=settings.stalled_after)
+    return LimitsOverview(
+        limits=[Limit.of(row) for row in rows],
+        models=[ModelUse.of(row) for row in used if row.model is not None],
+    )
 
 
 class Pace(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -258,6 +259,38 @@ def cmd_queues(args: argparse.Namespace) -> Any:
     return admin.queue_states(pool, user)
 
 
+def _cap_arg(text: str) -> int | str:
+    """A cap as given: a whole number as an int, anything else as it was typed, for
+    tasks.limits.check to refuse naming the field."""
+    if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):
+        return text
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts: as refused as any number too large
+        from tasks.config import LIMIT_MAXIMA
+
+        return max(LIMIT_MAXIMA.values()) + 1
+
+
+def cmd_limits(args: argparse.Namespace) -> Any:
+    from tasks import limits
+    from tasks.errors import NotFound
+
+    pool = _pool()
+    user = _user(pool, args.user)
+    if args.action == "set":
+        return limits.Limit.of(
+            limits.set_limit(
+                pool, user, args.model, rpm=args.rpm, tpm=args.tpm, concurrent=args.concurrent
+            )
+        )
+    if args.action == "clear":
+        if not limits.clear_limit(pool, user, args.model):
+            raise NotFound(f"no limit on {args.model.strip()!r}")
+        return {"pattern": args.model.strip(), "cleared": True}
+    return limits.overview(pool, user)
+
+
 def cmd_agents(args: argparse.Namespace) -> Any:
     from tasks import agents
 
@@ -503,6 +536,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--user", default=None)
     p.set_defaults(func=cmd_queues)
 
+    p = sub.add_parser("limits", help="provider limits per model or prefix, and their use (admins)")
+    limits_sub = p.add_subparsers(dest="action", required=True)
+    c = limits_sub.add_parser("list", help="every limit, and the use of each limited model")
+    c.add_argument("--user", default=None)
+    c = limits_sub.add_parser("set", help="set a limit, replacing its caps (at least one)")
+    c.add_argument("model", help="a model's name, or a prefix ending in / (openai/)")
+    c.add_argument("--rpm", type=_cap_arg, default=None, help="requests per minute")
+    c.add_argument("--tpm", type=_cap_arg, default=None, help="tokens per minute")
+    c.add_argument("--concurrent", type=_cap_arg, default=None, help="calls in flight")
+    c.add_argument("--user", default=None)
+    c = limits_sub.add_parser("clear", help="remove a limit")
+    c.add_argument("model")
+    c.add_argument("--user", default=None)
+    p.set_defaults(func=cmd_limits)
+
     p = sub.add_parser("tokens", help="create, list or revoke API tokens")
     tokens_sub = p.add_subparsers(dest="action", required=True)
     c = tokens_sub.add_parser("create")
@@ -675,6 +723,7 @@ _ATOMIC = (
     *("show", "list", "feedback", "models", "budget", "leaderboard"),
     *("users create", "users list", "tokens create", "tokens list", "tokens revoke"),
     *("queues pause", "queues resume", "queues list"),
+    *("limits list", "limits set", "limits clear"),
     *("agents create", "agents list", "templates save", "templates show", "templates list"),
     *("compare show", "compare pick", "batch status", "batch cancel", "batch list"),
 )

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -33,14 +34,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def served(database_url, pool, analyst, other_analyst) -> Iterator[Served]:
-    """The app under a real uvicorn server in a thread, with outputs of both users to hit."""
-    for _ in range(2):
-        create_test_llm_output(pool, analyst)
-        create_test_llm_output(pool, other_analyst)
-    create_test_llm_output(pool, analyst, status="pending")
-    token = accounts.create_token(pool, analyst.name)
+@contextmanager
+def serve() -> Iterator[str]:
+    """The app under a real uvicorn server in a thread, on DATABASE_URL; its base URL."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_config=None)
@@ -52,10 +48,22 @@ def served(database_url, pool, analyst, other_analyst) -> Iterator[Served]:
         assert time.monotonic() < deadline, "API server did not start"
         time.sleep(0.02)
     try:
-        yield Served(f"http://127.0.0.1:{port}", token)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def served(database_url, pool, analyst, other_analyst) -> Iterator[Served]:
+    """The app served, with outputs of both users to hit, and the token of one of them."""
+    for _ in range(2):
+        create_test_llm_output(pool, analyst)
+        create_test_llm_output(pool, other_analyst)
+    create_test_llm_output(pool, analyst, status="pending")
+    token = accounts.create_token(pool, analyst.name)
+    with serve() as url:
+        yield Served(url, token)
 
 
 # The document of the app itself; building the app connects to nothing.
@@ -68,15 +76,16 @@ schema.config.generation.update(
 )
 
 
-@schema.parametrize()
-@settings(
+examples = settings(
     max_examples=30,
     deadline=None,
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
-def test_api_conforms_to_its_schema(case, served):
+
+
+def call_and_validate(case, served: Served) -> None:
     case.call_and_validate(
         base_url=served.url,
         headers={"Authorization": f"Bearer {served.token}"},
@@ -85,3 +94,23 @@ def test_api_conforms_to_its_schema(case, served):
         # express. Every other check runs, not_a_server_error and the conformance ones included.
         excluded_checks=[positive_data_acceptance],
     )
+
+
+@schema.parametrize()
+@examples
+def test_api_conforms_to_its_schema(case, served):
+    call_and_validate(case, served)
+
+
+@pytest.fixture
+def served_to_admin(database_url, pool, admin) -> Iterator[Served]:
+    """The app served, with an admin's token."""
+    with serve() as url:
+        yield Served(url, accounts.create_token(pool, admin.name))
+
+
+# The analyst above gets a 403 from every admin-only operation; an admin reaches them.
+@schema.include(tag="limits").parametrize()
+@examples
+def test_admin_operations_conform_to_the_schema(case, served_to_admin):
+    call_and_validate(case, served_to_admin)

@@ -62,6 +62,7 @@ def test_front_ends_do_not_import_litellm():
         "tasks.comparisons",
         "tasks.agents",
         "tasks.budgets",
+        "tasks.limits",
         "tasks.llm.catalog",
     ]
     code = (

@@ -400,3 +400,127 @@ def test_cli_pauses_lists_and_resumes_a_queue(database_url, pool, admin):
     llmjobs("users", "create", "cli-analyst")
     refused = llmjobs("queues", "pause", "low", "--user", "cli-analyst")
     assert refused.returncode == 1 and "admins only" in refused.stderr
+
+
+def _limit_error(*args: str) -> str:
+    """The error line of an `llmjobs limits` command that must be refused as invalid (exit 2)."""
+    result = llmjobs("limits", *args, "--user", "root-admin")
+    assert result.returncode == 2, (args[:3], result.stderr)
+    assert result.stdout == ""
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    return line
+
+
+def test_cli_sets_lists_and_clears_limits(database_url, pool, admin, analyst):
+    from tasks import outputs
+    from tasks.config import LLM_TASK
+
+    made = llmjobs(
+        "limits", "set", "openai/", "--rpm", "50", "--concurrent", "4", "--user", admin.name
+    )
+    assert made.returncode == 0, made.stderr
+    limit = json.loads(made.stdout)
+    assert limit.pop("updated_at")
+    assert limit == {
+        "pattern": "openai/",
+        "rpm": 50,
+        "tpm": None,
+        "concurrent": 4,
+        "source": "admin",
+        "updated_by": "root-admin",
+    }
+    # Setting a limit again replaces all its caps.
+    again = json.loads(
+        llmjobs("limits", "set", "openai/", "--tpm", "30000", "--user", admin.name).stdout
+    )
+    assert (again["rpm"], again["tpm"], again["concurrent"]) == (None, 30000, None)
+
+    # offline/echo under a limit of one request a minute: one starts, the others wait a minute.
+    assert (
+        llmjobs("limits", "set", " offline/ ", "--rpm", "1", "--user", admin.name).returncode == 0
+    )
+    ids = [
+        outputs.submit(
+            pool, user=analyst, template="Hi {{n}}", context={"n": n}, model="offline/echo"
+        ).output_id
+        for n in range(3)
+    ]
+    with pool.connection() as conn:
+        taken = conn.execute(
+            "SELECT (j.job).args->>'output_id' AS id"
+            "  FROM llmjobs_fetch_jobs(NULL, NULL, 3, %s) AS j",
+            (LLM_TASK,),
+        ).fetchall()
+        # what the worker does with the jobs it took
+        conn.execute(
+            "UPDATE llm_outputs SET status = 'processing' WHERE id = ANY(%s::bigint[])",
+            ([int(r["id"]) for r in taken],),
+        )
+    assert [int(r["id"]) for r in taken] == ids[:1]
+
+    listed = llmjobs("limits", "list", "--user", admin.name)
+    assert listed.returncode == 0, listed.stderr
+    overview = json.loads(listed.stdout)
+    assert [(lim["pattern"], lim["rpm"], lim["tpm"]) for lim in overview["limits"]] == [
+        ("offline/", 1, None),
+        ("openai/", None, 30000),
+    ]
+    [use] = overview["models"]
+    assert use.pop("tokens_last_minute") > 0
+    assert use == {
+        "model": "offline/echo",
+        "pattern": "offline/",
+        "requests_last_minute": 1,
+        "in_flight": 1,
+        "waiting": 2,
+        "rate_limited_last_hour": 0,
+        "paused_until": None,
+        "waits_for": "rpm",
+        "reason": "requests per minute",
+    }
+
+    cleared = llmjobs("limits", "clear", "openai/", "--user", admin.name)
+    assert cleared.returncode == 0, cleared.stderr
+    assert json.loads(cleared.stdout) == {"pattern": "openai/", "cleared": True}
+    missing = llmjobs("limits", "clear", "openai/", "--user", admin.name)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert "error: no limit on 'openai/'" in missing.stderr.splitlines()
+    left = json.loads(llmjobs("limits", "list", "--user", admin.name).stdout)["limits"]
+    assert [lim["pattern"] for lim in left] == ["offline/"]
+
+
+def test_cli_refuses_bad_limits_naming_the_field_and_writes_nothing(
+    database_url, pool, admin, analyst
+):
+    from tasks import limits
+
+    cases = [
+        (["openai/"], "rpm: give at least one of rpm, tpm and concurrent"),
+        (["openai/", "--rpm", "0"], "rpm: rpm must be from 1 to 1,000,000"),
+        (["openai/", "--tpm=-5"], "tpm: tpm must be from 1 to 1,000,000,000"),
+        (["openai/", "--concurrent", "-1"], "concurrent: concurrent must be from 1 to 100,000"),
+        (["openai/", "--concurrent", "1.5"], "concurrent: concurrent must be a whole number"),
+        (["openai/", "--rpm", "ten"], "rpm: rpm must be a whole number"),
+        (["openai/", "--rpm", "1e3"], "rpm: rpm must be a whole number"),
+        (["openai/", "--rpm", ""], "rpm: rpm must be a whole number"),
+        (["openai/", "--rpm", "99999999999999999999"], "rpm: rpm must be from 1 to 1,000,000"),
+        (["openai/", "--tpm", "9" * 5000], "tpm: tpm must be from 1 to 1,000,000,000"),
+        (["openai/", "--rpm", "5", "--tpm", "0"], "tpm: tpm must be from 1 to 1,000,000,000"),
+        (["open ai/", "--rpm", "5"], "model: the model or prefix must be a model name"),
+        (["openai/*", "--rpm", "5"], "model: the model or prefix must be a model name"),
+        (["x" * 201, "--rpm", "5"], "model: the model or prefix must be a model name"),
+        (["", "--rpm", "5"], "model: the model or prefix is empty"),
+    ]
+    for args, message in cases:
+        line = _limit_error("set", *args)
+        assert line.startswith(f"error: {message}"), (args[:3], line)
+    assert _limit_error("clear", "open ai/").startswith("error: model: the model or prefix must")
+    assert limits.list_limits(pool) == []
+
+    nobody = llmjobs("limits", "list", "--user", "nobody")
+    assert nobody.returncode == 2 and "error: user: no user named 'nobody'" in nobody.stderr
+    for args in (["list"], ["set", "openai/", "--rpm", "5"], ["clear", "openai/"]):
+        refused = llmjobs("limits", *args, "--user", analyst.name)
+        assert refused.returncode == 1 and refused.stdout == "", args
+        assert "error: admins only" in refused.stderr.splitlines(), args
+    assert limits.list_limits(pool) == []
