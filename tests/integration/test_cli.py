@@ -402,12 +402,26 @@ def test_cli_pauses_lists_and_resumes_a_queue(database_url, pool, admin):
     assert refused.returncode == 1 and "admins only" in refused.stderr
 
 
-def _limit_error(*args: str) -> str:
+def _in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """`llmjobs *args` run by this process (exit code, stdout, stderr): the many refusals below
+    need not start the command each time (the tests above start it)."""
+    from tasks.cli.main import main
+
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse's own refusals
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _limit_error(capsys, *args: str) -> str:
     """The error line of an `llmjobs limits` command that must be refused as invalid (exit 2)."""
-    result = llmjobs("limits", *args, "--user", "root-admin")
-    assert result.returncode == 2, (args[:3], result.stderr)
-    assert result.stdout == ""
-    [line] = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    code, out, err = _in_process(capsys, "limits", *args, "--user", "root-admin")
+    assert code == 2, (args[:3], err)
+    assert out == ""
+    [line] = [line for line in err.splitlines() if line.startswith("error: ")]
     return line
 
 
@@ -490,7 +504,7 @@ def test_cli_sets_lists_and_clears_limits(database_url, pool, admin, analyst):
 
 
 def test_cli_refuses_bad_limits_naming_the_field_and_writes_nothing(
-    database_url, pool, admin, analyst
+    database_url, pool, admin, analyst, capsys
 ):
     from tasks import limits
 
@@ -512,15 +526,17 @@ def test_cli_refuses_bad_limits_naming_the_field_and_writes_nothing(
         (["", "--rpm", "5"], "model: the model or prefix is empty"),
     ]
     for args, message in cases:
-        line = _limit_error("set", *args)
+        line = _limit_error(capsys, "set", *args)
         assert line.startswith(f"error: {message}"), (args[:3], line)
-    assert _limit_error("clear", "open ai/").startswith("error: model: the model or prefix must")
+    assert _limit_error(capsys, "clear", "open ai/").startswith(
+        "error: model: the model or prefix must"
+    )
     assert limits.list_limits(pool) == []
 
-    nobody = llmjobs("limits", "list", "--user", "nobody")
-    assert nobody.returncode == 2 and "error: user: no user named 'nobody'" in nobody.stderr
+    code, _, err = _in_process(capsys, "limits", "list", "--user", "nobody")
+    assert code == 2 and "error: user: no user named 'nobody'" in err
     for args in (["list"], ["set", "openai/", "--rpm", "5"], ["clear", "openai/"]):
-        refused = llmjobs("limits", *args, "--user", analyst.name)
-        assert refused.returncode == 1 and refused.stdout == "", args
-        assert "error: admins only" in refused.stderr.splitlines(), args
+        code, out, err = _in_process(capsys, "limits", *args, "--user", analyst.name)
+        assert code == 1 and out == "", args
+        assert "error: admins only" in err.splitlines(), args
     assert limits.list_limits(pool) == []
