@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 DETAIL_PAGE = "dashboard/output_detail.py"
 SUBMIT_PAGE = "dashboard/submit.py"
+LIMITS_PAGE = "dashboard/limits.py"
 
 STATUS_LOOK = {
     "pending": ("gray", ":material/schedule:"),
