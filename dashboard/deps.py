@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from db.limits import ModelLimit
+    from db.limits import LimitUse, ModelLimit
     from db.models import Agent, User
 
 
@@ -225,6 +225,12 @@ def model_limits(_pool: ConnectionPool) -> list[ModelLimit]:
     return limits.list_limits(_pool)
 
 
+@st.cache_data(ttl=2, show_spinner=False)
+def limit_use(_pool: ConnectionPool, viewer: User) -> list[LimitUse]:
+    """Each limited model's use now (admins only: raises Forbidden)."""
+    return limits.use(_pool, viewer)
+
+
 def forget_agents() -> None:
     agents.clear()
 
@@ -251,8 +257,9 @@ def forget_queues() -> None:
 
 
 def forget_limits() -> None:
-    """After a limit was set or cleared."""
-    model_limits.clear()
+    """After a limit was set or cleared: the list and the use change."""
+    for cached in (model_limits, limit_use):
+        cached.clear()
 
 
 def forget_batches() -> None:

@@ -1,19 +1,34 @@
 """Provider limits in the dashboard (AppTest): the Limits page lists, sets and clears limits for
-admins only, refuses bad values naming the field and writing nothing."""
+admins only, refuses bad values naming the field and writing nothing; the Queues page shows each
+limited model's use."""
 
 from __future__ import annotations
 
 import pytest
+import streamlit as st
 
 from tasks import limits
+from tasks import outputs as jobs
+from tasks.config import LLM_TASK
 
 LIMITS = "dashboard/limits.py"
+QUEUES = "dashboard/queues.py"
 SAVE = "FormSubmitter:limits_set-Save"
+MODEL = "offline/echo"  # any model name can be limited; this one needs no provider
+
+
+def _expire_caches() -> None:
+    """As the pages' 2 s caches expire: the next run reads what another process changed."""
+    st.cache_data.clear()
 
 
 def _texts(elements) -> str:
     """The elements' text as a person reads it (markdown escapes dropped)."""
     return " ".join(str(e.value) for e in elements).replace("\\", "")
+
+
+def _links(at) -> list[str]:
+    return [str(e.proto.label) for e in at.main.get("page_link")]
 
 
 def _saved(pool) -> list[tuple]:
@@ -36,6 +51,29 @@ def _form(at) -> tuple:
         at.text_input(key="limits_set_model").value,
         *(at.number_input(key=f"limits_set_{f}").value for f in ("rpm", "tpm", "concurrent")),
     )
+
+
+def _submit(pool, user, n: int, model: str = MODEL) -> list[int]:
+    return [
+        jobs.submit(pool, user=user, template="Hi {{n}}", context={"n": i}, model=model).output_id
+        for i in range(n)
+    ]
+
+
+def _fetch(pool, count: int) -> list[int]:
+    """Take jobs as a worker's fetch does (capacity taken for limited models); their outputs are
+    then processing, as the worker marks them."""
+    with pool.connection() as conn:
+        taken = [
+            r["output_id"]
+            for r in conn.execute(
+                "SELECT ((j.job).args->>'output_id')::bigint AS output_id"
+                "  FROM llmjobs_fetch_jobs(NULL, NULL, %s, %s, 60, 30) AS j",
+                (count, LLM_TASK),
+            )
+        ]
+        conn.execute("UPDATE llm_outputs SET status = 'processing' WHERE id = ANY(%s)", (taken,))
+    return taken
 
 
 # The Limits page.
@@ -160,3 +198,47 @@ def test_edit_copies_a_limit_into_the_form_and_saving_makes_it_the_admins(app_as
     at.number_input(key="limits_set_rpm").set_value(80)
     at.button(key=SAVE).click().run()
     assert _saved(pool) == [("anthropic/", 80, 9000, None, "admin", "root-admin")]
+
+
+# Their use, on the Queues page.
+
+
+def test_queues_shows_each_limited_models_use(app_as, pool, analyst, admin):
+    at = app_as(admin, QUEUES)
+    assert "No provider limits" in _texts(at.caption)
+    assert "Set a limit" in _links(at)
+
+    limits.set_limit(pool, admin, MODEL, rpm=60, tpm=100_000, concurrent=5)  # a burst of 2
+    limits.set_limit(pool, admin, "openai/", rpm=10)  # no model used yet
+    _submit(pool, analyst, 3)
+    assert len(_fetch(pool, 3)) == 2
+    with pool.connection() as conn:
+        tokens = conn.execute(
+            "SELECT sum(tokens_estimated) AS n FROM llmjobs_model_calls"
+        ).fetchone()["n"]
+    _expire_caches()
+    at = app_as(admin, QUEUES)
+    assert not at.exception
+    assert "Provider limits" in _texts(at.subheader)
+    [table] = [t.value for t in at.table if t.value.index.name == "Model"]
+    assert table.loc[MODEL].to_dict() == {
+        "Limit": MODEL,
+        "Requests, last minute": "2 / 60",
+        "Tokens, last minute": f"{tokens:,} / 100,000",
+        "In flight": "2 / 5",
+        "Waiting jobs": 1,
+        "429s, last hour": 0,
+        "Paused until": "–",
+        "Waiting for": "requests per minute",
+    }
+    assert table.loc["no model yet", "Limit"] == "openai/"
+
+    # the provider answers 429: the model is paused for every worker
+    with pool.connection() as conn:
+        conn.execute("SELECT llmjobs_pause_model(%s, 120)", (MODEL,))
+    _expire_caches()
+    at = app_as(admin, QUEUES)
+    row = next(t.value for t in at.table if t.value.index.name == "Model").loc[MODEL]
+    assert row["429s, last hour"] == 1
+    assert row["Waiting for"] == "paused after the provider answered 429"
+    assert row["Paused until"].endswith(" left)") and " UTC (" in row["Paused until"]
