@@ -1,6 +1,6 @@
 """Provider limits in the dashboard (AppTest): the Limits page lists, sets and clears limits for
 admins only, refuses bad values naming the field and writing nothing; the Queues page shows each
-limited model's use."""
+limited model's use; a pending output says which limit it waits for."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tasks.config import LLM_TASK
 
 LIMITS = "dashboard/limits.py"
 QUEUES = "dashboard/queues.py"
+DETAIL = "dashboard/output_detail.py"
 SAVE = "FormSubmitter:limits_set-Save"
 MODEL = "offline/echo"  # any model name can be limited; this one needs no provider
 
@@ -242,3 +243,28 @@ def test_queues_shows_each_limited_models_use(app_as, pool, analyst, admin):
     assert row["429s, last hour"] == 1
     assert row["Waiting for"] == "paused after the provider answered 429"
     assert row["Paused until"].endswith(" left)") and " UTC (" in row["Paused until"]
+
+
+# A pending output.
+
+
+def test_a_pending_output_says_which_limit_it_waits_for(app_as, pool, analyst, admin):
+    first, second = _submit(pool, analyst, 2)
+    at = app_as(analyst, DETAIL, id=str(second))
+    assert "Queued: waiting for a worker." in _texts(at.info)
+
+    limits.set_limit(pool, admin, "offline/", rpm=1)  # a burst of one call
+    assert _fetch(pool, 2) == [first]
+    at = app_as(analyst, DETAIL, id=str(second))
+    assert not at.exception
+    assert "Queued: waiting for the offline/ limit (requests per minute)." in _texts(at.info)
+    assert "waiting spends no attempt" in _texts(at.info)
+
+    with pool.connection() as conn:
+        conn.execute("SELECT llmjobs_pause_model(%s, 120)", (MODEL,))
+    at = app_as(analyst, DETAIL, id=str(second))
+    said = _texts(at.info)
+    assert (
+        "Queued: waiting for the offline/ limit (paused after the provider answered 429) until"
+        in said
+    )
