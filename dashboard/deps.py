@@ -231,6 +231,14 @@ def limit_use(_pool: ConnectionPool, viewer: User) -> list[LimitUse]:
     return limits.use(_pool, viewer)
 
 
+@st.cache_data(ttl=2, show_spinner=False)
+def batch_pace(
+    _pool: ConnectionPool, viewer: User, batch: batches.Batch
+) -> limits.BatchPace | None:
+    """How its model's rate limit paces a batch the viewer sees (None: it does not)."""
+    return limits.batch_pace(_pool, batch)
+
+
 def forget_agents() -> None:
     agents.clear()
 
@@ -257,8 +265,8 @@ def forget_queues() -> None:
 
 
 def forget_limits() -> None:
-    """After a limit was set or cleared: the list and the use change."""
-    for cached in (model_limits, limit_use):
+    """After a limit was set or cleared: the list, the use and the paces change."""
+    for cached in (model_limits, limit_use, batch_pace):
         cached.clear()
 
 

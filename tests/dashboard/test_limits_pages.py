@@ -1,19 +1,24 @@
 """Provider limits in the dashboard (AppTest): the Limits page lists, sets and clears limits for
 admins only, refuses bad values naming the field and writing nothing; the Queues page shows each
-limited model's use; a pending output says which limit it waits for."""
+limited model's use; a pending output says which limit it waits for; a batch says which limit
+paces it and when it will be done."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import streamlit as st
 
-from tasks import limits
+from dashboard import ui
+from tasks import batches, limits
 from tasks import outputs as jobs
 from tasks.config import LLM_TASK
 
 LIMITS = "dashboard/limits.py"
 QUEUES = "dashboard/queues.py"
 DETAIL = "dashboard/output_detail.py"
+BATCHES = "dashboard/batches.py"
 SAVE = "FormSubmitter:limits_set-Save"
 MODEL = "offline/echo"  # any model name can be limited; this one needs no provider
 
@@ -245,7 +250,7 @@ def test_queues_shows_each_limited_models_use(app_as, pool, analyst, admin):
     assert row["Paused until"].endswith(" left)") and " UTC (" in row["Paused until"]
 
 
-# A pending output.
+# A pending output, and a batch.
 
 
 def test_a_pending_output_says_which_limit_it_waits_for(app_as, pool, analyst, admin):
@@ -268,3 +273,71 @@ def test_a_pending_output_says_which_limit_it_waits_for(app_as, pool, analyst, a
         "Queued: waiting for the offline/ limit (paused after the provider answered 429) until"
         in said
     )
+
+
+def test_a_batch_says_which_limit_paces_it_and_when_it_will_be_done(app_as, pool, analyst, admin):
+    made = batches.submit_batch(
+        pool,
+        user=analyst,
+        template="Hi {{ n }}",
+        model=MODEL,
+        rows=[{"n": str(i)} for i in range(120)],
+    )
+    at = app_as(analyst, BATCHES)
+    assert "Paced by" not in _texts(at.caption)  # no limit
+
+    limits.set_limit(pool, admin, MODEL, concurrent=3)
+    _expire_caches()
+    at = app_as(analyst, BATCHES)
+    assert "Paced by" not in _texts(at.caption)  # calls in flight only: no pace to tell
+
+    limits.set_limit(pool, admin, MODEL, rpm=60)
+    _expire_caches()
+    before = datetime.now(UTC)
+    at = app_as(analyst, BATCHES)
+    after = datetime.now(UTC)
+    assert not at.exception
+    [said] = [c.value.replace("\\", "") for c in at.caption if "Paced by" in c.value]
+    assert said.startswith(
+        f":material/speed: Paced by the {MODEL} limit (60 calls a minute): about 2 min left, "
+        "done near "
+    )
+    # 120 rows at 60 a minute: two minutes after the page read the pace
+    done = set()
+    for moment in (before, after):
+        finish = moment + timedelta(minutes=2)
+        near = f"{finish:%H:%M} UTC"
+        done.add(near if finish.date() == moment.date() else f"{finish:%Y-%m-%d} {near}")
+    assert said.split("done near ")[1] in done
+    assert batches.get_batch(pool, made.id, analyst).unfinished == 120
+
+
+@pytest.mark.parametrize(
+    ("rate", "words"),
+    [
+        (500, "500 calls a minute"),
+        (1234.4, "1,234 calls a minute"),
+        (9.96, "10 calls a minute"),
+        (1.5, "1.5 calls a minute"),
+        (1.0, "1 call a minute"),
+        (0.25, "a call every 4 min"),
+        (1 / 120, "a call every 2.0 h"),
+    ],
+)
+def test_a_pace_in_words(rate, words):
+    assert ui.calls_a_minute(rate) == words
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (5, "under a minute"),
+        (60, "1 min"),
+        (359, "6 min"),
+        (5399, "90 min"),
+        (9000, "2.5 h"),
+        (3 * 86400, "3 days"),
+    ],
+)
+def test_a_time_left_in_words(seconds, words):
+    assert ui.time_left(seconds) == words
