@@ -2,13 +2,14 @@
 template's variables against its columns, and submit (bad rows are listed by number and nothing
 is queued, unless they are skipped). Then each batch shows its progress and cost; cancel its
 waiting jobs, retry its failed rows, download its results. A batch's progress refreshes itself
-while it has unfinished rows."""
+while it has unfinished rows, and says when its model's rate limit paces it."""
 
 from __future__ import annotations
 
 import functools
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import auth, deps, editor, empty, ui
+from dashboard.joblines import plain
 from tasks import batches
 from tasks.config import QUEUES, get_settings
 from tasks.errors import BudgetExceeded, InvalidInput, InvalidRows, LLMJobsError
@@ -268,10 +270,29 @@ def confirm_cancel(batch: batches.Batch) -> None:
         st.rerun()
 
 
+def paced(batch: batches.Batch) -> None:
+    """When its model's rate limit paces the batch: by which limit, and when it will be done at
+    that pace (its rows still to start; other jobs of the model share the limit)."""
+    pace = deps.batch_pace(pool, user, batch)
+    if pace is None or pace.pace.calls_per_minute is None:
+        return
+    now = datetime.now(UTC)
+    limit = pace.pace.pattern or batch.model
+    near = f"{pace.finish:%H:%M} UTC"
+    if pace.finish.date() != now.date():
+        near = f"{pace.finish:%Y-%m-%d} {near}"
+    st.caption(
+        f":material/speed: Paced by the {plain(limit)} limit "
+        f"({ui.calls_a_minute(pace.pace.calls_per_minute)}): about "
+        f"{ui.time_left((pace.finish - now).total_seconds())} left, done near {near}"
+    )
+
+
 def follow(batch_id: int) -> bool:
-    """The progress as it is now; True while rows are unfinished."""
+    """The progress as it is now, and the pace of a limit; True while rows are unfinished."""
     batch = deps.batch(pool, user, batch_id)
     progress(batch)
+    paced(batch)
     return batch.unfinished > 0
 
 

@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from dashboard import charts
 from db.pool import sync_pool
-from tasks import accounts, admin, analytics, batches, budgets, comparisons, templates
+from tasks import accounts, admin, analytics, batches, budgets, comparisons, limits, templates
 from tasks import agents as agent_cases
 from tasks.analytics import OutputFilter
 from tasks.config import database_url, get_settings
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from db.limits import LimitUse, ModelLimit
     from db.models import Agent, User
 
 
@@ -218,6 +219,26 @@ def queue_overview(
     return admin.queue_overview(_pool, viewer, hours=hours, failed_before=failed_before)
 
 
+@st.cache_data(ttl=10, show_spinner=False)
+def model_limits(_pool: ConnectionPool) -> list[ModelLimit]:
+    """Every provider limit, by pattern."""
+    return limits.list_limits(_pool)
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def limit_use(_pool: ConnectionPool, viewer: User) -> list[LimitUse]:
+    """Each limited model's use now (admins only: raises Forbidden)."""
+    return limits.use(_pool, viewer)
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def batch_pace(
+    _pool: ConnectionPool, viewer: User, batch: batches.Batch
+) -> limits.BatchPace | None:
+    """How its model's rate limit paces a batch the viewer sees (None: it does not)."""
+    return limits.batch_pace(_pool, batch)
+
+
 def forget_agents() -> None:
     agents.clear()
 
@@ -241,6 +262,12 @@ def forget_comparisons() -> None:
 
 def forget_queues() -> None:
     queue_overview.clear()
+
+
+def forget_limits() -> None:
+    """After a limit was set or cleared: the list, the use and the paces change."""
+    for cached in (model_limits, limit_use, batch_pace):
+        cached.clear()
 
 
 def forget_batches() -> None:

@@ -1,4 +1,5 @@
-"""An empty page's next step: where to start (Submit) and, for an admin, a demo month to look at."""
+"""An empty page's next step: where to start (Submit) and, for an admin, a demo month to look at;
+no provider limit yet: where to set one."""
 
 from __future__ import annotations
 
@@ -40,3 +41,11 @@ def next_step(
         deps.forget_demo()
         st.toast(f"Loaded {loaded.outputs} demo outputs.", icon=":material/check_circle:")
         st.rerun()
+
+
+def no_limits() -> None:
+    """No provider limit yet, said as the Queues page says an empty section, with the way to the
+    Limits page."""
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption("No provider limits: every model's calls start as soon as a worker is free.")
+        st.page_link(ui.LIMITS_PAGE, label="Set a limit", icon=":material/traffic:")

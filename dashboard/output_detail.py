@@ -8,7 +8,8 @@ import json
 import streamlit as st
 
 from dashboard import auth, deps, forms, ui
-from tasks import analytics, feedback
+from dashboard.joblines import plain
+from tasks import analytics, feedback, limits
 from tasks import outputs as jobs
 from tasks.errors import LLMJobsError, NotFound
 from tasks.llm.formats import FORMATS
@@ -68,13 +69,27 @@ with heading:
     owner = deps.user_by_id(pool, output.user_id)
     st.caption(f"{output.model} · by {owner.name if owner else output.user_id}")
 
+
+def queued(model: str) -> str:
+    """What a pending output waits for: its model's limit when that holds its calls now, else a
+    worker."""
+    pace = limits.pace(pool, model)
+    if pace.waiting_for is None:
+        return "Queued: waiting for a worker."
+    until = f" until {pace.paused_until:%H:%M:%S} UTC" if pace.paused_until else ""
+    return (
+        f"Queued: {plain(pace.waiting_for)}{until}. It starts once the limit has room; waiting "
+        "spends no attempt."
+    )
+
+
 if output.status in ui.ACTIVE:
 
     def progress() -> bool:
         now = jobs.get_output(pool, output.id, user)
         if now.status == "pending":
             st.info(
-                "Queued: waiting for a worker."
+                queued(now.model)
                 + (f" Last attempt failed: {now.error_message}" if now.error_message else ""),
                 icon=":material/schedule:",
             )

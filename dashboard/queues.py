@@ -1,7 +1,7 @@
-"""Queues (admins only): jobs per queue and status, pausing and resuming a queue, throughput,
-running, waiting and failed jobs (retry, cancel), workers and stalled jobs, the maintenance jobs
-apart, and bulk retry or cancel by filter with a count before acting. With Live on, the figures
-and the lists refresh together, from one snapshot."""
+"""Queues (admins only): jobs per queue and status, pausing and resuming a queue, the provider
+limits' use per model, throughput, running, waiting and failed jobs (retry, cancel), workers and
+stalled jobs, the maintenance jobs apart, and bulk retry or cancel by filter with a count before
+acting. With Live on, the figures and the lists refresh together, from one snapshot."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import psycopg
 import streamlit as st
 
 from dashboard import auth, charts, deps, empty, joblines, svgchart, ui
-from tasks import admin
+from tasks import admin, limits
 from tasks.config import MAINTENANCE_QUEUE, QUEUES
 from tasks.errors import Conflict, InvalidInput, LLMJobsError, NotFound
 
@@ -119,6 +119,48 @@ hours = (
 live = controls[1].toggle(f"Live (every {LIVE_EVERY} s)", key="queues_live")
 
 
+def used(value: int, cap: int | None) -> str:
+    """A use against its cap: "12 / 500", or "12" without one."""
+    return f"{value:,}" if cap is None else f"{value:,} / {cap:,}"
+
+
+def paused(until: datetime | None, now: datetime) -> str:
+    """The end of a 429's pause: "14:32:05 UTC (40 s left)", or "–"."""
+    if until is None:
+        return "–"
+    return f"{until:%H:%M:%S} UTC ({joblines.ago(now, until)} left)"  # ago: from now to then
+
+
+def provider_limits(now: datetime) -> None:
+    """Each limited model's use now: the figures the workers' fetch goes by."""
+    st.subheader(":material/traffic: Provider limits", anchor=False)
+    rows = deps.limit_use(pool, user)
+    if not rows:
+        empty.no_limits()
+        return
+    table = pd.DataFrame(
+        {
+            "Model": [r.model or "no model yet" for r in rows],
+            "Limit": [r.pattern or "none (a 429 only)" for r in rows],
+            "Requests, last minute": [used(r.requests_last_minute, r.rpm) for r in rows],
+            "Tokens, last minute": [used(r.tokens_last_minute, r.tpm) for r in rows],
+            "In flight": [used(r.in_flight, r.max_concurrent) for r in rows],
+            "Waiting jobs": [r.waiting for r in rows],
+            "429s, last hour": [r.rate_limited_last_hour for r in rows],
+            "Paused until": [paused(r.paused_until, now) for r in rows],
+            "Waiting for": [limits.REASONS.get(r.blocked or "", "nothing") for r in rows],
+        }
+    )
+    st.table(table.set_index("Model"))
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption(
+            "Jobs over their model's limit wait, spending no attempt, until it has room; a "
+            "provider's 429 pauses the model for every worker. Tokens count the prompt and "
+            "the answer (estimated until it comes)."
+        )
+        st.page_link(ui.LIMITS_PAGE, label="Limits", icon=":material/traffic:")
+
+
 @st.fragment(run_every=LIVE_EVERY if live else None)
 @ui.guarded
 def board() -> None:
@@ -168,6 +210,8 @@ def board() -> None:
         )
     if not job_rows:
         empty.next_step(pool, user, "No jobs yet.", key="queues", icon=":material/stacks:")
+
+    provider_limits(now)
 
     st.subheader(
         f":material/speed: Throughput per {data.throughput_unit}, last {WINDOWS[hours]}",

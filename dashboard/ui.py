@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 DETAIL_PAGE = "dashboard/output_detail.py"
 SUBMIT_PAGE = "dashboard/submit.py"
+LIMITS_PAGE = "dashboard/limits.py"
 
 STATUS_LOOK = {
     "pending": ("gray", ":material/schedule:"),
@@ -93,6 +94,28 @@ def duration(ms: float | int | None) -> str:
     if ms is None:
         return "–"
     return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
+def calls_a_minute(rate: float) -> str:
+    """A pace as people say it: "500 calls a minute", "1.5 calls a minute", "a call every 4 min"."""
+    if rate >= 10:
+        return f"{rate:,.0f} calls a minute"
+    if rate >= 1:
+        shown = f"{rate:.1f}".removesuffix(".0")
+        return f"{shown} call{'' if shown == '1' else 's'} a minute"
+    every = 1 / rate
+    return f"a call every {every:.0f} min" if every < 90 else f"a call every {every / 60:.1f} h"
+
+
+def time_left(seconds: float) -> str:
+    """A wait ahead, roughly: "under a minute", "6 min", "2.5 h", "3 days"."""
+    if seconds < 60:
+        return "under a minute"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def dollars(cost: Decimal | float | None) -> str:

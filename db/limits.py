@@ -116,6 +116,11 @@ def model_wait(conn: psycopg.Connection, model: str, *, minute: float, stalled: 
     return ModelWait.model_validate(row or {})
 
 
+def batch_waiting(conn: psycopg.Connection, batch_id: int) -> int:
+    row = conn.execute(queries["batch_waiting"], {"batch_id": batch_id}).fetchone()
+    return int(row["waiting"]) if row else 0
+
+
 async def pause_model(conn: psycopg.AsyncConnection, model: str, seconds: float) -> datetime:
     cursor = await conn.execute(queries["model_pause"], {"model": model, "seconds": seconds})
     row: Any = await cursor.fetchone()

@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, Field
 
 from db import limits
+from db.batches import Batch
 from db.limits import LimitUse, ModelLimit
 from db.models import User
 from tasks.config import LimitSpec, get_settings, limit_problem, model_name_problem
@@ -243,3 +244,27 @@ def pause_seconds(hint: float | None) -> float:
     settings = get_settings()
     seconds = hint if hint is not None and math.isfinite(hint) and hint > 0 else 1.0
     return min(seconds, max(1.0, settings.retry_cap))
+
+
+class BatchPace(BaseModel):
+    """How a model's rate limit paces the rows of a batch still waiting to start."""
+
+    pace: Pace
+    waiting: int  # rows not started yet
+    finish: datetime  # when they will all have started at the limit's pace
+
+
+def batch_pace(pool: ConnectionPool, batch: Batch, now: datetime | None = None) -> BatchPace | None:
+    """The pace of a batch (one its viewer may see) under its model's rate limit (rpm or tpm);
+    None when the model has none or no row of the batch waits to start."""
+    if not batch.unfinished:
+        return None
+    found = pace(pool, batch.model)
+    if found.calls_per_minute is None:
+        return None
+    with pool.connection() as conn:
+        waiting = limits.batch_waiting(conn, batch.id)
+    finish = found.finish(waiting, now)
+    if finish is None:
+        return None
+    return BatchPace(pace=found, waiting=waiting, finish=finish)

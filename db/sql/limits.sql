@@ -131,3 +131,9 @@ WITH calls AS (
 )
 SELECT (SELECT count(*) FROM calls) + (SELECT count(*) FROM limited)
        + (SELECT count(*) FROM buckets) AS deleted
+
+-- batch_waiting --
+-- The outputs of batch %(batch_id)s waiting to start (pending: queued, or back for a retry)
+SELECT count(*) AS waiting
+  FROM llm_outputs
+ WHERE batch_id = %(batch_id)s AND status = 'pending'

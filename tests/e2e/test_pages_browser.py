@@ -33,6 +33,7 @@ PAGES = {
     "leaderboard": ("leaderboard", TABLE),
     "templates": ("templates", "Templates"),
     "agents": ("agents", "Agents"),
+    "limits": ("limits", "Set a limit"),
 }
 
 

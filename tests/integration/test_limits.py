@@ -12,13 +12,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from tasks import limits
+from tasks import batches, limits
 from tasks import outputs as jobs
 from tasks.config import LLM_TASK
 from tasks.errors import Forbidden, InvalidInput
@@ -253,6 +254,37 @@ def test_a_pause_after_a_429_stops_every_fetch_of_the_model_only(pool, analyst, 
     with pool.connection() as conn:
         conn.execute("UPDATE llmjobs_model_buckets SET paused_until = now()")
     assert _taken_outputs(_fetch(pool, 3)) == paused
+
+
+def test_a_batch_is_paced_by_its_models_rate_limit(pool, analyst, admin):
+    made = batches.submit_batch(
+        pool,
+        user=analyst,
+        template="Hi {{ n }}",
+        model="offline/echo",
+        rows=[{"n": str(i)} for i in range(5)],
+    )
+    batch = batches.get_batch(pool, made.id, analyst)
+    assert limits.batch_pace(pool, batch) is None  # no limit
+    limits.set_limit(pool, admin, "offline/", concurrent=2)
+    assert limits.batch_pace(pool, batch) is None  # no rate cap: no pace to tell
+    limits.set_limit(pool, admin, "offline/", rpm=60)
+    with pool.connection() as conn:  # one row is running: four are still to start
+        conn.execute(
+            "UPDATE llm_outputs SET status = 'processing'"
+            " WHERE id = (SELECT min(id) FROM llm_outputs WHERE batch_id = %s)",
+            (made.id,),
+        )
+    now = datetime(2030, 1, 2, 14, 0, tzinfo=UTC)
+    paced = limits.batch_pace(pool, batch, now)
+    assert paced is not None
+    assert (paced.pace.pattern, paced.pace.calls_per_minute, paced.waiting) == ("offline/", 60, 4)
+    assert paced.finish == now + timedelta(seconds=4)
+    # the waiting rows cancelled: one still runs, none waits to start, nothing to pace
+    batches.cancel_batch(pool, made.id, analyst)
+    running = batches.get_batch(pool, made.id, analyst)
+    assert running.unfinished == 1
+    assert limits.batch_pace(pool, running, now) is None
 
 
 # Workers.
