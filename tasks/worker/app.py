@@ -424,7 +424,6 @@ class LLMJobsApp(procrastinate.App):
         if fast_path():
             await _check_functions(self.connector)
         await _check_job_choice(self.connector, self.job_manager)
-        await _limits_from_environment(self.connector)
         served = served_models()
         _freeze_what_lasts()
         install_handlers = kwargs.pop("install_signal_handlers", True)
@@ -440,19 +439,26 @@ class LLMJobsApp(procrastinate.App):
                 published = asyncio.create_task(
                     catalog.keep_published(self.connector.pool, served, every)
                 )
+                limited = asyncio.create_task(_limits_from_environment(self.connector, every))
                 started = time.monotonic()
                 try:
                     await worker.run()
                 except (ConnectorException, psycopg.OperationalError) as exc:
-                    task = asyncio.current_task()
-                    if task is not None and task.cancelling():
+                    if _being_cancelled():
                         raise  # cancelled mid-statement: a stop, not an outage
                     log.error("worker lost the database", error=str(exc))
                 finally:
                     relay.cancel()
                     published.cancel()
+                    limited.cancel()
                     with suppress(asyncio.CancelledError):
                         await published
+                    with suppress(asyncio.CancelledError):
+                        await limited
+                if _being_cancelled():
+                    # this task was cancelled and something on the way swallowed it (the
+                    # worker's own shutdown, the wait above): stop, never restart
+                    raise asyncio.CancelledError
                 if stop_requested.is_set() or not wait:
                     return
                 if time.monotonic() - started > 60:
@@ -481,6 +487,11 @@ async def _check_functions(connector: Any) -> None:
         _fallback("sql_functions", f"the database has no {', '.join(missing)}")
 
 
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def _check_job_choice(connector: Any, manager: LLMJobsJobManager) -> None:
     """Turn provider limits off, with one WARNING, when the database's procrastinate chooses
     jobs otherwise than the copy of its choice our fetch makes (see FETCH_JOB_V2_MD5)."""
@@ -502,23 +513,25 @@ async def _check_job_choice(connector: Any, manager: LLMJobsJobManager) -> None:
         )
 
 
-async def _limits_from_environment(connector: Any) -> None:
-    """Write LLMJOBS_MODEL_LIMITS to the database (where no admin set the pattern)."""
+async def _limits_from_environment(connector: Any, every: float) -> None:
+    """Write LLMJOBS_MODEL_LIMITS to the database (where no admin set the pattern), trying again
+    every `every` seconds until it is written (a database not reachable yet, or busy)."""
     specs = get_settings().model_limits
-    if not specs:
+    rows = [(s.pattern, s.rpm, s.tpm, s.max_concurrent) for s in specs]
+    while rows:
+        try:
+            async with connector.pool.connection() as conn:
+                written = await limits.limits_from_environment_async(conn, rows)
+        except psycopg.errors.UndefinedTable:
+            log.warning("provider limits need `llmjobs migrate`: LLMJOBS_MODEL_LIMITS not applied")
+            return
+        except (ConnectorException, psycopg.OperationalError) as exc:
+            log.warning("LLMJOBS_MODEL_LIMITS not applied yet", error=str(exc), retry_in_s=every)
+            await asyncio.sleep(every)
+            continue
+        if written:
+            log.info("limits from the environment", patterns=written)
         return
-    try:
-        async with connector.pool.connection() as conn:
-            written = await limits.limits_from_environment_async(
-                conn, [(s.pattern, s.rpm, s.tpm, s.max_concurrent) for s in specs]
-            )
-    except psycopg.errors.UndefinedTable:
-        log.warning("provider limits need `llmjobs migrate`: LLMJOBS_MODEL_LIMITS not applied")
-        return
-    except (ConnectorException, psycopg.OperationalError):  # no database yet: the worker says so
-        return
-    if written:
-        log.info("limits from the environment", patterns=written)
 
 
 async def _stop_when(event: asyncio.Event, worker: Any) -> None:

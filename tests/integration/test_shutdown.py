@@ -3,12 +3,15 @@ the queue and are finished by the next worker. None is lost."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tasks import outputs as jobs
 from tests.support.provider import Step, ok
@@ -88,3 +91,18 @@ async def test_sigterm_past_grace_requeues_and_next_worker_finishes(
     assert [(o.status, o.parsed_output, o.attempts) for o in outs] == [
         ("completed", "second try", 2)
     ] * 3
+
+
+@pytest.mark.parametrize("after", [0.0, 0.5])
+async def test_a_cancelled_worker_stops_wherever_the_cancel_lands(opened_app, after):
+    # a worker task cancelled at any point of its start or run ends, and never starts again
+    task = asyncio.create_task(
+        opened_app.run_worker_async(
+            concurrency=2, install_signal_handlers=False, wait=True, update_heartbeat_interval=0.5
+        )
+    )
+    await asyncio.sleep(after)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=30)
+    assert done == {task}
+    assert task.cancelled()
