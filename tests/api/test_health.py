@@ -79,6 +79,7 @@ def test_openapi_documents_routes_and_errors(client):
         "/api/v1/batches/{batch_id}/retry_failed",
         "/api/v1/batches/{batch_id}/results",
         "/api/v1/exports",
+        "/api/v1/limits",
         "/healthz",
     }
     create = paths["/api/v1/llm_jobs"]["post"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import procrastinate
@@ -21,6 +23,15 @@ from tasks.config import get_settings
 from tasks.worker import app
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def _worker_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
+    """The worker module's log events while in this block, whatever logging an earlier test of
+    this process configured (a logger used once keeps the configuration it was first used with)."""
+    with structlog.testing.capture_logs() as logged:
+        monkeypatch.setattr(app, "log", structlog.get_logger("llmjobs.worker"))
+        yield logged
 
 
 def test_procrastinate_still_builds_its_worker_where_we_build_ours():
@@ -51,7 +62,7 @@ def test_the_database_has_the_versioned_functions_our_statements_call(database_u
 async def test_a_missing_part_gives_procrastinates_worker_and_one_warning(opened_app, monkeypatch):
     monkeypatch.setattr(app, "WORKER_INTERNALS", (*app.WORKER_INTERNALS, "_gone_in_3_11"))
     logs.forget_warnings()
-    with structlog.testing.capture_logs() as logged:
+    with _worker_logs(monkeypatch) as logged:
         built = [opened_app._worker(concurrency=2) for _ in range(2)]
     assert all(type(w) is procrastinate.worker.Worker for w in built)
     warnings = [e for e in logged if "fast path unavailable" in e["event"]]
@@ -63,7 +74,7 @@ async def test_a_missing_versioned_function_is_said_once(opened_app, monkeypatch
         app, "PROCRASTINATE_FUNCTIONS", (*app.PROCRASTINATE_FUNCTIONS, "procrastinate_x_v9")
     )
     logs.forget_warnings()
-    with structlog.testing.capture_logs() as logged:
+    with _worker_logs(monkeypatch) as logged:
         await app._check_functions(opened_app.connector)
         await app._check_functions(opened_app.connector)
     warnings = [e for e in logged if "fast path unavailable" in e["event"]]
@@ -185,7 +196,7 @@ async def test_another_job_choice_turns_the_limits_off_with_one_warning(
 
     monkeypatch.setattr(app, "FETCH_JOB_V2_MD5", "0" * 32)
     logs.forget_warnings()
-    with structlog.testing.capture_logs() as logged:
+    with _worker_logs(monkeypatch) as logged:
         for _ in range(2):
             await app._check_job_choice(opened_app.connector, manager)
     assert not manager.limits_on
