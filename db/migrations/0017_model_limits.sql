@@ -158,6 +158,8 @@ BEGIN
     END IF;
     INSERT INTO llmjobs_model_buckets (model) VALUES (p_model) ON CONFLICT DO NOTHING;
     SELECT * INTO bucket FROM llmjobs_model_buckets WHERE model = p_model FOR UPDATE;
+    -- the time read after waiting for the row: another worker's take may have moved it on
+    t := greatest(clock_timestamp(), bucket.at);
     IF bucket.paused_until > t THEN
         RETURN false;
     END IF;
@@ -236,6 +238,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
+    t := greatest(clock_timestamp(), bucket.at);
     rates := llmjobs_limit_rates(lim, p_minute, coalesce(bucket.typical_call, call.tokens_estimated));
     r_level := llmjobs_drained(bucket.requests, rates.request_rate, bucket.at, t);
     t_level := llmjobs_drained(bucket.tokens, rates.token_rate, bucket.at, t);
