@@ -2,7 +2,7 @@
 
     python -m bench [--quick] [--only overhead,queries] [--no-profile]
 
-Full sizes by default (about 15 minutes on 2 cores); `--quick` for small ones. Each benchmark
+Full sizes by default (about 17 minutes on 2 cores); `--quick` for small ones. Each benchmark
 prints its own table and one JSON line; this adds the machine, the summary table and a final
 JSON line with every goal. Logs of the processes started go to LOG_DIR (see bench/common.py).
 """
@@ -22,6 +22,7 @@ from bench import (
     common,
     drain,
     io_scaling,
+    limits,
     overhead,
     page_time,
     pickup,
@@ -49,6 +50,7 @@ def _plan(quick: bool, profile: bool) -> dict[str, Callable[[], list[Goal]]]:
         ),
         "pickup": lambda: pickup.run(seconds=3 if quick else 10),
         "drain": lambda: drain.run(rows=4000 if quick else 20_000),
+        "limits": lambda: limits.run(rows=1200 if quick else 3000),
         "queries": lambda: queries.run(sizes=(2000, 50_000) if quick else (10_000, 1_000_000)),
         "cold_start": lambda: cold_start.run(repeats=1 if quick else 3),
         "template_budget": lambda: template_budget.run(repeats=3 if quick else 5),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -389,11 +390,67 @@ def _completion_body(model: str, content: str) -> bytes:
     ).encode()
 
 
-async def _serve_model(port: int, delay: float, content: str, spread: float = 0.0) -> None:
+def _json_response(status: bytes, payload: bytes, *headers: bytes) -> bytes:
+    extra = b"".join(h + b"\r\n" for h in headers)
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\ncontent-type: application/json\r\n"
+        + extra
+        + b"content-length: %d\r\nconnection: keep-alive\r\n\r\n" % len(payload)
+        + payload
+    )
+
+
+def _model_and_prompt(body: bytes) -> tuple[str, str]:
+    """The model a chat request names and its last message (its first 200 characters)."""
+    try:
+        request = json.loads(body)
+        messages = request.get("messages") or [{}]
+        return str(request.get("model", "bench")), str(messages[-1].get("content", ""))[:200]
+    except (ValueError, AttributeError, TypeError):
+        return "bench", ""
+
+
+class _RequestsPerWindow:
+    """A provider's requests-per-minute limit, per model: a request that would make more than
+    `rpm` answered requests of its model in the last `window` seconds is refused, with the
+    seconds until the oldest of them leaves the window. Refused requests do not count."""
+
+    def __init__(self, rpm: int, window: float):
+        self.rpm = rpm
+        self.window = window
+        self.answered: dict[str, collections.deque[float]] = {}
+
+    def refuse(self, model: str, now: float) -> float | None:
+        """None when the request is let through (and counted), else the seconds to wait."""
+        recent = self.answered.setdefault(model, collections.deque())
+        while recent and recent[0] <= now - self.window:
+            recent.popleft()
+        if len(recent) >= self.rpm:
+            return recent[0] + self.window - now
+        recent.append(now)
+        return None
+
+
+async def _serve_model(
+    port: int,
+    delay: float,
+    content: str,
+    spread: float = 0.0,
+    rpm: int | None = None,
+    window: float = 60.0,
+) -> None:
     """An OpenAI-compatible chat endpoint on asyncio: every POST answers `content` after
     `delay` seconds (with `spread`, after a time drawn evenly from delay × (1 ± spread), whose
-    mean is still `delay`); HTTP/1.1 keep-alive, Content-Length bodies only (what litellm sends)."""
+    mean is still `delay`); HTTP/1.1 keep-alive, Content-Length bodies only (what litellm sends).
+    With `rpm`, it enforces a provider's limit of rpm requests per model in any `window` seconds
+    (_RequestsPerWindow): a request beyond is answered 429 at once, with a Retry-After in
+    seconds (three decimals, for windows shortened to seconds). GET /arrivals lists every
+    request it read: [Unix time, model, status, the last message's first 200 characters]."""
     draw = random.Random(0)
+    limit = _RequestsPerWindow(rpm, window) if rpm else None
+    arrivals: list[tuple[float, str, int, str]] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -405,16 +462,27 @@ async def _serve_model(port: int, delay: float, content: str, spread: float = 0.
                     if name.strip().lower() == b"content-length":
                         length = int(value.strip())
                 body = await reader.readexactly(length) if length else b"{}"
-                try:
-                    model = json.loads(body).get("model", "bench")
-                except ValueError:
-                    model = "bench"
+                if head.startswith(b"GET /arrivals"):
+                    writer.write(_json_response(b"200 OK", json.dumps(arrivals).encode()))
+                    await writer.drain()
+                    continue
+                now = time.time()
+                model, prompt = _model_and_prompt(body)
+                wait = limit.refuse(model, now) if limit else None
+                arrivals.append((now, model, 200 if wait is None else 429, prompt))
+                if wait is not None:
+                    refusal = {"error": {"message": "rate limit reached", "type": "requests"}}
+                    writer.write(
+                        _json_response(
+                            b"429 Too Many Requests",
+                            json.dumps(refusal).encode(),
+                            b"retry-after: %.3f" % max(wait, 0.001),
+                        )
+                    )
+                    await writer.drain()
+                    continue
                 await asyncio.sleep(delay * (1 + spread * draw.uniform(-1, 1)))
-                payload = _completion_body(model, content)
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                    b"content-length: %d\r\nconnection: keep-alive\r\n\r\n" % len(payload) + payload
-                )
+                writer.write(_json_response(b"200 OK", _completion_body(model, content)))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
@@ -430,10 +498,19 @@ async def _serve_model(port: int, delay: float, content: str, spread: float = 0.
 
 
 class ModelServer:
-    """The asyncio model server in a process of its own (so its CPU is not the caller's)."""
+    """The asyncio model server in a process of its own (so its CPU is not the caller's); with
+    `rpm`, enforcing a provider's limit of rpm requests per model in any `window` seconds."""
 
-    def __init__(self, delay: float, content: str = "bench answer", spread: float = 0.0):
+    def __init__(
+        self,
+        delay: float,
+        content: str = "bench answer",
+        spread: float = 0.0,
+        rpm: int | None = None,
+        window: float = 60.0,
+    ):
         self.port = free_port()
+        limit = ["--rpm", str(rpm), "--window", str(window)] if rpm else []
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -448,6 +525,7 @@ class ModelServer:
                 str(spread),
                 "--content",
                 content,
+                *limit,
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -461,6 +539,14 @@ class ModelServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def arrivals(self) -> list[tuple[float, str, int, str]]:
+        """Every request the server read: (Unix time, model, status answered, the last
+        message's first 200 characters)."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/arrivals", timeout=30) as r:
+            return [tuple(a) for a in json.load(r)]
+
     def stop(self) -> None:
         stop(self.proc, timeout=5)
 
@@ -473,9 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--delay", type=float, default=0.5)
     serve.add_argument("--spread", type=float, default=0.0, help="answer after delay × (1 ± this)")
     serve.add_argument("--content", default="bench answer")
+    serve.add_argument("--rpm", type=int, default=None, help="requests per model per window")
+    serve.add_argument("--window", type=float, default=60.0, help="the limit's window, seconds")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_model(args.port, args.delay, args.content, args.spread))
+        asyncio.run(
+            _serve_model(args.port, args.delay, args.content, args.spread, args.rpm, args.window)
+        )
     return 0
 
 
