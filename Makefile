@@ -20,7 +20,7 @@ run: install
 # The worker's tests run a second time with the fast paths off (procrastinate's and litellm's
 # public behaviour alone), as a release of either that changed an internal would make them.
 test: install
-	$(BIN)/python -m pytest -n 2 --dist load
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 	LLMJOBS_WORKER_FAST_PATH=0 LLMJOBS_LITELLM_FAST_PATH=0 $(BIN)/python -m pytest -q \
 		-m "not fast_path" tests/integration/test_worker.py tests/integration/test_recovery.py \
 		tests/integration/test_queue_pause.py tests/unit/test_model_calls.py \

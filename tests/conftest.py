@@ -229,8 +229,16 @@ def run_worker(opened_app, pool) -> Callable:
         }
         task = asyncio.create_task(opened_app.run_worker_async(**worker_options))
         check = until or all_final
+
+        def registered() -> bool:
+            with pool.connection() as conn:
+                return conn.execute("SELECT 1 FROM procrastinate_workers").fetchone() is not None
+
         try:
             async with asyncio.timeout(timeout):
+                # the worker has started (and registered) before its test may stop it
+                while not task.done() and not await asyncio.to_thread(registered):
+                    await asyncio.sleep(0.05)
                 while True:
                     await asyncio.sleep(0.05)
                     if task.done():
