@@ -254,9 +254,15 @@ class LLMJobsJobManager(manager.JobManager):
         job may have started it already (then no statement: the row it read back is forgotten
         once returned); otherwise a statement of its own decides."""
         started = self._started.pop(job_id, None)
-        if started is not None:
+        if started is not None and started["id"] == output_id:
             return LLMOutput.model_validate(started)
         return await self._starts((output_id, attempt))
+
+    def forget_fetched(self) -> None:
+        """Drop what fetches left for jobs no worker ran (a worker stopped between a fetch and
+        its jobs' starts): a new worker starts from the database alone."""
+        self._started.clear()
+        self._limited.clear()
 
     async def complete_output(self, answer: outputs.Answer) -> bool:
         """Store the answer of an attempt; False when its attempt is no longer the current one."""
@@ -433,6 +439,7 @@ class LLMJobsApp(procrastinate.App):
         handlers = signals.on_stop(stop_requested.set) if install_handlers else nullcontext()
         with handlers:
             while True:
+                self.job_manager.forget_fetched()
                 worker = self._worker(**kwargs, install_signal_handlers=False)
                 relay = asyncio.create_task(_stop_when(stop_requested, worker))
                 every = worker.update_heartbeat_interval

@@ -389,6 +389,31 @@ async def test_a_fetch_starts_the_attempts_of_the_llm_jobs_it_takes(pool, analys
     assert _output(pool, analyst, final).status == "completed"
 
 
+async def test_a_worker_starts_from_the_database_not_from_an_earlier_fetch(
+    pool, analyst, opened_app, run_worker
+):
+    """A fetch whose jobs no worker ran (the worker stopped in between) leaves nothing that a
+    later worker of the same app uses: a new job that has the same id (another database, a
+    restored one) runs its own output."""
+    manager = opened_app.job_manager
+    earlier = _submit(pool, analyst, context={"concept": "earlier"})
+    assert [job.id for job in await manager.fetch_jobs(None, None, 5)] == [earlier.job_id]
+    with pool.connection() as conn:
+        conn.execute("UPDATE llm_outputs SET job_id = NULL WHERE id = %s", (earlier.output_id,))
+        conn.execute("DELETE FROM procrastinate_jobs WHERE id = %s", (earlier.job_id,))
+        conn.execute(
+            "SELECT setval(pg_get_serial_sequence('procrastinate_jobs', 'id'), %s, false)",
+            (earlier.job_id,),
+        )
+    later = _submit(pool, analyst, context={"concept": "later"})
+    assert later.job_id == earlier.job_id
+    await run_worker(until=lambda: _output(pool, analyst, later).status != "pending", timeout=15)
+    out = _output(pool, analyst, later)
+    assert out.status == "completed", out.error_message
+    assert out.prompt == "Explain later to a beginner"
+    assert _output(pool, analyst, earlier).status == "processing"  # its fetch started it
+
+
 @pytest.mark.fast_path
 async def test_a_job_whose_output_its_fetch_could_not_see_still_runs(pool, analyst, opened_app):
     """The fetch takes a fresh snapshot for each job it takes, so it can take a job whose output
