@@ -128,10 +128,32 @@ AS $$
            END
 $$;
 
+-- The calls to p_model in flight at p_at: taken, not finished, their job still running on a
+-- worker whose heartbeat is fresh (a killed worker's calls stop counting once it is stale), the
+-- call of job p_job_id aside (its own earlier attempt).
+CREATE FUNCTION llmjobs_calls_in_flight(
+    p_model text,
+    p_at timestamptz,
+    p_stalled double precision,
+    p_job_id bigint DEFAULT NULL
+)
+    RETURNS bigint
+    LANGUAGE sql
+    STABLE
+AS $$
+    SELECT count(*)
+      FROM llmjobs_model_calls AS c
+      JOIN procrastinate_jobs AS j ON j.id = c.job_id AND j.status = 'doing'
+      JOIN procrastinate_workers AS w ON w.id = c.worker_id
+     WHERE c.model = p_model AND c.finished_at IS NULL
+       AND c.job_id IS DISTINCT FROM p_job_id
+       AND w.last_heartbeat > p_at - make_interval(secs => p_stalled)
+$$;
+
 -- Take capacity for one call of p_model by job p_job_id, estimated at p_tokens tokens besides
--- the answer: true, with the call recorded, when every bucket of its limit has room; false,
+-- the answer: 'taken', with the call recorded, when every bucket of its limit has room; 'full',
 -- with nothing changed, when one is full, the model is paused, or its calls in flight are at
--- the cap. A model without limit always has room (and nothing is recorded). The bucket row is
+-- the cap; NULL for a model without limit (nothing recorded: it always has room). The bucket row is
 -- locked until the statement ends: two workers taking capacity for one model take turns.
 CREATE FUNCTION llmjobs_take_capacity(
     p_model text,
@@ -141,7 +163,7 @@ CREATE FUNCTION llmjobs_take_capacity(
     p_minute double precision,
     p_stalled double precision
 )
-    RETURNS boolean
+    RETURNS text
     LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -154,35 +176,29 @@ DECLARE
     t_level double precision;
 BEGIN
     IF lim.pattern IS NULL THEN
-        RETURN true;
+        RETURN NULL;
     END IF;
     INSERT INTO llmjobs_model_buckets (model) VALUES (p_model) ON CONFLICT DO NOTHING;
     SELECT * INTO bucket FROM llmjobs_model_buckets WHERE model = p_model FOR UPDATE;
     -- the time read after waiting for the row: another worker's take may have moved it on
     t := greatest(clock_timestamp(), bucket.at);
     IF bucket.paused_until > t THEN
-        RETURN false;
+        RETURN 'full';
     END IF;
-    IF lim.max_concurrent IS NOT NULL AND (
-        SELECT count(*)
-          FROM llmjobs_model_calls AS c
-          JOIN procrastinate_jobs AS j ON j.id = c.job_id AND j.status = 'doing'
-          JOIN procrastinate_workers AS w ON w.id = c.worker_id
-         WHERE c.model = p_model AND c.finished_at IS NULL AND c.job_id <> p_job_id
-           AND w.last_heartbeat > t - make_interval(secs => p_stalled)
-    ) >= lim.max_concurrent THEN
-        RETURN false;
+    IF lim.max_concurrent IS NOT NULL
+       AND llmjobs_calls_in_flight(p_model, t, p_stalled, p_job_id) >= lim.max_concurrent THEN
+        RETURN 'full';
     END IF;
     call_tokens := least(p_tokens + coalesce(bucket.typical_completion, 256), 2000000000);
     rates := llmjobs_limit_rates(lim, p_minute, coalesce(bucket.typical_call, call_tokens));
     r_level := llmjobs_drained(bucket.requests, rates.request_rate, bucket.at, t);
     t_level := llmjobs_drained(bucket.tokens, rates.token_rate, bucket.at, t);
     IF lim.rpm IS NOT NULL AND r_level + 1 > rates.request_burst + 1e-9 THEN
-        RETURN false;
+        RETURN 'full';
     END IF;
     -- a call larger than the burst waits for an empty bucket
     IF lim.tpm IS NOT NULL AND t_level > 0 AND t_level + call_tokens > rates.token_burst THEN
-        RETURN false;
+        RETURN 'full';
     END IF;
     UPDATE llmjobs_model_buckets
        SET requests = CASE WHEN lim.rpm IS NULL THEN 0 ELSE r_level + 1 END,
@@ -195,7 +211,7 @@ BEGIN
        SET model = excluded.model, worker_id = excluded.worker_id,
            started_at = excluded.started_at, tokens_estimated = excluded.tokens_estimated,
            tokens_used = NULL, finished_at = NULL;
-    RETURN true;
+    RETURN 'taken';
 END;
 $$;
 
@@ -305,6 +321,7 @@ DECLARE
     blocked text[];
     taken integer := 0;
     picked record;
+    capacity text;
 BEGIN
     IF EXISTS (SELECT 1 FROM llmjobs_paused_queues) THEN
         IF queues IS NULL THEN
@@ -384,13 +401,14 @@ BEGIN
               FROM llm_outputs AS o
              WHERE o.id = llmjobs_output_id(candidate.args);
             IF FOUND THEN
-                IF NOT llmjobs_take_capacity(
+                capacity := llmjobs_take_capacity(
                     picked.model, candidate.id, p_worker_id, picked.tokens, p_minute, p_stalled
-                ) THEN
+                );
+                IF capacity = 'full' THEN
                     blocked := blocked || picked.model;
                     CONTINUE;
                 END IF;
-                IF (llmjobs_model_limit(picked.model)).pattern IS NOT NULL THEN
+                IF capacity = 'taken' THEN
                     limited := picked.model;
                 END IF;
             END IF;
@@ -431,14 +449,8 @@ BEGIN
     IF lim.pattern IS NULL THEN
         RETURN NULL;
     END IF;
-    IF lim.max_concurrent IS NOT NULL AND (
-        SELECT count(*)
-          FROM llmjobs_model_calls AS c
-          JOIN procrastinate_jobs AS j ON j.id = c.job_id AND j.status = 'doing'
-          JOIN procrastinate_workers AS w ON w.id = c.worker_id
-         WHERE c.model = p_model AND c.finished_at IS NULL
-           AND w.last_heartbeat > t - make_interval(secs => p_stalled)
-    ) >= lim.max_concurrent THEN
+    IF lim.max_concurrent IS NOT NULL
+       AND llmjobs_calls_in_flight(p_model, t, p_stalled) >= lim.max_concurrent THEN
         RETURN 'concurrent';
     END IF;
     rates := llmjobs_limit_rates(lim, p_minute, coalesce(bucket.typical_call, 256));

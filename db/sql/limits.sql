@@ -65,10 +65,7 @@ SELECT u.model, u.pattern, u.rpm, u.tpm, u.max_concurrent, u.source,
           FROM llmjobs_model_calls AS c
          WHERE c.model = u.model
            AND c.started_at > now() - make_interval(secs => %(minute)s)) AS tokens_last_minute,
-       (SELECT count(*)
-          FROM llmjobs_model_calls AS c
-          JOIN procrastinate_jobs AS j ON j.id = c.job_id AND j.status = 'doing'
-         WHERE c.model = u.model AND c.finished_at IS NULL) AS in_flight,
+       llmjobs_calls_in_flight(u.model, now(), %(stalled)s) AS in_flight,
        coalesce(w.jobs, 0) AS waiting,
        (SELECT count(*) FROM llmjobs_rate_limited AS r
          WHERE r.model = u.model AND r.at > now() - interval '1 hour') AS rate_limited_last_hour,

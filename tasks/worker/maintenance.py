@@ -23,6 +23,7 @@ the last hour) and the buckets idle as long are removed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from procrastinate.jobs import Status
@@ -38,6 +39,23 @@ log = get_logger("llmjobs.maintenance")
 # Periods one refresh rolls up at most: a database migrated with a long history catches up over
 # a few runs instead of in one long transaction.
 REFRESH_PERIODS = 24
+
+
+def _upkeep(name: str, cron: str, periodic_id: str | None = None) -> Callable[[Any], Any]:
+    """A periodic task `llmjobs.<name>` on the maintenance queue, deferred on `cron` (its
+    periodic id `name` unless given), with at most one job of it waiting at a time."""
+
+    def register(func: Any) -> Any:
+        task = app.task(
+            name=f"llmjobs.{name}",
+            queue=MAINTENANCE_QUEUE,
+            priority=MAINTENANCE_PRIORITY,
+            pass_context=True,
+            queueing_lock=name,
+        )(func)
+        return app.periodic(cron=cron, periodic_id=periodic_id or name)(task)
+
+    return register
 
 
 async def recover_stalled_jobs(procrastinate_app: Any) -> dict[str, int]:
@@ -76,14 +94,7 @@ async def recover_stalled_jobs(procrastinate_app: Any) -> dict[str, int]:
     return counts
 
 
-@app.periodic(cron="* * * * * */10", periodic_id="recover_stalled")
-@app.task(
-    name="llmjobs.recover_stalled_jobs",
-    queue=MAINTENANCE_QUEUE,
-    priority=MAINTENANCE_PRIORITY,
-    pass_context=True,
-    queueing_lock="recover_stalled_jobs",
-)
+@_upkeep("recover_stalled_jobs", cron="* * * * * */10", periodic_id="recover_stalled")
 async def recover_stalled_jobs_task(context: Any, timestamp: int) -> dict[str, int] | None:
     # A result only when something was done: procrastinate's success line then stays at INFO
     # (tasks.logs turns a maintenance job's lines to DEBUG otherwise).
@@ -94,14 +105,7 @@ async def recover_stalled_jobs_task(context: Any, timestamp: int) -> dict[str, i
     return None
 
 
-@app.periodic(cron="* * * * *", periodic_id="refresh_analytics")
-@app.task(
-    name="llmjobs.refresh_analytics",
-    queue=MAINTENANCE_QUEUE,
-    priority=MAINTENANCE_PRIORITY,
-    pass_context=True,
-    queueing_lock="refresh_analytics",
-)
+@_upkeep("refresh_analytics", cron="* * * * *")
 async def refresh_analytics_task(context: Any, timestamp: int) -> dict[str, int] | None:
     async with context.app.connector.pool.connection() as conn:
         periods = await analytics.refresh_rollup_async(conn, max_periods=REFRESH_PERIODS)
@@ -111,14 +115,7 @@ async def refresh_analytics_task(context: Any, timestamp: int) -> dict[str, int]
     return None
 
 
-@app.periodic(cron="17 * * * *", periodic_id="prune_catalog")
-@app.task(
-    name="llmjobs.prune_catalog",
-    queue=MAINTENANCE_QUEUE,
-    priority=MAINTENANCE_PRIORITY,
-    pass_context=True,
-    queueing_lock="prune_catalog",
-)
+@_upkeep("prune_catalog", cron="17 * * * *")
 async def prune_catalog_task(context: Any, timestamp: int) -> dict[str, int] | None:
     workers = await catalog.prune(context.app.connector.pool)
     if workers:
@@ -127,14 +124,7 @@ async def prune_catalog_task(context: Any, timestamp: int) -> dict[str, int] | N
     return None
 
 
-@app.periodic(cron="* * * * * */10", periodic_id="refresh_queue_statistics")
-@app.task(
-    name="llmjobs.refresh_queue_statistics",
-    queue=MAINTENANCE_QUEUE,
-    priority=MAINTENANCE_PRIORITY,
-    pass_context=True,
-    queueing_lock="refresh_queue_statistics",
-)
+@_upkeep("refresh_queue_statistics", cron="* * * * * */10")
 async def refresh_queue_statistics_task(context: Any, timestamp: int) -> dict[str, Any] | None:
     async with context.app.connector.pool.connection() as conn:
         analyzed = await queues.analyze_stale_tables(conn)
@@ -144,14 +134,7 @@ async def refresh_queue_statistics_task(context: Any, timestamp: int) -> dict[st
     return None
 
 
-@app.periodic(cron="*/10 * * * *", periodic_id="prune_limits")
-@app.task(
-    name="llmjobs.prune_limits",
-    queue=MAINTENANCE_QUEUE,
-    priority=MAINTENANCE_PRIORITY,
-    pass_context=True,
-    queueing_lock="prune_limits",
-)
+@_upkeep("prune_limits", cron="*/10 * * * *")
 async def prune_limits_task(context: Any, timestamp: int) -> dict[str, int] | None:
     async with context.app.connector.pool.connection() as conn:
         deleted = await limits.prune(conn)

@@ -65,8 +65,10 @@ def test_the_use_of_a_limited_model(client, root, pool, analyst):
     ]
     with pool.connection() as conn:
         # One request a minute: the first job is taken, the second waits.
+        worker = conn.execute("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
         [taken] = conn.execute(
-            "SELECT (j.job).id FROM llmjobs_fetch_jobs(NULL, NULL, 2, %s) AS j", (LLM_TASK,)
+            "SELECT (j.job).id FROM llmjobs_fetch_jobs(NULL, %s, 2, %s) AS j",
+            (worker.fetchone()["id"], LLM_TASK),
         ).fetchall()
         assert taken["id"] == ids[0].job_id
         conn.execute(  # what the worker does with the job it took

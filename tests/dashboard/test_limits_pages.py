@@ -70,12 +70,13 @@ def _fetch(pool, count: int) -> list[int]:
     """Take jobs as a worker's fetch does (capacity taken for limited models); their outputs are
     then processing, as the worker marks them."""
     with pool.connection() as conn:
+        worker = conn.execute("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
         taken = [
             r["output_id"]
             for r in conn.execute(
                 "SELECT ((j.job).args->>'output_id')::bigint AS output_id"
-                "  FROM llmjobs_fetch_jobs(NULL, NULL, %s, %s, 60, 30) AS j",
-                (count, LLM_TASK),
+                "  FROM llmjobs_fetch_jobs(NULL, %s, %s, %s, 60, 30) AS j",
+                (worker.fetchone()["id"], count, LLM_TASK),
             )
         ]
         conn.execute("UPDATE llm_outputs SET status = 'processing' WHERE id = ANY(%s)", (taken,))

@@ -38,11 +38,14 @@ PAGES = {
 
 
 def _settled(page) -> None:
-    """Wait for the script run to finish (the page's reruns included)."""
+    """Wait for the script run to finish (the page's reruns included) and every element to be
+    drawn."""
     app = page.locator('[data-testid="stApp"]')
     expect(app).to_have_attribute("data-test-script-state", "notRunning")
     page.wait_for_timeout(300)
     expect(app).to_have_attribute("data-test-script-state", "notRunning")
+    # widgets whose code is still loading are drawn as grey placeholders
+    expect(page.get_by_test_id("stSkeleton")).to_have_count(0)
 
 
 def _metric(page, label: str) -> int:

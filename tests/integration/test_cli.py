@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import structlog
 
 from tests.api.test_hostile_input import deep_json
 from tests.support.hostile import FORMULAS, NUMBER_AS_TEXT, echo, neutralised
@@ -408,10 +411,16 @@ def _in_process(capsys, *args: str) -> tuple[int, str, str]:
     from tasks.cli.main import main
 
     capsys.readouterr()
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
     try:
         code = main(list(args))
     except SystemExit as exc:  # argparse's own refusals
         code = int(exc.code or 0)
+    finally:  # the command's logging wrote to this capture, which closes with the test
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.configure(**config)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -460,10 +469,11 @@ def test_cli_sets_lists_and_clears_limits(database_url, pool, admin, analyst):
         for n in range(3)
     ]
     with pool.connection() as conn:
+        worker = conn.execute("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")
         taken = conn.execute(
             "SELECT (j.job).args->>'output_id' AS id"
-            "  FROM llmjobs_fetch_jobs(NULL, NULL, 3, %s) AS j",
-            (LLM_TASK,),
+            "  FROM llmjobs_fetch_jobs(NULL, %s, 3, %s) AS j",
+            (worker.fetchone()["id"], LLM_TASK),
         ).fetchall()
         # what the worker does with the jobs it took
         conn.execute(

@@ -4,6 +4,7 @@ the queue and are finished by the next worker. None is lost."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import procrastinate.worker
 import pytest
 
 from tasks import outputs as jobs
@@ -93,9 +95,22 @@ async def test_sigterm_past_grace_requeues_and_next_worker_finishes(
     ] * 3
 
 
+@pytest.mark.parametrize("swallowed", [False, True], ids=["raised", "swallowed"])
 @pytest.mark.parametrize("after", [0.0, 0.5])
-async def test_a_cancelled_worker_stops_wherever_the_cancel_lands(opened_app, after):
-    # a worker task cancelled at any point of its start or run ends, and never starts again
+async def test_a_cancelled_worker_stops_wherever_the_cancel_lands(
+    opened_app, monkeypatch, after, swallowed
+):
+    # a worker task cancelled at any point of its start or run ends, and never starts again,
+    # even when procrastinate's worker ends its run quietly on the cancel (as an outage's end
+    # would look to the restart loop)
+    if swallowed:
+        real_run = procrastinate.worker.Worker.run
+
+        async def quiet_run(self):
+            with contextlib.suppress(asyncio.CancelledError):
+                await real_run(self)
+
+        monkeypatch.setattr(procrastinate.worker.Worker, "run", quiet_run)
     task = asyncio.create_task(
         opened_app.run_worker_async(
             concurrency=2, install_signal_handlers=False, wait=True, update_heartbeat_interval=0.5
