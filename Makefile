@@ -22,9 +22,11 @@ run: install
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 	LLMJOBS_WORKER_FAST_PATH=0 LLMJOBS_LITELLM_FAST_PATH=0 $(BIN)/python -m pytest -q \
-		-m "not fast_path" tests/integration/test_worker.py tests/integration/test_recovery.py \
+		-n 2 --dist loadfile -m "not fast_path" \
+		tests/integration/test_worker.py tests/integration/test_recovery.py \
 		tests/integration/test_queue_pause.py tests/unit/test_model_calls.py \
 		tests/unit/test_call_executor.py \
+		tests/integration/test_limits.py::test_waiting_for_a_limit_is_not_failing \
 		tests/integration/test_limits.py::test_a_limit_raised_reaches_a_running_worker \
 		tests/integration/test_limits.py::test_a_429_pauses_the_model_for_every_job
 

@@ -1,7 +1,9 @@
-"""The `llmjobs` command line, run as a real process against the test database."""
+"""The `llmjobs` command line against the test database: its commands run by `main` in this
+process, the round trip and an interruption by the installed command in a process of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import structlog
 
+from tasks.config import get_settings
 from tests.api.test_hostile_input import deep_json
 from tests.support.hostile import FORMULAS, NUMBER_AS_TEXT, echo, neutralised
 
@@ -22,6 +25,38 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def llmjobs(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`llmjobs *args` as the command runs it (its exit code, stdout and stderr), in this
+    process with `env` added to the environment: the tests need the command's answers, not a new
+    interpreter for each. The tests that start the installed command use `llmjobs_process`."""
+    from tasks.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    saved = {name: os.environ.get(name) for name in env or {}}
+    os.environ.update(env or {})
+    get_settings.cache_clear()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's own refusals and --help
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:  # the command's logging wrote to `err`
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.configure(**config)
+    return subprocess.CompletedProcess(["llmjobs", *args], code, out.getvalue(), err.getvalue())
+
+
+def llmjobs_process(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`llmjobs *args` run by the installed command, in a process of its own."""
     return subprocess.run(
         [str(BIN), *args],
         capture_output=True,
@@ -32,11 +67,11 @@ def llmjobs(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_cli_round_trip(database_url, pool, run_worker):
-    created = llmjobs("users", "create", "cli-user")
+    created = llmjobs_process("users", "create", "cli-user")
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["role"] == "analyst"
 
-    result = llmjobs(
+    result = llmjobs_process(
         "submit",
         "--template",
         "Explain {{concept}} to a beginner",
@@ -57,12 +92,14 @@ def test_cli_round_trip(database_url, pool, run_worker):
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert any(e["message"] == "queued" and e["output_id"] == queued["output_id"] for e in events)
 
-    shown = json.loads(llmjobs("show", str(queued["output_id"]), "--user", "cli-user").stdout)
+    shown = json.loads(
+        llmjobs_process("show", str(queued["output_id"]), "--user", "cli-user").stdout
+    )
     assert shown["status"] == "pending"
-    listed = json.loads(llmjobs("list", "--as-user", "cli-user").stdout)
+    listed = json.loads(llmjobs_process("list", "--as-user", "cli-user").stdout)
     assert [o["id"] for o in listed] == [queued["output_id"]]
 
-    models = json.loads(llmjobs("models").stdout)
+    models = json.loads(llmjobs_process("models").stdout)
     assert models[0] == {
         "name": "offline/echo",
         "provider": "offline",
@@ -405,29 +442,15 @@ def test_cli_pauses_lists_and_resumes_a_queue(database_url, pool, admin):
     assert refused.returncode == 1 and "admins only" in refused.stderr
 
 
-def _in_process(capsys, *args: str) -> tuple[int, str, str]:
-    """`llmjobs *args` run by this process (exit code, stdout, stderr): the many refusals below
-    need not start the command each time (the tests above start it)."""
-    from tasks.cli.main import main
-
-    capsys.readouterr()
-    root = logging.getLogger()
-    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
-    try:
-        code = main(list(args))
-    except SystemExit as exc:  # argparse's own refusals
-        code = int(exc.code or 0)
-    finally:  # the command's logging wrote to this capture, which closes with the test
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        structlog.configure(**config)
-    out, err = capsys.readouterr()
-    return code, out, err
+def _in_process(*args: str) -> tuple[int, str, str]:
+    """`llmjobs *args`: (exit code, stdout, stderr)."""
+    done = llmjobs(*args)
+    return done.returncode, done.stdout, done.stderr
 
 
-def _limit_error(capsys, *args: str) -> str:
+def _limit_error(*args: str) -> str:
     """The error line of an `llmjobs limits` command that must be refused as invalid (exit 2)."""
-    code, out, err = _in_process(capsys, "limits", *args, "--user", "root-admin")
+    code, out, err = _in_process("limits", *args, "--user", "root-admin")
     assert code == 2, (args[:3], err)
     assert out == ""
     [line] = [line for line in err.splitlines() if line.startswith("error: ")]
@@ -514,7 +537,7 @@ def test_cli_sets_lists_and_clears_limits(database_url, pool, admin, analyst):
 
 
 def test_cli_refuses_bad_limits_naming_the_field_and_writes_nothing(
-    database_url, pool, admin, analyst, capsys
+    database_url, pool, admin, analyst
 ):
     from tasks import limits
 
@@ -536,17 +559,15 @@ def test_cli_refuses_bad_limits_naming_the_field_and_writes_nothing(
         (["", "--rpm", "5"], "model: the model or prefix is empty"),
     ]
     for args, message in cases:
-        line = _limit_error(capsys, "set", *args)
+        line = _limit_error("set", *args)
         assert line.startswith(f"error: {message}"), (args[:3], line)
-    assert _limit_error(capsys, "clear", "open ai/").startswith(
-        "error: model: the model or prefix must"
-    )
+    assert _limit_error("clear", "open ai/").startswith("error: model: the model or prefix must")
     assert limits.list_limits(pool) == []
 
-    code, _, err = _in_process(capsys, "limits", "list", "--user", "nobody")
+    code, _, err = _in_process("limits", "list", "--user", "nobody")
     assert code == 2 and "error: user: no user named 'nobody'" in err
     for args in (["list"], ["set", "openai/", "--rpm", "5"], ["clear", "openai/"]):
-        code, out, err = _in_process(capsys, "limits", *args, "--user", analyst.name)
+        code, out, err = _in_process("limits", *args, "--user", analyst.name)
         assert code == 1 and out == "", args
         assert "error: admins only" in err.splitlines(), args
     assert limits.list_limits(pool) == []
