@@ -121,6 +121,7 @@ def create_llm_job(body: JobRequest, jobs: JobCreation) -> Submission:
             template_name=body.template_name,
             template_version=body.template_version,
             cache=body.cache,
+            json_schema=body.json_schema,
         )
 
     return jobs.run(create, body=body.model_dump(mode="json"))

@@ -62,6 +62,7 @@ def _shallow(value: Any) -> Any:
 
 Text = Annotated[str, AfterValidator(_storable)]
 Context = Annotated[dict[str, Any], AfterValidator(_shallow)]
+JsonSchema = Annotated[dict[str, Any], AfterValidator(_shallow)]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
@@ -117,6 +118,24 @@ class JobRequest(Body):
         None,
         description="Reuse a recent completed answer to the same prompt, model and format "
         "instead of calling the model; LLMJOBS_CACHE (off by default) when omitted.",
+    )
+    json_schema: JsonSchema | None = Field(
+        None,
+        description="For format json: a JSON Schema (Draft 2020-12) every answer must validate "
+        "against. Asked of the model as its response format when it supports one, else in the "
+        "instruction; an answer that does not validate is re-asked with the validator's errors, "
+        "then fails with them. At most 64 KiB and 32 levels; references only inside the "
+        "schema (#/$defs/...); `pattern` in RE2 syntax; no patternProperties.",
+        examples=[
+            {
+                "type": "object",
+                "properties": {
+                    "summary": {"type": "string"},
+                    "score": {"type": "integer", "minimum": 1, "maximum": 5},
+                },
+                "required": ["summary", "score"],
+            }
+        ],
     )
 
 
@@ -194,6 +213,17 @@ class Output(BaseModel):
     batch_row: int | None = Field(None, description="Its row number in the batch, from 1.")
     cache_hit_of: int | None = Field(
         None, description="The earlier output whose answer was reused from the response cache."
+    )
+    json_schema: dict[str, Any] | None = Field(
+        None, description="The JSON Schema its answer must validate against (format json)."
+    )
+    schema_valid: bool | None = Field(
+        None,
+        description="With a schema: true once an answer validated, false when the output "
+        "failed because none did.",
+    )
+    schema_first_try: bool | None = Field(
+        None, description="With a schema: whether the first answer validated (no re-ask)."
     )
 
     @classmethod

@@ -95,6 +95,10 @@ class LLMOutput(Row):
     batch_row: int | None = None
     use_cache: bool = False
     cache_hit_of: int | None = None
+    # a json output's JSON Schema; whether an answer validated, and at the first try
+    json_schema: dict[str, Any] | None = None
+    schema_valid: bool | None = None
+    schema_first_try: bool | None = None
     # In a blind comparison not yet judged: front ends show no model name.
     blind_pending: bool = False
 

@@ -34,9 +34,12 @@ class NewOutput:
     template_version_id: int | None = None
     comparison_id: int | None = None
     use_cache: bool = False
+    json_schema: dict[str, Any] | None = None
 
     def params(self) -> dict[str, Any]:
-        return {**vars(self), "context": Jsonb(self.context)}  # vars: asdict would copy context
+        schema = Jsonb(self.json_schema) if self.json_schema is not None else None
+        # vars: asdict would copy the context
+        return {**vars(self), "context": Jsonb(self.context), "json_schema": schema}
 
 
 def insert_output(conn: psycopg.Connection, output: NewOutput) -> int:
@@ -144,6 +147,8 @@ class Answer:
     completion_tokens: int | None
     cost: float | None
     latency_ms: int
+    # with a schema: whether the first answer validated (False: a re-ask made it)
+    schema_first_try: bool | None = None
 
 
 async def start_attempt(
@@ -183,6 +188,7 @@ async def complete_outputs(conn: psycopg.AsyncConnection, answers: Sequence[Answ
         "completion_tokens": [a.completion_tokens for a in answers],
         "costs": [a.cost for a in answers],
         "latencies": [a.latency_ms for a in answers],
+        "schema_first_tries": [a.schema_first_try for a in answers],
     }
     cur = await conn.execute(queries["complete_outputs"], params)
     return {row["id"] for row in await cur.fetchall()}
@@ -217,14 +223,17 @@ async def fail_output(
     error_message: str,
     raw_response: str | None = None,
     prompt: str | None = None,
+    schema_broken: bool = False,
 ) -> bool:
-    """Mark the output failed; False when this attempt is no longer the current one."""
+    """Mark the output failed (schema_broken: because no answer validated against its schema);
+    False when this attempt is no longer the current one."""
     params = {
         "id": output_id,
         "attempt": attempt,
         "error_message": error_message,
         "raw_response": raw_response,
         "prompt": prompt,
+        "schema_broken": schema_broken,
     }
     cur = await conn.execute(queries["fail_output"], params)
     return await cur.fetchone() is not None

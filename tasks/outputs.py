@@ -28,7 +28,7 @@ from db.pooled import pooled
 from tasks import budgets, fetchers, templates
 from tasks.config import LLM_TASK, QUEUE_PRIORITY, QUEUES, get_settings, model_name_problem
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
-from tasks.llm import catalog, rendering, sandbox
+from tasks.llm import catalog, rendering, sandbox, schemas
 from tasks.llm.formats import FORMATS
 from tasks.logs import get_logger
 
@@ -80,6 +80,7 @@ class _Request(BaseModel):
     system_prompt: str | None = None
     template_version_id: int | None = None
     use_cache: bool = False
+    json_schema: dict[str, Any] | None = None
 
 
 def resolve_user(conn: psycopg.Connection, name: str | None) -> User:
@@ -113,11 +114,14 @@ def validate(
     queue: str | None,
     agent: str | int | None = None,
     render: bool = True,
+    json_schema: Any = None,
 ) -> _Request:
     """Check a request the way submit does, without writing anything (render=False leaves the
-    template and context to the caller).
+    template and context to the caller). A JSON Schema (a dict, or its JSON text) is for a json
+    output only.
 
-    Raises InvalidInput naming the field: queue, format, model, agent, context, template.
+    Raises InvalidInput naming the field: queue, format, model, agent, context, template,
+    json_schema.
     """
     queue = queue or "default"
     if queue not in QUEUES:
@@ -130,10 +134,12 @@ def validate(
     if not model:
         raise InvalidInput("model", "is required")
     catalog.check_model(conn, model)
+    schema = checked_schema(json_schema, format)
     if render:
         rendering.check_context(context)
         rendering.render(template, context)
     return _Request(
+        json_schema=schema,
         template=template,
         model=model,
         context=context,
@@ -142,6 +148,20 @@ def validate(
         agent=found_agent,
         system_prompt=(found_agent.system_prompt or None) if found_agent else None,
     )
+
+
+def checked_schema(json_schema: Any, format: str) -> dict[str, Any] | None:
+    """The JSON Schema of a request (None when none is given: an empty text or {} is none), checked
+    (tasks.llm.schemas.check_schema); only a json output takes one."""
+    if json_schema is None or json_schema == "" or json_schema == {}:
+        return None
+    if isinstance(json_schema, str) and not json_schema.strip():
+        return None
+    if format != "json":
+        raise InvalidInput(
+            "json_schema", f"only a json output takes a JSON Schema (the format is {format})"
+        )
+    return schemas.check_schema(json_schema)
 
 
 def write_job(
@@ -170,6 +190,7 @@ def write_job(
         template_version_id=request.template_version_id,
         comparison_id=comparison_id,
         use_cache=request.use_cache,
+        json_schema=request.json_schema,
     )
     return outputs.enqueue_output(conn, output, task_name=LLM_TASK)
 
@@ -240,8 +261,12 @@ def submit_on(
     template_name: str | None = None,
     template_version: int | None = None,
     cache: bool | None = None,
+    json_schema: Any = None,
 ) -> Submission:
     """Queue an LLM job on conn (the seed's `LLMJob.perform_later`).
+
+    A json output may take a JSON Schema (json_schema: a dict or its JSON text, Draft 2020-12),
+    which every answer must then validate against (tasks.llm.schemas).
 
     The template is the text given, or a version of a named library template (the latest unless
     template_version). The context is the named fetcher's result (if any) overlaid by the
@@ -263,6 +288,7 @@ def submit_on(
         format=format,
         queue=queue,
         agent=agent,
+        json_schema=json_schema,
     )
     request = request.model_copy(
         update={"template_version_id": version_id, "use_cache": _use_cache(cache)}
@@ -542,6 +568,7 @@ def re_run_on(conn: psycopg.Connection, output_id: int, user: User) -> Submissio
         agent=agent,
         system_prompt=old.system_prompt,
         template_version_id=old.template_version_id,
+        json_schema=old.json_schema,
     )
     return _enqueue(conn, request, user, kind="re_run", parent_id=old.id)
 
@@ -572,6 +599,8 @@ def regenerate_on(
         format=new_format or old.format,
         queue=old.queue,
         agent=old.agent_id,
+        # the schema stays with a json answer, and goes with the format when that changes
+        json_schema=old.json_schema if (new_format or old.format) == "json" else None,
     )
     request = request.model_copy(
         update={"system_prompt": old.system_prompt, "template_version_id": old.template_version_id}

@@ -112,7 +112,10 @@ UPDATE llm_outputs
    SET status = 'completed', prompt = %(prompt)s, raw_response = %(raw_response)s,
        parsed_output = %(parsed_output)s, prompt_tokens = 0, completion_tokens = 0, cost = 0,
        latency_ms = %(latency_ms)s, cache_key = %(cache_key)s, cache_hit_of = %(cache_hit_of)s,
-       error_message = NULL, completed_at = now()
+       error_message = NULL, completed_at = now(),
+       -- the same key: the same schema, which the cached answer validated against at once
+       schema_valid = CASE WHEN json_schema IS NOT NULL THEN true END,
+       schema_first_try = CASE WHEN json_schema IS NOT NULL THEN true END
  WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'processing'
 RETURNING id
 

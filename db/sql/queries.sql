@@ -117,10 +117,10 @@ SELECT nextval(pg_get_serial_sequence('llm_outputs', 'id')) AS id
 -- A new pending output with no job behind it (test helpers)
 INSERT INTO llm_outputs (user_id, agent_id, template, model, context, format, queue, priority,
                          kind, parent_id, system_prompt, template_version_id, comparison_id,
-                         use_cache)
+                         use_cache, json_schema)
 VALUES (%(user_id)s, %(agent_id)s, %(template)s, %(model)s, %(context)s, %(format)s, %(queue)s,
         %(priority)s, %(kind)s, %(parent_id)s, %(system_prompt)s, %(template_version_id)s,
-        %(comparison_id)s, %(use_cache)s)
+        %(comparison_id)s, %(use_cache)s, %(json_schema)s)
 RETURNING id
 
 -- enqueue_output --
@@ -140,11 +140,11 @@ WITH reserved AS (
 ), output AS (
     INSERT INTO llm_outputs (id, user_id, agent_id, template, model, context, format, queue,
                              priority, kind, parent_id, system_prompt, template_version_id,
-                             comparison_id, use_cache, job_id)
+                             comparison_id, use_cache, json_schema, job_id)
     OVERRIDING SYSTEM VALUE
     SELECT reserved.id, %(user_id)s, %(agent_id)s, %(template)s, %(model)s, %(context)s,
            %(format)s, %(queue)s, %(priority)s, %(kind)s, %(parent_id)s, %(system_prompt)s,
-           %(template_version_id)s, %(comparison_id)s, %(use_cache)s, job.id
+           %(template_version_id)s, %(comparison_id)s, %(use_cache)s, %(json_schema)s, job.id
       FROM reserved, job
     RETURNING id, job_id
 )
@@ -219,13 +219,15 @@ UPDATE llm_outputs o
    SET status = 'completed', prompt = c.prompt, raw_response = c.raw_response,
        parsed_output = c.parsed_output, cache_key = c.cache_key,
        prompt_tokens = c.prompt_tokens, completion_tokens = c.completion_tokens,
-       cost = c.cost, latency_ms = c.latency_ms, error_message = NULL, completed_at = now()
+       cost = c.cost, latency_ms = c.latency_ms, error_message = NULL, completed_at = now(),
+       schema_valid = CASE WHEN o.json_schema IS NOT NULL THEN true END,
+       schema_first_try = CASE WHEN o.json_schema IS NOT NULL THEN c.schema_first_try END
   FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[], %(prompts)s::text[],
               %(raw_responses)s::text[], %(parsed_outputs)s::jsonb[], %(cache_keys)s::text[],
               %(prompt_tokens)s::integer[], %(completion_tokens)s::integer[],
-              %(costs)s::numeric[], %(latencies)s::integer[])
+              %(costs)s::numeric[], %(latencies)s::integer[], %(schema_first_tries)s::boolean[])
        AS c(id, attempt, prompt, raw_response, parsed_output, cache_key, prompt_tokens,
-            completion_tokens, cost, latency_ms)
+            completion_tokens, cost, latency_ms, schema_first_try)
  WHERE o.id = c.id AND o.attempts = c.attempt AND o.status = 'processing'
 RETURNING o.id
 
@@ -242,7 +244,9 @@ RETURNING id
 UPDATE llm_outputs
    SET status = 'failed', error_message = %(error_message)s,
        raw_response = COALESCE(%(raw_response)s, raw_response),
-       prompt = COALESCE(%(prompt)s, prompt), completed_at = now()
+       prompt = COALESCE(%(prompt)s, prompt), completed_at = now(),
+       schema_valid = CASE WHEN json_schema IS NOT NULL AND %(schema_broken)s THEN false END,
+       schema_first_try = CASE WHEN json_schema IS NOT NULL AND %(schema_broken)s THEN false END
  WHERE id = %(id)s AND attempts = %(attempt)s AND status IN ('pending', 'processing')
 RETURNING id
 

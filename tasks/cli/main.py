@@ -166,7 +166,30 @@ def cmd_submit(args: argparse.Namespace) -> Any:
         template_name=args.template_name,
         template_version=args.template_version,
         cache=True if args.cache else None,
+        json_schema=_schema_text(args.schema),
     )
+
+
+def _schema_text(value: str | None) -> str | None:
+    """--schema: the schema's JSON as given, or read from the file it names (bounded)."""
+    if value is None or value.lstrip().startswith("{"):
+        return value
+    from tasks.errors import InvalidInput
+    from tasks.llm.schemas import MAX_SCHEMA_BYTES
+
+    try:
+        with open(value, "rb") as handle:
+            data = handle.read(MAX_SCHEMA_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput("json_schema", f"cannot read {value!r}: {exc.strerror}") from None
+    if len(data) > MAX_SCHEMA_BYTES:
+        raise InvalidInput(
+            "json_schema", f"{value!r} is larger than {MAX_SCHEMA_BYTES:,} bytes"
+        ) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("json_schema", f"{value!r} is not UTF-8 text") from None
 
 
 def cmd_show(args: argparse.Namespace) -> Any:
@@ -479,6 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template-name", default=None, help="a library template instead of --template")
     p.add_argument("--template-version", type=int, default=None)
     p.add_argument("--cache", action="store_true", help="reuse an identical recent answer")
+    p.add_argument(
+        "--schema",
+        default=None,
+        help="for --format json: a JSON Schema every answer must validate against (its JSON, "
+        "or a file holding it)",
+    )
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("show", help="one output as JSON")

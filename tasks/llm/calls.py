@@ -397,12 +397,33 @@ def _readable(message: str, server: str) -> str:
     return f"{head}{server} - {text if isinstance(text, str) and text else body}"
 
 
+@functools.lru_cache(maxsize=512)
+def native_schema(model: str) -> bool:
+    """Whether litellm says the model takes a JSON Schema as its response format (asked of the
+    model's own name: an OpenAI-compatible server standing in for it is taken to take it too)."""
+    set_up_litellm()
+    try:
+        return bool(litellm.supports_response_schema(model=model))
+    except Exception:  # a model litellm does not know: the schema goes in the instruction
+        return False
+
+
 async def call_model(
-    model: str, messages: list[dict[str, str]], *, timeout: float | None = None
+    model: str,
+    messages: list[dict[str, str]],
+    *,
+    timeout: float | None = None,
+    json_schema: dict[str, Any] | None = None,
 ) -> ModelAnswer:
-    """One call to the model. Raises TransientModelError or PermanentModelError."""
+    """One call to the model (asked for answers of json_schema as its response format, when
+    given). Raises TransientModelError or PermanentModelError."""
     set_up_litellm()
     target, kwargs = _route(model)
+    if json_schema is not None:
+        kwargs["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": json_schema},
+        }
     watched = _litellm_callbacks()  # a litellm callback reads what litellm records of the call
     prices = price_overrides().get(model)
     if prices is None and target != model:

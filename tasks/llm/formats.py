@@ -19,6 +19,19 @@ INSTRUCTIONS = {
     "html": "Answer with an HTML fragment (no <html>, <head> or <body> tags).",
 }
 
+# What a json answer with a JSON Schema is asked for when the model cannot take the schema as its
+# response format (and, beside that format, when it can): the json instruction, then the schema.
+SCHEMA_MARKER = "It must validate against this JSON Schema: "
+
+
+def instruction(fmt: str, json_schema: dict[str, Any] | None = None) -> str:
+    """The format instruction of the system message; with a schema, the schema in it."""
+    if json_schema is None:
+        return INSTRUCTIONS[fmt]
+    compact = json.dumps(json_schema, ensure_ascii=False, separators=(",", ":"))
+    return f"{INSTRUCTIONS['json']} {SCHEMA_MARKER}{compact}"
+
+
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 
 

@@ -9,6 +9,10 @@ models do, all decided by a hash of the prompt so the same prompt always gets th
 - `offline/verbose` answers at length, in a few hundred milliseconds.
 - `offline/flaky` answers in between, but for one json prompt in four its first answer is not
   valid JSON (prose around it), so the worker's re-ask shows; the re-ask gets valid JSON.
+
+Asked for JSON with a JSON Schema (in the format instruction), each answers a value of the schema
+made from the prompt's words (tasks.llm.instances); offline/flaky's first answer to one such
+prompt in four breaks the schema, and its answer to the re-ask validates.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ before_litellm_import()  # litellm reads its price map and log settings when it 
 import litellm
 from litellm import CustomLLM
 
+from tasks.llm import instances
 from tasks.llm.catalog import OFFLINE_MODELS, OFFLINE_NAMES, OFFLINE_PROVIDER
-from tasks.llm.formats import INSTRUCTIONS
+from tasks.llm.formats import INSTRUCTIONS, SCHEMA_MARKER
 
 PROVIDER = OFFLINE_PROVIDER
 MODELS = OFFLINE_MODELS
@@ -150,11 +155,36 @@ def _flaky(fmt: str, prompt: str, reasked: bool) -> str:
     return f"{topic}. " + " ".join(points)
 
 
+def _schema(system: str) -> Any:
+    """The JSON Schema the format instruction carries, if any."""
+    at = system.find(SCHEMA_MARKER)
+    if at < 0:
+        return None
+    try:
+        schema, _ = json.JSONDecoder().raw_decode(system, at + len(SCHEMA_MARKER))
+    except (ValueError, RecursionError):
+        return None
+    return schema if isinstance(schema, dict) else None
+
+
+def _schema_answer(model: str, schema: Any, prompt: str, reasked: bool) -> str:
+    """A value of the schema, from the prompt's words; offline/flaky's first answer to one
+    schema prompt in FLAKY_EVERY breaks it (a required property left out, or the like)."""
+    value = instances.instance(schema, prompt.split())
+    if model == "flaky" and flaky_json(prompt) and not reasked:
+        value = instances.broken(schema, value)
+    return json.dumps(value, ensure_ascii=False, indent=2 if model == "verbose" else None)
+
+
 def answer(messages: list[dict[str, Any]], model: str = "echo") -> str:
     """The deterministic answer of offline/<model> to a conversation."""
     system = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
     users = [str(m.get("content", "")) for m in messages if m.get("role") == "user"]
     fmt = next((f for f in ("json", "html", "markdown") if INSTRUCTIONS[f] in system), "text")
+    schema = _schema(system) if fmt == "json" else None
+    if schema is not None:
+        reasked = any(m.get("role") == "assistant" for m in messages)
+        return _schema_answer(model, schema, users[0] if users else "", reasked)
     if model == "echo":
         return _echo(fmt, "\n".join(users))
     prompt = users[0] if users else ""  # a re-ask adds turns; the question stays the first

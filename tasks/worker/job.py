@@ -15,7 +15,7 @@ from db import limits as limits_db
 from tasks import limits
 from tasks.config import LLM_TASK, get_settings
 from tasks.errors import InvalidInput
-from tasks.llm import calls, formats, rendering
+from tasks.llm import calls, formats, rendering, schemas
 from tasks.llm.errors import ModelError, PermanentModelError, TransientModelError
 from tasks.logs import get_logger
 from tasks.worker.app import LLMJobsJobManager, app
@@ -25,17 +25,30 @@ log = get_logger("llmjobs.worker")
 
 
 class AnswerNotParsed(PermanentModelError):
-    """The model's answer never fitted the format; the last raw answer is kept."""
+    """The model's answer never fitted the format (or its JSON Schema: schema_errors); the last
+    raw answer is kept."""
 
-    def __init__(self, message: str, raw_response: str, requests: int = 1):
+    def __init__(
+        self,
+        message: str,
+        raw_response: str,
+        requests: int = 1,
+        schema_errors: list[schemas.SchemaError] | None = None,
+    ):
         super().__init__(message)
         self.raw_response = raw_response
         self.requests = requests
+        self.schema_errors = schema_errors
 
 
-def build_messages(prompt: str, fmt: str, system_prompt: str | None) -> list[dict[str, str]]:
-    """The conversation sent to the model: agent's system prompt and format instruction, prompt."""
-    system = "\n\n".join(p for p in (system_prompt or "", formats.INSTRUCTIONS[fmt]) if p)
+def build_messages(
+    prompt: str, fmt: str, system_prompt: str | None, json_schema: dict[str, Any] | None = None
+) -> list[dict[str, str]]:
+    """The conversation sent to the model: agent's system prompt and format instruction (with
+    the JSON Schema in it, if any), prompt."""
+    system = "\n\n".join(
+        p for p in (system_prompt or "", formats.instruction(fmt, json_schema)) if p
+    )
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})
     return messages
@@ -48,16 +61,26 @@ def cap(text: str, limit: int) -> str:
     return text[:limit] + f"\n[truncated: the answer had {len(text)} characters, {limit} kept]"
 
 
-async def ask(model: str, messages: list[dict[str, str]], fmt: str) -> tuple[Any, str, dict]:
+async def ask(
+    model: str,
+    messages: list[dict[str, str]],
+    fmt: str,
+    json_schema: dict[str, Any] | None = None,
+) -> tuple[Any, str, dict]:
     """Call the model, re-asking (at most LLMJOBS_JSON_REASKS times) while a json answer does not
-    parse. Returns (parsed, raw, usage figures); `requests` counts the calls made, also on the
-    AnswerNotParsed raised."""
+    parse or, with a JSON Schema, does not validate against it (the validator's errors sent
+    back). The schema goes to the model as its response format when litellm says the model
+    takes one, and is in the instruction anyway; every answer is validated here. Returns
+    (parsed, raw, usage figures); `requests` counts the calls made, also on the AnswerNotParsed
+    raised, and `schema_first_try` says whether the first answer validated."""
     settings = get_settings()
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "latency_ms": 0}
+    usage: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
+    usage["latency_ms"] = 0
+    native = json_schema if json_schema is not None and calls.native_schema(model) else None
     conversation = list(messages)
     for reask in range(settings.json_reasks + 1):
         usage["requests"] = reask + 1
-        answer = await calls.call_model(model, conversation)
+        answer = await calls.call_model(model, conversation, json_schema=native)
         for key in ("prompt_tokens", "completion_tokens", "cost"):
             value = getattr(answer, key)
             usage[key] = None if value is None or usage[key] is None else usage[key] + value
@@ -65,27 +88,50 @@ async def ask(model: str, messages: list[dict[str, str]], fmt: str) -> tuple[Any
         raw = cap(answer.text, settings.max_response_chars)
         if fmt != "json" and not raw.strip():
             raise PermanentModelError("the model returned an empty answer")
+        broken: list[schemas.SchemaError] = []
         try:
-            return formats.parse(fmt, raw), raw, usage
+            parsed = formats.parse(fmt, raw)
+            if json_schema is not None:
+                broken = schemas.validation_errors(json_schema, parsed)
         except formats.ParseError as exc:
-            if reask == settings.json_reasks:
-                raise AnswerNotParsed(str(exc), raw, requests=reask + 1) from exc
-            log.info("answer re-asked", model=model, reask=reask + 1, error=str(exc))
-            conversation = [
-                *messages,
-                {"role": "assistant", "content": answer.text},
-                {
-                    "role": "user",
-                    "content": f"That was not valid JSON ({exc}). " + formats.INSTRUCTIONS["json"],
-                },
-            ]
+            problem = f"That was not valid JSON ({exc})."
+            failure = str(exc)
+        except schemas.SchemaTooExpensive as exc:
+            raise AnswerNotParsed(
+                f"the answer cannot be checked against its JSON Schema: {exc}",
+                raw,
+                requests=reask + 1,
+            ) from exc
+        else:
+            if not broken:
+                if json_schema is not None:
+                    usage["schema_first_try"] = reask == 0
+                return parsed, raw, usage
+            problem = f"That JSON does not match the JSON Schema: {schemas.describe(broken)}."
+            failure = f"the answer does not match its JSON Schema: {schemas.describe(broken)}"
+        if reask == settings.json_reasks:
+            raise AnswerNotParsed(failure, raw, requests=reask + 1, schema_errors=broken or None)
+        log.info("answer re-asked", model=model, reask=reask + 1, error=failure[:500])
+        conversation = [
+            *messages,
+            {"role": "assistant", "content": answer.text},
+            {"role": "user", "content": f"{problem} {formats.instruction(fmt, json_schema)}"},
+        ]
     raise AssertionError("unreachable")
 
 
-def cache_key(model: str, fmt: str, messages: list[dict[str, str]]) -> str:
-    """What identifies a question for the response cache: model, format and the exact messages
-    (system prompt and rendered prompt)."""
-    payload = json.dumps([model, fmt, messages], ensure_ascii=False, separators=(",", ":"))
+def cache_key(
+    model: str,
+    fmt: str,
+    messages: list[dict[str, str]],
+    json_schema: dict[str, Any] | None = None,
+) -> str:
+    """What identifies a question for the response cache: model, format, JSON Schema (if any)
+    and the exact messages (system prompt and rendered prompt)."""
+    asked: list[Any] = [model, fmt, messages]
+    if json_schema is not None:
+        asked.append(json_schema)
+    payload = json.dumps(asked, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -174,8 +220,9 @@ async def _run(context: Any, output: Any, attempt: int, fields: dict[str, Any]) 
     except InvalidInput as exc:
         raise PermanentModelError(f"the prompt cannot be rendered: {exc}") from exc
     began = time.perf_counter()
-    messages = build_messages(prompt, output.format, output.system_prompt)
-    key = cache_key(output.model, output.format, messages)
+    schema = output.json_schema if output.format == "json" else None
+    messages = build_messages(prompt, output.format, output.system_prompt, schema)
+    key = cache_key(output.model, output.format, messages, schema)
     if output.use_cache and await _answer_from_cache(pool, output, attempt, prompt, key, began):
         log.info(
             "completed",
@@ -185,7 +232,7 @@ async def _run(context: Any, output: Any, attempt: int, fields: dict[str, Any]) 
         )
         return {"tokens": 0, "requests": 0}
     try:
-        parsed, raw, usage = await ask(output.model, messages, output.format)
+        parsed, raw, usage = await ask(output.model, messages, output.format, schema)
     except ModelError as exc:
         exc.prompt = prompt  # stored with the failure by the final-failure middleware
         if isinstance(exc, TransientModelError) and exc.status_code == 429:
