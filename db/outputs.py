@@ -276,12 +276,22 @@ def set_output_state(
     return LLMOutput.model_validate(conn.execute(queries["set_output_state"], params).fetchone())
 
 
+def set_schema_outcome(
+    conn: psycopg.Connection, output_id: int, *, valid: bool | None, first_try: bool | None
+) -> None:
+    """Record how an output's answer fared against its schema (test helpers)."""
+    conn.execute(
+        queries["set_schema_outcome"], {"id": output_id, "valid": valid, "first_try": first_try}
+    )
+
+
 def last_job_id(conn: psycopg.Connection) -> int:
     return conn.execute(queries["last_job_id"]).fetchone()["id"]
 
 
 def llm_jobs_since(conn: psycopg.Connection, after_id: int) -> list[dict[str, Any]]:
-    """LLM jobs queued after a job id, each with its output's template, model, format, context."""
+    """LLM jobs queued after a job id, each with its output's template, model, format, context
+    and JSON Schema."""
     return list(conn.execute(queries["llm_jobs_since"], {"after_id": after_id}))
 
 

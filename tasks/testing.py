@@ -1,10 +1,13 @@
 """Test helpers for code built on LLM Jobs (a pytest plugin, loaded automatically once installed).
 
-- `create_test_llm_output(pool, user, ...)` writes an output in any state without a worker.
+- `create_test_llm_output(pool, user, ...)` writes an output in any state without a worker (a
+  json one may take a `json_schema`: its answer is then marked valid or not against it).
 - `stub_model_success(answers)` / `stub_model_failure(status_code)` register a litellm provider
   `stub/...` that answers per format or fails like a provider would; use the model name they yield.
-- `assert_llm_job_enqueued(pool, template=..., model=...)` is a context manager that fails unless
-  the block queued a matching LLM job.
+  Asked for JSON with a JSON Schema, the success stub answers a value of the schema, unless
+  `answers` gives the json answer.
+- `assert_llm_job_enqueued(pool, template=..., model=..., json_schema=...)` is a context manager
+  that fails unless the block queued a matching LLM job.
 - `publish_served_models(pool)` puts what a worker started in this process's environment would
   serve into the model catalog, so a test can queue provider models before any worker runs.
 
@@ -60,8 +63,15 @@ def create_test_llm_output(
     feedback: str = "none",
     error_message: str | None = None,
     queue: str = "default",
+    json_schema: dict[str, Any] | str | None = None,
 ) -> LLMOutput:
-    """An output row in the given state, with no job behind it."""
+    """An output row in the given state, with no job behind it. With a JSON Schema (json format
+    only, checked as a submission's is), a completed output's answer is marked valid or not
+    against it."""
+    from tasks.llm import schemas
+    from tasks.outputs import checked_schema
+
+    schema = checked_schema(json_schema, format)
     if status == "failed" and error_message is None:
         error_message = "test failure"
     with pool.connection() as conn:
@@ -75,10 +85,15 @@ def create_test_llm_output(
                 format=format,
                 queue=queue,
                 priority=QUEUE_PRIORITY[queue],
+                json_schema=schema,
             ),
         )
         if status == "pending":
             return outputs.get_output(conn, output_id)
+        if schema is not None and status == "completed":
+            answer = parsed_output if parsed_output is not None else raw_response
+            valid = not schemas.validation_errors(schema, answer)
+            outputs.set_schema_outcome(conn, output_id, valid=valid, first_try=valid)
         return outputs.set_output_state(
             conn,
             output_id,
@@ -90,14 +105,14 @@ def create_test_llm_output(
         )
 
 
-def _stub_handler(respond: Callable[[str, list[dict[str, Any]]], Any]) -> Any:
+def _stub_handler(respond: Callable[[str, list[dict[str, Any]], dict[str, Any]], Any]) -> Any:
     before_litellm_import()
     import litellm
     from litellm import CustomLLM
 
     class Stub(CustomLLM):
-        def _reply(self, model: str, messages: list[dict[str, Any]]) -> Any:
-            content = respond(model, messages)
+        def _reply(self, model: str, messages: list[dict[str, Any]], kwargs: dict) -> Any:
+            content = respond(model, messages, kwargs)
             return litellm.ModelResponse(
                 model=f"stub/{model}",
                 choices=[
@@ -111,12 +126,33 @@ def _stub_handler(respond: Callable[[str, list[dict[str, Any]]], Any]) -> Any:
             )
 
         def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
-            return self._reply(model, messages)
+            return self._reply(model, messages, kwargs)
 
         async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
-            return self._reply(model, messages)
+            return self._reply(model, messages, kwargs)
 
     return Stub()
+
+
+def _requested_schema(messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> Any:
+    """The JSON Schema a request asks for: its response format's, else the instruction's."""
+    import json
+
+    from tasks.llm.formats import SCHEMA_MARKER
+
+    asked = (kwargs.get("optional_params") or {}).get("response_format") or kwargs.get(
+        "response_format"
+    )
+    if isinstance(asked, dict) and isinstance(asked.get("json_schema"), dict):
+        return asked["json_schema"].get("schema")
+    system = " ".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
+    at = system.find(SCHEMA_MARKER)
+    if at < 0:
+        return None
+    try:
+        return json.JSONDecoder().raw_decode(system, at + len(SCHEMA_MARKER))[0]
+    except ValueError:
+        return None
 
 
 def _requested_format(messages: list[dict[str, Any]]) -> str:
@@ -145,9 +181,18 @@ def stub_model_success(answers: dict[str, str] | None = None) -> Iterator[str]:
     """A model that answers every request with answers[requested format]; yields its name."""
     table = {**DEFAULT_ANSWERS, **(answers or {})}
     provider = f"stub{next(_counter)}"
+    json_given = "json" in (answers or {})
 
-    def respond(model: str, messages: list[dict[str, Any]]) -> str:
-        return table[_requested_format(messages)]
+    def respond(model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> str:
+        fmt = _requested_format(messages)
+        schema = _requested_schema(messages, kwargs) if fmt == "json" and not json_given else None
+        if schema is not None:
+            import json
+
+            from tasks.llm import instances
+
+            return json.dumps(instances.instance(schema, ["stub", "answer"]))
+        return table[fmt]
 
     with _registered(provider, _stub_handler(respond)):
         yield f"{provider}/success"
@@ -170,7 +215,7 @@ def stub_model_failure(status_code: int = 500, message: str = "stub failure") ->
     }
     provider = f"stub{next(_counter)}"
 
-    def respond(model: str, messages: list[dict[str, Any]]) -> str:
+    def respond(model: str, messages: list[dict[str, Any]], kwargs: dict[str, Any]) -> str:
         error = errors.get(status_code, litellm.InternalServerError)
         raise error(message=message, model=model, llm_provider=provider)
 
@@ -180,10 +225,15 @@ def stub_model_failure(status_code: int = 500, message: str = "stub failure") ->
 
 @contextlib.contextmanager
 def assert_llm_job_enqueued(
-    pool: ConnectionPool, *, template: str | None = None, model: str | None = None, count: int = 1
+    pool: ConnectionPool,
+    *,
+    template: str | None = None,
+    model: str | None = None,
+    count: int = 1,
+    json_schema: dict[str, Any] | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Fail unless the block queues `count` LLM jobs matching template and model (when given).
-    Yields a list that holds the matching jobs after the block."""
+    """Fail unless the block queues `count` LLM jobs matching template, model and JSON Schema
+    (each when given). Yields a list that holds the matching jobs after the block."""
     with pool.connection() as conn:
         before = outputs.last_job_id(conn)
     found: list[dict[str, Any]] = []
@@ -195,9 +245,11 @@ def assert_llm_job_enqueued(
         for job in queued
         if (template is None or job["template"] == template)
         and (model is None or job["model"] == model)
+        and (json_schema is None or job["json_schema"] == json_schema)
     )
     assert len(found) == count, (
-        f"expected {count} LLM job(s) with template={template!r} model={model!r}; "
+        f"expected {count} LLM job(s) with template={template!r} model={model!r}"
+        f"{'' if json_schema is None else ' and that JSON Schema'}; "
         f"queued: {[(j['template'], j['model']) for j in queued]}"
     )
 

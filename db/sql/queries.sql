@@ -300,11 +300,18 @@ RETURNING *
 -- LLM jobs queued after a job id, with their outputs (for assertions on what was enqueued)
 SELECT jobs.id AS job_id, jobs.queue_name, jobs.priority, jobs.status AS job_status,
        llm_outputs.id AS output_id, llm_outputs.template, llm_outputs.model, llm_outputs.format,
-       llm_outputs.context
+       llm_outputs.context, llm_outputs.json_schema
   FROM procrastinate_jobs AS jobs
   LEFT JOIN llm_outputs ON llm_outputs.job_id = jobs.id
  WHERE jobs.task_name = 'llm_job' AND jobs.id > %(after_id)s
  ORDER BY jobs.id
+
+-- set_schema_outcome --
+-- Whether an output's answer validated against its schema, and at the first try (test helpers)
+UPDATE llm_outputs
+   SET schema_valid = %(valid)s, schema_first_try = %(first_try)s
+ WHERE id = %(id)s AND json_schema IS NOT NULL
+RETURNING id
 
 -- last_job_id --
 -- The highest procrastinate job id so far (0 when none)

@@ -169,3 +169,62 @@ async def test_the_cache_tells_schemas_apart(pool, analyst, run_worker):
     assert jobs.get_output(pool, other.output_id, analyst).cache_hit_of is None
     hit = jobs.get_output(pool, same.output_id, analyst)
     assert (hit.cache_hit_of, hit.schema_valid) == (first.output_id, True)
+
+
+def test_the_cli_takes_a_schema_as_json_or_a_file(database_url, pool, analyst, tmp_path):
+    from tests.integration.test_cli import llmjobs
+
+    schema_file = tmp_path / "review.json"
+    schema_file.write_text(json.dumps(REVIEW))
+    common = ["submit", "--template", "Review it", "--format", "json", "--user", analyst.name]
+    for given in (str(schema_file), json.dumps(REVIEW)):
+        done = llmjobs(*common, "--model", "offline/echo", "--schema", given)
+        assert done.returncode == 0, done.stderr
+        output_id = json.loads(done.stdout)["output_id"]
+        assert jobs.get_output(pool, output_id, analyst).json_schema == REVIEW
+    for given, says in (
+        (str(tmp_path / "missing.json"), "json_schema: cannot read"),
+        ('{"type": "strin"}', "json_schema: $.type: 'strin' is not valid"),
+    ):
+        refused = llmjobs(*common, "--model", "offline/echo", "--schema", given)
+        assert refused.returncode == 2 and refused.stdout == ""
+        assert refused.stderr.startswith(f"error: {says}"), refused.stderr
+    big = tmp_path / "big.json"
+    big.write_text('{"enum": ["' + "x" * 70_000 + '"]}')
+    refused = llmjobs(*common, "--model", "offline/echo", "--schema", str(big))
+    assert refused.returncode == 2 and "larger than 65,536 bytes" in refused.stderr
+    assert _count(pool) == 2
+
+
+async def test_the_pytest_plugin_takes_a_schema_the_same_way(pool, analyst, run_worker):
+    from tasks.testing import assert_llm_job_enqueued, create_test_llm_output, stub_model_success
+
+    valid = create_test_llm_output(
+        pool,
+        analyst,
+        format="json",
+        json_schema=REVIEW,
+        parsed_output={"summary": "s", "risks": [], "score": 2},
+        raw_response="{}",
+    )
+    broken = create_test_llm_output(
+        pool,
+        analyst,
+        format="json",
+        json_schema=REVIEW,
+        parsed_output={"score": 9},
+        raw_response="{}",
+    )
+    assert (valid.schema_valid, broken.schema_valid) == (True, False)
+    with pytest.raises(InvalidInput, match="json_schema: only a json output"):
+        create_test_llm_output(pool, analyst, json_schema=REVIEW)
+    with stub_model_success() as model:
+        with assert_llm_job_enqueued(pool, model=model, json_schema=REVIEW):
+            sub = _submit(pool, analyst, model)
+        await run_worker()
+    out = jobs.get_output(pool, sub.output_id, analyst)
+    # the stub answers a value of the schema it is asked for
+    assert (out.status, out.schema_valid, out.schema_first_try) == ("completed", True, True)
+    expecting = assert_llm_job_enqueued(pool, json_schema={"type": "object"})
+    with pytest.raises(AssertionError, match="and that JSON Schema"), expecting:
+        _submit(pool, analyst, "offline/echo")
