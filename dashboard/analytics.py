@@ -149,6 +149,7 @@ def quality_view() -> None:
         },
     )
 
+    schema_view()
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader(":material/timeline: Thumbs-up rate over time", anchor=False)
@@ -165,6 +166,23 @@ def quality_view() -> None:
             charts.draw(charts.by_template(charts.frame(templates)))
         else:
             st.caption("No rated outputs in this range yet.")
+
+
+def schema_view() -> None:
+    """Schema-valid rates by model, when some outputs in the range had a JSON Schema."""
+    rates = deps.schema_rates(pool, user, flt)
+    if not rates:
+        return
+    st.subheader(":material/data_object: Schema-valid answers by model", anchor=False)
+    st.caption(
+        "Of the json outputs with a JSON Schema that finished: the share whose first answer "
+        "validated, and the share that validated in the end (after re-asks)."
+    )
+    st.dataframe(
+        charts.schema_rate_rows(rates),
+        hide_index=True,
+        key="analytics_schema_rates",
+    )
 
 
 def operations_view() -> None:

@@ -290,3 +290,26 @@ def job_counts(rows: Sequence[BaseModel]) -> pd.DataFrame:
         index="queue_name", columns="status", values="jobs", fill_value=0, aggfunc="sum"
     )
     return table.reindex(columns=JOB_STATUS_ORDER, fill_value=0).rename_axis(index="queue")
+
+
+def schema_rate_rows(rates: Sequence[Any]) -> pd.DataFrame:
+    """The schema-valid rates by model as a table people read: each rate with its basis and its
+    95 % interval (tasks.analytics.SchemaRate rows)."""
+    from tasks.analytics import percent
+
+    def interval(ci: tuple[float, float] | None) -> str:
+        return "–" if ci is None else f"{percent(ci[0])} – {percent(ci[1])}"
+
+    return pd.DataFrame(
+        [
+            {
+                "model": r.model,
+                "valid at the first try": f"{percent(r.first_try_rate)} "
+                f"({r.first_try:,} of {r.judged:,})",
+                "95% interval (first try)": interval(r.first_try_ci),
+                "valid after re-asks": f"{percent(r.valid_rate)} ({r.valid:,} of {r.judged:,})",
+                "95% interval (after re-asks)": interval(r.valid_ci),
+            }
+            for r in rates
+        ]
+    )

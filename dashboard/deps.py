@@ -107,6 +107,13 @@ def model_quality(
 
 
 @st.cache_data(ttl=60, show_spinner=False)
+def schema_rates(
+    _pool: ConnectionPool, viewer: User, flt: OutputFilter
+) -> list[analytics.SchemaRate]:
+    return analytics.schema_rates(_pool, viewer, flt)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
 def feedback_over_time(
     _pool: ConnectionPool, viewer: User, flt: OutputFilter
 ) -> list[analytics.FeedbackPoint]:

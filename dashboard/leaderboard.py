@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import streamlit as st
 
 from dashboard import auth, charts, deps, empty, ui
-from tasks import comparisons
+from tasks import analytics, comparisons
 from tasks.analytics import period
 from tasks.errors import InvalidInput
 
@@ -135,6 +135,18 @@ if board["wilson_low"].notna().any():
     charts.draw(charts.leaderboard_rates(board))
 else:
     st.caption("No rated outputs in this range yet.")
+
+st.subheader(":material/data_object: Schema-valid answers by model", anchor=False)
+if template_name and version is None:
+    st.caption("Pick a version to see how often answers to it validated against their schema.")
+else:
+    body = next((v.body for v in versions if v.version == version), None)
+    scope = analytics.output_filter(start=start, end=end or start, template=body, user_id=user_id)
+    rates = deps.schema_rates(pool, user, scope)
+    if rates:
+        st.dataframe(charts.schema_rate_rows(rates), hide_index=True, key="leaderboard_schema")
+    else:
+        st.caption("No json outputs with a JSON Schema finished in this range.")
 
 st.download_button(
     "Download the leaderboard (CSV)",

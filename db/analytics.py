@@ -103,6 +103,20 @@ def by_model(conn: psycopg.Connection, flt: OutputFilter) -> list[ModelStats]:
     return [ModelStats.model_validate(r) for r in rows]
 
 
+class SchemaValidity(Row):
+    """One model's answers judged against their JSON Schemas."""
+
+    model: str
+    judged: int
+    valid: int
+    first_try: int
+
+
+def schema_validity(conn: psycopg.Connection, flt: OutputFilter) -> list[SchemaValidity]:
+    rows = conn.execute(queries["analytics_schema_validity"], _params(flt))
+    return [SchemaValidity.model_validate(r) for r in rows]
+
+
 def feedback_over_time(
     conn: psycopg.Connection, flt: OutputFilter, bucket: Bucket
 ) -> list[FeedbackPoint]:

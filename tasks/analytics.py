@@ -218,6 +218,40 @@ def model_quality(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> list
     return found
 
 
+class SchemaRate(BaseModel):
+    """One model's schema-valid rates: of its answers judged against a JSON Schema, the share
+    valid at the first try and after re-asks, each with its Wilson 95 % interval."""
+
+    model: str
+    judged: int
+    valid: int
+    first_try: int
+    first_try_rate: float | None
+    first_try_ci: tuple[float, float] | None
+    valid_rate: float | None
+    valid_ci: tuple[float, float] | None
+
+
+def schema_rates(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> list[SchemaRate]:
+    """Per model with any output judged against a JSON Schema (completed, or failed because no
+    answer validated): its schema-valid rate at the first try and after re-asks."""
+    with pool.connection() as conn:
+        rows = analytics.schema_validity(conn, _scoped(viewer, flt))
+    return [
+        SchemaRate(
+            model=row.model,
+            judged=row.judged,
+            valid=row.valid,
+            first_try=row.first_try,
+            first_try_rate=_ratio(row.first_try, row.judged),
+            first_try_ci=wilson_interval(row.first_try, row.judged),
+            valid_rate=_ratio(row.valid, row.judged),
+            valid_ci=wilson_interval(row.valid, row.judged),
+        )
+        for row in rows
+    ]
+
+
 def totals(rows: list[ModelQuality]) -> Totals:
     """The sums over the per-model rows (counts and cost add up across models)."""
     costs = [r.cost for r in rows if r.cost is not None]

@@ -121,6 +121,25 @@ SELECT COALESCE(max(t.name || ' v' || v.version), left(o.template, 80)) AS label
  ORDER BY count(*) FILTER (WHERE o.feedback <> 'none') DESC, count(*) DESC, md5(o.template)
  LIMIT %(limit)s
 
+-- analytics_schema_validity --
+-- Per model, over the outputs with a JSON Schema whose answer was judged against it (completed,
+-- or failed because no answer validated): how many, how many validated, and how many at the
+-- first try
+SELECT model,
+       count(*) AS judged,
+       count(*) FILTER (WHERE schema_valid) AS valid,
+       count(*) FILTER (WHERE schema_first_try) AS first_try
+  FROM llm_outputs
+ WHERE json_schema IS NOT NULL AND schema_valid IS NOT NULL
+   AND (%(user_id)s::bigint IS NULL OR user_id = %(user_id)s)
+   AND (%(model)s::text IS NULL OR model = %(model)s)
+   AND (%(template)s::text IS NULL
+        OR (md5(template) = md5(%(template)s) AND template = %(template)s))
+   AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+   AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+ GROUP BY model
+ ORDER BY model
+
 -- analytics_by_model_rolled_up --
 -- analytics_by_model over the rollup's clean periods inside the range and the outputs of the
 -- rest of it. Latency percentiles: exact when every latency of the model comes from outputs read
