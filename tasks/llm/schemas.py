@@ -214,15 +214,18 @@ def check_schema(schema: Any, field: str = "json_schema") -> dict[str, Any]:
             )
         elif keyword == "pattern" and isinstance(value, str):
             _check_pattern(field, at, value)
-    for sample in (None, {}, [], "", 0):
-        try:
-            validation_errors(schema, sample)
-        except SchemaTooExpensive as exc:
-            raise InvalidInput(field, f"too expensive to check answers against: {exc}") from None
-        except RecursionError:
-            raise InvalidInput(field, "it refers to itself without end") from None
-        except Exception as exc:  # an unresolvable reference, above all
-            raise InvalidInput(field, f"cannot be used: {_short(str(exc), 200)}") from None
+    token = _budget.set([MAX_STEPS])  # one budget for all the samples
+    try:
+        for sample in (None, {}, [], "", 0):
+            _errors(schema, sample)
+    except SchemaTooExpensive as exc:
+        raise InvalidInput(field, f"too expensive to check answers against: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(field, "it refers to itself without end") from None
+    except Exception as exc:  # an unresolvable reference, above all
+        raise InvalidInput(field, f"cannot be used: {_short(str(exc), 200)}") from None
+    finally:
+        _budget.reset(token)
     return schema
 
 
@@ -249,14 +252,20 @@ def validation_errors(schema: dict[str, Any], value: Any) -> list[SchemaError]:
     (empty: it validates). Raises SchemaTooExpensive past the budget of steps."""
     token = _budget.set([MAX_STEPS])
     try:
-        found = []
-        for error in _validator(schema).iter_errors(value):
-            found.append(SchemaError(_path(error.absolute_path), _cut(error.message)))
-            if len(found) >= MAX_REPORTED_ERRORS:
-                break
-        return found
+        return _errors(schema, value)
+    except RecursionError:
+        raise SchemaTooExpensive("the schema refers to itself without end") from None
     finally:
         _budget.reset(token)
+
+
+def _errors(schema: dict[str, Any], value: Any) -> list[SchemaError]:
+    found = []
+    for error in _validator(schema).iter_errors(value):
+        found.append(SchemaError(_path(error.absolute_path), _cut(error.message)))
+        if len(found) >= MAX_REPORTED_ERRORS:
+            break
+    return found
 
 
 def describe(errors: list[SchemaError]) -> str:
