@@ -10,6 +10,7 @@ import re
 from psycopg.types.json import Jsonb
 
 from tasks import outputs as jobs
+from tasks.llm import schemas
 from tasks.llm.schemas import MAX_SCHEMA_DEPTH
 from tasks.testing import create_test_llm_output
 
@@ -53,6 +54,17 @@ def test_the_schema_editor_is_for_json_only_and_silent_until_typed_into(app_as, 
     assert not at.error and not at.success
     at.selectbox(key="submit_format").set_value("markdown").run()
     assert _schema_editors(at) == []
+
+
+def test_no_schema_is_checked_before_one_is_typed(app_as, analyst, monkeypatch):
+    """The validator is loaded only for a schema typed (the page's first run stays fast)."""
+    checked = []
+    monkeypatch.setattr(schemas, "check_schema", lambda schema, *a: checked.append(schema) or {})
+    at = app_as(analyst)
+    _ready_for_json(at)
+    assert checked == []
+    at.text_area(key=SCHEMA).input('{"type": "object"}').run()
+    assert checked == ['{"type": "object"}']
 
 
 def test_a_valid_schema_is_said_so_with_what_it_asks_for(app_as, analyst):
