@@ -98,7 +98,7 @@ def schema_area(prefix: str) -> Schema:
     text = st.text_area(
         "JSON Schema (optional)",
         key=f"{prefix}_json_schema",
-        height=130,
+        height=200,
         placeholder=forms.SCHEMA_EXAMPLE,
         help="The answer must be a JSON value this schema allows (JSON Schema, Draft 2020-12). "
         "When it is not, the model is asked again with what is wrong.",
