@@ -1,7 +1,8 @@
 """The prompt editor Submit and Compare share: start from a library template (its name and
 version fill the editor), edit the Jinja2 template, save it as a new library version, type its
-variables as fields or as a JSON context, and see the prompt it renders to or what is missing.
-Widget keys start with the page's prefix."""
+variables as fields or as a JSON context, and see the prompt it renders to or what is missing;
+for a json answer, a JSON Schema checked as it is typed. Widget keys start with the page's
+prefix."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from dashboard import auth, deps, forms
+from dashboard.joblines import plain
 from tasks import templates
 from tasks.errors import InvalidInput, LLMJobsError
 
@@ -72,6 +74,47 @@ def preview(
     elif checked.error and not shown_elsewhere:
         st.caption("The prompt appears here once the variables are filled in.")
     return not (checked.error or shown_elsewhere)
+
+
+@dataclass
+class Schema:
+    """The JSON Schema field: the schema typed (None: none), or why it cannot be used, and the
+    place under the field for what is said about it."""
+
+    schema: dict[str, Any] | None
+    error: InvalidInput | None
+    notes: Any  # a container drawn right under the field
+
+
+def show_schema_problem(exc: InvalidInput) -> None:
+    """Why a JSON Schema cannot be used, as typed (its paths start with `$`, which markdown would
+    read as mathematics)."""
+    st.error(plain(forms.problem(exc)), icon=":material/error:")
+
+
+def schema_area(prefix: str) -> Schema:
+    """An optional JSON Schema for a json answer, checked once the person has typed into it (or
+    tried to send): "Valid JSON Schema" and what it asks for, or what is wrong with it."""
+    text = st.text_area(
+        "JSON Schema (optional)",
+        key=f"{prefix}_json_schema",
+        height=200,
+        placeholder=forms.SCHEMA_EXAMPLE,
+        help="The answer must be a JSON value this schema allows (JSON Schema, Draft 2020-12). "
+        "When it is not, the model is asked again with what is wrong.",
+        on_change=touch,
+        args=(f"{prefix}_schema",),
+    )
+    schema, error = forms.schema_check(text)
+    notes = st.container()
+    if text.strip() and (touched(f"{prefix}_schema") or touched(prefix)):
+        with notes:
+            if error is not None:
+                show_schema_problem(error)
+            else:
+                summary = forms.schema_summary(schema or {})
+                st.success(f"Valid JSON Schema: {plain(summary)}", icon=":material/check:")
+    return Schema(schema=schema, error=error, notes=notes)
 
 
 def open_version(prefix: str, name: str, version: int | None = None) -> bool:

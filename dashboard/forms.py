@@ -13,7 +13,7 @@ from psycopg_pool import ConnectionPool
 from tasks import fetchers
 from tasks import outputs as jobs
 from tasks.errors import InvalidInput
-from tasks.llm import rendering
+from tasks.llm import rendering, schemas
 
 if TYPE_CHECKING:
     from db.models import User
@@ -87,6 +87,58 @@ def check(
     except InvalidInput as exc:
         found.error = exc
     return found
+
+
+SCHEMA_EXAMPLE = (
+    '{"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}'
+)
+_KINDS = {
+    "object": ("an object", "objects"),
+    "array": ("a list", "lists"),
+    "string": ("a text", "texts"),
+    "integer": ("a whole number", "whole numbers"),
+    "number": ("a number", "numbers"),
+    "boolean": ("true or false", "true or false values"),
+    "null": ("null", "nulls"),
+}
+SUMMARY_NAMES = 8  # properties a summary names before "and N more"
+
+
+def schema_check(text: str) -> tuple[dict[str, Any] | None, InvalidInput | None]:
+    """A JSON Schema typed by a person, checked as submit checks it (None: nothing typed), or
+    why it cannot be used. The validator is imported only once something is typed."""
+    if not text.strip():
+        return None, None
+    try:
+        return schemas.check_schema(text), None
+    except InvalidInput as exc:
+        return None, exc
+
+
+def _kind(schema: Any, plural: bool = False) -> str | None:
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    kinds = [kind] if isinstance(kind, str) else kind if isinstance(kind, list) else []
+    words = [_KINDS[k][plural] for k in kinds if k in _KINDS]
+    return " or ".join(words) or None
+
+
+def schema_summary(schema: dict[str, Any]) -> str:
+    """What a valid schema asks for, in one line: "an object with summary (required), risks"."""
+    properties = schema.get("properties")
+    if isinstance(properties, dict) and properties:
+        required = set(schema.get("required") or ())
+        names = [f"{n} (required)" if n in required else n for n in properties]
+        more = len(names) - SUMMARY_NAMES
+        listed = ", ".join(names[:SUMMARY_NAMES]) + (f" and {more} more" if more > 0 else "")
+        return f"an object with {listed}"
+    kind = _kind(schema)
+    if kind == "a list" and _kind(schema.get("items"), plural=True):
+        return f"a list of {_kind(schema['items'], plural=True)}"
+    if kind:
+        return kind
+    if "enum" in schema or "const" in schema:
+        return "one of the values it lists"
+    return "any JSON value it allows"
 
 
 MISSING = "missing variables: "
@@ -171,6 +223,8 @@ def problem(exc: InvalidInput, template: str = "") -> str:
     variables to fill in, where a template's syntax error is and what was expected, else the
     message with the field it is about."""
     cause = exc.__cause__
+    if exc.field == "json_schema":
+        return f"Not a valid JSON Schema: {exc.message.rstrip('.')}."
     if exc.field == "context" and exc.message.startswith(MISSING):
         return f"Fill in: {exc.message.removeprefix(MISSING)}"
     if isinstance(cause, jinja2.TemplateSyntaxError):

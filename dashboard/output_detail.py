@@ -1,5 +1,6 @@
-"""One output (`?id=`): what was asked, the answer as its format shows it, the figures, feedback,
-re-run and regenerate, and where it comes from and what came of it."""
+"""One output (`?id=`): what was asked (with its JSON Schema, if any), the answer as its format
+shows it and whether it is valid against that schema, the figures, feedback, re-run and
+regenerate, and where it comes from and what came of it."""
 
 from __future__ import annotations
 
@@ -66,6 +67,9 @@ with heading:
     st.badge(output.format, icon=":material/description:", color="gray")
     if output.kind != "original":
         st.badge(output.kind.replace("_", "-"), icon=":material/call_split:", color="violet")
+    if output.json_schema is not None and output.schema_valid:
+        again = " after a re-ask" if output.schema_first_try is False else ""
+        st.badge(f"Valid against its JSON Schema{again}", icon=":material/verified:", color="green")
     owner = deps.user_by_id(pool, output.user_id)
     st.caption(f"{output.model} · by {owner.name if owner else output.user_id}")
 
@@ -117,7 +121,18 @@ st.caption(
 answer, asked = st.columns([3, 2], gap="large")
 with answer:
     st.subheader(":material/chat: Answer", anchor=False)
-    if output.status == "failed":
+    broken = ui.schema_errors(output.error_message) if output.schema_valid is False else []
+    if output.status == "failed" and broken:
+        st.error(
+            "\n".join(
+                [
+                    "The answer does not match its JSON Schema:",
+                    *(f"- {plain(path)}: {plain(message)}" for path, message in broken),
+                ]
+            ),
+            icon=":material/rule:",
+        )
+    elif output.status == "failed":
         st.error(output.error_message or "failed", icon=":material/error:")
     if output.cache_hit_of is not None:  # always one of the same user's outputs
         source = output.cache_hit_of
@@ -164,6 +179,9 @@ with asked:
     st.code(output.template, language="jinja2", wrap_lines=True)
     st.markdown("**Context**")
     st.json(output.context, expanded=2)
+    if output.json_schema is not None:
+        with st.expander("JSON Schema", icon=":material/data_object:"):
+            st.json(output.json_schema, expanded=True)
     if output.system_prompt:
         st.markdown("**System prompt**")
         st.code(output.system_prompt, language=None, wrap_lines=True)

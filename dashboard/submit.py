@@ -1,5 +1,6 @@
 """Submit: a template (typed, or a version from the library), its variables, a model, a format
-and a queue; a live preview; the monthly budget; then the job followed until it is done."""
+(a json one may take a JSON Schema) and a queue; a live preview; the monthly budget; then the
+job followed until it is done."""
 
 from __future__ import annotations
 
@@ -89,6 +90,7 @@ with right:
         key="submit_model",
     )
     fmt = st.selectbox("Format", FORMATS, key="submit_format")
+    schema = editor.schema_area("submit") if fmt == "json" else None
     queue = st.selectbox("Queue", QUEUES, key="submit_queue", help="high runs before default")
     use_cache = st.checkbox(
         "Use cache",
@@ -109,6 +111,7 @@ with right:
             fetcher=fetcher,
         )
     ready = editor.preview("submit", checked, library_template, context_error)
+    ready = ready and (schema is None or schema.error is None)
     if checked.fetched:
         with st.expander("Context from the fetcher", icon=":material/download:"):
             st.json(checked.fetched)
@@ -139,11 +142,16 @@ with right:
                 agent=agent_id or None,
                 fetcher=fetcher,
                 cache=use_cache,
+                json_schema=schema.schema if schema else None,
             )
         except BudgetExceeded as exc:
             st.error(f"Not queued: {exc}.", icon=":material/account_balance_wallet:")
         except InvalidInput as exc:
-            editor.show_problem(exc, template)
+            if exc.field == "json_schema" and schema is not None:
+                with schema.notes:  # said next to the schema it is about
+                    editor.show_schema_problem(exc)
+            else:
+                editor.show_problem(exc, template)
         else:
             st.session_state["submit_following"] = submission.output_id
             st.toast(f"Output #{submission.output_id} queued", icon=":material/check:")
