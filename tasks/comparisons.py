@@ -55,6 +55,7 @@ class ComparisonView(BaseModel):
     labels: dict[int, str]
     models: dict[int, str | None]
     outputs: list[LLMOutput]
+    json_schema: dict[str, Any] | None = None
 
 
 class RecentComparison(BaseModel):
@@ -182,6 +183,7 @@ def get_comparison(pool: ConnectionPool, comparison_id: int, viewer: User) -> Co
         labels=labels,
         models={o.id: None if hide else o.model for o in outputs},
         outputs=answers,
+        json_schema=comparison.json_schema,
     )
 
 
