@@ -296,3 +296,129 @@ def test_a_batch_or_comparison_schema_needs_format_json(pool, analyst):
         )
     assert caught.value.field == "json_schema" and "the format is text" in caught.value.message
     assert _count(pool, "batches") == 0 and _count(pool, "llm_outputs") == 0
+
+
+def test_the_cli_takes_a_schema_where_it_saves_and_submits(database_url, pool, analyst, tmp_path):
+    from tests.integration.test_cli import llmjobs
+
+    schema_file = tmp_path / "review.json"
+    schema_file.write_text(json.dumps(REVIEW))
+    saved = llmjobs(
+        "templates",
+        "save",
+        "review",
+        "Review {{plan}}",
+        "--schema",
+        str(schema_file),
+        "--user",
+        "ana",
+    )
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(saved.stdout)["json_schema"] == REVIEW
+    made = llmjobs(
+        "agents",
+        "create",
+        "reviewer",
+        "--model",
+        "offline/echo",
+        "--format",
+        "json",
+        "--schema",
+        json.dumps(OTHER),
+        "--user",
+        "ana",
+    )
+    assert made.returncode == 0 and json.loads(made.stdout)["default_json_schema"] == OTHER
+    rows = tmp_path / "plans.csv"
+    rows.write_text("plan\nlaunch\nhiring\n")
+    batch = llmjobs(
+        "batch",
+        "submit",
+        str(rows),
+        "--template-name",
+        "review",
+        "--model",
+        "offline/echo",
+        "--user",
+        "ana",
+    )
+    assert batch.returncode == 0, batch.stderr
+    assert json.loads(batch.stdout)["json_schema"] == REVIEW  # the version's
+    compared = llmjobs(
+        "compare",
+        "submit",
+        "--template",
+        "Review",
+        "--models",
+        "offline/echo",
+        "offline/brief",
+        "--format",
+        "json",
+        "--schema",
+        json.dumps(OTHER),
+        "--user",
+        "ana",
+    )
+    assert compared.returncode == 0, compared.stderr
+    cid = json.loads(compared.stdout)["comparison_id"]
+    shown = comparisons.get_comparison(pool, cid, analyst)
+    assert shown.json_schema == OTHER and all(o.json_schema == OTHER for o in shown.outputs)
+
+
+def test_the_cli_refuses_a_bad_schema_with_exit_2_and_writes_nothing(
+    database_url, pool, analyst, tmp_path
+):
+    from tests.integration.test_cli import llmjobs
+
+    rows = tmp_path / "plans.csv"
+    rows.write_text("plan\nlaunch\n")
+    bad = '{"type": "nope"}'
+    commands = [
+        ("templates", "save", "review", "Review", "--schema", bad),
+        ("agents", "create", "r", "--model", "offline/echo", "--format", "json", "--schema", bad),
+        (
+            "batch",
+            "submit",
+            str(rows),
+            "--template",
+            "{{plan}}",
+            "--model",
+            "offline/echo",
+            "--format",
+            "json",
+            "--schema",
+            bad,
+        ),
+        (
+            "compare",
+            "submit",
+            "--template",
+            "x",
+            "--models",
+            "offline/echo",
+            "offline/brief",
+            "--format",
+            "json",
+            "--schema",
+            bad,
+        ),
+        (
+            "batch",
+            "submit",
+            str(rows),
+            "--template",
+            "{{plan}}",
+            "--model",
+            "offline/echo",
+            "--format",
+            "json",
+            "--schema",
+            str(tmp_path / "missing.json"),
+        ),
+    ]
+    for command in commands:
+        result = llmjobs(*command, "--user", "ana")
+        assert result.returncode == 2, (command, result.stderr)
+        assert "json_schema:" in result.stderr and result.stdout == ""
+    for table in ("prompt_template_versions", "agents", "batches", "comparisons", "llm_outputs"):
+        assert _count(pool, table) == 0, table
