@@ -99,10 +99,11 @@ def diff_versions(old: TemplateVersion, new: TemplateVersion) -> str:
 
 
 def schema_text(json_schema: dict[str, Any] | None) -> str:
-    """A JSON Schema as indented JSON with sorted keys ("" for none), to show and to compare."""
+    """A JSON Schema as indented JSON in its author's order ("" for none), to show, edit and
+    compare."""
     if json_schema is None:
         return ""
-    return json.dumps(json_schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(json_schema, indent=2, ensure_ascii=False) + "\n"
 
 
 def _diff(old_text: str, new_text: str, old: TemplateVersion, new: TemplateVersion, what: str):
