@@ -245,6 +245,7 @@ def _comparison_out(view: comparisons.ComparisonView) -> ComparisonOut:
         blind=view.blind,
         picked=view.picked,
         tie=view.tie,
+        json_schema=view.json_schema,
         winner_output_id=view.winner_output_id,
         answers=[
             ComparisonAnswer(
@@ -287,6 +288,7 @@ def create_comparison(
             format=body.format,
             queue=body.queue,
             blind=body.blind,
+            json_schema=body.json_schema,
         )
 
     return jobs.run(
@@ -434,6 +436,7 @@ def create_batch(body: BatchRequest, jobs: JobCreation) -> BatchOut:
             name=body.name,
             skip_invalid=body.skip_invalid,
             cache=body.cache,
+            json_schema=body.json_schema,
         )
         return BatchOut.of(batch)
 

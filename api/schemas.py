@@ -298,6 +298,12 @@ class ComparisonRequest(Body):
     format: Format | None = Field(None, description="Output format; text when omitted.")
     queue: Queue | None = Field(None, description="Priority queue; default when omitted.")
     blind: bool = Field(False, description="Hide the model names until a pick is recorded.")
+    json_schema: JsonSchema | None = Field(
+        None,
+        description="For format json: a JSON Schema (Draft 2020-12) every model's answer must "
+        "validate against, as `json_schema` of `POST /api/v1/llm_jobs`. Without it, a "
+        "library template version's schema applies.",
+    )
 
 
 class ComparisonAnswer(BaseModel):
@@ -314,6 +320,9 @@ class ComparisonOut(BaseModel):
     blind: bool
     picked: bool
     tie: bool
+    json_schema: dict[str, Any] | None = Field(
+        None, description="The JSON Schema every answer validates against."
+    )
     winner_output_id: int | None
     answers: list[ComparisonAnswer]
 
@@ -376,6 +385,12 @@ class BatchRequest(Body):
     jsonl: Text | None = Field(
         None, description="The rows as JSON Lines text: one JSON object per line."
     )
+    json_schema: JsonSchema | None = Field(
+        None,
+        description="For format json: a JSON Schema (Draft 2020-12) every row's answer must "
+        "validate against, as `json_schema` of `POST /api/v1/llm_jobs`. The results CSV then "
+        "has a column per top-level property of an object schema.",
+    )
 
     @field_validator("rows")
     @classmethod
@@ -414,6 +429,9 @@ class BatchOut(BaseModel):
     cancelled: int = Field(0, description="Rows cancelled before they started.")
     unfinished: int = Field(description="Rows pending or running.")
     cost: float = Field(description="In US dollars, over the rows whose price is known.")
+    json_schema: dict[str, Any] | None = Field(
+        None, description="The JSON Schema every row's answer validates against."
+    )
 
     @classmethod
     def of(cls, batch: Batch) -> BatchOut:

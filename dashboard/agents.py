@@ -1,5 +1,5 @@
-"""Agents: named presets of system prompt, model and format; create, edit, and start a
-submission from one."""
+"""Agents: named presets of system prompt, model and format (and, for json, a default JSON
+Schema); create, edit, and start a submission from one."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard import auth, deps, ui
 from tasks import agents as agent_cases
+from tasks import templates
 from tasks.errors import LLMJobsError
 from tasks.llm.formats import FORMATS
 
@@ -34,6 +35,7 @@ def agent_form(
     system_prompt: str = "",
     model: str | None = None,
     fmt: str = "text",
+    schema: str = "",
     on_save: Callable[[], None] | None = None,
 ) -> dict | None:
     """The fields of an agent; the values when the form is sent, else None (on_save, when
@@ -60,6 +62,12 @@ def agent_form(
             "default_format": st.selectbox(
                 "Default format", FORMATS, index=FORMATS.index(fmt), key=f"{key}_format"
             ),
+            "default_json_schema": ui.schema_input(
+                f"{key}_schema",
+                "its json answers, when a submission gives no schema,",
+                value=schema,
+                label="Default JSON Schema (optional, default format json)",
+            ),
         }
         sent = st.form_submit_button(
             "Save", type="primary", icon=":material/save:", key=f"{key}_save", on_click=on_save
@@ -75,6 +83,7 @@ if agents:
                 "description": a.description,
                 "default model": a.default_model,
                 "default format": a.default_format,
+                "JSON Schema": "yes" if a.default_json_schema else "",
                 "updated": a.updated_at,
             }
             for a in agents
@@ -99,12 +108,13 @@ def create_agent() -> None:
             system_prompt=state.get(f"{NEW}_system_prompt", ""),
             default_model=state.get(f"{NEW}_model") or deps.default_model(),
             default_format=state.get(f"{NEW}_format", "text"),
+            default_json_schema=state.get(f"{NEW}_schema", ""),
         )
     except LLMJobsError as exc:
         state["agents_new_error"] = exc
         return
     deps.forget_agents()
-    for field in ("name", "description", "system_prompt"):
+    for field in ("name", "description", "system_prompt", "schema"):
         state[f"{NEW}_{field}"] = ""
     preselected = deps.default_model()
     state[f"{NEW}_model"] = preselected if preselected in models or not models else models[0]
@@ -137,6 +147,7 @@ with edit:
             system_prompt=agent.system_prompt,
             model=agent.default_model,
             fmt=agent.default_format,
+            schema=templates.schema_text(agent.default_json_schema),
         )
         if values:
             try:

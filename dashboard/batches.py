@@ -21,7 +21,6 @@ from dashboard.joblines import plain
 from tasks import batches
 from tasks.config import QUEUES, get_settings
 from tasks.errors import BudgetExceeded, InvalidInput, InvalidRows, LLMJobsError
-from tasks.llm.formats import FORMATS
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -128,7 +127,8 @@ def new_batch() -> None:
             format_func=lambda m: f"{m} (offline)" if m in offline else m,
             key="batch_model",
         )
-        fmt = st.selectbox("Format", FORMATS, key="batch_format")
+        fmt = editor.format_choice("batch", template)
+        schema = ui.schema_input("batch_schema", "every row's answer") if fmt == "json" else ""
         queue = st.selectbox(
             "Queue", QUEUES, key="batch_queue", help="low runs after high and default jobs"
         )
@@ -158,7 +158,7 @@ def new_batch() -> None:
         made = batches.submit_batch(
             pool,
             user=user,
-            template=template.text,
+            **template.submit_args(),
             model=model,
             rows=parsed.rows,
             columns=parsed.columns,
@@ -167,6 +167,7 @@ def new_batch() -> None:
             name=name.strip() or PurePath(upload.name).stem,
             skip_invalid=skip,
             cache=cache,
+            json_schema=schema,
         )
     except InvalidRows as exc:
         fix = "" if skip else " Fix them, or tick “Skip bad rows” to queue the others."

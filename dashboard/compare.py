@@ -13,7 +13,6 @@ from dashboard import auth, deps, editor, forms, ui
 from tasks import comparisons
 from tasks.config import QUEUES
 from tasks.errors import InvalidInput, LLMJobsError, NotFound
-from tasks.llm.formats import FORMATS
 
 if TYPE_CHECKING:
     from db.models import LLMOutput
@@ -164,7 +163,8 @@ with right:
         placeholder="Pick the models to compare",
         key="compare_models",
     )
-    fmt = st.selectbox("Format", FORMATS, key="compare_format")
+    fmt = editor.format_choice("compare", template)
+    schema = ui.schema_input("compare_schema", "every model's answer") if fmt == "json" else ""
     queue = st.selectbox("Queue", QUEUES, key="compare_queue", help="high runs before default")
     blind = st.toggle(
         "Blind",
@@ -204,6 +204,7 @@ with right:
                 format=fmt,
                 queue=queue,
                 blind=blind,
+                json_schema=schema,
             )
         except InvalidInput as exc:
             editor.show_problem(exc, template.text)

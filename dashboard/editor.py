@@ -16,6 +16,7 @@ from dashboard import auth, deps, forms
 from dashboard.joblines import plain
 from tasks import templates
 from tasks.errors import InvalidInput, LLMJobsError
+from tasks.llm.formats import FORMATS
 
 if TYPE_CHECKING:
     from tasks.templates import TemplateVersion
@@ -43,6 +44,19 @@ class Template:
                 "template_version": self.version.version,
             }
         return {"template": self.text}
+
+
+def format_choice(prefix: str, template: Template) -> str:
+    """The Format picker; a library version with a JSON Schema makes json outputs, so then it is
+    json, said instead of asked."""
+    if template.version is not None and template.version.json_schema is not None:
+        st.caption(
+            f":material/data_object: {template.version.name} v{template.version.version} carries "
+            "a JSON Schema: the answers are json and validate against it, unless you give "
+            "another schema below."
+        )
+        return "json"
+    return st.selectbox("Format", FORMATS, key=f"{prefix}_format")
 
 
 def touched(prefix: str) -> bool:
@@ -153,13 +167,17 @@ def _save(prefix: str) -> None:
     if user is None:
         return
     state = st.session_state
+    name = state.get(f"{prefix}_save_name", "")
+    # the editor edits the text: a new version keeps the JSON Schema of the latest one
+    latest = deps.template_versions(deps.pool(), name.strip()) if name.strip() else []
     try:
         saved = templates.save_template(
             deps.pool(),
             user,
-            state.get(f"{prefix}_save_name", ""),
+            name,
             state.get(f"{prefix}_template", ""),
             state.get(f"{prefix}_save_note", ""),
+            latest[0].json_schema if latest else None,
         )
     except LLMJobsError as exc:
         state[f"{prefix}_save_result"] = ("error", str(exc))

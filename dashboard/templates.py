@@ -1,6 +1,7 @@
 """Templates: the shared library of prompt templates. Every saved edit is a new version: open a
 template to read its versions, see what changed between two, save an edit, or start a
-submission from one."""
+submission from one. A version may carry a JSON Schema: its outputs are then json answers
+that validate against it."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ def who(user_id: int | None) -> str:
     return people.get(user_id, "–") if user_id is not None else "–"
 
 
-def save(name: str, body: str, note: str, *, latest: int | None = None) -> bool:
+def save(name: str, body: str, note: str, schema: str, *, latest: int | None = None) -> bool:
     """Save a version and open its template; False (the reason shown) when it is refused."""
     try:
-        saved = templates.save_template(pool, user, name, body, note)
+        saved = templates.save_template(pool, user, name, body, note, schema)
     except LLMJobsError as exc:
         ui.show_error(exc)
         return False
@@ -48,6 +49,7 @@ if library:
             {
                 "name": t.name,
                 "latest version": t.version,
+                "JSON Schema": "yes" if t.json_schema else "",
                 "note": t.note,
                 "by": who(t.created_by),
                 "saved": t.created_at,
@@ -76,11 +78,12 @@ with create:
             "Template", height=160, key="template_new_body", help="Jinja2, as on Submit."
         )
         note = st.text_input("Note (optional)", max_chars=1000, key="template_new_note")
+        schema = ui.schema_input("template_new_schema", "its answers")
         sent = st.form_submit_button(
             "Save", type="primary", icon=":material/save:", key="template_new_save"
         )
     st.caption("Saving under an existing name adds a version to that template.")
-    if sent and save(name, body, note):
+    if sent and save(name, body, note, schema):
         for field in [k for k in st.session_state if str(k).startswith("template_new_")]:
             del st.session_state[field]  # an empty form for the next template
         st.rerun()
@@ -107,6 +110,9 @@ with browse:
             if version.note:
                 st.caption(version.note)
             st.code(version.body, language=None, wrap_lines=True)
+            if version.json_schema is not None:
+                st.caption(":material/data_object: JSON Schema: its answers are json and match it")
+                st.code(templates.schema_text(version.json_schema), language="json")
             if st.button(
                 f"Use v{version.version} in Submit",
                 icon=":material/send:",
@@ -141,11 +147,16 @@ with browse:
         note = st.text_input(
             "What changed (note)", max_chars=1000, key=f"template_edit_{latest.id}_note"
         )
+        schema = ui.schema_input(
+            f"template_edit_{latest.id}_schema",
+            "its answers",
+            value=templates.schema_text(latest.json_schema),
+        )
         sent = st.form_submit_button(
             "Save as a new version",
             type="primary",
             icon=":material/save:",
             key="template_edit_save",
         )
-    if sent and save(chosen, body, note, latest=latest.version):
+    if sent and save(chosen, body, note, schema, latest=latest.version):
         st.rerun()

@@ -149,6 +149,21 @@ def show_error(exc: LLMJobsError) -> None:
     st.error(str(exc), icon=":material/error:")
 
 
+def schema_input(
+    key: str, what: str, value: str = "", label: str = "JSON Schema (optional)"
+) -> str:
+    """A text area for a JSON Schema (Draft 2020-12) as JSON; empty means none. what: the
+    outputs it applies to, in a few words."""
+    return st.text_area(
+        label,
+        value=value,
+        height=120,
+        key=key,
+        placeholder='{"type": "object", "properties": {"summary": {"type": "string"}}}',
+        help=f"For json outputs only: {what} must validate against it (Draft 2020-12).",
+    )
+
+
 def output_link(output_id: int, label: str | None = None) -> None:
     st.page_link(
         DETAIL_PAGE,

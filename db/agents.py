@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from db.models import Agent
-from db.queries import queries
+from db.queries import json_or_null, queries
 
 
 def create_agent(
@@ -17,6 +19,7 @@ def create_agent(
     system_prompt: str = "",
     default_format: str = "text",
     owner_id: int | None = None,
+    default_json_schema: dict[str, Any] | None = None,
 ) -> Agent:
     """Insert an agent. Raises psycopg.errors.UniqueViolation when the name is taken."""
     params = {
@@ -26,6 +29,7 @@ def create_agent(
         "default_model": default_model,
         "default_format": default_format,
         "owner_id": owner_id,
+        "default_json_schema": json_or_null(default_json_schema),
     }
     return Agent.model_validate(conn.execute(queries["insert_agent"], params).fetchone())
 
@@ -39,6 +43,7 @@ def update_agent(
     description: str,
     system_prompt: str,
     default_format: str,
+    default_json_schema: dict[str, Any] | None = None,
 ) -> Agent | None:
     params = {
         "id": agent_id,
@@ -47,6 +52,7 @@ def update_agent(
         "system_prompt": system_prompt,
         "default_model": default_model,
         "default_format": default_format,
+        "default_json_schema": json_or_null(default_json_schema),
     }
     row = conn.execute(queries["update_agent"], params).fetchone()
     return Agent.model_validate(row) if row else None

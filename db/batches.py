@@ -10,7 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from db.models import Row
-from db.queries import queries
+from db.queries import json_or_null, queries
 
 
 class Batch(Row):
@@ -25,6 +25,8 @@ class Batch(Row):
     skipped: list[Any]
     created_at: datetime
     cancelled_at: datetime | None = None
+    # the JSON Schema of every row's answer
+    json_schema: dict[str, Any] | None = None
     total: int = 0
     completed: int = 0
     failed: int = 0
@@ -58,6 +60,7 @@ def insert_batch(
     queue: str,
     columns: list[str],
     skipped: list[Any],
+    json_schema: dict[str, Any] | None = None,
 ) -> Batch:
     params = {
         "user_id": user_id,
@@ -68,6 +71,7 @@ def insert_batch(
         "queue": queue,
         "columns": Jsonb(columns),
         "skipped": Jsonb(skipped),
+        "json_schema": json_or_null(json_schema),
     }
     return Batch.model_validate(conn.execute(queries["insert_batch"], params).fetchone())
 

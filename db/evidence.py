@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 
 from db.models import LLMOutput, Row, User
-from db.queries import queries
+from db.queries import json_or_null, queries
 
 
 class TemplateVersion(Row):
@@ -22,6 +23,8 @@ class TemplateVersion(Row):
     owner_id: int | None = None
     created_by: int | None = None
     created_at: datetime
+    # the JSON Schema the outputs of this version answer to (then they are json)
+    json_schema: dict[str, Any] | None = None
 
 
 class Comparison(Row):
@@ -29,6 +32,8 @@ class Comparison(Row):
     user_id: int
     blind: bool
     created_at: datetime
+    # the JSON Schema given to every model's answer
+    json_schema: dict[str, Any] | None = None
 
 
 class ComparisonSummary(Row):
@@ -76,7 +81,13 @@ class CostPoint(Row):
 
 
 def add_template_version(
-    conn: psycopg.Connection, *, name: str, body: str, note: str, user_id: int
+    conn: psycopg.Connection,
+    *,
+    name: str,
+    body: str,
+    note: str,
+    user_id: int,
+    json_schema: dict[str, Any] | None = None,
 ) -> TemplateVersion:
     """Append a version to the named template, creating the template when new (one transaction
     of the caller's; the template row is locked so two saves get distinct numbers)."""
@@ -84,7 +95,13 @@ def add_template_version(
     template = conn.execute(queries["lock_prompt_template"], {"name": name}).fetchone()
     conn.execute(
         queries["insert_template_version"],
-        {"template_id": template["id"], "body": body, "note": note, "created_by": user_id},
+        {
+            "template_id": template["id"],
+            "body": body,
+            "note": note,
+            "created_by": user_id,
+            "json_schema": json_or_null(json_schema),
+        },
     )
     return get_template_version(conn, name)
 
@@ -113,8 +130,15 @@ def template_versions(conn: psycopg.Connection, name: str) -> list[TemplateVersi
     return [TemplateVersion.model_validate(r) for r in rows]
 
 
-def insert_comparison(conn: psycopg.Connection, *, user_id: int, blind: bool) -> Comparison:
-    row = conn.execute(queries["insert_comparison"], {"user_id": user_id, "blind": blind})
+def insert_comparison(
+    conn: psycopg.Connection,
+    *,
+    user_id: int,
+    blind: bool,
+    json_schema: dict[str, Any] | None = None,
+) -> Comparison:
+    params = {"user_id": user_id, "blind": blind, "json_schema": json_or_null(json_schema)}
+    row = conn.execute(queries["insert_comparison"], params)
     return Comparison.model_validate(row.fetchone())
 
 

@@ -55,6 +55,8 @@ class Agent(Row):
     system_prompt: str
     default_model: str
     default_format: Format
+    # the JSON Schema of its json outputs when a submission gives none
+    default_json_schema: dict[str, Any] | None = None
     owner_id: int | None = None
     created_at: datetime
     updated_at: datetime

@@ -13,7 +13,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from db.models import FeedbackEvent, LLMOutput
-from db.queries import queries
+from db.queries import jsonb_or_null, queries
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,12 @@ class NewOutput:
     json_schema: dict[str, Any] | None = None
 
     def params(self) -> dict[str, Any]:
-        schema = Jsonb(self.json_schema) if self.json_schema is not None else None
         # vars: asdict would copy the context
-        return {**vars(self), "context": Jsonb(self.context), "json_schema": schema}
+        return {
+            **vars(self),
+            "context": Jsonb(self.context),
+            "json_schema": jsonb_or_null(self.json_schema),
+        }
 
 
 def insert_output(conn: psycopg.Connection, output: NewOutput) -> int:
@@ -311,9 +314,10 @@ def insert_outputs_bulk(
     system_prompt: str | None = None,
     template_version_id: int | None = None,
     use_cache: bool = False,
+    json_schema: dict[str, Any] | None = None,
 ) -> None:
     """Insert one pending output per context, with the ids reserved for them and their jobs
-    (three lists in the same order)."""
+    (three lists in the same order), all with the same JSON Schema (if any)."""
     params = {
         "ids": ids,
         "job_ids": job_ids,
@@ -328,6 +332,7 @@ def insert_outputs_bulk(
         "system_prompt": system_prompt,
         "template_version_id": template_version_id,
         "use_cache": use_cache,
+        "json_schema": jsonb_or_null(json_schema),
     }
     conn.execute(queries["insert_outputs_bulk"], params)
 

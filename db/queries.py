@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from importlib import resources
-from typing import LiteralString, cast
+from typing import Any, LiteralString, cast
+
+from psycopg.types.json import Json, Jsonb
 
 _HEADER = re.compile(r"^-- ([a-z_]+) --$", re.MULTILINE)
 
@@ -31,3 +33,14 @@ def _load() -> dict[str, LiteralString]:
 
 
 queries: dict[str, LiteralString] = _load()
+
+
+def jsonb_or_null(value: Any) -> Jsonb | None:
+    """A jsonb parameter that is SQL NULL for None (Jsonb(None) would be the JSON null)."""
+    return None if value is None else Jsonb(value)
+
+
+def json_or_null(value: Any) -> Json | None:
+    """A json parameter (its text kept as written: the order of an object's keys) that is SQL
+    NULL for None."""
+    return None if value is None else Json(value)

@@ -25,7 +25,7 @@ from db.models import User
 from db.pooled import pooled
 from tasks import outputs
 from tasks.config import QUEUE_PRIORITY
-from tasks.csvcells import csv_text
+from tasks.csvcells import csv_text, safe_cell
 from tasks.errors import Conflict, InvalidInput, InvalidRows, NotFound
 from tasks.llm.rendering import NESTED_TOO_DEEPLY
 from tasks.logs import get_logger
@@ -117,17 +117,21 @@ def submit_batch_on(
     cache: bool | None = None,
     template_name: str | None = None,
     template_version: int | None = None,
+    json_schema: Any = None,
 ) -> Batch:
     """Validate every row, then write the batch, its outputs and their jobs on conn in one
     transaction (a savepoint inside the caller's), ending with fresh queue statistics.
     The template is the text given, or a library template's version (recorded on each output).
+    Every row's answer answers to the same JSON Schema: json_schema (json only), else the
+    template version's (see outputs.validate); the batch records it.
 
     Raises InvalidRows (bad rows by number, nothing queued unless skip_invalid), InvalidInput,
     BudgetExceeded.
     """
     if len(name) > 200:
         raise InvalidInput("name", "is longer than 200 characters")
-    template, version_id = outputs.resolve_template(conn, template, template_name, template_version)
+    resolved = outputs.resolve_template(conn, template, template_name, template_version)
+    template = resolved.text
     prepared = outputs.prepare_many(
         conn,
         template=template,
@@ -137,8 +141,10 @@ def submit_batch_on(
         queue=queue or BATCH_QUEUE,
         skip_invalid=skip_invalid,
         cache=cache,
-        template_version_id=version_id,
+        template_version_id=resolved.version_id,
         field="rows",
+        json_schema=json_schema,
+        template_schema=resolved.json_schema,
     )
     base = prepared.base
     with conn.transaction():
@@ -152,6 +158,7 @@ def submit_batch_on(
             queue=base.queue,
             columns=columns or [],
             skipped=[list(s) for s in prepared.skipped],
+            json_schema=base.json_schema,
         )
         output_ids, _ = outputs.write_many(conn, prepared, user)
         batches_db.set_batch_rows(conn, batch.id, output_ids, [n for n, _ in prepared.rows])
@@ -259,21 +266,60 @@ def results(
 ) -> str:
     """The results as CSV or JSONL: the input columns, then output, status, feedback, error,
     cost, cached and output_id per row. In the CSV, text a spreadsheet would run as a formula
-    starts with `'` (tasks.csvcells); the JSONL holds every value exactly."""
+    starts with `'` (tasks.csvcells), and a batch whose JSON Schema is an object with
+    `properties` gets a column per top-level property after those (see answer_columns); the
+    JSONL holds every value exactly."""
     batch = get_batch(pool, batch_id, viewer)
     records = [_result_record(batch, r) for r in iter_results(pool, batch.id, viewer)]
     if kind == "jsonl":
         return "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
     fields = list(records[0]) if records else ["row", "output", "status"]
+    answers = answer_columns(batch.json_schema, fields)
     return csv_text(
-        fields,
+        fields + list(answers),
         (
             {
                 **record,
                 "output": record["output"]
                 if isinstance(record["output"], str)
                 else json.dumps(record["output"], ensure_ascii=False),
+                **{
+                    column: _cell_value(_answer_property(record["output"], name))
+                    for column, name in answers.items()
+                },
             }
             for record in records
         ),
     )
+
+
+def answer_columns(json_schema: dict[str, Any] | None, taken: list[str]) -> dict[str, str]:
+    """The CSV columns of a schema's top-level properties, {column name: property name}, in the
+    schema's order: none unless the schema is an object with `properties`. A property's name is
+    someone's input, so its column name is made safe like a cell (tasks.csvcells), and prefixed
+    with `answer.` while it would repeat a column in taken or an earlier one."""
+    if not json_schema or not isinstance(json_schema.get("properties"), dict):
+        return {}
+    kind = json_schema.get("type", "object")
+    if kind != "object" and not (isinstance(kind, list) and "object" in kind):
+        return {}
+    used = set(taken)
+    columns: dict[str, str] = {}
+    for name in json_schema["properties"]:
+        column = safe_cell(name)
+        while column in used:
+            column = f"answer.{column}"
+        used.add(column)
+        columns[column] = name
+    return columns
+
+
+def _answer_property(output: Any, name: str) -> Any:
+    return output.get(name) if isinstance(output, dict) else None
+
+
+def _cell_value(value: Any) -> Any:
+    """A CSV cell's value: text, numbers, booleans and None as they are, anything else as JSON."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.dumps(value, ensure_ascii=False)

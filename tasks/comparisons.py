@@ -55,6 +55,7 @@ class ComparisonView(BaseModel):
     labels: dict[int, str]
     models: dict[int, str | None]
     outputs: list[LLMOutput]
+    json_schema: dict[str, Any] | None = None
 
 
 class RecentComparison(BaseModel):
@@ -83,9 +84,11 @@ def submit_comparison_on(
     blind: bool = False,
     template_name: str | None = None,
     template_version: int | None = None,
+    json_schema: Any = None,
 ) -> ComparisonSubmission:
     """Queue one job per model for the same prompt on conn, all in one transaction (a savepoint
-    inside the caller's).
+    inside the caller's). Every model's answer gets the same JSON Schema: json_schema (json only),
+    else the library template version's; the comparison records it.
 
     Raises InvalidInput (models: 2 to 6 distinct usable ones; the rest as submit), BudgetExceeded.
     """
@@ -94,7 +97,9 @@ def submit_comparison_on(
         raise InvalidInput("models", "must be a list of model names")
     if len(set(models)) != len(models) or not MIN_MODELS <= len(models) <= MAX_MODELS:
         raise InvalidInput("models", f"give {MIN_MODELS} to {MAX_MODELS} distinct models")
-    template, version_id = resolve_template(conn, template, template_name, template_version)
+    template, version_id, template_schema = resolve_template(
+        conn, template, template_name, template_version
+    )
     requests = []
     for model in models:
         try:
@@ -105,6 +110,8 @@ def submit_comparison_on(
                 context=context,
                 format=format,
                 queue=queue,
+                json_schema=json_schema,
+                template_schema=template_schema,
             )
         except InvalidInput as exc:
             if exc.field == "model":
@@ -117,7 +124,9 @@ def submit_comparison_on(
     with conn.transaction():
         for request in requests:
             budgets.ensure_within_budget(conn, user, request.model, template, context)
-        comparison = evidence.insert_comparison(conn, user_id=user.id, blind=blind)
+        comparison = evidence.insert_comparison(
+            conn, user_id=user.id, blind=blind, json_schema=requests[0].json_schema
+        )
         for request in requests:
             enqueued = write_job(conn, request, user, comparison_id=comparison.id)
             written.append(
@@ -174,6 +183,7 @@ def get_comparison(pool: ConnectionPool, comparison_id: int, viewer: User) -> Co
         labels=labels,
         models={o.id: None if hide else o.model for o in outputs},
         outputs=answers,
+        json_schema=comparison.json_schema,
     )
 
 

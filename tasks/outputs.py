@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import psycopg
 from procrastinate import SyncPsycopgConnector
@@ -115,10 +115,15 @@ def validate(
     agent: str | int | None = None,
     render: bool = True,
     json_schema: Any = None,
+    template_schema: dict[str, Any] | None = None,
 ) -> _Request:
     """Check a request the way submit does, without writing anything (render=False leaves the
     template and context to the caller). A JSON Schema (a dict, or its JSON text) is for a json
     output only.
+
+    The schema is the one given; else the library template version's (template_schema), whose
+    outputs are json (the format when none is given; another format is refused); else, for a
+    json output, the agent's default one.
 
     Raises InvalidInput naming the field: queue, format, model, agent, context, template,
     json_schema.
@@ -127,14 +132,14 @@ def validate(
     if queue not in QUEUES:
         raise InvalidInput("queue", f"unknown queue {queue!r} (one of {', '.join(QUEUES)})")
     found_agent = _resolve_agent(conn, agent)
-    format = format or (found_agent.default_format if found_agent else "text")
-    if format not in FORMATS:
-        raise InvalidInput("format", f"unknown format {format!r} (one of {', '.join(FORMATS)})")
+    format = _format(format, found_agent, template_schema)
     model = model or (found_agent.default_model if found_agent else None)
     if not model:
         raise InvalidInput("model", "is required")
     catalog.check_model(conn, model)
-    schema = checked_schema(json_schema, format)
+    schema = checked_schema(json_schema, format) or _default_schema(
+        format, template_schema, found_agent
+    )
     if render:
         rendering.check_context(context)
         rendering.render(template, context)
@@ -150,12 +155,41 @@ def validate(
     )
 
 
+def _format(format: str | None, agent: Agent | None, template_schema: Any) -> str:
+    """The format asked for, else json for a template version with a schema, else the agent's
+    default, else text."""
+    if template_schema is not None and not format:
+        return "json"
+    format = format or (agent.default_format if agent else "text")
+    if format not in FORMATS:
+        raise InvalidInput("format", f"unknown format {format!r} (one of {', '.join(FORMATS)})")
+    if template_schema is not None and format != "json":
+        raise InvalidInput(
+            "format",
+            f"the library template's version carries a JSON Schema, so its outputs are json: "
+            f"give the format json or none (not {format})",
+        )
+    return format
+
+
+def _default_schema(
+    format: str, template_schema: Any, agent: Agent | None
+) -> dict[str, Any] | None:
+    """The schema of a json output whose request gives none: its template version's, else its
+    agent's default one (checked again: what is stored may predate a rule)."""
+    if format != "json":
+        return None
+    if template_schema is not None:
+        return schemas.check_schema(template_schema)
+    if agent is not None and agent.default_json_schema is not None:
+        return schemas.check_schema(agent.default_json_schema)
+    return None
+
+
 def checked_schema(json_schema: Any, format: str) -> dict[str, Any] | None:
     """The JSON Schema of a request (None when none is given: an empty text or {} is none), checked
     (tasks.llm.schemas.check_schema); only a json output takes one."""
-    if json_schema is None or json_schema == "" or json_schema == {}:
-        return None
-    if isinstance(json_schema, str) and not json_schema.strip():
+    if not schemas.given(json_schema):
         return None
     if format != "json":
         raise InvalidInput(
@@ -226,13 +260,21 @@ def _enqueue(
     return Submission(output_id=output_id, job_id=job_id, estimated_completion=estimated)
 
 
+class ResolvedTemplate(NamedTuple):
+    """The template of a request: its text, and its library version's id and JSON Schema."""
+
+    text: str
+    version_id: int | None = None
+    json_schema: dict[str, Any] | None = None
+
+
 def resolve_template(
     conn: psycopg.Connection,
     template: str | None,
     template_name: str | None,
     template_version: int | None = None,
-) -> tuple[str, int | None]:
-    """(template text, library version id): the text given, or the named library version's.
+) -> ResolvedTemplate:
+    """The text given, or the named library version's (with its id and JSON Schema).
 
     Raises InvalidInput when both or neither are given, or the name or version is unknown.
     """
@@ -240,10 +282,10 @@ def resolve_template(
         if template:
             raise InvalidInput("template", "give a template or a template_name, not both")
         version = templates.get_version_on(conn, template_name, template_version)
-        return version.body, version.id
+        return ResolvedTemplate(version.body, version.id, version.json_schema)
     if template is None:
         raise InvalidInput("template", "is required (or give a template_name)")
-    return template, None
+    return ResolvedTemplate(template)
 
 
 def submit_on(
@@ -266,7 +308,8 @@ def submit_on(
     """Queue an LLM job on conn (the seed's `LLMJob.perform_later`).
 
     A json output may take a JSON Schema (json_schema: a dict or its JSON text, Draft 2020-12),
-    which every answer must then validate against (tasks.llm.schemas).
+    which every answer must then validate against (tasks.llm.schemas); without one, the library
+    template version's schema applies, else a json agent's default one (see validate).
 
     The template is the text given, or a version of a named library template (the latest unless
     template_version). The context is the named fetcher's result (if any) overlaid by the
@@ -277,21 +320,22 @@ def submit_on(
     if context is None:
         context = {}
     rendering.check_context(context)
-    template, version_id = resolve_template(conn, template, template_name, template_version)
+    resolved = resolve_template(conn, template, template_name, template_version)
     if fetcher:
         context = {**fetchers.fetch_context(conn, fetcher, user, fetcher_args), **context}
     request = validate(
         conn,
-        template=template,
+        template=resolved.text,
         model=model,
         context=context,
         format=format,
         queue=queue,
         agent=agent,
         json_schema=json_schema,
+        template_schema=resolved.json_schema,
     )
     request = request.model_copy(
-        update={"template_version_id": version_id, "use_cache": _use_cache(cache)}
+        update={"template_version_id": resolved.version_id, "use_cache": _use_cache(cache)}
     )
     return _enqueue(conn, request, user)
 
@@ -335,6 +379,8 @@ def prepare_many(
     cache: bool | None = None,
     template_version_id: int | None = None,
     field: str = "contexts",
+    json_schema: Any = None,
+    template_schema: dict[str, Any] | None = None,
 ) -> PreparedRows:
     """Validate a bulk request without writing anything.
 
@@ -344,7 +390,8 @@ def prepare_many(
     same for every row, so a row it is too expensive for refuses the whole submission at once
     (InvalidRows naming that row, skip_invalid or not), and so do all the renders together
     spending more than the batch budget (sandbox.MAX_BATCH_STEPS, MAX_BATCH_CHARS). `field` is
-    what errors call the rows: the caller's name for them.
+    what errors call the rows: the caller's name for them. Every row's output gets the same
+    JSON Schema (json_schema, template_schema: as validate).
     """
     if not isinstance(contexts, list) or not contexts:
         raise InvalidInput(field, "must be a non-empty list of JSON objects")
@@ -360,6 +407,8 @@ def prepare_many(
         queue=queue,
         agent=agent,
         render=False,
+        json_schema=json_schema,
+        template_schema=template_schema,
     )
     rendering.check_template(template)
     good: list[tuple[int, dict[str, Any]]] = []
@@ -417,6 +466,7 @@ def write_many(
         system_prompt=base.system_prompt,
         template_version_id=base.template_version_id,
         use_cache=base.use_cache,
+        json_schema=base.json_schema,
     )
     return output_ids, job_ids
 
@@ -449,8 +499,10 @@ def submit_many_on(
     agent: str | int | None = None,
     skip_invalid: bool = False,
     cache: bool | None = None,
+    json_schema: Any = None,
 ) -> BulkSubmission:
-    """Queue one job per context, all in one transaction (bulk statements).
+    """Queue one job per context, all in one transaction (bulk statements), every output with
+    the same JSON Schema when json_schema is given (json only).
 
     Every row is validated first (see prepare_many); nothing is written when a row is refused,
     unless skip_invalid. Raises InvalidRows, InvalidInput, BudgetExceeded.
@@ -465,6 +517,7 @@ def submit_many_on(
         agent=agent,
         skip_invalid=skip_invalid,
         cache=cache,
+        json_schema=json_schema,
     )
     with conn.transaction():
         output_ids, job_ids = write_many(conn, prepared, user)

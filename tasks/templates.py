@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import json
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -12,7 +14,7 @@ from db.evidence import TemplateVersion
 from db.models import User
 from db.pooled import pooled
 from tasks.errors import Forbidden, InvalidInput
-from tasks.llm import rendering
+from tasks.llm import rendering, schemas
 
 __all__ = [
     "TemplateVersion",
@@ -21,16 +23,25 @@ __all__ = [
     "get_version_on",
     "list_templates",
     "save_template",
+    "schema_text",
     "versions",
 ]
 
 
 def save_template(
-    pool: ConnectionPool, user: User, name: str, body: str, note: str = ""
+    pool: ConnectionPool,
+    user: User,
+    name: str,
+    body: str,
+    note: str = "",
+    json_schema: Any = None,
 ) -> TemplateVersion:
-    """Save body as the next version of the named template (version 1 when new).
+    """Save body as the next version of the named template (version 1 when new), with the JSON
+    Schema its outputs answer to when json_schema is given (a dict or its JSON text; an empty
+    text or {} is none): submitting the version then makes json outputs with that schema.
 
-    Raises InvalidInput (name, body), Forbidden (someone else's template, unless admin).
+    Raises InvalidInput (name, body, note, json_schema), Forbidden (someone else's template,
+    unless admin).
     """
     name = (name or "").strip()
     if not 1 <= len(name) <= 100:
@@ -38,13 +49,16 @@ def save_template(
     rendering.check_template(body)
     if len(note) > 1000:
         raise InvalidInput("note", "is longer than 1000 characters")
+    schema = schemas.check_optional(json_schema)
     with pool.connection() as conn, conn.transaction():
         current = evidence.get_template_version(conn, name)
         if current and current.owner_id not in (None, user.id) and not user.is_admin:
             raise Forbidden(f"template {name!r} belongs to someone else")
-        if current and current.body == body:
+        if current and current.body == body and current.json_schema == schema:
             return current  # nothing changed: no new version
-        return evidence.add_template_version(conn, name=name, body=body, note=note, user_id=user.id)
+        return evidence.add_template_version(
+            conn, name=name, body=body, note=note, user_id=user.id, json_schema=schema
+        )
 
 
 def get_version_on(
@@ -77,12 +91,27 @@ def versions(pool: ConnectionPool, name: str) -> list[TemplateVersion]:
 
 
 def diff_versions(old: TemplateVersion, new: TemplateVersion) -> str:
-    """What changed from old to new, as a unified diff ("" when the bodies are the same)."""
-    lines = difflib.unified_diff(
-        old.body.splitlines(keepends=True),
-        new.body.splitlines(keepends=True),
-        fromfile=f"{old.name} v{old.version}",
-        tofile=f"{new.name} v{new.version}",
+    """What changed from old to new, as a unified diff of the bodies followed by one of the JSON
+    Schemas ("" when both are the same)."""
+    return _diff(old.body, new.body, old, new, "") + _diff(
+        schema_text(old.json_schema), schema_text(new.json_schema), old, new, " JSON Schema"
     )
-    # a body without a final newline would glue its last line to the next diff line
+
+
+def schema_text(json_schema: dict[str, Any] | None) -> str:
+    """A JSON Schema as indented JSON in its author's order ("" for none), to show, edit and
+    compare."""
+    if json_schema is None:
+        return ""
+    return json.dumps(json_schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def _diff(old_text: str, new_text: str, old: TemplateVersion, new: TemplateVersion, what: str):
+    lines = difflib.unified_diff(
+        old_text.splitlines(keepends=True),
+        new_text.splitlines(keepends=True),
+        fromfile=f"{old.name} v{old.version}{what}",
+        tofile=f"{new.name} v{new.version}{what}",
+    )
+    # a text without a final newline would glue its last line to the next diff line
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)

@@ -1,10 +1,10 @@
 -- Batches, the response cache, and exports.
 
 -- insert_batch --
--- A batch of jobs
-INSERT INTO batches (user_id, name, template, model, format, queue, columns, skipped)
+-- A batch of jobs (with the JSON Schema of all its rows, if any)
+INSERT INTO batches (user_id, name, template, model, format, queue, columns, skipped, json_schema)
 VALUES (%(user_id)s, %(name)s, %(template)s, %(model)s, %(format)s, %(queue)s, %(columns)s,
-        %(skipped)s)
+        %(skipped)s, %(json_schema)s)
 RETURNING *
 
 -- set_batch_rows --

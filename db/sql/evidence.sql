@@ -11,9 +11,10 @@ RETURNING *
 SELECT * FROM prompt_templates WHERE name = %(name)s FOR UPDATE
 
 -- insert_template_version --
--- The next version of a template
-INSERT INTO prompt_template_versions (template_id, version, body, note, created_by)
-SELECT %(template_id)s, COALESCE(max(version), 0) + 1, %(body)s, %(note)s, %(created_by)s
+-- The next version of a template (with the JSON Schema its outputs answer to, if any)
+INSERT INTO prompt_template_versions (template_id, version, body, note, created_by, json_schema)
+SELECT %(template_id)s, COALESCE(max(version), 0) + 1, %(body)s, %(note)s, %(created_by)s,
+       %(json_schema)s
   FROM prompt_template_versions WHERE template_id = %(template_id)s
 RETURNING *
 
@@ -45,8 +46,10 @@ SELECT v.*, t.name, t.owner_id
  ORDER BY v.version DESC
 
 -- insert_comparison --
--- A comparison group
-INSERT INTO comparisons (user_id, blind) VALUES (%(user_id)s, %(blind)s) RETURNING *
+-- A comparison group (with the JSON Schema every answer is given, if any)
+INSERT INTO comparisons (user_id, blind, json_schema)
+VALUES (%(user_id)s, %(blind)s, %(json_schema)s)
+RETURNING *
 
 -- get_comparison --
 -- One comparison; when viewer_id is given, only if that user owns it

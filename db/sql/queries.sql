@@ -83,16 +83,18 @@ RETURNING id
 
 -- insert_agent --
 -- Create an agent
-INSERT INTO agents (name, description, system_prompt, default_model, default_format, owner_id)
+INSERT INTO agents (name, description, system_prompt, default_model, default_format, owner_id,
+                    default_json_schema)
 VALUES (%(name)s, %(description)s, %(system_prompt)s, %(default_model)s, %(default_format)s,
-        %(owner_id)s)
+        %(owner_id)s, %(default_json_schema)s)
 RETURNING *
 
 -- update_agent --
 -- Edit an agent
 UPDATE agents
    SET name = %(name)s, description = %(description)s, system_prompt = %(system_prompt)s,
-       default_model = %(default_model)s, default_format = %(default_format)s, updated_at = now()
+       default_model = %(default_model)s, default_format = %(default_format)s,
+       default_json_schema = %(default_json_schema)s, updated_at = now()
  WHERE id = %(id)s
 RETURNING *
 
@@ -318,14 +320,15 @@ RETURNING id
 SELECT COALESCE(max(id), 0) AS id FROM procrastinate_jobs
 
 -- insert_outputs_bulk --
--- Many pending outputs of one template and model, one per context, each with its reserved id
--- and its job
+-- Many pending outputs of one template, model and JSON Schema, one per context, each with its
+-- reserved id and its job
 INSERT INTO llm_outputs (id, user_id, agent_id, template, model, context, format, queue, priority,
-                         kind, parent_id, system_prompt, template_version_id, use_cache, job_id)
+                         kind, parent_id, system_prompt, template_version_id, use_cache,
+                         json_schema, job_id)
 OVERRIDING SYSTEM VALUE
 SELECT rows.id, %(user_id)s, %(agent_id)s, %(template)s, %(model)s, rows.context, %(format)s,
        %(queue)s, %(priority)s, 'original', NULL, %(system_prompt)s, %(template_version_id)s,
-       %(use_cache)s, rows.job_id
+       %(use_cache)s, %(json_schema)s, rows.job_id
   FROM unnest(%(ids)s::bigint[], %(contexts)s::jsonb[], %(job_ids)s::bigint[])
        AS rows(id, context, job_id)
 

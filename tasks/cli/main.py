@@ -192,6 +192,16 @@ def _schema_text(value: str | None) -> str | None:
         raise InvalidInput("json_schema", f"{value!r} is not UTF-8 text") from None
 
 
+def _schema_option(
+    parser: argparse.ArgumentParser, what: str, when: str = "for --format json: "
+) -> None:
+    parser.add_argument(
+        "--schema",
+        default=None,
+        help=f"{when}a JSON Schema {what} (its JSON, or a file holding it)",
+    )
+
+
 def cmd_show(args: argparse.Namespace) -> Any:
     from tasks.outputs import get_output
 
@@ -327,6 +337,7 @@ def cmd_agents(args: argparse.Namespace) -> Any:
             default_format=args.format,
             system_prompt=args.system_prompt,
             description=args.description,
+            default_json_schema=_schema_text(args.schema),
         )
     return agents.list_agents(pool)
 
@@ -337,7 +348,10 @@ def cmd_templates(args: argparse.Namespace) -> Any:
     pool = _pool()
     if args.action == "save":
         body = sys.stdin.read() if args.body == "-" else args.body
-        return templates.save_template(pool, _user(pool, args.user), args.name, body, args.note)
+        schema = _schema_text(args.schema)
+        return templates.save_template(
+            pool, _user(pool, args.user), args.name, body, args.note, schema
+        )
     if args.action == "show":
         return templates.versions(pool, args.name)
     return templates.list_templates(pool)
@@ -371,6 +385,7 @@ def cmd_compare(args: argparse.Namespace) -> Any:
             format=args.format,
             queue=args.queue,
             blind=args.blind,
+            json_schema=_schema_text(args.schema),
         )
     if args.action == "pick":
         winner = None if args.winner == "tie" else int(args.winner)
@@ -417,6 +432,7 @@ def cmd_batch(args: argparse.Namespace) -> Any:
             name=args.name or path.name,
             skip_invalid=args.skip_invalid,
             cache=True if args.cache else None,
+            json_schema=_schema_text(args.schema),
         )
     if args.action == "cancel":
         return {"batch": args.id, "cancelled": len(batches.cancel_batch(pool, args.id, user))}
@@ -502,12 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template-name", default=None, help="a library template instead of --template")
     p.add_argument("--template-version", type=int, default=None)
     p.add_argument("--cache", action="store_true", help="reuse an identical recent answer")
-    p.add_argument(
-        "--schema",
-        default=None,
-        help="for --format json: a JSON Schema every answer must validate against (its JSON, "
-        "or a file holding it)",
-    )
+    _schema_option(p, "every answer must validate against")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("show", help="one output as JSON")
@@ -599,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", default="text")
     c.add_argument("--system-prompt", default="")
     c.add_argument("--description", default="")
+    _schema_option(c, "its json submissions that give none use", "with --format json: ")
     c.add_argument("--user", default=None, help="owner")
     agents_sub.add_parser("list")
     p.set_defaults(func=cmd_agents)
@@ -609,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("name")
     c.add_argument("body", help="the template text, or - to read it from stdin")
     c.add_argument("--note", default="")
+    _schema_option(c, "the version's outputs answer to (they are json)", "")
     c.add_argument("--user", default=None)
     c = templates_sub.add_parser("show", help="every version of a template")
     c.add_argument("name")
@@ -630,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", default=None)
     c.add_argument("--queue", default=None)
     c.add_argument("--blind", action="store_true")
+    _schema_option(c, "every model's answer must validate against")
     c.add_argument("--user", default=None)
     c = compare_sub.add_parser("show")
     c.add_argument("id", type=int)
@@ -660,6 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--name", default="")
     c.add_argument("--skip-invalid", action="store_true", help="queue the good rows anyway")
     c.add_argument("--cache", action="store_true", help="reuse identical recent answers")
+    _schema_option(c, "every row's answer must validate against (a CSV column per property)")
     c.add_argument("--user", default=None)
     for action in ("status", "cancel", "retry", "results"):
         c = batch_sub.add_parser(action)

@@ -161,6 +161,18 @@ def _walk(node: Any, where: str = "$") -> Iterator[tuple[str, str, Any]]:
             pending.extend((item, f"{at}[{i}]") for i, item in enumerate(current))
 
 
+def given(schema: Any) -> bool:
+    """Whether a request gives a schema: None, {} and an empty or blank text give none."""
+    if schema is None or schema == {}:
+        return False
+    return not (isinstance(schema, str) and not schema.strip())
+
+
+def check_optional(schema: Any, field: str = "json_schema") -> dict[str, Any] | None:
+    """check_schema for a schema that may be absent (see given): None when it is."""
+    return check_schema(schema, field) if given(schema) else None
+
+
 def check_schema(schema: Any, field: str = "json_schema") -> dict[str, Any]:
     """The schema, if it is one this system can ask for and validate answers against; otherwise
     InvalidInput naming the field and the problem in words."""
