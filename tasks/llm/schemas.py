@@ -198,65 +198,73 @@ def check_schema(schema: Any, field: str = "json_schema") -> dict[str, Any]:
         raise InvalidInput(
             field, f"{size:,} bytes; a schema may take at most {MAX_SCHEMA_BYTES:,} bytes"
         )
+    problem = _problem(text)
+    if problem is not None:
+        raise InvalidInput(field, problem)
+    return schema
+
+
+@cache
+def _problem(text: str) -> str | None:
+    """What makes a schema (its compact JSON, within the size and depth bounds) unusable, in
+    words, or None. Remembered: a stored schema checked again at each use (a library version's,
+    an agent's) costs its check once per process."""
+    schema = json.loads(text)
     dialect = schema.get("$schema")
     if dialect is not None and dialect not in _DIALECTS:
-        raise InvalidInput(
-            field, f"$schema {_short(dialect)}: only Draft 2020-12 ({DIALECT}) is supported"
-        )
+        return f"$schema {_short(dialect)}: only Draft 2020-12 ({DIALECT}) is supported"
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError as JsonSchemaError
 
     try:
         Draft202012Validator.check_schema(schema)
     except JsonSchemaError as exc:
-        raise InvalidInput(field, f"{_path(exc.path)}: {exc.message}") from None
+        return f"{_path(exc.path)}: {exc.message}"
     for at, keyword, value in _walk(schema):
         if keyword in ("$ref", "$dynamicRef") and isinstance(value, str):
             if not value.startswith("#"):
-                raise InvalidInput(
-                    field,
+                return (
                     f"{at}: $ref {_short(value)} points outside the schema; only references "
-                    "inside it (#/$defs/...) are allowed",
+                    "inside it (#/$defs/...) are allowed"
                 )
         elif keyword == "patternProperties":
-            raise InvalidInput(
-                field,
+            return (
                 f"{at}: patternProperties is not supported; name the properties, or use "
-                "propertyNames with a pattern and additionalProperties",
+                "propertyNames with a pattern and additionalProperties"
             )
         elif keyword == "pattern" and isinstance(value, str):
-            _check_pattern(field, at, value)
+            problem = _pattern_problem(at, value)
+            if problem is not None:
+                return problem
     token = _budget.set([MAX_STEPS])  # one budget for all the samples
     try:
         for sample in (None, {}, [], "", 0):
             _errors(schema, sample)
     except SchemaTooExpensive as exc:
-        raise InvalidInput(field, f"too expensive to check answers against: {exc}") from None
+        return f"too expensive to check answers against: {exc}"
     except RecursionError:
-        raise InvalidInput(field, "it refers to itself without end") from None
+        return "it refers to itself without end"
     except Exception as exc:  # an unresolvable reference, above all
-        raise InvalidInput(field, f"cannot be used: {_short(str(exc), 200)}") from None
+        return f"cannot be used: {_short(str(exc), 200)}"
     finally:
         _budget.reset(token)
-    return schema
+    return None
 
 
-def _check_pattern(field: str, at: str, pattern: str) -> None:
+def _pattern_problem(at: str, pattern: str) -> str | None:
     if len(pattern) > MAX_PATTERN_CHARS:
-        raise InvalidInput(
-            field, f"{at}: a pattern may take at most {MAX_PATTERN_CHARS} characters"
-        )
+        return f"{at}: a pattern may take at most {MAX_PATTERN_CHARS} characters"
     import re2
 
     try:
         _compiled(pattern)
     except re2.error as exc:
         problem = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
-        raise InvalidInput(
-            field,
+        return (
             f"{at}: the pattern {_short(pattern)} is not supported ({problem}); patterns are "
-            "matched in linear time, without look-around or back-references",
-        ) from None
+            "matched in linear time, without look-around or back-references"
+        )
+    return None
 
 
 def validation_errors(schema: dict[str, Any], value: Any) -> list[SchemaError]:
