@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import shutil
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -93,6 +95,70 @@ def server_url() -> str:
     return _server_url()
 
 
+class Databases:
+    """Databases cloned from the template ahead of the tests that take them, and dropped after
+    them, by a thread of their own: a test waits for neither the copy nor the drop (the server's
+    writes of a copy take longer than most tests)."""
+
+    READY = 2
+
+    def __init__(self, server_url: str, template: str):
+        self.server_url, self.template = server_url, template
+        self.ready: queue.Queue[str] = queue.Queue()
+        self.done: queue.Queue[str | None] = queue.Queue()
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="test-databases", daemon=True)
+        self.thread.start()
+
+    def take(self) -> str:
+        """A fresh migrated database's name (waits for one to be ready)."""
+        while True:
+            if self.failure is not None:
+                raise RuntimeError("the test databases could not be made") from self.failure
+            with contextlib.suppress(queue.Empty):
+                return self.ready.get(timeout=1)
+
+    def give_back(self, name: str) -> None:
+        """A database a test is done with: it is dropped."""
+        self.done.put(name)
+
+    def close(self) -> None:
+        self.done.put(None)
+        self.thread.join(timeout=120)
+        with psycopg.connect(self.server_url, autocommit=True) as admin:
+            while not self.ready.empty():
+                _drop(admin, self.ready.get())
+
+    def _run(self) -> None:
+        try:
+            with psycopg.connect(self.server_url, autocommit=True) as admin:
+                while True:
+                    try:
+                        name = self.done.get(timeout=0.02)
+                    except queue.Empty:
+                        if self.ready.qsize() < self.READY:
+                            self.ready.put(self._copy(admin))
+                        continue
+                    if name is None:
+                        return
+                    _drop(admin, name)
+        except BaseException as exc:  # told to the next test that asks
+            self.failure = exc
+
+    def _copy(self, admin: psycopg.Connection) -> str:
+        name = f"llmjobs_t_{uuid.uuid4().hex[:10]}"
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(self.template)
+            )
+        )
+        return name
+
+
+def _drop(admin: psycopg.Connection, name: str) -> None:
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def template_db(server_url: str) -> Iterator[str]:
     """A database migrated once per run; each test clones it."""
@@ -105,30 +171,26 @@ def template_db(server_url: str) -> Iterator[str]:
         apply(conn)
     yield name
     with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+        _drop(admin, name)
+
+
+@pytest.fixture(scope="session")
+def databases(server_url: str, template_db: str) -> Iterator[Databases]:
+    made = Databases(server_url, template_db)
+    yield made
+    made.close()
 
 
 @pytest.fixture
 def database_url(
-    server_url: str, template_db: str, monkeypatch: pytest.MonkeyPatch
+    server_url: str, databases: Databases, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     """A fresh migrated database for this test; DATABASE_URL points at it."""
-    name = f"llmjobs_t_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template_db)
-            )
-        )
+    name = databases.take()
     url = _with_dbname(server_url, name)
     monkeypatch.setenv("DATABASE_URL", url)
     yield url
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    databases.give_back(name)
 
 
 @pytest.fixture
