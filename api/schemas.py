@@ -225,6 +225,11 @@ class Output(BaseModel):
     schema_first_try: bool | None = Field(
         None, description="With a schema: whether the first answer validated (no re-ask)."
     )
+    schema_errors: list[dict[str, str]] | None = Field(
+        None,
+        description="When it failed because no answer validated: how the last one broke the "
+        'schema, each error a {"path": "$.score", "message": "..."}.',
+    )
 
     @classmethod
     def of(cls, row: LLMOutput) -> Output:

@@ -121,7 +121,7 @@ st.caption(
 answer, asked = st.columns([3, 2], gap="large")
 with answer:
     st.subheader(":material/chat: Answer", anchor=False)
-    broken = ui.schema_errors(output.error_message) if output.schema_valid is False else []
+    broken = [(e["path"], e["message"]) for e in output.schema_errors or []]
     if output.status == "failed" and broken:
         st.error(
             "\n".join(

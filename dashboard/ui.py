@@ -6,7 +6,6 @@ import contextlib
 import functools
 import gc
 import json
-import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -186,24 +185,6 @@ def answer(output: LLMOutput) -> None:
         st.html(sanitize_html(str(value)))
     else:
         st.text(str(value))
-
-
-SCHEMA_FAILURE = "the answer does not match its JSON Schema: "
-# `$`, then `.name`, `[3]` or `["a key"]` steps (tasks.llm.schemas writes paths so)
-_SCHEMA_ERROR = re.compile(r'(\$(?:\.[^\W\d]\w*|\[\d+\]|\["(?:[^"\\]|\\.)*"\])*): (.*)', re.S)
-
-
-def schema_errors(error_message: str | None) -> list[tuple[str, str]]:
-    """(JSON path, what is wrong) of each error in a failure for not matching the JSON Schema,
-    as the worker words it ("...: $.score: 9 is greater than the maximum of 5; $: ..."); empty
-    for any other failure."""
-    if not error_message or not error_message.startswith(SCHEMA_FAILURE):
-        return []
-    found = []
-    for part in re.split(r"; (?=\$)", error_message.removeprefix(SCHEMA_FAILURE)):
-        matched = _SCHEMA_ERROR.fullmatch(part)
-        found.append((matched[1], matched[2]) if matched else ("$", part))
-    return found
 
 
 def database_message(exc: psycopg.Error) -> str:

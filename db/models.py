@@ -101,6 +101,8 @@ class LLMOutput(Row):
     json_schema: dict[str, Any] | None = None
     schema_valid: bool | None = None
     schema_first_try: bool | None = None
+    # how the last answer broke the schema, when the output failed so: [{"path", "message"}]
+    schema_errors: list[dict[str, str]] | None = None
     # In a blind comparison not yet judged: front ends show no model name.
     blind_pending: bool = False
 

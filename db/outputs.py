@@ -226,17 +226,18 @@ async def fail_output(
     error_message: str,
     raw_response: str | None = None,
     prompt: str | None = None,
-    schema_broken: bool = False,
+    schema_errors: list[dict[str, str]] | None = None,
 ) -> bool:
-    """Mark the output failed (schema_broken: because no answer validated against its schema);
-    False when this attempt is no longer the current one."""
+    """Mark the output failed (schema_errors: because its last answer broke its JSON Schema so,
+    each error a {"path", "message"}); False when this attempt is no longer the current one."""
     params = {
         "id": output_id,
         "attempt": attempt,
         "error_message": error_message,
         "raw_response": raw_response,
         "prompt": prompt,
-        "schema_broken": schema_broken,
+        "schema_broken": bool(schema_errors),
+        "schema_errors": Jsonb(schema_errors) if schema_errors else None,
     }
     cur = await conn.execute(queries["fail_output"], params)
     return await cur.fetchone() is not None

@@ -248,7 +248,8 @@ UPDATE llm_outputs
        raw_response = COALESCE(%(raw_response)s, raw_response),
        prompt = COALESCE(%(prompt)s, prompt), completed_at = now(),
        schema_valid = CASE WHEN json_schema IS NOT NULL AND %(schema_broken)s THEN false END,
-       schema_first_try = CASE WHEN json_schema IS NOT NULL AND %(schema_broken)s THEN false END
+       schema_first_try = CASE WHEN json_schema IS NOT NULL AND %(schema_broken)s THEN false END,
+       schema_errors = CASE WHEN json_schema IS NOT NULL THEN %(schema_errors)s::jsonb END
  WHERE id = %(id)s AND attempts = %(attempt)s AND status IN ('pending', 'processing')
 RETURNING id
 

@@ -61,7 +61,10 @@ async def final_failure(call_next: Any, context: Any, worker: Any) -> Any:
                         error_message=message,
                         raw_response=getattr(exc, "raw_response", None),
                         prompt=getattr(exc, "prompt", None),
-                        schema_broken=bool(getattr(exc, "schema_errors", None)),
+                        schema_errors=[
+                            {"path": e.path, "message": e.message}
+                            for e in getattr(exc, "schema_errors", None) or []
+                        ],
                     )
         except Exception as db_exc:  # the job's own status still gets recorded by procrastinate
             log.error("could not record the failure", output_id=output_id, error=str(db_exc))

@@ -122,14 +122,16 @@ def test_a_schema_left_behind_by_a_change_of_format_is_not_sent(app_as, pool, an
     assert (output.format, output.json_schema) == ("text", None)
 
 
-def _json_output(pool, user, *, status: str, valid: bool | None, first_try: bool | None, **kw):
+def _json_output(
+    pool, user, *, status: str, valid: bool | None, first_try: bool | None, errors=None, **kw
+):
     """A json output carrying GOOD as its schema, with how its answer fared against it."""
     output = create_test_llm_output(pool, user, format="json", status=status, **kw)
     with pool.connection() as conn:
         conn.execute(
-            "UPDATE llm_outputs SET json_schema = %s, schema_valid = %s, schema_first_try = %s "
-            "WHERE id = %s",
-            (Jsonb(GOOD), valid, first_try, output.id),
+            "UPDATE llm_outputs SET json_schema = %s, schema_valid = %s, schema_first_try = %s, "
+            "schema_errors = %s WHERE id = %s",
+            (Jsonb(GOOD), valid, first_try, Jsonb(errors) if errors else None, output.id),
         )
     return output
 
@@ -188,6 +190,11 @@ def test_a_failed_answer_lists_the_schema_errors_by_path_and_keeps_the_raw_answe
         first_try=False,
         raw_response=wrong,
         error_message=message,
+        errors=[
+            {"path": "$.summary", "message": "3 is not of type 'string'"},
+            {"path": "$.risks", "message": "'none' is not of type 'array'"},
+            {"path": "$", "message": "'score' is a required property"},
+        ],
     )
     at = app_as(analyst, DETAIL, id=str(output.id))
     assert not at.exception

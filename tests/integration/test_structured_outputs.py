@@ -122,6 +122,7 @@ async def test_an_answer_that_never_validates_fails_with_its_errors_and_keeps_th
     assert "$.summary: 3 is not of type 'string'" in out.error_message
     assert out.raw_response == wrong
     assert (out.schema_valid, out.schema_first_try) == (False, False)
+    assert {"path": "$.summary", "message": "3 is not of type 'string'"} in out.schema_errors
 
 
 @pytest.mark.parametrize("model", offline.NAMES)
