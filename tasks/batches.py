@@ -245,10 +245,28 @@ def iter_results(pool: ConnectionPool, batch_id: int, viewer: User) -> Iterator[
         after = page[-1].batch_row
 
 
+# What the results add to each row's input columns.
+RESULT_FIELDS = ("row", "output", "status", "feedback", "error", "cost", "cached", "output_id")
+
+
+def _input_columns(columns: list[str]) -> dict[str, str]:
+    """{results column: input column}: an input column named like a result field (or like an
+    earlier one once prefixed) is prefixed with `input.`, so no input value is overwritten."""
+    used = set(RESULT_FIELDS)
+    named: dict[str, str] = {}
+    for column in columns:
+        name = column
+        while name in used:
+            name = f"input.{name}"
+        used.add(name)
+        named[name] = column
+    return named
+
+
 def _result_record(batch: Batch, result: BatchResult) -> dict[str, Any]:
     record: dict[str, Any] = {"row": result.batch_row}
-    for column in batch.columns or list(result.context):
-        record[column] = result.context.get(column)
+    for name, column in _input_columns(batch.columns or list(result.context)).items():
+        record[name] = result.context.get(column)
     record.update(
         output=result.parsed_output,
         status=result.status,
@@ -264,8 +282,9 @@ def _result_record(batch: Batch, result: BatchResult) -> dict[str, Any]:
 def results(
     pool: ConnectionPool, batch_id: int, viewer: User, kind: Literal["csv", "jsonl"]
 ) -> str:
-    """The results as CSV or JSONL: the input columns, then output, status, feedback, error,
-    cost, cached and output_id per row. In the CSV, text a spreadsheet would run as a formula
+    """The results as CSV or JSONL: the input columns (one named like a result field prefixed
+    with `input.`), then output, status, feedback, error, cost, cached and output_id per row. In
+    the CSV, text a spreadsheet would run as a formula
     starts with `'` (tasks.csvcells), and a batch whose JSON Schema is an object with
     `properties` gets a column per top-level property after those (see answer_columns); the
     JSONL holds every value exactly."""
@@ -319,7 +338,8 @@ def _answer_property(output: Any, name: str) -> Any:
 
 
 def _cell_value(value: Any) -> Any:
-    """A CSV cell's value: text, numbers, booleans and None as they are, anything else as JSON."""
-    if value is None or isinstance(value, str | int | float | bool):
+    """A CSV cell's value: text, numbers and None as they are, anything else (booleans too) as
+    JSON."""
+    if value is None or (isinstance(value, str | int | float) and not isinstance(value, bool)):
         return value
     return json.dumps(value, ensure_ascii=False)

@@ -171,25 +171,46 @@ def cmd_submit(args: argparse.Namespace) -> Any:
 
 
 def _schema_text(value: str | None) -> str | None:
-    """--schema: the schema's JSON as given, or read from the file it names (bounded)."""
-    if value is None or value.lstrip().startswith("{"):
-        return value
+    """--schema: the schema's JSON as given, or read from the file it names (bounded). Given,
+    it may not be empty."""
+    if value is None:
+        return None
     from tasks.errors import InvalidInput
     from tasks.llm.schemas import MAX_SCHEMA_BYTES
 
+    if _looks_like_json(value):
+        return value
+    shown = value if len(value) <= 200 else value[:199] + "…"
     try:
         with open(value, "rb") as handle:
             data = handle.read(MAX_SCHEMA_BYTES + 1)
     except OSError as exc:
-        raise InvalidInput("json_schema", f"cannot read {value!r}: {exc.strerror}") from None
+        raise InvalidInput("json_schema", f"cannot read {shown!r}: {exc.strerror}") from None
     if len(data) > MAX_SCHEMA_BYTES:
-        raise InvalidInput(
-            "json_schema", f"{value!r} is larger than {MAX_SCHEMA_BYTES:,} bytes"
-        ) from None
+        raise InvalidInput("json_schema", f"{shown!r} is larger than {MAX_SCHEMA_BYTES:,} bytes")
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidInput("json_schema", f"{value!r} is not UTF-8 text") from None
+        raise InvalidInput("json_schema", f"{shown!r} is not UTF-8 text") from None
+    if not text.strip():
+        raise InvalidInput("json_schema", f"{shown!r} is empty: give a JSON Schema in it")
+    return text
+
+
+def _looks_like_json(value: str) -> bool:
+    """Whether --schema's value is JSON text rather than a file's name."""
+    from tasks.errors import InvalidInput
+
+    text = value.lstrip("\ufeff \t\r\n")
+    if not text:
+        raise InvalidInput("json_schema", "is empty: give a JSON Schema, or leave --schema out")
+    if text[0] in '{["':
+        return True
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _schema_option(

@@ -13,7 +13,11 @@ import math
 from typing import Any
 
 MAX_DEPTH = 12  # a recursive schema stops here
-MAX_ITEMS = 3
+MAX_ITEMS = 3  # items of an array with no minItems
+# The most a value makes, whatever the schema asks (minItems, minLength): a schema asking for
+# more gets a value that does not validate, never a huge one.
+MAX_MADE_ITEMS = 100
+MAX_MADE_CHARS = 2_000
 
 
 def instance(schema: Any, words: list[str]) -> Any:
@@ -36,7 +40,10 @@ def _resolve(root: dict[str, Any], ref: str) -> Any:
     return node
 
 
-def _text(words: list[str], turn: list[int], low: int, high: int | None) -> str:
+def _text(words: list[str], turn: list[int], schema: dict[str, Any]) -> str:
+    low = min(_count(schema.get("minLength"), 0), MAX_MADE_CHARS)
+    high = schema.get("maxLength")
+    high = _count(high, 0) if high is not None else None
     start = turn[0] % len(words)
     turn[0] += 1
     text = " ".join(words[start : start + 6]) or words[0]
@@ -44,7 +51,26 @@ def _text(words: list[str], turn: list[int], low: int, high: int | None) -> str:
         text = text[:high]
     while len(text) < low:
         text += " " + words[(start + len(text)) % len(words)]
-    return text[: max(low, high if high is not None else len(text))]
+    text = text[: max(low, high if high is not None else len(text))]
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str):
+        text = _matching(pattern, [text, *words, *(w.lower() for w in words), "a", "abc", "0"])
+    return text
+
+
+def _count(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _matching(pattern: str, candidates: list[str]) -> str:
+    """The first candidate the pattern matches (the first candidate when none does)."""
+    from tasks.llm.schemas import _compiled
+
+    try:
+        compiled = _compiled(pattern)
+    except Exception:  # a pattern the schema check refuses
+        return candidates[0]
+    return next((c for c in candidates if compiled.search(c) is not None), candidates[0])
 
 
 def _number(schema: dict[str, Any], integer: bool) -> int | float:
@@ -65,7 +91,7 @@ def _number(schema: dict[str, Any], integer: bool) -> int | float:
 
 def _value(schema: Any, root: Any, words: list[str], depth: int, turn: list[int]) -> Any:
     if schema is True or not isinstance(schema, dict) or depth > MAX_DEPTH:
-        return None if depth > MAX_DEPTH else _text(words, turn, 0, None)
+        return None if depth > MAX_DEPTH else _text(words, turn, {})
     if "$ref" in schema and isinstance(schema["$ref"], str):
         merged = {k: v for k, v in schema.items() if k != "$ref"}
         return _value({**_resolve(root, schema["$ref"]), **merged}, root, words, depth + 1, turn)
@@ -90,23 +116,30 @@ def _value(schema: Any, root: Any, words: list[str], depth: int, turn: list[int]
             kind = "string"
     if kind == "object":
         properties = schema.get("properties") or {}
-        names = list(properties) + [
-            n for n in schema.get("required") or [] if isinstance(n, str) and n not in properties
-        ]
+        required = [n for n in schema.get("required") or [] if isinstance(n, str)]
+        # an optional property is left out below the top levels, or where it refers elsewhere
+        # (a recursive schema's `child` would nest to the depth limit)
+        names = [
+            n
+            for n in properties
+            if n in required
+            or (depth < 2 and not (isinstance(properties[n], dict) and "$ref" in properties[n]))
+        ] + [n for n in required if n not in properties]
         return {
             name: _value(properties.get(name, {}), root, words, depth + 1, turn) for name in names
         }
     if kind == "array":
         prefix = schema.get("prefixItems") or []
-        low = schema.get("minItems", 1)
+        low = _count(schema.get("minItems"), 1)
         high = schema.get("maxItems")
         count = max(len(prefix), min(max(low, 1), MAX_ITEMS) if high is None else min(high, 1))
-        count = max(count, low if isinstance(low, int) else 0)
+        count = min(max(count, low), MAX_MADE_ITEMS)
         items = schema.get("items", {})
-        return [
+        made = [
             _value(prefix[i] if i < len(prefix) else items, root, words, depth + 1, turn)
             for i in range(count)
         ]
+        return _distinct(made) if schema.get("uniqueItems") is True else made
     if kind == "integer":
         return _number(schema, integer=True)
     if kind == "number":
@@ -115,7 +148,22 @@ def _value(schema: Any, root: Any, words: list[str], depth: int, turn: list[int]
         return True
     if kind == "null":
         return None
-    return _text(words, turn, schema.get("minLength", 0), schema.get("maxLength"))
+    return _text(words, turn, schema)
+
+
+def _distinct(items: list[Any]) -> list[Any]:
+    """Items made distinct where they repeat: numbers counted up, text numbered."""
+    seen: list[Any] = []
+    for item in items:
+        step = 0
+        while item in seen and step < len(items):
+            step += 1
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                item = item + 1
+            elif isinstance(item, str):
+                item = f"{item} {step}"
+        seen.append(item)
+    return seen
 
 
 def broken(schema: Any, good: Any) -> Any:

@@ -31,6 +31,8 @@ MAX_SCHEMA_BYTES = 64 * 1024
 MAX_SCHEMA_DEPTH = 32
 MAX_STEPS = 30_000
 MAX_PATTERN_CHARS = 1_000
+# The most items uniqueItems can compare within the budget (it pays n * n / 16 steps).
+_MAX_UNIQUE_ITEMS = int((16 * MAX_STEPS) ** 0.5)
 # The errors an answer's failure reports, and that a re-ask sends back to the model.
 MAX_REPORTED_ERRORS = 5
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -148,14 +150,14 @@ def _path(parts: Any) -> str:
     return path
 
 
-def _walk(node: Any, where: str = "$") -> Iterator[tuple[str, str, Any]]:
-    """(where, keyword, value) of each keyword in the schema, iteratively."""
+def _walk(node: Any, where: str = "$") -> Iterator[tuple[str, dict[str, Any], str, Any]]:
+    """(where, the object, keyword, value) of each keyword in the schema, iteratively."""
     pending = [(node, where)]
     while pending:
         current, at = pending.pop()
         if isinstance(current, dict):
             for key, value in current.items():
-                yield at, key, value
+                yield at, current, key, value
                 pending.append((value, f"{at}.{key}" if key.isidentifier() else f"{at}[{key!r}]"))
         elif isinstance(current, list):
             pending.extend((item, f"{at}[{i}]") for i, item in enumerate(current))
@@ -183,11 +185,18 @@ def check_schema(schema: Any, field: str = "json_schema") -> dict[str, Any]:
             raise InvalidInput(field, f"not valid JSON: {exc.msg} (line {exc.lineno})") from None
         except RecursionError:
             raise InvalidInput(field, f"nested more than {MAX_SCHEMA_DEPTH} levels") from None
+        except ValueError:  # an integer of more digits than Python converts
+            raise InvalidInput(field, "holds a number with too many digits") from None
     if not isinstance(schema, dict):
         raise InvalidInput(field, 'a JSON Schema is a JSON object, such as {"type": "object"}')
     if nesting(schema, MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
         raise InvalidInput(field, f"nested more than {MAX_SCHEMA_DEPTH} levels")
-    text = json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text = json.dumps(schema, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or an infinity (JSON has neither), or an integer too long
+        raise InvalidInput(
+            field, "holds a number JSON cannot carry (NaN, Infinity, or too many digits)"
+        ) from None
     if "\\u0000" in text or "\x00" in text:
         raise InvalidInput(field, "contains a NUL character")
     try:
@@ -220,7 +229,7 @@ def _problem(text: str) -> str | None:
         Draft202012Validator.check_schema(schema)
     except JsonSchemaError as exc:
         return f"{_path(exc.path)}: {exc.message}"
-    for at, keyword, value in _walk(schema):
+    for at, node, keyword, value in _walk(schema):
         if keyword in ("$ref", "$dynamicRef") and isinstance(value, str):
             if not value.startswith("#"):
                 return (
@@ -236,9 +245,21 @@ def _problem(text: str) -> str | None:
             problem = _pattern_problem(at, value)
             if problem is not None:
                 return problem
+        elif (
+            keyword == "minItems"
+            and isinstance(value, int)
+            and value > _MAX_UNIQUE_ITEMS
+            and node.get("uniqueItems") is True
+        ):
+            return (
+                f"{at}: uniqueItems over at least {value:,} items: checking an answer would "
+                f"take more than {MAX_STEPS:,} steps (at most {_MAX_UNIQUE_ITEMS} items)"
+            )
+    from tasks.llm.instances import instance
+
     token = _budget.set([MAX_STEPS])  # one budget for all the samples
     try:
-        for sample in (None, {}, [], "", 0):
+        for sample in (None, {}, [], "", 0, instance(schema, ["sample"])):
             _errors(schema, sample)
     except SchemaTooExpensive as exc:
         return f"too expensive to check answers against: {exc}"

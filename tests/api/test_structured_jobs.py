@@ -3,6 +3,8 @@ json_schema (nothing queued), shown on the output, described by the OpenAPI docu
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.api.conftest import EXAMPLE_JOB
@@ -43,13 +45,18 @@ def test_a_job_with_a_schema_is_queued_and_shown(client, ana, queued_jobs):
         ("json", _deep(40), "nested"),
         ("json", [1, 2], "dictionary"),
         ("json", {"const": "a\u0000b"}, "NUL"),
+        ("json", {"type": "number", "maximum": float("inf")}, "a number JSON cannot carry"),
+        ("json", {"type": "number", "minimum": float("nan")}, "a number JSON cannot carry"),
     ],
 )
 def test_a_bad_schema_is_a_422_naming_the_field_and_nothing_is_queued(
     client, ana, queued_jobs, fmt, schema, says
 ):
+    # sent as Python's json writes it: NaN and Infinity included, as some clients send them
     answer = client.post(
-        JOBS, headers=ana, json={**EXAMPLE_JOB, "format": fmt, "json_schema": schema}
+        JOBS,
+        headers={**ana, "Content-Type": "application/json"},
+        content=json.dumps({**EXAMPLE_JOB, "format": fmt, "json_schema": schema}),
     )
     assert answer.status_code == 422, answer.text
     [problem] = answer.json()["detail"]

@@ -205,7 +205,7 @@ async def test_the_batch_csv_has_a_column_per_property_made_safe(pool, analyst, 
         assert row["summary"] == safe_cell(answer["summary"])
         assert row["score"] == str(answer["score"])
         assert row["tags"] == safe_cell(json.dumps(answer["tags"], ensure_ascii=False))
-        assert row["ok"] == str(answer["ok"])
+        assert row["ok"] == json.dumps(answer["ok"])
         assert row[safe_cell(HOSTILE)] == safe_cell(answer[HOSTILE])
         assert row["answer.status"] == safe_cell(answer["status"])
         assert row["status"] == "completed"  # the row's own status stays in its column
@@ -422,3 +422,28 @@ def test_the_cli_refuses_a_bad_schema_with_exit_2_and_writes_nothing(
         assert "json_schema:" in result.stderr and result.stdout == ""
     for table in ("prompt_template_versions", "agents", "batches", "comparisons", "llm_outputs"):
         assert _count(pool, table) == 0, table
+
+
+async def test_an_input_column_named_like_a_result_keeps_its_values(pool, analyst, run_worker):
+    parsed = batches.parse_file(b"item,status,output\nchair,new,a\ntable,old,b\n", "items.csv")
+    batch = batches.submit_batch(
+        pool,
+        user=analyst,
+        template="Review {{item}} ({{status}}, {{output}})",
+        model="offline/echo",
+        rows=parsed.rows,
+        columns=parsed.columns,
+        format="json",
+        json_schema={"type": "object", "properties": {"ok": {"type": "boolean"}}},
+    )
+    await run_worker()
+    header, *lines = list(csv.reader(io.StringIO(batches.results(pool, batch.id, analyst, "csv"))))
+    table = [dict(zip(header, line, strict=True)) for line in lines]
+    assert [(r["item"], r["input.status"], r["input.output"]) for r in table] == [
+        ("chair", "new", "a"),
+        ("table", "old", "b"),
+    ]
+    assert {r["status"] for r in table} == {"completed"}
+    assert {r["ok"] for r in table} == {"true"}  # booleans as JSON writes them
+    jsonl = batches.results(pool, batch.id, analyst, "jsonl").splitlines()
+    assert [json.loads(line)["input.status"] for line in jsonl] == ["new", "old"]

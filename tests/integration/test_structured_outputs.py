@@ -183,13 +183,22 @@ def test_the_cli_takes_a_schema_as_json_or_a_file(database_url, pool, analyst, t
         assert done.returncode == 0, done.stderr
         output_id = json.loads(done.stdout)["output_id"]
         assert jobs.get_output(pool, output_id, analyst).json_schema == REVIEW
+    empty = tmp_path / "empty.json"
+    empty.write_text(" \n")
     for given, says in (
         (str(tmp_path / "missing.json"), "json_schema: cannot read"),
         ('{"type": "strin"}', "json_schema: $.type: 'strin' is not valid"),
+        ('[{"type": "string"}]', "json_schema: a JSON Schema is a JSON object"),
+        ("42", "json_schema: a JSON Schema is a JSON object"),
+        ("", "json_schema: is empty"),
+        (str(empty), f"json_schema: '{empty}' is empty"),
+        ('{"maximum": NaN}', "json_schema: holds a number JSON cannot carry"),
+        ("x" * 100_000, "json_schema: cannot read 'xxx"),
     ):
         refused = llmjobs(*common, "--model", "offline/echo", "--schema", given)
         assert refused.returncode == 2 and refused.stdout == ""
         assert refused.stderr.startswith(f"error: {says}"), refused.stderr
+        assert len(refused.stderr) < 400
     big = tmp_path / "big.json"
     big.write_text('{"enum": ["' + "x" * 70_000 + '"]}')
     refused = llmjobs(*common, "--model", "offline/echo", "--schema", str(big))

@@ -72,6 +72,15 @@ def _deep(levels: int) -> dict:
         ({"const": "a\x00b"}, "contains a NUL character"),
         ({"const": "\ud800"}, "is not valid Unicode text"),
         (_branching(40), "too expensive to check answers against"),
+        ({"type": "number", "minimum": float("nan")}, "a number JSON cannot carry"),
+        ('{"type": "number", "maximum": Infinity}', "a number JSON cannot carry"),
+        ('{"maximum": 1.8e308}', "a number JSON cannot carry"),
+        ('{"minimum": ' + "9" * 5000 + "}", "too many digits"),
+        ({"minimum": 10**5000}, "a number JSON cannot carry"),
+        (
+            {"type": "array", "uniqueItems": True, "minItems": 5000},
+            "$: uniqueItems over at least 5,000 items",
+        ),
     ],
 )
 def test_a_bad_schema_is_refused_naming_the_problem(schema, says):
@@ -132,12 +141,38 @@ def test_at_most_five_errors_are_reported():
             "properties": {"id": {"type": "integer", "minimum": 10}, "ok": {"const": True}},
         },
         {"type": ["null", "boolean"]},
+        {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z]+$"},
+                "ids": {
+                    "type": "array",
+                    "items": {"type": "integer"},
+                    "minItems": 3,
+                    "uniqueItems": True,
+                },
+                "tags": {"type": "array", "items": {"enum": ["x", "y"]}, "uniqueItems": True},
+            },
+            "required": ["name", "ids"],
+        },
+        {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "child": {"$ref": "#"}},
+            "required": ["name"],
+        },
     ],
 )
 def test_the_offline_value_of_a_schema_validates_and_follows_the_words(schema):
     value = instances.instance(schema, ["tell", "me", "about", "tide", "pools"])
     assert schemas.validation_errors(schema, value) == []
     assert instances.instance(schema, ["tell", "me", "about", "tide", "pools"]) == value
+
+
+def test_the_offline_value_stays_small_whatever_the_schema_asks():
+    many = instances.instance({"type": "array", "minItems": 10**9}, ["w"])
+    assert len(many) == instances.MAX_MADE_ITEMS
+    long = instances.instance({"type": "string", "minLength": 10**9}, ["w"])
+    assert len(long) <= instances.MAX_MADE_CHARS + 10
 
 
 def test_the_broken_value_breaks_the_schema():
