@@ -233,7 +233,7 @@ def _problem(text: str) -> str | None:
         if keyword in ("$ref", "$dynamicRef") and isinstance(value, str):
             if not value.startswith("#"):
                 return (
-                    f"{at}: $ref {_short(value)} points outside the schema; only references "
+                    f"{at}: {keyword} {_short(value)} points outside the schema; only references "
                     "inside it (#/$defs/...) are allowed"
                 )
         elif keyword == "patternProperties":
