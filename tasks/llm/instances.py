@@ -64,10 +64,10 @@ def _count(value: Any, default: int) -> int:
 
 def _matching(pattern: str, candidates: list[str]) -> str:
     """The first candidate the pattern matches (the first candidate when none does)."""
-    from tasks.llm.schemas import _compiled
+    from tasks.llm.schemas import compiled_pattern
 
     try:
-        compiled = _compiled(pattern)
+        compiled = compiled_pattern(pattern)
     except Exception:  # a pattern the schema check refuses
         return candidates[0]
     return next((c for c in candidates if compiled.search(c) is not None), candidates[0])

@@ -97,7 +97,8 @@ def _options() -> Any:
 
 
 @cache
-def _compiled(pattern: str) -> Any:
+def compiled_pattern(pattern: str) -> Any:
+    """A schema's `pattern` compiled by RE2 (re2.error when RE2 cannot take it)."""
     import re2
 
     return re2.compile(pattern, options=_options())
@@ -107,7 +108,7 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterat
     from jsonschema.exceptions import ValidationError
 
     _spend(1 + len(instance) // 1000 if isinstance(instance, str) else 1)
-    if validator.is_type(instance, "string") and _compiled(pattern).search(instance) is None:
+    if validator.is_type(instance, "string") and compiled_pattern(pattern).search(instance) is None:
         yield ValidationError(f"{_short(instance)} does not match the pattern {pattern!r}")
 
 
@@ -278,7 +279,7 @@ def _pattern_problem(at: str, pattern: str) -> str | None:
     import re2
 
     try:
-        _compiled(pattern)
+        compiled_pattern(pattern)
     except re2.error as exc:
         problem = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         return (
