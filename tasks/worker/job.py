@@ -74,8 +74,12 @@ async def ask(
     (parsed, raw, usage figures); `requests` counts the calls made, also on the AnswerNotParsed
     raised, and `schema_first_try` says whether the first answer validated."""
     settings = get_settings()
-    usage: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
-    usage["latency_ms"] = 0
+    usage: dict[str, Any] = {
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost": 0.0,
+        "latency_ms": 0,
+    }
     native = json_schema if json_schema is not None and calls.native_schema(model) else None
     conversation = list(messages)
     for reask in range(settings.json_reasks + 1):

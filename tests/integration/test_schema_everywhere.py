@@ -44,6 +44,21 @@ def _output(pool, user, submission):
     return jobs.get_output(pool, submission.output_id, user)
 
 
+def _batch(pool, user, data: bytes, template: str, schema):
+    """A json batch of the CSV data's rows to offline/echo, with schema."""
+    parsed = batches.parse_file(data, "rows.csv")
+    return batches.submit_batch(
+        pool,
+        user=user,
+        template=template,
+        model="offline/echo",
+        rows=parsed.rows,
+        columns=parsed.columns,
+        format="json",
+        json_schema=schema,
+    )
+
+
 def test_a_template_version_keeps_its_schema_and_the_diff_shows_a_change(pool, analyst):
     first = templates.save_template(pool, analyst, "review", "Review {{plan}}", "", REVIEW)
     assert first.json_schema == REVIEW
@@ -147,17 +162,7 @@ def test_only_a_json_agent_takes_a_default_schema(pool, analyst):
 
 
 def test_a_batch_gives_every_row_its_schema(pool, analyst):
-    parsed = batches.parse_file(b"plan\nlaunch\nhiring\nbudget\n", "plans.csv")
-    batch = batches.submit_batch(
-        pool,
-        user=analyst,
-        template="Review {{plan}}",
-        model="offline/echo",
-        rows=parsed.rows,
-        columns=parsed.columns,
-        format="json",
-        json_schema=REVIEW,
-    )
+    batch = _batch(pool, analyst, b"plan\nlaunch\nhiring\nbudget\n", "Review {{plan}}", REVIEW)
     assert batch.json_schema == REVIEW
     with pool.connection() as conn:
         rows = outputs_db.list_outputs(conn, limit=10, batch_id=batch.id)
@@ -178,17 +183,7 @@ async def test_the_batch_csv_has_a_column_per_property_made_safe(pool, analyst, 
         },
         "required": ["summary", "score", "tags", "ok", HOSTILE, "status", "plan"],
     }
-    parsed = batches.parse_file(b"plan\nlaunch\nhiring\n", "plans.csv")
-    batch = batches.submit_batch(
-        pool,
-        user=analyst,
-        template="Review {{plan}}",
-        model="offline/echo",
-        rows=parsed.rows,
-        columns=parsed.columns,
-        format="json",
-        json_schema=schema,
-    )
+    batch = _batch(pool, analyst, b"plan\nlaunch\nhiring\n", "Review {{plan}}", schema)
     await run_worker()
     text = batches.results(pool, batch.id, analyst, "csv")
     header, *lines = list(csv.reader(io.StringIO(text)))
@@ -425,17 +420,9 @@ def test_the_cli_refuses_a_bad_schema_with_exit_2_and_writes_nothing(
 
 
 async def test_an_input_column_named_like_a_result_keeps_its_values(pool, analyst, run_worker):
-    parsed = batches.parse_file(b"item,status,output\nchair,new,a\ntable,old,b\n", "items.csv")
-    batch = batches.submit_batch(
-        pool,
-        user=analyst,
-        template="Review {{item}} ({{status}}, {{output}})",
-        model="offline/echo",
-        rows=parsed.rows,
-        columns=parsed.columns,
-        format="json",
-        json_schema={"type": "object", "properties": {"ok": {"type": "boolean"}}},
-    )
+    data = b"item,status,output\nchair,new,a\ntable,old,b\n"
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+    batch = _batch(pool, analyst, data, "Review {{item}} ({{status}}, {{output}})", schema)
     await run_worker()
     header, *lines = list(csv.reader(io.StringIO(batches.results(pool, batch.id, analyst, "csv"))))
     table = [dict(zip(header, line, strict=True)) for line in lines]
