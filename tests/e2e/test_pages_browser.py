@@ -146,6 +146,8 @@ def test_every_page_over_the_demo_month(chromium, services, pool):
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         page.set_default_timeout(60_000)
         expect.set_options(timeout=60_000)  # the first page load imports the model libraries
+        health: list[str] = []
+        page.on("request", lambda r: health.append(r.url) if "_stcore/health" in r.url else None)
         try:
             for path, (name, shown) in PAGES.items():
                 address = f"{path}?id={figures['output']['id']}" if name == "output" else path
@@ -160,6 +162,10 @@ def test_every_page_over_the_demo_month(chromium, services, pool):
                 page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
         finally:
             browser.close()
+    # every page, the root or not, asks the server's own address for its health: none first
+    # asks at the page's address and waits for its 404 (dashboard/served.py)
+    assert len(health) >= len(PAGES)
+    assert {url.removeprefix(services) for url in health} == {"/_stcore/health"}
     for name, _ in PAGES.values():
         assert (SHOTS / f"{name}.png").stat().st_size > 10_000
 
