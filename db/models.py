@@ -82,6 +82,10 @@ class LLMOutput(Row):
     raw_response: str | None = None
     parsed_output: Any = None
     feedback: FeedbackValue
+    # why, in tags from the reasons list; a comment; what the answer should have been
+    feedback_reasons: list[str] = []
+    feedback_comment: str | None = None
+    corrected_answer: str | None = None
     attempts: int
     error_message: str | None = None
     prompt_tokens: int | None = None
@@ -114,4 +118,15 @@ class FeedbackEvent(Row):
     user_name: str | None = None
     old_value: FeedbackValue
     new_value: FeedbackValue
+    # the feedback as this change left it, and which parts it changed
+    reasons: list[str] = []
+    comment: str | None = None
+    corrected_answer: str | None = None
+    changed: list[str] = ["feedback"]
     created_at: datetime
+
+
+class FeedbackReason(Row):
+    name: str
+    description: str = ""
+    position: int = 0

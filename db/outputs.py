@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg.types.json import Jsonb
 
-from db.models import FeedbackEvent, LLMOutput
+from db.models import FeedbackEvent, FeedbackReason, LLMOutput
 from db.queries import jsonb_or_null, queries
 
 
@@ -120,12 +120,53 @@ def output_children(conn: psycopg.Connection, output_id: int) -> list[LLMOutput]
 
 
 def set_feedback(
-    conn: psycopg.Connection, output_id: int, *, user_id: int, feedback: str
+    conn: psycopg.Connection,
+    output_id: int,
+    *,
+    user_id: int,
+    feedback: str | None,
+    reasons: list[str] | None = None,
+    comment: str | None = None,
+    set_comment: bool = False,
+    corrected_answer: str | None = None,
+    set_corrected: bool = False,
 ) -> FeedbackEvent | None:
-    """Set the feedback of a completed output and record the change; None if not completed."""
-    params = {"output_id": output_id, "user_id": user_id, "feedback": feedback}
+    """Change the feedback of a completed output (None: that part kept) and record the change;
+    None if not completed."""
+    params = {
+        "output_id": output_id,
+        "user_id": user_id,
+        "feedback": feedback,
+        "reasons": reasons,
+        "comment": comment,
+        "set_comment": set_comment,
+        "corrected_answer": corrected_answer,
+        "set_corrected": set_corrected,
+    }
     row = conn.execute(queries["set_feedback"], params).fetchone()
     return FeedbackEvent.model_validate(row) if row else None
+
+
+def feedback_reasons(conn: psycopg.Connection) -> list[FeedbackReason]:
+    return [FeedbackReason.model_validate(r) for r in conn.execute(queries["feedback_reasons"])]
+
+
+def add_feedback_reason(
+    conn: psycopg.Connection, name: str, description: str, position: int | None
+) -> FeedbackReason:
+    params = {"name": name, "description": description, "position": position}
+    return FeedbackReason.model_validate(
+        conn.execute(queries["add_feedback_reason"], params).fetchone()
+    )
+
+
+def lock_feedback_reasons(conn: psycopg.Connection) -> None:
+    """Until the transaction ends, no other change to the reasons list."""
+    conn.execute(queries["lock_feedback_reasons"])
+
+
+def remove_feedback_reason(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute(queries["remove_feedback_reason"], {"name": name}).fetchone() is not None
 
 
 def feedback_history(conn: psycopg.Connection, output_id: int) -> list[FeedbackEvent]:

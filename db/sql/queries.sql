@@ -262,20 +262,63 @@ UPDATE llm_outputs
 RETURNING id
 
 -- set_feedback --
--- Change the feedback of a completed output and record the change
+-- Change the feedback of a completed output (each part given, the others kept) and record the
+-- change; nothing when the output is not completed
 WITH old AS (
-    SELECT id, feedback FROM llm_outputs WHERE id = %(output_id)s AND status = 'completed'
+    SELECT id, feedback, feedback_reasons, feedback_comment, corrected_answer
+      FROM llm_outputs WHERE id = %(output_id)s AND status = 'completed'
        FOR UPDATE
 ), changed AS (
-    UPDATE llm_outputs SET feedback = %(feedback)s
+    UPDATE llm_outputs
+       SET feedback = coalesce(%(feedback)s::text, old.feedback),
+           feedback_reasons = coalesce(%(reasons)s::text[], old.feedback_reasons),
+           feedback_comment = CASE WHEN %(set_comment)s THEN %(comment)s::text
+                                   ELSE old.feedback_comment END,
+           corrected_answer = CASE WHEN %(set_corrected)s THEN %(corrected_answer)s::text
+                                   ELSE old.corrected_answer END
       FROM old WHERE llm_outputs.id = old.id
-    RETURNING llm_outputs.id, old.feedback AS old_value, llm_outputs.feedback AS new_value
+    RETURNING llm_outputs.id, old.feedback AS old_value, llm_outputs.feedback AS new_value,
+              llm_outputs.feedback_reasons AS reasons, llm_outputs.feedback_comment AS comment,
+              llm_outputs.corrected_answer,
+              array_remove(ARRAY[
+                  CASE WHEN old.feedback IS DISTINCT FROM llm_outputs.feedback
+                         OR %(feedback)s::text IS NOT NULL THEN 'feedback' END,
+                  CASE WHEN old.feedback_reasons IS DISTINCT FROM llm_outputs.feedback_reasons
+                       THEN 'reasons' END,
+                  CASE WHEN old.feedback_comment IS DISTINCT FROM llm_outputs.feedback_comment
+                       THEN 'comment' END,
+                  CASE WHEN old.corrected_answer IS DISTINCT FROM llm_outputs.corrected_answer
+                       THEN 'corrected_answer' END], NULL) AS changed
 ), event AS (
-    INSERT INTO feedback_events (output_id, user_id, old_value, new_value)
-    SELECT id, %(user_id)s, old_value, new_value FROM changed
+    INSERT INTO feedback_events (output_id, user_id, old_value, new_value, reasons, comment,
+                                 corrected_answer, changed)
+    SELECT id, %(user_id)s, old_value, new_value, reasons, comment, corrected_answer, changed
+      FROM changed
     RETURNING *
 )
 SELECT * FROM event
+
+-- feedback_reasons --
+-- The reasons a person may give, in the order admins set
+SELECT name, description, position FROM feedback_reasons ORDER BY position, name
+
+-- add_feedback_reason --
+-- Add a reason, or change its description and place
+INSERT INTO feedback_reasons (name, description, position)
+VALUES (%(name)s, %(description)s,
+        coalesce(%(position)s, (SELECT coalesce(max(position), 0) + 1 FROM feedback_reasons)))
+ON CONFLICT (name) DO UPDATE
+   SET description = EXCLUDED.description,
+       position = coalesce(%(position)s, feedback_reasons.position)
+RETURNING name, description, position
+
+-- lock_feedback_reasons --
+-- One change to the reasons list at a time (its cap holds under concurrent admins)
+LOCK TABLE feedback_reasons IN SHARE ROW EXCLUSIVE MODE
+
+-- remove_feedback_reason --
+-- Take a reason off the list (outputs that have it keep it)
+DELETE FROM feedback_reasons WHERE name = %(name)s RETURNING name
 
 -- feedback_history --
 -- Every feedback change of one output, oldest first
