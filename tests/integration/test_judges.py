@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tasks import comparisons, feedback, judges
+from tasks import analytics, comparisons, feedback, judges
 from tasks import outputs as jobs
 from tasks.errors import Forbidden, InvalidInput, NotFound
 from tests.support.provider import Step, ok
@@ -124,6 +124,26 @@ async def test_a_judge_passes_and_fails_outputs_as_ordinary_jobs_and_calibrates(
     assert per_model["offline/echo"].count == 3
     assert per_model["offline/echo"].kappa == pytest.approx(0.4)
     assert per_model[WRITER].kappa == pytest.approx(0.0)
+
+    # the leaderboard ranks by the judge's pass rate, with its interval, or by both rates
+    board = comparisons.leaderboard(pool, analyst, judge_id=judge.id, rank_by="judge")
+    by_model = {e.model: e for e in board}
+    echo, writer = by_model["offline/echo"], by_model[WRITER]
+    assert (echo.judge_pass, echo.judge_fail, writer.judge_pass, writer.judge_fail) == (2, 2, 1, 1)
+    assert (echo.judge_low, echo.judge_high) == pytest.approx(analytics.wilson_interval(2, 4))
+    assert echo.both_rate == pytest.approx((1 / 3 + 0.5) / 2)
+    assert writer.both_rate == pytest.approx((1.0 + 0.5) / 2)
+    by_both = comparisons.leaderboard(pool, analyst, judge_id=judge.id, rank_by="both")
+    assert [e.model for e in by_both] == [WRITER, "offline/echo"]
+    assert "judge_pass_rate" in comparisons.leaderboard_csv(board)
+    assert "judge_pass_rate" not in comparisons.leaderboard_csv(board_before)
+    for wrong, field in [({"rank_by": "judge"}, "judge_id"), ({"rank_by": "x"}, "rank_by")]:
+        with pytest.raises(InvalidInput) as caught:
+            comparisons.leaderboard(pool, analyst, **wrong)
+        assert caught.value.field == field
+    with pytest.raises(InvalidInput) as caught:
+        comparisons.leaderboard(pool, analyst, judge_id=10**9, rank_by="judge")
+    assert caught.value.field == "judge_id"
 
     # the same run again skips what this judge judged; again=True replaces those verdicts
     same = judges.run_judge(pool, admin, judge.id, judges.JudgeScope(user_id=analyst.id))
