@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from db import judges as judges_db
 from db.judges import OUTCOMES, Judge, Verdict
 from db.models import User
+from db.pooled import pooled
 from tasks import outputs, templates
 from tasks.config import QUEUES, model_name_problem
 from tasks.errors import Forbidden, InvalidInput, NotFound
@@ -337,8 +338,8 @@ def rubric_values(output: judges_db.ScopedOutput) -> dict[str, str]:
     return {name: cut(text, _BUDGETS[name]) for name, text in values.items()}
 
 
-def run_judge(
-    pool: ConnectionPool,
+def run_judge_on(
+    conn: psycopg.Connection,
     admin: User,
     judge_id: Any,
     scope: JudgeScope | None = None,
@@ -349,7 +350,7 @@ def run_judge(
     """Queue one judge job per output of the scope (admins only; the newest MAX_RUN_OUTPUTS),
     submitted by the admin in queue `queue` (low by default), skipping the outputs this judge
     already judged unless `again` (their verdicts are then replaced). The jobs and the verdicts
-    pointing at them are written in one transaction.
+    pointing at them are written in one transaction (inside the caller's, when one is open).
 
     Raises Forbidden, NotFound, InvalidInput naming the field, InvalidRows, BudgetExceeded.
     """
@@ -361,7 +362,7 @@ def run_judge(
         raise InvalidInput("queue", f"must be one of {', '.join(QUEUES)}")
     if not isinstance(again, bool):
         raise InvalidInput("again", "must be true or false")
-    with pool.connection() as conn, conn.transaction():
+    with conn.transaction():
         judge = _found(conn, judge_id)
         judges_db.lock_judge(conn, judge.id)  # one run of a judge at a time
         params = _scope_params(conn, scope)
@@ -425,6 +426,9 @@ def run_judge(
         judge_output_ids=judge_output_ids,
         message=message,
     )
+
+
+run_judge = pooled(run_judge_on)
 
 
 def _viewer_scope(viewer: User) -> int | None:
