@@ -262,3 +262,73 @@ def test_a_run_is_capped_and_says_so(pool, admin, analyst, monkeypatch):
     judge = judges.add_judge(pool, admin, name="j", model="offline/echo")
     run = judges.run_judge(pool, admin, judge.id)
     assert run.queued == 2 and run.capped and "capped at 2" in run.message
+
+
+# The command line: `llmjobs judge list|add|run|calibration`.
+
+
+def test_the_command_line_adds_runs_and_calibrates_a_judge(
+    database_url, pool, analyst, admin, tmp_path
+):
+    from tests.integration.test_cli import llmjobs
+
+    output_id = _submit(pool, analyst, "offline/echo", "GOOD")
+    with pool.connection() as conn:
+        conn.execute(
+            "UPDATE llm_outputs SET status = 'completed', raw_response = 'x', prompt = 'p',"
+            " started_at = now(), completed_at = now()"
+        )
+    feedback.set_feedback(pool, output_id, analyst, "thumbs_up")
+    rubric = tmp_path / "rubric.txt"
+    rubric.write_text("Is {{ answer }} right for {{ prompt }}?", encoding="utf-8")
+
+    added = llmjobs(
+        "judge",
+        "add",
+        "cli judge",
+        "--model",
+        "offline/echo",
+        "--rubric",
+        str(rubric),
+        "--user",
+        "root-admin",
+    )
+    assert added.returncode == 0, added.stderr
+    judge = json.loads(added.stdout)
+    assert judge["rubric"] == rubric.read_text(encoding="utf-8")
+    listed = llmjobs("judge", "list", "--user", "ana")
+    assert [j["name"] for j in json.loads(listed.stdout)] == ["cli judge"]
+
+    ran = llmjobs(
+        "judge", "run", "cli judge", "--rated-only", "--of", "ana", "--user", "root-admin"
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["output_ids"] == [output_id]
+    calibrated = llmjobs("judge", "calibration", str(judge["id"]), "--user", "ana")
+    assert json.loads(calibrated.stdout)["overall"]["count"] == 0  # the verdict is waiting
+
+    for args, code, says in [
+        (("judge", "run", "cli judge", "--user", "ana"), 1, "only admins run judges"),
+        (("judge", "run", "cli judge", "--queue", "soon", "--user", "root-admin"), 2, "queue:"),
+        (("judge", "run", "nobody", "--user", "root-admin"), 1, "no judge named 'nobody'"),
+        (("judge", "run", "1", "--since", "2026-13-01", "--user", "root-admin"), 2, "not a date"),
+        (("judge", "add", "x", "--model", "offline/nope", "--user", "root-admin"), 2, "model:"),
+        (
+            (
+                "judge",
+                "add",
+                "x",
+                "--model",
+                "offline/echo",
+                "--rubric",
+                "/nope",
+                "--user",
+                "root-admin",
+            ),
+            2,
+            "rubric: no file",
+        ),
+    ]:
+        result = llmjobs(*args)
+        assert result.returncode == code, (args, result.stderr)
+        assert says in result.stderr and result.stdout == ""
