@@ -34,8 +34,9 @@ RETURNING id
 DELETE FROM judges WHERE id = %(id)s RETURNING id
 
 -- judge_scope --
--- The completed outputs a run covers, newest first, at most `limit`: never a judge's own output,
--- and those this judge already judged only when `again`
+-- The completed outputs a run covers, newest first, at most `limit`: never a judge's own output
+-- nor an answer of a blind comparison not yet picked (its verdicts would name its model), and
+-- those this judge already judged only when `again`
 SELECT o.id, o.model, o.prompt, o.raw_response, o.corrected_answer, o.context
   FROM llm_outputs AS o
  WHERE o.status = 'completed'
@@ -50,6 +51,10 @@ SELECT o.id, o.model, o.prompt, o.raw_response, o.corrected_answer, o.context
    AND (%(created_before)s::timestamptz IS NULL OR o.created_at < %(created_before)s)
    AND (NOT %(rated_only)s OR o.feedback <> 'none')
    AND NOT EXISTS (SELECT 1 FROM judge_verdicts AS own WHERE own.judge_output_id = o.id)
+   AND NOT (o.comparison_id IS NOT NULL AND EXISTS (
+           SELECT 1 FROM comparisons AS c
+            WHERE c.id = o.comparison_id AND c.blind
+              AND NOT EXISTS (SELECT 1 FROM preferences AS p WHERE p.comparison_id = c.id)))
    AND (%(again)s OR NOT EXISTS (
            SELECT 1 FROM judge_verdicts AS jv
             WHERE jv.judge_id = %(judge_id)s AND jv.output_id = o.id))

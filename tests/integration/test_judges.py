@@ -332,3 +332,24 @@ def test_the_command_line_adds_runs_and_calibrates_a_judge(
         result = llmjobs(*args)
         assert result.returncode == code, (args, result.stderr)
         assert says in result.stderr and result.stdout == ""
+
+
+def test_a_blind_comparison_is_judged_only_after_its_pick(pool, analyst, admin):
+    compared = comparisons.submit_comparison_on
+    with pool.connection() as conn:
+        made = compared(
+            conn,
+            user=analyst,
+            template="Say {{w}}",
+            context={"w": "x"},
+            models=["offline/echo", "offline/brief"],
+            blind=True,
+        )
+        conn.execute(
+            "UPDATE llm_outputs SET status = 'completed', raw_response = 'x', prompt = 'p',"
+            " started_at = now(), completed_at = now()"
+        )
+    judge = judges.add_judge(pool, admin, name="j", model="offline/echo")
+    assert judges.run_judge(pool, admin, judge.id).queued == 0
+    comparisons.pick(pool, made.comparison_id, analyst, made.outputs[0].output_id)
+    assert judges.run_judge(pool, admin, judge.id).queued == 2
