@@ -145,3 +145,29 @@ def _panel(database_url, user_id, output_id):
     with sync_pool(database_url, max_size=1) as pool:
         viewer = admin_cases.user_by_id(pool, user_id)
         ui.verdicts_panel(pool, viewer, jobs.get_output(pool, output_id, viewer))
+
+
+def test_an_admin_changes_then_deletes_a_judge_after_confirming(app_as, pool, admin):
+    judge = judges.add_judge(pool, admin, name="strict", model="offline/echo")
+    judges.add_judge(pool, admin, name="kind", model="offline/echo")
+    at = app_as(admin, PAGE)
+    at.selectbox(key="judges_pick").select(judge.id).run()
+    form = f"judges_form_{judge.id}"
+    assert at.text_input(key=f"{form}_name").value == "strict"
+    at.text_input(key=f"{form}_name").input("kind")
+    at.button(key=f"FormSubmitter:{form}-Save changes").click().run()
+    assert "Name: a judge named 'kind' exists already" in _texts(at.error)
+    at.text_area(key=f"{form}_rubric").input("{{ answer }} of {{ prompt }}")
+    at.text_input(key=f"{form}_name").input("strict v2")
+    at.button(key=f"FormSubmitter:{form}-Save changes").click().run()
+    assert not at.exception
+    saved = judges.get_judge(pool, judge.id, admin)
+    assert (saved.name, saved.rubric) == ("strict v2", "{{ answer }} of {{ prompt }}")
+
+    assert at.button(key="judges_delete").disabled
+    at.checkbox(key="judges_delete_sure").check().run()
+    at.button(key="judges_delete").click().run()
+    assert not at.exception
+    assert [j.name for j in judges.list_judges(pool, admin)] == ["kind"]
+    assert "Judge strict v2 deleted." in _texts(at.success)
+    assert at.selectbox(key="judges_pick").value is None
