@@ -107,11 +107,21 @@ def _id(value: Any, what: str = "judge") -> int:
     return value
 
 
+def _storable(field: str, value: str) -> str:
+    """value, unless PostgreSQL cannot store it as text (NUL, lone surrogates)."""
+    if "\x00" in value:
+        raise InvalidInput(field, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "is not valid Unicode text (lone surrogate)") from None
+    return value
+
+
 def _name(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidInput("name", "must be text")
-    if "\x00" in value:
-        raise InvalidInput("name", "must not contain NUL characters")
+    _storable("name", value)
     name = " ".join(value.split())
     if not name:
         raise InvalidInput("name", "is required")
@@ -267,8 +277,8 @@ def _scope_params(conn: psycopg.Connection, scope: JudgeScope) -> dict[str, Any]
             raise InvalidInput(field, "must be a positive id")
     for field in ("model", "template_name", "template"):
         value = getattr(scope, field)
-        if value is not None and "\x00" in value:
-            raise InvalidInput(field, "must not contain NUL characters")
+        if value is not None:
+            _storable(field, value)
     if scope.model is not None and (problem := model_name_problem(scope.model)):
         raise InvalidInput("model", problem)
     if scope.template is not None and len(scope.template) > rendering.MAX_TEMPLATE_BYTES:

@@ -209,6 +209,8 @@ def test_only_admins_define_change_delete_and_run_judges(pool, analyst, admin):
         ({"rubric": "x" * 20_001}, "rubric", "at most 20,000 characters"),
         ({"name": " "}, "name", "is required"),
         ({"name": "a\x00b"}, "name", "NUL"),
+        ({"name": "a\ud800"}, "name", "lone surrogate"),
+        ({"rubric": "{{ answer }}\x00"}, "rubric", "NUL"),
         ({"model": "openai/no such"}, "model", ""),
         ({"model": "offline/nope"}, "model", "unknown offline model"),
     ],
@@ -242,6 +244,7 @@ def test_a_run_is_refused_naming_the_bad_part_of_its_scope(pool, admin):
         (judges.JudgeScope(template_version=2), "low", "template_version"),
         (judges.JudgeScope(template="a", template_name="b"), "low", "template"),
         (judges.JudgeScope(batch_id=0), "low", "batch_id"),
+        (judges.JudgeScope(template="{{ x }}\ud800"), "low", "template"),
     ]:
         with pytest.raises(InvalidInput) as caught:
             judges.run_judge(pool, admin, judge.id, scope, queue=queue)
