@@ -13,7 +13,17 @@ from psycopg_pool import ConnectionPool
 
 from dashboard import charts
 from db.pool import sync_pool
-from tasks import accounts, admin, analytics, batches, budgets, comparisons, limits, templates
+from tasks import (
+    accounts,
+    admin,
+    analytics,
+    batches,
+    budgets,
+    comparisons,
+    judges,
+    limits,
+    templates,
+)
 from tasks import agents as agent_cases
 from tasks.analytics import OutputFilter
 from tasks.config import database_url, get_settings
@@ -199,6 +209,8 @@ def leaderboard(
     user_id: int | None,
     created_after: datetime | None,
     created_before: datetime | None,
+    judge_id: int | None = None,
+    rank_by: str = "human",
 ) -> list[comparisons.LeaderboardEntry]:
     return comparisons.leaderboard(
         _pool,
@@ -208,7 +220,14 @@ def leaderboard(
         user_id=user_id,
         created_after=created_after,
         created_before=created_before,
+        judge_id=judge_id,
+        rank_by=rank_by,
     )
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def judge_list(_pool: ConnectionPool, viewer: User) -> list[judges.Judge]:
+    return judges.list_judges(_pool, viewer)
 
 
 @st.cache_data(ttl=10, show_spinner=False)

@@ -242,3 +242,28 @@ def live(
             st.rerun()
 
     area()
+
+
+def verdicts_panel(pool: Any, user: Any, output: LLMOutput) -> None:
+    """An output's LLM judge verdicts (judge, verdict, reason), shown apart from people's
+    feedback; nothing when no judge has judged it."""
+    from tasks import judges
+
+    verdicts = judges.output_verdicts(pool, output.id, user)
+    if not verdicts:
+        return
+    with st.container(border=True):
+        st.markdown(":material/gavel: **LLM judges**")
+        st.caption("Verdicts of LLM judges: not people's feedback, never in the thumbs-up rate.")
+        st.dataframe(
+            [
+                {
+                    "Judge": v.judge_name,
+                    "Verdict": v.outcome,
+                    "Reason": v.reason or v.error_message or "",
+                }
+                for v in verdicts
+            ],
+            hide_index=True,
+            key=f"verdicts_{output.id}",
+        )

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from tasks.cli import judges as judge_commands
 from tasks.errors import InvalidInput, LLMJobsError
 
 EXIT_INVALID = 2
@@ -719,6 +720,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default=None)
     p.set_defaults(func=cmd_export)
 
+    judge_commands.register(sub)
+
     p = sub.add_parser("seed-demo", help="load a demo month of finished work (as user demo)")
     p.add_argument("--remove", action="store_true", help="delete the demo data, and only it")
     p.set_defaults(func=cmd_seed_demo)
@@ -782,6 +785,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # What an interrupted command leaves behind. Each of these writes in one transaction (or only
 # reads), so an interruption before its commit leaves nothing.
 _QUEUES = ("submit", "rerun", "regenerate", "compare submit", "batch submit", "batch retry")
+_QUEUES += ("judge run",)
 _STREAMS = ("export", "batch results")
 _SERVES = ("run", "api", "worker")
 _ATOMIC = (
@@ -791,6 +795,7 @@ _ATOMIC = (
     *("limits list", "limits set", "limits clear"),
     *("agents create", "agents list", "templates save", "templates show", "templates list"),
     *("compare show", "compare pick", "batch status", "batch cancel", "batch list"),
+    *("judge list", "judge add", "judge calibration"),
 )
 
 
