@@ -420,7 +420,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> Any:
 
     pool = _pool()
     entries = comparisons.leaderboard(
-        pool, _user(pool, args.user), template_name=args.template_name, version=args.version
+        pool,
+        _user(pool, args.user),
+        template_name=args.template_name,
+        version=args.version,
+        judge_id=args.judge,
+        rank_by=args.rank_by,
     )
     if args.csv:
         sys.stdout.write(comparisons.leaderboard_csv(entries))
@@ -680,6 +685,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template-name", default=None)
     p.add_argument("--version", type=int, default=None)
     p.add_argument("--cost-ceiling", type=float, default=None, help="dollars per output")
+    p.add_argument("--judge", type=int, default=None, help="a judge's id: its pass rate too")
+    p.add_argument(
+        "--rank-by",
+        choices=("human", "judge", "both"),
+        default="human",
+        help="rank by people's thumbs-up rate, the judge's pass rate, or both (their mean)",
+    )
     p.add_argument("--csv", action="store_true")
     p.add_argument("--user", default=None)
     p.set_defaults(func=cmd_leaderboard)

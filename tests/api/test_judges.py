@@ -228,3 +228,39 @@ def test_a_run_queues_the_admins_jobs_and_verdicts_page_per_viewer(
         f"{JUDGES}/{judge['id']}/runs", headers=root, json={"scope": {"rated_only": True}}
     )
     assert again.json()["queued"] == 0 and "already judged" in again.json()["message"]
+
+
+def _give_verdicts(pool, judge_id: int, verdicts: dict[int, str]) -> None:
+    """The judge's jobs answered: output id → pass or fail."""
+    with pool.connection() as conn:
+        for output_id, verdict in verdicts.items():
+            conn.execute(
+                "UPDATE llm_outputs SET status = 'completed', schema_valid = true,"
+                " parsed_output = jsonb_build_object('verdict', %s::text, 'reason', 'r'),"
+                " raw_response = '{}', started_at = now(), completed_at = now()"
+                " WHERE id = (SELECT judge_output_id FROM judge_verdicts"
+                "             WHERE judge_id = %s AND output_id = %s)",
+                (verdict, judge_id, output_id),
+            )
+
+
+def test_the_leaderboard_ranks_by_a_judge_or_both_and_names_a_bad_choice(
+    client, root, ana, analyst, pool
+):
+    liked = [_completed(pool, analyst, f"l{i}", "thumbs_up") for i in range(2)]
+    judge = _judge(client, root)
+    run = client.post(f"{JUDGES}/{judge['id']}/runs", headers=root, json={"scope": {}})
+    assert run.status_code == 202 and run.json()["queued"] == 2
+    _give_verdicts(pool, judge["id"], {liked[0]: "pass", liked[1]: "fail"})
+
+    board = client.get(
+        f"/api/v1/leaderboard?judge_id={judge['id']}&rank_by=judge", headers=ana
+    ).json()
+    (entry,) = [e for e in board["entries"] if e["model"] == "offline/echo"]
+    assert (entry["judge_pass"], entry["judge_fail"], entry["judge_pass_rate"]) == (1, 1, 0.5)
+    assert entry["thumbs_up"] == 2  # people's thumbs, apart from the verdicts
+    both = client.get(f"/api/v1/leaderboard?judge_id={judge['id']}&rank_by=both", headers=ana)
+    assert both.status_code == 200
+    for query, field in (("rank_by=judge", "judge_id"), ("rank_by=best", "rank_by")):
+        refused = client.get(f"/api/v1/leaderboard?{query}", headers=ana)
+        assert refused.status_code == 422 and field in refused.text

@@ -309,11 +309,18 @@ def test_the_command_line_adds_runs_and_calibrates_a_judge(
     assert json.loads(ran.stdout)["output_ids"] == [output_id]
     calibrated = llmjobs("judge", "calibration", str(judge["id"]), "--user", "ana")
     assert json.loads(calibrated.stdout)["overall"]["count"] == 0  # the verdict is waiting
+    board = llmjobs(
+        "leaderboard", "--judge", str(judge["id"]), "--rank-by", "both", "--user", "ana"
+    )
+    assert board.returncode == 0, board.stderr
+    (entry,) = json.loads(board.stdout)["entries"]
+    assert (entry["thumbs_up"], entry["judge_pass"] + entry["judge_fail"]) == (1, 0)
 
     for args, code, says in [
         (("judge", "run", "cli judge", "--user", "ana"), 1, "only admins run judges"),
         (("judge", "run", "cli judge", "--queue", "soon", "--user", "root-admin"), 2, "queue:"),
         (("judge", "run", "nobody", "--user", "root-admin"), 1, "no judge named 'nobody'"),
+        (("leaderboard", "--rank-by", "judge", "--user", "ana"), 2, "judge_id:"),
         (("judge", "run", "1", "--since", "2026-13-01", "--user", "root-admin"), 2, "not a date"),
         (("judge", "add", "x", "--model", "offline/nope", "--user", "root-admin"), 2, "model:"),
         (
