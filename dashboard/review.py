@@ -272,8 +272,8 @@ def controls(queue_id: int, item: reviews.Item) -> None:
         placeholder="What the answer should have been (optional)",
         help="Left empty, the output's corrected answer is kept.",
     )
-    save, skip = st.columns([1, 1])
-    if save.button("Save and next", icon=":material/done:", type="primary", key="review_save"):
+    buttons = st.container(horizontal=True)
+    if buttons.button("Save and next", icon=":material/done:", type="primary", key="review_save"):
         try:
             reviews.review(
                 pool,
@@ -290,7 +290,7 @@ def controls(queue_id: int, item: reviews.Item) -> None:
         else:
             deps.forget_analytics()
             st.rerun()
-    if skip.button("Skip", icon=":material/skip_next:", key="review_skip"):
+    if buttons.button("Skip", icon=":material/skip_next:", key="review_skip"):
         try:
             reviews.review(pool, queue_id, item.output_id, user, skip=True)
         except LLMJobsError as exc:
