@@ -23,6 +23,7 @@ THUMBS = {
     "thumbs_down": ":material/thumb_down: Thumbs down",
 }
 BATCHES_LISTED = 50
+TEMPLATES_LISTED = 50  # library templates whose versions the scope form offers
 
 user = auth.require_user()
 pool = deps.pool()
@@ -63,7 +64,7 @@ def scope_words(scope: dict[str, Any]) -> str:
 def version_choices() -> dict[int, str]:
     """Every version of every library template, newest templates' versions first."""
     found: dict[int, str] = {}
-    for latest in deps.library(pool):
+    for latest in deps.library(pool)[:TEMPLATES_LISTED]:
         for version in deps.template_versions(pool, latest.name):
             found[version.id] = f"{version.name} v{version.version}"
     return found
@@ -301,7 +302,8 @@ def controls(queue_id: int, item: reviews.Item) -> None:
 
 requested = st.query_params.get("queue", "").strip()
 if requested:
-    work(int(requested) if requested.isdigit() and len(requested) < 19 else 0)
+    readable = requested.isascii() and requested.isdigit() and len(requested) < 19
+    work(int(requested) if readable else 0)
     st.stop()
 
 st.title(":material/rate_review: Review", anchor=False)

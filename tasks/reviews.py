@@ -252,7 +252,14 @@ def create_queue(
         blind=blind,
         reviewers_per_item=reviewers_per_item,
     )
-    return Created(queue=queue, capped=capped)
+    return Created(queue=shown(queue), capped=capped)
+
+
+def shown(queue: ReviewQueue) -> ReviewQueue:
+    """The queue as front ends show it: a blind queue's scope names no model."""
+    if not queue.blind or "model" not in queue.scope:
+        return queue
+    return queue.model_copy(update={"scope": {**queue.scope, "model": HIDDEN_MODEL}})
 
 
 def _visible(conn: psycopg.Connection, queue_id: Any, user: User) -> ReviewQueue:
@@ -267,16 +274,17 @@ def _visible(conn: psycopg.Connection, queue_id: Any, user: User) -> ReviewQueue
 def get_queue(pool: ConnectionPool, queue_id: Any, user: User) -> ReviewQueue:
     """The queue if user owns it or is an admin; NotFound otherwise."""
     with pool.connection() as conn:
-        return _visible(conn, queue_id, user)
+        return shown(_visible(conn, queue_id, user))
 
 
 def list_queues(pool: ConnectionPool, user: User) -> list[ReviewQueue]:
     """The queues user may see (their own; an admin's: everyone's), newest first, at most
     MAX_LISTED."""
     with pool.connection() as conn:
-        return reviews_db.list_queues(
+        found = reviews_db.list_queues(
             conn, owner_id=None if user.is_admin else user.id, limit=MAX_LISTED
         )
+    return [shown(q) for q in found]
 
 
 def hold_seconds() -> int:
@@ -445,7 +453,7 @@ def status(pool: ConnectionPool, queue_id: Any, user: User) -> Status:
         progress = reviews_db.progress(conn, queue.id, user.id, per_item=queue.reviewers_per_item)
         agreement = reviews_db.agreement(conn, queue.id) if queue.reviewers_per_item > 1 else None
     return Status(
-        queue=queue,
+        queue=shown(queue),
         progress=Progress.model_validate(progress.model_dump()),
         agreement=Agreement.model_validate(agreement.model_dump()) if agreement else None,
     )

@@ -82,6 +82,12 @@ def test_a_blind_queue_hides_the_model_and_cost(client, ana, outputs):
     item = client.post(f"{QUEUES}/{queue['id']}/next", headers=ana)
     assert item.json()["model"] is None and item.json()["cost"] is None
     assert "offline/secret" not in item.text
+    scoped = client.post(
+        QUEUES, headers=ana, json={"name": "Blind", "blind": True, "model": "offline/secret"}
+    )
+    assert scoped.status_code == 201 and "offline/secret" not in scoped.text
+    assert "offline/secret" not in client.get(QUEUES, headers=ana).text
+    assert "offline/secret" not in client.get(f"{QUEUES}/{scoped.json()['id']}", headers=ana).text
 
 
 def test_agreement_with_two_reviewers(client, ana, root, outputs, pool, token_of):

@@ -105,13 +105,15 @@ def test_bad_scopes_are_refused_with_the_field_named(app_as, pool, analyst):
 
 def test_a_blind_queue_hides_the_model(app_as, pool, analyst):
     _outputs(pool, analyst, 1, model="offline/secret-model")
-    queue_id = _queue(pool, analyst, blind=True)
+    queue_id = _queue(pool, analyst, blind=True, scope={"model": "offline/secret-model"})
     at = app_as(analyst, PAGE, queue=str(queue_id))
     assert not at.exception
     text = _texts(at)
     assert "Answer number 0" in text and "model hidden" in text
     assert "offline/secret-model" not in text
     assert "Cost" not in [m.label for m in at.metric]
+    at.button(key="review_back").click().run()
+    assert "Week 12" in _texts(at) and "offline/secret-model" not in _texts(at)
 
 
 def test_agreement_shows_with_several_reviewers(app_as, pool, analyst, admin):

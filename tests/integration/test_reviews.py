@@ -353,6 +353,10 @@ def test_a_blind_queue_hides_the_model_and_cost(pool, analyst):
     item = reviews.next_item(pool, blind.id, analyst)
     assert item.model is None and item.cost is None
     assert "offline/secret" not in item.model_dump_json()
+    scoped = _queue(pool, analyst, blind=True, scope={"model": "offline/secret"}).queue
+    assert scoped.scope == {"model": reviews.HIDDEN_MODEL}
+    assert reviews.status(pool, scoped.id, analyst).queue.scope["model"] == reviews.HIDDEN_MODEL
+    assert "offline/secret" not in str([q.scope for q in reviews.list_queues(pool, analyst)])
     seen = _queue(pool, analyst, name="open").queue
     assert reviews.next_item(pool, seen.id, analyst).model == "offline/secret"
 
