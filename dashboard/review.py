@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import auth, deps, ui
+from dashboard import auth, deps, empty, ui
 from tasks import feedback, reviews
 from tasks.errors import LLMJobsError, NotFound
 
@@ -194,6 +194,8 @@ def figures(status: reviews.Status) -> None:
 
 def work(queue_id: int) -> None:
     try:
+        # the hold first, so that the figures count it
+        item = reviews.next_item(pool, queue_id, user)
         status = reviews.status(pool, queue_id, user)
     except NotFound:
         st.title(":material/rate_review: Review", anchor=False)
@@ -216,8 +218,6 @@ def work(queue_id: int) -> None:
             icon=":material/content_cut:",
         )
     figures(status)
-
-    item = reviews.next_item(pool, queue.id, user)
     if item is None:
         st.success("Nothing is left for you to review in this queue.", icon=":material/done_all:")
         return
@@ -311,6 +311,11 @@ st.caption(
     "Go through outputs one after another: each item is held for you while you review it, so "
     "two reviewers never get the same one."
 )
+if not deps.filter_choices(pool, user).models:
+    empty.next_step(
+        pool, user, "There is no output to review yet: submit some jobs first.", key="review"
+    )
+    st.stop()
 with st.expander("Make a review queue", icon=":material/playlist_add:", expanded=True):
     make_queue()
 st.subheader("Queues", anchor=False)

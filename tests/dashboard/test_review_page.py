@@ -82,6 +82,14 @@ def test_a_reviewer_makes_a_queue_and_goes_through_it(app_as, pool, analyst):
     assert "1 of 3 reviewed" in _texts(at) and "unrated" in _texts(at)
 
 
+def test_with_no_output_the_page_says_where_to_start(app_as, analyst):
+    at = app_as(analyst, PAGE)
+    assert not at.exception
+    assert "no output to review yet" in " ".join(str(e.value) for e in at.info)
+    assert "review_make" not in [b.key for b in at.button]
+    assert "Submit a prompt" in [str(e.proto.label) for e in at.main.get("page_link")]
+
+
 def test_a_review_with_nothing_said_is_refused_next_to_the_controls(app_as, pool, analyst):
     _outputs(pool, analyst, 1)
     queue_id = _queue(pool, analyst)
