@@ -147,6 +147,8 @@ def _instant(field: str, value: Any, *, end: bool) -> datetime | None:
         return value
     if isinstance(value, date):
         start = datetime.combine(value, time(0), tzinfo=UTC)
+        if end and value == date.max:
+            return None  # to the end of time
         return start + timedelta(days=1) if end else start
     raise InvalidInput(field, "must be a date or a date-time")
 

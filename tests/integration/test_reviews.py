@@ -5,7 +5,7 @@ agreement."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -127,6 +127,13 @@ def test_an_empty_scope_and_bad_scope_values_are_refused_naming_the_field(pool, 
     with pytest.raises(InvalidInput, match="name"):
         _queue(pool, analyst, name="x" * 101)
     assert _count(pool, "SELECT count(*) AS n FROM review_queues") == 0
+
+
+def test_date_bounds_count_whole_days_in_utc():
+    scope = reviews.check_scope(since=date(2025, 1, 31), until=date(2025, 1, 31))
+    assert scope.since == datetime(2025, 1, 31, tzinfo=UTC)
+    assert scope.until == datetime(2025, 2, 1, tzinfo=UTC)
+    assert reviews.check_scope(since=date.min, until=date.max).until is None
 
 
 def test_a_queue_is_capped_and_says_so(pool, analyst, monkeypatch):
