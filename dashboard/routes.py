@@ -22,6 +22,7 @@ def _app_pages(*, default: bool) -> dict[str, list[st.Page]]:
         "Quality": [
             st.Page("dashboard/analytics.py", title="Analytics", icon=":material/insights:"),
             st.Page("dashboard/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+            st.Page("dashboard/review.py", title="Review", icon=":material/rate_review:"),
         ],
         "Setup": [
             st.Page("dashboard/templates.py", title="Templates", icon=":material/description:"),

@@ -174,14 +174,18 @@ def output_link(output_id: int, label: str | None = None) -> None:
 
 def answer(output: LLMOutput) -> None:
     """The parsed answer as its format shows it; HTML sanitized again and never scripted."""
-    value = output.parsed_output
+    formatted(output.parsed_output, output.format)
+
+
+def formatted(value: Any, format: str) -> None:
+    """A parsed answer as its format shows it (answer, for what is not a whole output)."""
     if value is None:
         st.caption("No answer.")
-    elif output.format == "json":
+    elif format == "json":
         st.json(value)
-    elif output.format == "markdown":
+    elif format == "markdown":
         st.markdown(str(value))
-    elif output.format == "html":
+    elif format == "html":
         st.html(sanitize_html(str(value)))
     else:
         st.text(str(value))
