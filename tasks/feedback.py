@@ -89,6 +89,32 @@ def set_feedback(
 
     Raises InvalidInput (naming the part), NotFound (not visible), Conflict (not completed).
     """
+    with pool.connection() as conn:
+        event, model, job_id = set_feedback_on(
+            conn,
+            output_id,
+            user,
+            feedback,
+            reasons=reasons,
+            comment=comment,
+            corrected_answer=corrected_answer,
+        )
+    logged(event, user, model, job_id)
+    return event
+
+
+def set_feedback_on(
+    conn: psycopg.Connection,
+    output_id: int,
+    user: User,
+    feedback: str | None = None,
+    *,
+    reasons: Sequence[str] | None = None,
+    comment: str | None = KEEP,
+    corrected_answer: str | None = KEEP,
+) -> tuple[FeedbackEvent, str, int | None]:
+    """set_feedback on conn, in the caller's transaction (nothing logged: see `logged`); the
+    event, and the output's model and job id."""
     if feedback is not None and feedback not in FEEDBACK_VALUES:
         raise InvalidInput("feedback", f"must be one of {', '.join(FEEDBACK_VALUES)}")
     set_comment = comment is not KEEP
@@ -99,37 +125,40 @@ def set_feedback(
     )
     if feedback is None and reasons is None and not set_comment and not set_corrected:
         raise InvalidInput("feedback", "give feedback, reasons, a comment or a corrected answer")
-    with pool.connection() as conn:
-        output = outputs.find_output(conn, output_id, user)  # owner or admin, else NotFound
-        tags = None if reasons is None else _reasons(conn, reasons)
-        event = outputs_db.set_feedback(
-            conn,
-            output_id,
-            user_id=user.id,
-            feedback=feedback,
-            reasons=tags,
-            comment=comment_text,
-            set_comment=set_comment,
-            corrected_answer=corrected,
-            set_corrected=set_corrected,
-        )
+    output = outputs.find_output(conn, output_id, user)  # owner or admin, else NotFound
+    tags = None if reasons is None else _reasons(conn, reasons)
+    event = outputs_db.set_feedback(
+        conn,
+        output_id,
+        user_id=user.id,
+        feedback=feedback,
+        reasons=tags,
+        comment=comment_text,
+        set_comment=set_comment,
+        corrected_answer=corrected,
+        set_corrected=set_corrected,
+    )
     if event is None:
         raise Conflict(
             f"output {output_id} is {output.status}: only completed outputs take feedback"
         )
-    # What changed, never the text itself: comments and corrected answers may hold anything.
+    return event, output.model, output.job_id
+
+
+def logged(event: FeedbackEvent, user: User, model: str, job_id: int | None) -> None:
+    """The log line of a feedback change: what changed, never the text itself (comments and
+    corrected answers may hold anything)."""
     log.info(
         "feedback",
-        output_id=output_id,
-        job_id=output.job_id,
+        output_id=event.output_id,
+        job_id=job_id,
         user_id=user.id,
-        model=output.model,
+        model=model,
         old=event.old_value,
         new=event.new_value,
         reasons=event.reasons,
         changed=event.changed,
     )
-    return event
 
 
 def list_reasons(pool: ConnectionPool) -> list[FeedbackReason]:

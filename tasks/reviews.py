@@ -416,16 +416,17 @@ def review(
         raise InvalidInput(
             "feedback", "give feedback, reasons, a comment or a corrected answer (or skip)"
         )
-    event = feedback_use.set_feedback(
-        pool,
-        output_id,
-        user,
-        feedback,
-        reasons=reasons,
-        comment=feedback_use.KEEP if comment is None else comment,
-        corrected_answer=feedback_use.KEEP if corrected_answer is None else corrected_answer,
-    )
-    with pool.connection() as conn:
+    # the feedback, the mark and the released hold: one transaction, all or nothing
+    with pool.connection() as conn, conn.transaction():
+        event, model, job_id = feedback_use.set_feedback_on(
+            conn,
+            output_id,
+            user,
+            feedback,
+            reasons=reasons,
+            comment=feedback_use.KEEP if comment is None else comment,
+            corrected_answer=feedback_use.KEEP if corrected_answer is None else corrected_answer,
+        )
         mark = reviews_db.save_mark(
             conn,
             queue.id,
@@ -436,6 +437,7 @@ def review(
             reasons=event.reasons if reasons is not None else [],
             skipped=False,
         )
+    feedback_use.logged(event, user, model, job_id)
     log.info(
         "reviewed",
         queue_id=queue.id,

@@ -319,6 +319,26 @@ def test_a_review_is_feedback_with_its_event_and_a_mark(pool, analyst):
     assert reviews.get_item(pool, queue.id, ids[0], analyst).my_feedback == "thumbs_up"
 
 
+def test_a_review_whose_mark_cannot_be_written_leaves_no_feedback(pool, analyst, monkeypatch):
+    from db import reviews as reviews_db
+
+    (output_id,) = _outputs(pool, analyst, 1)
+    queue = _queue(pool, analyst).queue
+    reviews.next_item(pool, queue.id, analyst)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(reviews_db, "save_mark", broken)
+    with pytest.raises(RuntimeError):
+        reviews.review(pool, queue.id, output_id, analyst, feedback="thumbs_up", comment="ok")
+    with pool.connection() as conn:
+        output = outputs_db.get_output(conn, output_id)
+        assert outputs_db.feedback_history(conn, output_id) == []
+    assert (output.feedback, output.feedback_comment) == ("none", None)
+    assert _count(pool, "SELECT count(*) AS n FROM review_reservations") == 1  # still held
+
+
 def test_bad_reviews_are_refused_and_change_nothing(pool, analyst, admin):
     ids = _outputs(pool, analyst, 1)
     queue = _queue(pool, analyst).queue
