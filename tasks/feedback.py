@@ -145,14 +145,15 @@ def add_reason(
     description: Any = "",
     position: Any = None,
 ) -> FeedbackReason:
-    """Add a reason to the list, or change its description and place (admins only)."""
+    """Add a reason to the list, or change its description and place (admins only). A
+    description or position of None keeps the reason's own (a new one: empty, and last)."""
     if not admin.is_admin:
         raise Forbidden("only admins change the reasons list")
     tag = reason_name(name)
-    if not isinstance(description, str) or "\x00" in description:
+    if description is not None and (not isinstance(description, str) or "\x00" in description):
         raise InvalidInput("description", "must be text without NUL characters")
-    description = " ".join(description.split())
-    if len(description) > MAX_DESCRIPTION_CHARS:
+    description = None if description is None else " ".join(description.split())
+    if description is not None and len(description) > MAX_DESCRIPTION_CHARS:
         raise InvalidInput("description", f"must be at most {MAX_DESCRIPTION_CHARS} characters")
     if position is not None and (
         isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= 1000
@@ -178,3 +179,11 @@ def remove_reason(pool: ConnectionPool, admin: User, name: Any) -> None:
         if not outputs_db.remove_feedback_reason(conn, tag):
             raise NotFound(f"reason {tag!r} not found")
     log.info("feedback reason removed", reason=tag, user_id=admin.id)
+
+
+def feedback_events(pool: ConnectionPool, output_id: int, user: User) -> list[FeedbackEvent]:
+    """Every change of an output's feedback, oldest first, with who made it and when (owner or
+    admin; NotFound otherwise)."""
+    with pool.connection() as conn:
+        outputs.find_output(conn, output_id, user)
+        return outputs_db.feedback_history(conn, output_id)
