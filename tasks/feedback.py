@@ -73,6 +73,21 @@ def _reasons(conn: psycopg.Connection, given: Any) -> list[str]:
     return [name for name in known if name in wanted]
 
 
+def checked_details(
+    conn: psycopg.Connection,
+    reasons: Sequence[str],
+    comment: str | None,
+    corrected_answer: str | None,
+) -> tuple[list[str], str | None, str | None]:
+    """Reasons, a comment and a corrected answer as set_feedback keeps them (reasons from the
+    list, in its order; empty texts as None); InvalidInput naming the part otherwise."""
+    return (
+        _reasons(conn, reasons),
+        _text("comment", comment, MAX_COMMENT_CHARS),
+        _text("corrected_answer", corrected_answer, MAX_CORRECTED_CHARS),
+    )
+
+
 def set_feedback(
     pool: ConnectionPool,
     output_id: int,
