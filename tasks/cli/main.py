@@ -236,6 +236,8 @@ def cmd_list(args: argparse.Namespace) -> Any:
     pool = _pool()
     viewer = _user(pool, args.as_user)
     filters: dict[str, Any] = {"status": args.status, "model": args.model, "limit": args.limit}
+    if args.comment_contains is not None:
+        filters["comment_contains"] = args.comment_contains
     if args.user:
         filters["user_id"] = _user(pool, args.user).id
     return list_outputs(pool, viewer, **filters)
@@ -604,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", default=None)
     p.add_argument("--model", default=None)
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument(
+        "--comment-contains", default=None, help="only outputs whose feedback comment has this"
+    )
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser(

@@ -262,3 +262,23 @@ def test_comment_search_pages_with_the_cursor(client, ana, pool, analyst):
     ).json()
     assert [o["id"] for o in second["items"]] == [made[0].id]
     assert second["next_cursor"] is None
+
+
+def test_reason_bodies_that_are_not_objects_and_missing_tokens(client, root, ana, output):
+    before = client.get(REASONS, headers=root).json()
+    for text in ["[]", '"vague"', "5", "{", '{"description": "\\ud800"}']:
+        answer = client.put(
+            f"{REASONS}/vague",
+            headers={**root, "Content-Type": "application/json"},
+            content=text,
+        )
+        assert answer.status_code == 422, (text, answer.text)
+        assert _field(answer) in ("body", "description")
+    assert client.get(REASONS, headers=root).json() == before
+    assert client.get(REASONS).status_code == 401
+    assert client.put(f"{REASONS}/vague", json={}).status_code == 401
+    assert client.delete(f"{REASONS}/wrong").status_code == 401
+    assert client.get(f"{OUTPUTS}/{output.id}/feedback_events").status_code == 401
+    assert _field(client.get(f"{OUTPUTS}/0/feedback_events", headers=ana)) == "output_id"
+    huge = client.post(_feedback(output.id), headers=ana, json={"reasons": ["wrong"] * 100_000})
+    assert huge.status_code == 413

@@ -168,3 +168,15 @@ def test_cli_reasons_list_set_remove(database_url, pool, analyst, admin):
     assert _shown(output.id)["feedback_reasons"] == ["vague"]  # stays on the output
     gone = llmjobs("reasons", "remove", "vague", "--user", "root-admin")
     assert gone.returncode == 1 and "not found" in gone.stderr
+
+
+def test_cli_list_finds_outputs_by_their_comment(database_url, pool, analyst, other_analyst):
+    mine = create_test_llm_output(pool, analyst, comment="Off by 100%")
+    create_test_llm_output(pool, analyst, comment="off by 1000")
+    create_test_llm_output(pool, other_analyst, comment="off by 100% too")
+    found = llmjobs("list", "--as-user", "ana", "--comment-contains", "100%")
+    assert found.returncode == 0, found.stderr
+    assert [o["id"] for o in json.loads(found.stdout)] == [mine.id]
+    refused = llmjobs("list", "--as-user", "ana", "--comment-contains", "x" * 201)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: comment_contains: must be at most 200 characters")
