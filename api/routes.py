@@ -42,6 +42,7 @@ from api.schemas import (
     RegenerateRequest,
     ValidationErrors,
 )
+from db.models import FeedbackReason
 from tasks import batches, comparisons, exports, feedback, limits, outputs
 from tasks.errors import InvalidInput, InvalidRows, NotFound
 from tasks.llm import catalog
@@ -599,7 +600,7 @@ ReasonName = Annotated[
 ]
 
 
-def _reason_out(reason: Any) -> ReasonOut:
+def _reason_out(reason: FeedbackReason) -> ReasonOut:
     return ReasonOut(name=reason.name, description=reason.description, position=reason.position)
 
 
