@@ -118,6 +118,7 @@ def feedback_details(output: LLMOutput) -> None:
             key=f"{key}_reasons",
             format_func=lambda name: f"{name} · {described[name]}" if described[name] else name,
             placeholder="Why? Choose reasons",
+            max_selections=feedback.MAX_REASONS,
             help=f"At most {feedback.MAX_REASONS}; admins keep the list (Setup › Reasons).",
         )
         if off_list:

@@ -282,3 +282,24 @@ def test_reason_bodies_that_are_not_objects_and_missing_tokens(client, root, ana
     assert _field(client.get(f"{OUTPUTS}/0/feedback_events", headers=ana)) == "output_id"
     huge = client.post(_feedback(output.id), headers=ana, json={"reasons": ["wrong"] * 100_000})
     assert huge.status_code == 413
+
+
+VALUES = [None, True, 0, -1, 2**70, 1.5, "", " ", "wrong", [], [None], ["wrong", 1], {}, {"a": []}]
+
+
+def test_any_json_value_in_any_part_is_never_a_5xx(client, ana, root, pool, output):
+    for part in ("feedback", "reasons", "comment", "corrected_answer"):
+        for value in VALUES:
+            answer = client.post(_feedback(output.id), headers=ana, json={part: value})
+            assert answer.status_code < 500, (part, value, answer.text)
+            if answer.status_code != 200:
+                assert answer.status_code == 422 and _field(answer).split(".")[0] in (
+                    part,
+                    "feedback",  # nothing given
+                ), (part, value, answer.text)
+    for part in ("description", "position"):
+        for value in VALUES:
+            answer = client.put(f"{REASONS}/probe", headers=root, json={part: value})
+            assert answer.status_code < 500, (part, value, answer.text)
+            if answer.status_code != 200:
+                assert _field(answer) == part, (part, value, answer.text)
