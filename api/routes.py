@@ -200,12 +200,18 @@ def set_llm_output_feedback(
     tags=["outputs"],
 )
 def list_llm_output_feedback_events(
-    output_id: OutputId, user: CurrentUser, pool: Pool
+    output_id: OutputId,
+    user: CurrentUser,
+    pool: Pool,
+    limit: Annotated[
+        int, Query(ge=1, le=feedback.MAX_LISTED_EVENTS, description="The latest this many.")
+    ] = 200,
 ) -> list[FeedbackChange]:
-    """Who changed the feedback, when, what it changed and what it left."""
+    """Who changed the feedback, when, what it changed and what it left: the latest `limit`
+    changes, oldest first."""
     return [
         FeedbackChange.model_validate(event.model_dump())
-        for event in feedback.feedback_events(pool, output_id, user)
+        for event in feedback.feedback_events(pool, output_id, user, limit)
     ]
 
 

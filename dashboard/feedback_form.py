@@ -28,6 +28,7 @@ CHANGED_LABEL = {
 }
 DETAIL_FIELDS = {**CHANGED_LABEL, "feedback": "Feedback"}
 THUMBS = {"thumbs_up": "up", "thumbs_down": "down", "none": "none"}
+HISTORY = 200  # the latest changes shown
 
 
 def details(pool: ConnectionPool, user: User, output: LLMOutput) -> None:
@@ -108,7 +109,7 @@ def details(pool: ConnectionPool, user: User, output: LLMOutput) -> None:
 
 def history(pool: ConnectionPool, user: User, output: LLMOutput) -> None:
     """Every change of the feedback, oldest first: who, when, what it changed and left."""
-    events = feedback.feedback_events(pool, output.id, user)
+    events = feedback.feedback_events(pool, output.id, user, HISTORY)
     if not events:
         return
     changes = f"{len(events)} change{'s' if len(events) > 1 else ''}"
@@ -136,3 +137,5 @@ def history(pool: ConnectionPool, user: User, output: LLMOutput) -> None:
             hide_index=True,
             key=f"feedback_history_{output.id}",
         )
+        if len(events) == HISTORY:
+            st.caption(f"The latest {HISTORY} changes.")

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import psycopg
 
-from db.models import LLMOutput
+from db.models import FeedbackEvent, LLMOutput
 from db.queries import queries
 
 
@@ -71,3 +71,11 @@ def set_feedback_details(
         "corrected_answer": corrected_answer,
     }
     return conn.execute(queries["set_feedback_details"], params).fetchone() is not None
+
+
+def recent_feedback_events(
+    conn: psycopg.Connection, output_id: int, limit: int
+) -> list[FeedbackEvent]:
+    """The latest `limit` feedback changes of an output, oldest first."""
+    rows = conn.execute(queries["recent_feedback_events"], {"output_id": output_id, "limit": limit})
+    return [FeedbackEvent.model_validate(r) for r in rows]

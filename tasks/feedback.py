@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from db import feedback_details
 from db import outputs as outputs_db
 from db.models import FEEDBACK_VALUES, FeedbackEvent, FeedbackReason, User
 from tasks import outputs
@@ -196,9 +197,16 @@ def remove_reason(pool: ConnectionPool, admin: User, name: Any) -> None:
     log.info("feedback reason removed", reason=tag, user_id=admin.id)
 
 
-def feedback_events(pool: ConnectionPool, output_id: int, user: User) -> list[FeedbackEvent]:
-    """Every change of an output's feedback, oldest first, with who made it and when (owner or
-    admin; NotFound otherwise)."""
+MAX_LISTED_EVENTS = 1_000  # changes of one output read at once
+
+
+def feedback_events(
+    pool: ConnectionPool, output_id: int, user: User, limit: int = 200
+) -> list[FeedbackEvent]:
+    """The latest changes of an output's feedback (at most limit, 1 to 1,000), oldest first,
+    with who made each and when (owner or admin; NotFound otherwise)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LISTED_EVENTS:
+        raise InvalidInput("limit", f"must be a whole number from 1 to {MAX_LISTED_EVENTS:,}")
     with pool.connection() as conn:
         outputs.find_output(conn, output_id, user)
-        return outputs_db.feedback_history(conn, output_id)
+        return feedback_details.recent_feedback_events(conn, output_id, limit)

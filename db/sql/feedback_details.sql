@@ -41,3 +41,14 @@ UPDATE llm_outputs
        corrected_answer = %(corrected_answer)s::text
  WHERE id = %(id)s
 RETURNING id
+
+-- recent_feedback_events --
+-- The latest feedback changes of one output (at most limit), oldest first, with who made them
+SELECT * FROM (
+    SELECT feedback_events.*, users.name AS user_name
+      FROM feedback_events JOIN users ON users.id = feedback_events.user_id
+     WHERE output_id = %(output_id)s
+     ORDER BY feedback_events.id DESC
+     LIMIT %(limit)s
+) AS latest
+ ORDER BY id

@@ -303,3 +303,13 @@ def test_any_json_value_in_any_part_is_never_a_5xx(client, ana, root, pool, outp
             assert answer.status_code < 500, (part, value, answer.text)
             if answer.status_code != 200:
                 assert _field(answer) == part, (part, value, answer.text)
+
+
+def test_the_history_takes_a_bounded_limit(client, ana, output):
+    for n in range(3):
+        client.post(_feedback(output.id), headers=ana, json={"comment": f"take {n}"})
+    path = f"{OUTPUTS}/{output.id}/feedback_events"
+    latest = client.get(path, headers=ana, params={"limit": 2}).json()
+    assert [e["comment"] for e in latest] == ["take 1", "take 2"]
+    for bad in ("0", "1001", "x"):
+        assert _field(client.get(path, headers=ana, params={"limit": bad})) == "limit"

@@ -256,3 +256,16 @@ def test_the_pytest_plugin_writes_feedback_details(pool, analyst):
     assert refused.value.field == "comment"
     with pool.connection() as conn:  # a refused one writes no output
         assert conn.execute("SELECT count(*) AS n FROM llm_outputs").fetchone()["n"] == 1
+
+
+def test_the_history_reads_the_latest_changes_oldest_first(pool, analyst):
+    output = create_test_llm_output(pool, analyst)
+    for n in range(5):
+        feedback.set_feedback(pool, output.id, analyst, comment=f"take {n}")
+    latest = feedback.feedback_events(pool, output.id, analyst, limit=2)
+    assert [e.comment for e in latest] == ["take 3", "take 4"]
+    assert len(feedback.feedback_events(pool, output.id, analyst)) == 5
+    for bad in (0, 1_001, True, "5"):
+        with pytest.raises(InvalidInput) as refused:
+            feedback.feedback_events(pool, output.id, analyst, limit=bad)
+        assert refused.value.field == "limit"
