@@ -16,6 +16,8 @@ from api import errors
 from api.access_log import AccessLog
 from api.body_limit import BodyLimit
 from api.idempotency import rate_limit_from_env
+from api.judges import router as judges_router
+from api.reviews import router as reviews_router
 from api.routes import health_router, router
 from db.pool import sync_pool
 from tasks.config import database_url
@@ -59,6 +61,8 @@ def create_app() -> FastAPI:
     )
     app.state.rate_limit = rate_limit_from_env()
     app.include_router(router)
+    app.include_router(judges_router)
+    app.include_router(reviews_router)
     app.include_router(health_router)
     errors.install(app)
     # Added last, so outermost: the access log sees every answer, 413s included.

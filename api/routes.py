@@ -377,13 +377,24 @@ def get_leaderboard(
     template_name: Annotated[str | None, Query(max_length=100)] = None,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     cost_ceiling: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+    judge_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    rank_by: Annotated[Literal["human", "judge", "both"], Query()] = "human",
 ) -> LeaderboardOut:
     """Per model over your outputs (admins: everyone's): thumbs-up rate with its Wilson 95 %
     interval, pairwise win rate, judgements, median latency, cost per output and per thumbs-up;
-    and the suggested model within the cost ceiling per output."""
+    with `judge_id`, that judge's pass rate with its interval; ranked by the lower bound of
+    `rank_by` (human, judge, or both: their mean); and the suggested model within the cost
+    ceiling per output."""
     if template_name is not None and "\x00" in template_name:
         raise InvalidInput("template_name", "must be text without NUL characters")
-    entries = comparisons.leaderboard(pool, user, template_name=template_name, version=version)
+    entries = comparisons.leaderboard(
+        pool,
+        user,
+        template_name=template_name,
+        version=version,
+        judge_id=judge_id,
+        rank_by=rank_by,
+    )
     best = comparisons.suggest(entries, cost_ceiling)
     return LeaderboardOut(
         entries=[e.model_dump() for e in entries], suggested=best.model if best else None

@@ -21,6 +21,7 @@ from tasks import (
     budgets,
     comparisons,
     feedback,
+    judges,
     limits,
     templates,
 )
@@ -209,6 +210,8 @@ def leaderboard(
     user_id: int | None,
     created_after: datetime | None,
     created_before: datetime | None,
+    judge_id: int | None = None,
+    rank_by: str = "human",
 ) -> list[comparisons.LeaderboardEntry]:
     return comparisons.leaderboard(
         _pool,
@@ -218,7 +221,14 @@ def leaderboard(
         user_id=user_id,
         created_after=created_after,
         created_before=created_before,
+        judge_id=judge_id,
+        rank_by=rank_by,
     )
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def judge_list(_pool: ConnectionPool, viewer: User) -> list[judges.Judge]:
+    return judges.list_judges(_pool, viewer)
 
 
 @st.cache_data(ttl=10, show_spinner=False)

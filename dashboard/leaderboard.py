@@ -1,7 +1,8 @@
 """Leaderboard: per model, how often its answers got a thumbs up (with the Wilson 95% interval)
-and how often they won side-by-side comparisons, how fast and how costly; the model to pick
-within a cost ceiling; the table as CSV. Analysts see their own outputs; admins everyone's or
-one user's."""
+and how often they won side-by-side comparisons, how fast and how costly; with a judge chosen,
+how often it passed them (with its interval), ranked by people's thumbs, the judge's pass rate or
+both; the model to pick within a cost ceiling; the table as CSV. Analysts see their own outputs;
+admins everyone's or one user's."""
 
 from __future__ import annotations
 
@@ -33,6 +34,21 @@ COLUMNS = {
 WIDTHS = {"model": 245, "outputs": 65, "thumbs_up": 45, "thumbs_down": 55, "thumbs_up_rate": 65}
 WIDTHS |= {"wilson_low": 65, "wilson_high": 70, "win_rate": 65, "judgements": 60}
 WIDTHS |= {"median_latency_ms": 75, "cost_per_output": 80, "cost_per_thumbs_up": 75}
+# With a judge chosen, its columns follow the thumbs-up rate's.
+JUDGE_COLUMNS = {
+    "judge_pass_rate": (
+        "Pass rate",
+        "The judge's pass rate (its verdicts, not people's)",
+        "percent",
+    ),
+    "judge_low": ("Pass 95% low", "Wilson 95% interval of the judge's pass rate", "percent"),
+    "judge_high": ("Pass 95% high", "Wilson 95% interval of the judge's pass rate", "percent"),
+    "both_rate": ("Both", "Mean of the thumbs-up rate and the judge's pass rate", "percent"),
+    "both_low": ("Both low", "Mean of the two intervals' lower bounds", "percent"),
+    "both_high": ("Both high", "Mean of the two intervals' upper bounds", "percent"),
+}
+WIDTHS |= dict.fromkeys(JUDGE_COLUMNS, 80)
+RANKINGS = {"human": "People's thumbs up", "judge": "Judge pass rate", "both": "Both (mean)"}
 
 user = auth.require_user()
 pool = deps.pool()
@@ -64,6 +80,26 @@ with st.container(border=True):
     if user.is_admin:
         people = {u.id: u.name for u in deps.users(pool)}
         user_id = ui.user_filter(row[3], people, key="leaderboard_user")
+    judge_names = {j.id: j.name for j in deps.judge_list(pool, user)}
+    ranking = st.columns([2, 3])
+    judge_id = ranking[0].selectbox(
+        "Judge",
+        [None, *judge_names],
+        key="leaderboard_judge",
+        format_func=lambda j: "No judge" if j is None else judge_names[j],
+        help="An LLM judge's pass rate beside people's thumbs (never mixed into them).",
+    )
+    rank_by = ranking[1].segmented_control(
+        "Rank by",
+        list(RANKINGS),
+        default="human",
+        key="leaderboard_rank_by",
+        format_func=RANKINGS.get,
+        disabled=judge_id is None,
+        help="Best first by the lower bound of the rate's 95% interval.",
+    )
+    if judge_id is None or rank_by is None:
+        rank_by = "human"
 
 try:
     start, end = [*dates, None, None][:2]
@@ -80,6 +116,8 @@ entries = deps.leaderboard(
     user_id=user_id,
     created_after=created_after,
     created_before=created_before,
+    judge_id=judge_id,
+    rank_by=rank_by,
 )
 if not entries:
     empty.next_step(
@@ -118,17 +156,29 @@ with suggestion_column.container(border=True):
         )
 
 board = charts.frame(entries)
+shown = dict(COLUMNS)
+if judge_id is not None:
+    names = list(COLUMNS)
+    at = names.index("wilson_high") + 1
+    shown = (
+        {n: COLUMNS[n] for n in names[:at]} | JUDGE_COLUMNS | {n: COLUMNS[n] for n in names[at:]}
+    )
 st.dataframe(
-    board[list(COLUMNS)],
+    board[list(shown)],
     hide_index=True,
     key="leaderboard_table",
     column_config={
         name: st.column_config.NumberColumn(label, width=WIDTHS[name], help=about, format=fmt)
         if name != "model"
         else st.column_config.TextColumn(label, width=WIDTHS[name])
-        for name, (label, about, fmt) in COLUMNS.items()
+        for name, (label, about, fmt) in shown.items()
     },
 )
+if judge_id is not None:
+    st.caption(
+        f":material/gavel: Ranked by {RANKINGS[rank_by].lower()}. The judge's verdicts are "
+        "kept apart from people's feedback: the thumbs-up rate counts people only."
+    )
 
 st.subheader(":material/thumb_up: Thumbs-up rate with its 95% interval", anchor=False)
 if board["wilson_low"].notna().any():

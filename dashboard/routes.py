@@ -22,12 +22,14 @@ def _app_pages(*, default: bool) -> dict[str, list[st.Page]]:
         "Quality": [
             st.Page("dashboard/analytics.py", title="Analytics", icon=":material/insights:"),
             st.Page("dashboard/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+            st.Page("dashboard/review.py", title="Review", icon=":material/rate_review:"),
         ],
         "Setup": [
             st.Page("dashboard/templates.py", title="Templates", icon=":material/description:"),
             st.Page("dashboard/agents.py", title="Agents", icon=":material/smart_toy:"),
             st.Page("dashboard/queues.py", title="Queues", icon=":material/stacks:"),
             st.Page(ui.LIMITS_PAGE, title="Limits", icon=":material/traffic:"),
+            st.Page("dashboard/judges.py", title="Judges", icon=":material/gavel:"),
             st.Page("dashboard/reasons.py", title="Reasons", icon=":material/label:"),
         ],
     }

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import metadata
 from pathlib import Path
@@ -44,9 +45,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _client_files() -> list[Path]:
+    """The client's entry scripts, as Streamlit's page names them."""
     import streamlit
 
-    return sorted((Path(streamlit.__file__).parent / "static" / "static" / "js").glob("*.js"))
+    static = Path(streamlit.__file__).parent / "static"
+    page = (static / "index.html").read_text(encoding="utf-8", errors="replace")
+    found = re.findall(r'<script[^>]*\bsrc="\./(static/js/[^"]+\.js)"', page)
+    return [static / name for name in found if (static / name).is_file()]
 
 
 @functools.cache
@@ -56,10 +61,12 @@ def client_reads_the_setting() -> str | None:
     version = metadata.version("streamlit")
     if not version.startswith(CHECKED_VERSIONS):
         return f"Streamlit {version} was not checked (checked: {', '.join(CHECKED_VERSIONS)}x)"
-    for path in _client_files():
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if "window.__streamlit" in text and "BACKEND_BASE_URL" in text:
-            return None
+    try:
+        scripts = [path.read_text(encoding="utf-8", errors="replace") for path in _client_files()]
+    except OSError as exc:
+        return f"the client of Streamlit {version} cannot be read ({exc})"
+    if any("window.__streamlit" in text and "BACKEND_BASE_URL" in text for text in scripts):
+        return None
     return f"the client of Streamlit {version} does not read window.__streamlit.BACKEND_BASE_URL"
 
 

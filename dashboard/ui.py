@@ -174,14 +174,18 @@ def output_link(output_id: int, label: str | None = None) -> None:
 
 def answer(output: LLMOutput) -> None:
     """The parsed answer as its format shows it; HTML sanitized again and never scripted."""
-    value = output.parsed_output
+    formatted(output.parsed_output, output.format)
+
+
+def formatted(value: Any, format: str) -> None:
+    """A parsed answer as its format shows it (answer, for what is not a whole output)."""
     if value is None:
         st.caption("No answer.")
-    elif output.format == "json":
+    elif format == "json":
         st.json(value)
-    elif output.format == "markdown":
+    elif format == "markdown":
         st.markdown(str(value))
-    elif output.format == "html":
+    elif format == "html":
         st.html(sanitize_html(str(value)))
     else:
         st.text(str(value))
@@ -242,3 +246,28 @@ def live(
             st.rerun()
 
     area()
+
+
+def verdicts_panel(pool: Any, user: Any, output: LLMOutput) -> None:
+    """An output's LLM judge verdicts (judge, verdict, reason), shown apart from people's
+    feedback; nothing when no judge has judged it."""
+    from tasks import judges
+
+    verdicts = judges.output_verdicts(pool, output.id, user)
+    if not verdicts:
+        return
+    with st.container(border=True):
+        st.markdown(":material/gavel: **LLM judges**")
+        st.caption("Verdicts of LLM judges: not people's feedback, never in the thumbs-up rate.")
+        st.dataframe(
+            [
+                {
+                    "Judge": v.judge_name,
+                    "Verdict": v.outcome,
+                    "Reason": v.reason or v.error_message or "",
+                }
+                for v in verdicts
+            ],
+            hide_index=True,
+            key=f"verdicts_{output.id}",
+        )

@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
 from db import evidence
+from db import judges as judges_db
 from db.models import LLMOutput, User
 from db.pooled import pooled
 from tasks import budgets, templates
@@ -251,6 +252,23 @@ class LeaderboardEntry(BaseModel):
     median_latency_ms: float | None
     cost_per_output: float | None
     cost_per_thumbs_up: float | None
+    # with a judge: its pass and fail verdicts, pass rate and Wilson 95 % interval
+    judge_pass: int = 0
+    judge_fail: int = 0
+    judge_pass_rate: float | None = None
+    judge_low: float | None = None
+    judge_high: float | None = None
+    # both: the mean of the thumbs-up and judge pass rates, and of their intervals' bounds
+    both_rate: float | None = None
+    both_low: float | None = None
+    both_high: float | None = None
+
+
+RANKINGS = ("human", "judge", "both")
+
+
+def _mean(a: float | None, b: float | None) -> float | None:
+    return (a + b) / 2 if a is not None and b is not None else None
 
 
 def leaderboard(
@@ -262,21 +280,41 @@ def leaderboard(
     user_id: int | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    judge_id: int | None = None,
+    rank_by: str = "human",
 ) -> list[LeaderboardEntry]:
     """Per model, over the viewer's outputs (admins: everyone's, or user_id's), optionally of one
     library template (and version): thumbs-up rate with its Wilson 95 % interval, pairwise win
-    rate, judgements, median latency, cost per output and per thumbs-up. Best first."""
+    rate, judgements, median latency, cost per output and per thumbs-up; with judge_id, that
+    judge's pass rate with its interval, and both rates' mean. Best first by the lower bound of
+    rank_by: human (thumbs up), judge (pass rate) or both (their mean; judge and both need a
+    judge). Raises InvalidInput naming rank_by or judge_id."""
+    if rank_by not in RANKINGS:
+        raise InvalidInput("rank_by", f"must be one of {', '.join(RANKINGS)}")
+    if rank_by != "human" and judge_id is None:
+        raise InvalidInput("judge_id", f"choose a judge to rank by {rank_by}")
+    if judge_id is not None and (
+        isinstance(judge_id, bool) or not isinstance(judge_id, int) or not 0 < judge_id < 2**63
+    ):
+        raise InvalidInput("judge_id", "must be a judge's id")
     template_id = templates.get_version(pool, template_name).template_id if template_name else None
     scope = user_id if viewer.is_admin else viewer.id
+    window = {
+        "user_id": scope,
+        "template_id": template_id,
+        "version": version,
+        "created_after": created_after,
+        "created_before": created_before,
+    }
+    judged: dict[str, judges_db.JudgedCounts] = {}
     with pool.connection() as conn:
-        rows = evidence.leaderboard(
-            conn,
-            user_id=scope,
-            template_id=template_id,
-            version=version,
-            created_after=created_after,
-            created_before=created_before,
-        )
+        rows = evidence.leaderboard(conn, **window)
+        if judge_id is not None:
+            if judges_db.get_judge(conn, judge_id) is None:
+                raise InvalidInput("judge_id", f"no judge {judge_id}")
+            judged = {
+                c.model: c for c in judges_db.leaderboard_judged(conn, judge_id=judge_id, **window)
+            }
     entries = []
     for row in rows:
         rated = row.thumbs_up + row.thumbs_down
@@ -301,9 +339,46 @@ def leaderboard(
                 cost_per_thumbs_up=total / row.thumbs_up
                 if total is not None and row.thumbs_up
                 else None,
+                **_judged_fields(judged.get(row.model), rated, row.thumbs_up, interval),
             )
         )
-    return sorted(entries, key=lambda e: (-(e.wilson_low or 0.0), -(e.win_rate or 0.0), e.model))
+    low = {"human": "wilson_low", "judge": "judge_low", "both": "both_low"}[rank_by]
+    return sorted(
+        entries,
+        key=lambda e: (
+            -(getattr(e, low) or 0.0),
+            -(e.wilson_low or 0.0),
+            -(e.win_rate or 0.0),
+            e.model,
+        ),
+    )
+
+
+def _judged_fields(
+    counts: judges_db.JudgedCounts | None,
+    rated: int,
+    thumbs_up: int,
+    interval: tuple[float, float] | None,
+) -> dict[str, Any]:
+    """A model's judge figures, and their mean with the thumbs-up figures."""
+    if counts is None:
+        return {}
+    judged = counts.judge_pass + counts.judge_fail
+    judge_interval = wilson_interval(counts.judge_pass, judged)
+    human_rate = thumbs_up / rated if rated else None
+    judge_rate = counts.judge_pass / judged if judged else None
+    judge_low, judge_high = judge_interval or (None, None)
+    human_low, human_high = interval or (None, None)
+    return {
+        "judge_pass": counts.judge_pass,
+        "judge_fail": counts.judge_fail,
+        "judge_pass_rate": judge_rate,
+        "judge_low": judge_low,
+        "judge_high": judge_high,
+        "both_rate": _mean(human_rate, judge_rate),
+        "both_low": _mean(human_low, judge_low),
+        "both_high": _mean(human_high, judge_high),
+    }
 
 
 def suggest(
@@ -323,6 +398,12 @@ def suggest(
     return max(fitting, key=lambda e: (e.wilson_low, e.win_rate or 0.0), default=None)
 
 
+_JUDGE_FIELDS = ("judge_", "both_")
+
+
 def leaderboard_csv(entries: list[LeaderboardEntry]) -> str:
-    """The leaderboard as CSV, one row per model (text cells safe in a spreadsheet)."""
-    return csv_text(list(LeaderboardEntry.model_fields), (e.model_dump() for e in entries))
+    """The leaderboard as CSV, one row per model (text cells safe in a spreadsheet); the judge's
+    columns only when a judge gave a verdict on some model."""
+    judged = any(e.judge_pass + e.judge_fail for e in entries)
+    fields = [f for f in LeaderboardEntry.model_fields if judged or not f.startswith(_JUDGE_FIELDS)]
+    return csv_text(fields, (e.model_dump(include=set(fields)) for e in entries))

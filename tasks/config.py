@@ -198,6 +198,8 @@ class Settings(BaseSettings):
     api_rate_limit: int = Field(60, ge=0)
     single_user: bool = False
     dashboard_db_timeout: float = Field(5.0, gt=0)
+    # how long a reviewer holds a review queue's item before others may be given it
+    review_hold_seconds: int = Field(300, ge=30, le=3600)
     # Provider limits from the environment, written to the database by each worker at its start.
     model_limits: Annotated[tuple[LimitSpec, ...], NoDecode] = Field(
         (), description=LIMITS_RULE + ", e.g. openai/gpt-4o=rpm:500,tpm:30000;anthropic/=rpm:50"

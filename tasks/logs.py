@@ -3,15 +3,19 @@
 Every line carries level, message and an ISO 8601 UTC timestamp; events about a job add job_id,
 output_id, template, model, user_id, attempt, duration_ms, response_length and error as they apply.
 Values of secret-looking environment variables (API keys, tokens, passwords) are masked wherever
-they would appear.
+they would appear. While a job runs, the texts it handles (its context values, rendered prompt,
+system prompt and answer) are withheld from every line logged in its task, ours and the
+libraries' alike: a provider's error that quotes the prompt is logged with the quote cut.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import re
 import sys
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import structlog
@@ -39,6 +43,116 @@ def _mask_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, 
     for key, value in event.items():
         if isinstance(value, str):
             event[key] = redact(value)
+    return event
+
+
+# The texts of the job running in the current task (see withhold).
+_WITHHELD: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "llmjobs_withheld", default=()
+)
+CUT = "[…]"
+# A withheld text shorter than this is not looked for (it would match ordinary words).
+MIN_WITHHELD = 4
+# A run of at least this many characters copied from a withheld text is cut wherever it appears.
+MIN_ECHO = 16
+# Fields that name things rather than carry a job's texts (a template is the user's own wording,
+# copied into every prompt it renders: looked for, it would always be cut).
+_NOT_WITHHELD = frozenset({"template", "model", "level", "timestamp", "logger", "task"})
+_MAX_LEAVES = 1_000
+
+
+def text_leaves(value: Any) -> list[str]:
+    """The string and number values inside a context (at most _MAX_LEAVES), as text."""
+    found: list[str] = []
+    stack = [value]
+    while stack and len(found) < _MAX_LEAVES:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, str | int | float) and not isinstance(item, bool):
+            found.append(str(item))
+    return found
+
+
+def start_withholding(*texts: str | None) -> None:
+    """From now until the current task ends (or the next start): these texts are withheld."""
+    _WITHHELD.set(())
+    withhold(*texts)
+
+
+def withhold(*texts: str | None) -> None:
+    """Withhold these texts too, from every line logged in the current task from now on."""
+    kept = [t for t in texts if isinstance(t, str) and len(t.strip()) >= MIN_WITHHELD]
+    if kept:
+        _WITHHELD.set(_WITHHELD.get() + tuple(kept))
+
+
+def cut_echoes(text: str, sources: Sequence[str]) -> str:
+    """text with every source, and every run of MIN_ECHO or more characters copied from one,
+    replaced by CUT."""
+    sources = [s for s in sources if len(s.strip()) >= MIN_WITHHELD]
+    if not sources or not text:
+        return text
+    cut = [False] * len(text)
+    for source in sorted(set(sources), key=len, reverse=True):
+        at = text.find(source)
+        while at >= 0:
+            cut[at : at + len(source)] = [True] * len(source)
+            at = text.find(source, at + len(source))
+    # A run of 2 × half characters holds a window of `half` starting at a multiple of half: look
+    # for those windows, then widen each found one as far as it is still copied from a source.
+    half = MIN_ECHO // 2
+    for start in range(0, len(text) - half + 1, half):
+        if all(cut[start : start + half]) or not _copied(text[start : start + half], sources):
+            continue
+        low, high = _widened(text, start, start + half, sources)
+        if high - low >= MIN_ECHO:
+            cut[low:high] = [True] * (high - low)
+    if not any(cut):
+        return text
+    pieces: list[str] = []
+    for index, char in enumerate(text):
+        if not cut[index]:
+            pieces.append(char)
+        elif index == 0 or not cut[index - 1]:
+            pieces.append(CUT)
+    return "".join(pieces)
+
+
+def _widened(text: str, low: int, high: int, sources: Sequence[str]) -> tuple[int, int]:
+    """The widest text[low':high'] around text[low:high] (itself copied from a source) that is
+    still copied from one. A piece of a copied piece is copied too, so each end is bisected."""
+    below, above = high, len(text)  # the end: the last one still copied
+    while below < above:
+        middle = (below + above + 1) // 2
+        if _copied(text[low:middle], sources):
+            below = middle
+        else:
+            above = middle - 1
+    high = below
+    below, above = 0, low  # the start: the first one still copied
+    while below < above:
+        middle = (below + above) // 2
+        if _copied(text[middle:high], sources):
+            above = middle
+        else:
+            below = middle + 1
+    return below, high
+
+
+def _copied(piece: str, sources: Iterable[str]) -> bool:
+    return any(piece in source for source in sources)
+
+
+def _withhold_job_texts(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    withheld = _WITHHELD.get()
+    if not withheld:
+        return event
+    for key, value in event.items():
+        if isinstance(value, str) and key not in _NOT_WITHHELD and len(value) >= MIN_WITHHELD:
+            event[key] = cut_echoes(value, withheld)
     return event
 
 
@@ -113,6 +227,7 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                _withhold_job_texts,
                 _mask_secrets,
                 structlog.processors.EventRenamer("message"),
                 structlog.processors.JSONRenderer(default=str),

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from tasks.cli import judges as judge_commands
 from tasks.errors import InvalidInput, LLMJobsError
 
 EXIT_INVALID = 2
@@ -472,7 +473,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> Any:
 
     pool = _pool()
     entries = comparisons.leaderboard(
-        pool, _user(pool, args.user), template_name=args.template_name, version=args.version
+        pool,
+        _user(pool, args.user),
+        template_name=args.template_name,
+        version=args.version,
+        judge_id=args.judge,
+        rank_by=args.rank_by,
     )
     if args.csv:
         sys.stdout.write(comparisons.leaderboard_csv(entries))
@@ -767,6 +773,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template-name", default=None)
     p.add_argument("--version", type=int, default=None)
     p.add_argument("--cost-ceiling", type=float, default=None, help="dollars per output")
+    p.add_argument("--judge", type=int, default=None, help="a judge's id: its pass rate too")
+    p.add_argument(
+        "--rank-by",
+        choices=("human", "judge", "both"),
+        default="human",
+        help="rank by people's thumbs-up rate, the judge's pass rate, or both (their mean)",
+    )
     p.add_argument("--csv", action="store_true")
     p.add_argument("--user", default=None)
     p.set_defaults(func=cmd_leaderboard)
@@ -806,6 +819,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None)
     p.add_argument("--user", default=None)
     p.set_defaults(func=cmd_export)
+
+    judge_commands.register(sub)
 
     p = sub.add_parser("seed-demo", help="load a demo month of finished work (as user demo)")
     p.add_argument("--remove", action="store_true", help="delete the demo data, and only it")
@@ -870,6 +885,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # What an interrupted command leaves behind. Each of these writes in one transaction (or only
 # reads), so an interruption before its commit leaves nothing.
 _QUEUES = ("submit", "rerun", "regenerate", "compare submit", "batch submit", "batch retry")
+_QUEUES += ("judge run",)
 _STREAMS = ("export", "batch results")
 _SERVES = ("run", "api", "worker")
 _ATOMIC = (
@@ -880,6 +896,7 @@ _ATOMIC = (
     *("reasons list", "reasons set", "reasons remove"),
     *("agents create", "agents list", "templates save", "templates show", "templates list"),
     *("compare show", "compare pick", "batch status", "batch cancel", "batch list"),
+    *("judge list", "judge add", "judge calibration"),
 )
 
 

@@ -17,7 +17,7 @@ from tasks.config import LLM_TASK, get_settings
 from tasks.errors import InvalidInput
 from tasks.llm import calls, formats, rendering, schemas
 from tasks.llm.errors import ModelError, PermanentModelError, TransientModelError
-from tasks.logs import get_logger
+from tasks.logs import cut_echoes, get_logger, start_withholding, text_leaves, withhold
 from tasks.worker.app import LLMJobsJobManager, app
 from tasks.worker.retry import LLMRetryStrategy
 
@@ -89,12 +89,15 @@ async def ask(
             value = getattr(answer, key)
             usage[key] = None if value is None or usage[key] is None else usage[key] + value
         usage["latency_ms"] += answer.latency_ms
+        withhold(answer.text)  # no log line of this job carries its answer
         raw = cap(answer.text, settings.max_response_chars)
         if fmt != "json" and not raw.strip():
             raise PermanentModelError("the model returned an empty answer")
         broken: list[schemas.SchemaError] = []
         try:
             parsed = formats.parse(fmt, raw)
+            if fmt == "json":
+                withhold(*text_leaves(parsed))  # a validator's message quotes the answer's values
             if json_schema is not None:
                 broken = schemas.validation_errors(json_schema, parsed)
         except formats.ParseError as exc:
@@ -171,6 +174,7 @@ async def llm_job(context: Any, output_id: int) -> None:
     final-failure middleware."""
     job = context.job
     attempt = job.attempts + 1
+    start_withholding()  # a worker's task runs one job after another: forget the last one's texts
     # the worker's writes to outputs, coalesced across its jobs (LLMJobsApp's job manager)
     manager: LLMJobsJobManager = context.app.job_manager
     output = await manager.start_attempt(job.id, output_id, attempt)
@@ -219,10 +223,13 @@ async def _run(context: Any, output: Any, attempt: int, fields: dict[str, Any]) 
     output_id = output.id
     pool = context.app.connector.pool
     manager: LLMJobsJobManager = context.app.job_manager
+    leaves = text_leaves(output.context)
+    withhold(output.system_prompt, *leaves)
     try:
         prompt = rendering.render(output.template, output.context)
     except InvalidInput as exc:
         raise PermanentModelError(f"the prompt cannot be rendered: {exc}") from exc
+    withhold(prompt)
     began = time.perf_counter()
     schema = output.json_schema if output.format == "json" else None
     messages = build_messages(prompt, output.format, output.system_prompt, schema)
@@ -239,6 +246,9 @@ async def _run(context: Any, output: Any, attempt: int, fields: dict[str, Any]) 
         parsed, raw, usage = await ask(output.model, messages, output.format, schema)
     except ModelError as exc:
         exc.prompt = prompt  # stored with the failure by the final-failure middleware
+        # a provider's error may quote the prompt: the quote is cut before it is stored or logged
+        exc.message = cut_echoes(exc.message, [prompt, output.system_prompt or "", *leaves])
+        exc.args = (exc.message,)
         if isinstance(exc, TransientModelError) and exc.status_code == 429:
             await _pause(pool, output.model, exc, fields)
         raise

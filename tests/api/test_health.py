@@ -80,6 +80,15 @@ def test_openapi_documents_routes_and_errors(client):
         "/api/v1/batches/{batch_id}/results",
         "/api/v1/exports",
         "/api/v1/limits",
+        "/api/v1/judges",
+        "/api/v1/judges/{judge_id}",
+        "/api/v1/judges/{judge_id}/runs",
+        "/api/v1/judges/{judge_id}/verdicts",
+        "/api/v1/judges/{judge_id}/calibration",
+        "/api/v1/review_queues",
+        "/api/v1/review_queues/{queue_id}",
+        "/api/v1/review_queues/{queue_id}/next",
+        "/api/v1/review_queues/{queue_id}/items/{output_id}",
         "/healthz",
     }
     create = paths["/api/v1/llm_jobs"]["post"]

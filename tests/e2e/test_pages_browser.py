@@ -34,6 +34,7 @@ PAGES = {
     "templates": ("templates", "Templates"),
     "agents": ("agents", "Agents"),
     "limits": ("limits", "Set a limit"),
+    "judges": ("judges", "Judges"),
     "reasons": ("reasons", "Reorder or remove"),
 }
 

@@ -61,6 +61,8 @@ LIMITS_BAD = "bad entry 'openai/x=rpm:0'"
         ("LLMJOBS_MODELS", "openai/*", f"must be model names separated by commas, each {RULE}"),
         ("LLMJOBS_DEFAULT_MODEL", "a b", f"must be a model name: {RULE}"),
         ("LLMJOBS_LIMIT_MINUTE", "0", "must be a number ≥ 1 and ≤ 3600"),
+        ("LLMJOBS_REVIEW_HOLD_SECONDS", "5", "must be an integer ≥ 30 and ≤ 3600"),
+        ("LLMJOBS_REVIEW_HOLD_SECONDS", "1.5", "must be an integer ≥ 30 and ≤ 3600"),
         (
             "LLMJOBS_MODEL_LIMITS",
             "openai/x=rpm:0",
