@@ -174,6 +174,7 @@ with answer:
         st.caption(f"Current feedback: {ui.FEEDBACK_LABEL[output.feedback]}")
         feedback_form.details(pool, user, output)
         feedback_form.history(pool, user, output)
+        ui.verdicts_panel(pool, user, output)  # apart from people's feedback
 
 with asked:
     st.subheader(":material/edit_note: Asked", anchor=False)

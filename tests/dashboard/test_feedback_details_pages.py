@@ -215,3 +215,28 @@ def test_outputs_table_with_reasons_and_comment_fits_a_1440_px_screen(app_as, po
         config = json.loads(table.proto.columns)
         assert "comment" in table.value.columns
         assert sum(config[name]["width"] for name in table.value.columns) <= 900
+
+
+def test_output_page_shows_judge_verdicts_apart_from_feedback(app_as, pool, analyst, admin):
+    from tasks import judges
+
+    output = create_test_llm_output(pool, analyst, feedback="thumbs_up")
+    judge = judges.add_judge(pool, admin, name="strict", model="offline/echo")
+    run = judges.run_judge(pool, admin, judge.id, judges.JudgeScope(user_id=analyst.id))
+    [judge_output_id] = run.judge_output_ids
+    answer = json.dumps({"verdict": "fail", "reason": "misses the base case"})
+    with pool.connection() as conn:
+        conn.execute(
+            "UPDATE llm_outputs SET status = 'completed', raw_response = %s, parsed_output = %s,"
+            " schema_valid = true, schema_first_try = true, completed_at = now() WHERE id = %s",
+            (answer, answer, judge_output_id),
+        )
+    at = app_as(analyst, DETAIL, id=str(output.id))
+    assert not at.exception
+    [verdicts] = [d.value for d in at.dataframe if "Verdict" in d.value.columns]
+    assert verdicts.to_dict("records") == [
+        {"Judge": "strict", "Verdict": "fail", "Reason": "misses the base case"}
+    ]
+    # a verdict is no feedback: the thumbs stay, and no feedback change is recorded
+    assert jobs.get_output(pool, output.id, analyst).feedback == "thumbs_up"
+    assert _events(pool, output.id) == 0
