@@ -37,9 +37,12 @@ from api.schemas import (
     OutputFilters,
     OutputPage,
     PickRequest,
+    ReasonOut,
+    ReasonRequest,
     RegenerateRequest,
     ValidationErrors,
 )
+from db.models import FeedbackReason
 from tasks import batches, comparisons, exports, feedback, limits, outputs
 from tasks.errors import InvalidInput, InvalidRows, NotFound
 from tasks.llm import catalog
@@ -178,8 +181,38 @@ def get_llm_output(output_id: OutputId, user: CurrentUser, pool: Pool) -> Output
 def set_llm_output_feedback(
     output_id: OutputId, body: FeedbackRequest, user: CurrentUser, pool: Pool
 ) -> FeedbackChange:
-    event = feedback.set_feedback(pool, output_id, user, body.feedback)
-    return FeedbackChange.model_validate(event.model_dump())
+    """Change any of the thumbs, the reasons, the comment and the corrected answer (at least
+    one); the parts left out are kept. Answers the change: the feedback as it left it, which
+    parts it changed, who and when. Each change is kept (`.../feedback_events`)."""
+    given = body.model_fields_set
+    texts = {part: getattr(body, part) for part in ("comment", "corrected_answer") if part in given}
+    event = feedback.set_feedback(
+        pool, output_id, user, body.feedback, reasons=body.reasons, **texts
+    )
+    return FeedbackChange.model_validate({**event.model_dump(), "user_name": user.name})
+
+
+@router.get(
+    "/llm_outputs/{output_id}/feedback_events",
+    response_model=list[FeedbackChange],
+    responses={**_ALWAYS, **_INVALID, **_NOT_FOUND},
+    summary="An output's feedback changes, oldest first",
+    tags=["outputs"],
+)
+def list_llm_output_feedback_events(
+    output_id: OutputId,
+    user: CurrentUser,
+    pool: Pool,
+    limit: Annotated[
+        int, Query(ge=1, le=feedback.MAX_LISTED_EVENTS, description="The latest this many.")
+    ] = 200,
+) -> list[FeedbackChange]:
+    """Who changed the feedback, when, what it changed and what it left: the latest `limit`
+    changes, oldest first."""
+    return [
+        FeedbackChange.model_validate(event.model_dump())
+        for event in feedback.feedback_events(pool, output_id, user, limit)
+    ]
 
 
 @router.post(
@@ -578,6 +611,62 @@ def export_outputs(
 _ADMINS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorMessage, "description": "Admins only."},
 }
+
+ReasonName = Annotated[
+    str, Path(max_length=100, description="A reason's name (a-z, 0-9, space, - and _).")
+]
+
+
+def _reason_out(reason: FeedbackReason) -> ReasonOut:
+    return ReasonOut(name=reason.name, description=reason.description, position=reason.position)
+
+
+@router.get(
+    "/feedback_reasons",
+    response_model=list[ReasonOut],
+    responses=_ALWAYS,
+    summary="The reasons feedback may give",
+    tags=["feedback"],
+)
+def list_feedback_reasons(user: CurrentUser, pool: Pool) -> list[ReasonOut]:
+    """In the order admins set: the tags `reasons` of `.../feedback` takes."""
+    return [_reason_out(r) for r in feedback.list_reasons(pool)]
+
+
+@router.put(
+    "/feedback_reasons/{name}",
+    response_model=ReasonOut,
+    responses={**_ALWAYS, **_INVALID, **_ADMINS, 413: _CREATES[413]},
+    summary="Add a reason, or change its description or place (admins)",
+    tags=["feedback"],
+)
+def put_feedback_reason(
+    name: ReasonName, admin: CurrentAdmin, pool: Pool, body: ReasonRequest | None = None
+) -> ReasonOut:
+    """The name is kept in lower case with single spaces. The list holds at most 50 reasons."""
+    changes = body or ReasonRequest()
+    return _reason_out(
+        feedback.add_reason(pool, admin, name, changes.description, changes.position)
+    )
+
+
+@router.delete(
+    "/feedback_reasons/{name}",
+    status_code=204,
+    response_class=Response,
+    responses={
+        **_ALWAYS,
+        **_INVALID,
+        **_ADMINS,
+        404: {"model": ErrorMessage, "description": "No such reason on the list."},
+    },
+    summary="Take a reason off the list (admins)",
+    tags=["feedback"],
+)
+def delete_feedback_reason(name: ReasonName, admin: CurrentAdmin, pool: Pool) -> Response:
+    """Outputs that have the reason keep it; it can no longer be given."""
+    feedback.remove_reason(pool, admin, name)
+    return Response(status_code=204)
 
 
 @router.get(

@@ -26,7 +26,14 @@ from db.models import FeedbackValue, Format, Kind, LLMOutput, Queue, Status
 from tasks.batches import Batch
 from tasks.config import LIMIT_MAXIMA
 from tasks.errors import InvalidInput
+from tasks.feedback import (
+    MAX_COMMENT_CHARS,
+    MAX_CORRECTED_CHARS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_REASONS,
+)
 from tasks.llm import rendering
+from tasks.outputs import MAX_COMMENT_SEARCH_CHARS
 
 MAX_ID = 2**63 - 1
 
@@ -150,7 +157,39 @@ class RegenerateRequest(Body):
 
 
 class FeedbackRequest(Body):
-    feedback: FeedbackValue
+    """Any of the parts, at least one; a part left out is kept."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "feedback": "thumbs_down",
+                    "reasons": ["incomplete"],
+                    "comment": "Leaves out the base case.",
+                    "corrected_answer": "Recursion is a function calling itself until a base "
+                    "case stops it.",
+                }
+            ]
+        },
+    )
+
+    feedback: FeedbackValue | None = Field(None, description="The thumbs; kept when omitted.")
+    reasons: list[Text] | None = Field(
+        None,
+        description=f"Reason tags from GET /api/v1/feedback_reasons, at most {MAX_REASONS}; "
+        "[] clears them; kept when omitted.",
+    )
+    comment: Text | None = Field(
+        None,
+        description=f'At most {MAX_COMMENT_CHARS:,} characters; null or "" clears it; kept '
+        "when omitted.",
+    )
+    corrected_answer: Text | None = Field(
+        None,
+        description=f"What the answer should have been, at most {MAX_CORRECTED_CHARS:,} "
+        'characters; null or "" clears it; kept when omitted.',
+    )
 
 
 class OutputSelection(Body):
@@ -173,6 +212,12 @@ class OutputSelection(Body):
 class OutputFilters(OutputSelection):
     status: Status | None = None
     feedback: FeedbackValue | None = None
+    comment_contains: Text | None = Field(
+        None,
+        max_length=MAX_COMMENT_SEARCH_CHARS,
+        description="Only outputs whose feedback comment contains this text (any case; % and _ "
+        "are plain characters). The page is then newest first by creation time.",
+    )
     limit: int = Field(50, ge=1, le=200, description="Page size.")
     cursor: Text | None = Field(
         None, max_length=100, description="next_cursor of the previous page."
@@ -200,6 +245,9 @@ class Output(BaseModel):
     raw_response: str | None = None
     parsed_output: Any = Field(None, description="The answer parsed per format (JSON or text).")
     feedback: FeedbackValue
+    feedback_reasons: list[str] = Field([], description="Reason tags given with the feedback.")
+    feedback_comment: str | None = Field(None, description="The feedback's comment.")
+    corrected_answer: str | None = Field(None, description="What the answer should have been.")
     attempts: int
     error_message: str | None = None
     prompt_tokens: int | None = None
@@ -244,10 +292,42 @@ class OutputPage(BaseModel):
 
 
 class FeedbackChange(BaseModel):
+    """One change of an output's feedback: the feedback as it left it, and what it changed."""
+
+    id: int
     output_id: int
-    old_value: FeedbackValue
-    new_value: FeedbackValue
+    old_value: FeedbackValue = Field(description="The thumbs before the change.")
+    new_value: FeedbackValue = Field(description="The thumbs after it.")
+    reasons: list[str] = Field(description="The reasons after it.")
+    comment: str | None = Field(description="The comment after it.")
+    corrected_answer: str | None = Field(description="The corrected answer after it.")
+    changed: list[str] = Field(
+        description="The parts it changed: feedback, reasons, comment, corrected_answer "
+        "(feedback whenever thumbs were given, even the same ones)."
+    )
+    user_id: int = Field(description="Who made it.")
+    user_name: str | None = None
     created_at: datetime
+
+
+class ReasonOut(BaseModel):
+    name: str
+    description: str
+    position: int = Field(description="The list is shown by position, then name.")
+
+
+ReasonPosition = Annotated[int, Field(strict=True, ge=0, le=1000)]
+
+
+class ReasonRequest(Body):
+    description: Text | None = Field(
+        None,
+        description=f"What the reason means, at most {MAX_DESCRIPTION_CHARS} characters; "
+        "kept when omitted (empty for a new reason).",
+    )
+    position: ReasonPosition | None = Field(
+        None, description="0 to 1,000; kept when omitted (a new reason goes last)."
+    )
 
 
 class ModelInfo(BaseModel):

@@ -20,6 +20,7 @@ from tasks import (
     batches,
     budgets,
     comparisons,
+    feedback,
     judges,
     limits,
     templates,
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from db.limits import LimitUse, ModelLimit
-    from db.models import Agent, User
+    from db.models import Agent, FeedbackReason, User
 
 
 class CostTables(NamedTuple):
@@ -263,6 +264,17 @@ def batch_pace(
 ) -> limits.BatchPace | None:
     """How its model's rate limit paces a batch the viewer sees (None: it does not)."""
     return limits.batch_pace(_pool, batch)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def feedback_reasons(_pool: ConnectionPool) -> list[FeedbackReason]:
+    """The reasons feedback may give, in order."""
+    return feedback.list_reasons(_pool)
+
+
+def forget_reasons() -> None:
+    """After the reasons list changed."""
+    feedback_reasons.clear()
 
 
 def forget_agents() -> None:

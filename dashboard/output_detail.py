@@ -8,7 +8,7 @@ import json
 
 import streamlit as st
 
-from dashboard import auth, deps, forms, ui
+from dashboard import auth, deps, feedback_form, forms, ui
 from dashboard.joblines import plain
 from tasks import analytics, feedback, limits
 from tasks import outputs as jobs
@@ -172,6 +172,9 @@ with answer:
                     deps.forget_analytics()
                     st.rerun()
         st.caption(f"Current feedback: {ui.FEEDBACK_LABEL[output.feedback]}")
+        feedback_form.details(pool, user, output)
+        feedback_form.history(pool, user, output)
+        ui.verdicts_panel(pool, user, output)  # apart from people's feedback
 
 with asked:
     st.subheader(":material/edit_note: Asked", anchor=False)

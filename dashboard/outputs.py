@@ -15,6 +15,7 @@ from tasks import outputs as jobs
 from tasks.analytics import FEEDBACK_VALUES, STATUSES, period
 from tasks.errors import InvalidInput
 from tasks.llm.formats import FORMATS
+from tasks.outputs import MAX_COMMENT_SEARCH_CHARS
 
 if TYPE_CHECKING:
     from db.models import LLMOutput
@@ -23,8 +24,8 @@ PAGE_SIZE = 20  # the table shows a whole page: no scrolling inside it
 # Widths in pixels, with the user column (admins) at most 1,000: the content width of the wide
 # layout on a 1440 px screen with the sidebar open, so no column is cut off.
 # Pixels; with the row-selection column they fit the 979 px the table has at 1440 px, sidebar open.
-WIDTHS = {"id": 45, "open": 45, "created": 95, "kind": 70, "model": 105, "status": 75}
-WIDTHS |= {"feedback": 50, "user": 65, "context": 170, "answer": 170}
+WIDTHS = {"id": 45, "open": 45, "created": 90, "kind": 60, "model": 95, "status": 70}
+WIDTHS |= {"feedback": 95, "user": 65, "context": 110, "answer": 120, "comment": 105}
 FEEDBACK_SHORT = {"thumbs_up": "up", "thumbs_down": "down", "none": ""}
 DATASETS = (
     ("all", "Export all (JSONL)", ":material/download:"),
@@ -65,7 +66,7 @@ with st.container(border=True):
             user_id = any_of("User", list(people), "outputs_user", names=people)
     else:
         user_id = None
-    row = st.columns([3, 2])
+    row = st.columns([3, 2, 2])
     with row[0]:
         template = any_of(
             "Template",
@@ -75,6 +76,14 @@ with st.container(border=True):
         )
     with row[1]:
         dates = st.date_input("Created between (UTC)", value=[], key="outputs_dates")
+    with row[2]:
+        comment_contains = st.text_input(
+            "Comment contains",
+            max_chars=MAX_COMMENT_SEARCH_CHARS,
+            placeholder="text in the feedback's comment",
+            key="outputs_comment",
+            help="Only outputs whose feedback comment contains this text (any case), newest first.",
+        )
 
 try:
     start, end = [*dates, None, None][:2]
@@ -94,6 +103,8 @@ filters = {
 }
 if user.is_admin and user_id is not None:
     filters["user_id"] = user_id
+if comment_contains.strip():
+    filters["comment_contains"] = comment_contains
 batch_id = st.query_params.get("batch", "")
 if batch_id.isdigit() and len(batch_id) < 19:  # a batch's "Its outputs" link
     filters["batch_id"] = int(batch_id)
@@ -120,8 +131,8 @@ with st.container(horizontal=True, vertical_alignment="center"):
             key=f"outputs_export_{kind}",
         )
     st.caption(
-        "Completed outputs matching the filters (status and feedback aside), with chat "
-        "messages for fine-tuning."
+        "Completed outputs matching the filters (status, feedback and comment aside), with "
+        "chat messages for fine-tuning."
     )
 
 # Keyset pages: the ids each page starts below (None: the newest). Changing a filter starts over.
@@ -137,9 +148,19 @@ def read_page() -> list[LLMOutput]:
     return jobs.list_outputs(pool, user, **filters, before_id=cursors[-1], limit=PAGE_SIZE + 1)
 
 
+def rated(output: LLMOutput) -> str:
+    """The thumbs and the reasons, in short."""
+    thumbs = FEEDBACK_SHORT.get(output.feedback, output.feedback)
+    return " · ".join(filter(None, [thumbs, ", ".join(output.feedback_reasons)]))
+
+
 # Read before the table is drawn, so the refresh starts with this run when a job on the page is
 # still running; the table's own refreshes read again.
-read_now = [read_page()]
+try:
+    read_now = [read_page()]
+except InvalidInput as exc:  # a comment search too long or with NUL, typed around max_chars
+    ui.show_error(exc)
+    st.stop()
 active_now = any(o.status in ui.ACTIVE for o in read_now[0][:PAGE_SIZE])
 
 
@@ -163,7 +184,8 @@ def table() -> bool:
                 "kind": [ui.KIND_LABEL.get(o.kind, o.kind) for o in page],
                 "model": [o.model for o in page],
                 "status": [o.status for o in page],
-                "feedback": [FEEDBACK_SHORT.get(o.feedback, o.feedback) for o in page],
+                "feedback": [rated(o) for o in page],
+                "comment": [ui.short(o.feedback_comment or "", 60) for o in page],
             }
         )
         # Without a user column, the answer takes its room.
@@ -193,7 +215,12 @@ def table() -> bool:
                 ),
                 "model": st.column_config.TextColumn("Model", width=widths["model"]),
                 "status": st.column_config.TextColumn("Status", width=widths["status"]),
-                "feedback": st.column_config.TextColumn("Rated", width=widths["feedback"]),
+                "feedback": st.column_config.TextColumn(
+                    "Rated", width=widths["feedback"], help="The thumbs, then the reasons"
+                ),
+                "comment": st.column_config.TextColumn(
+                    "Comment", width=widths["comment"], help="The feedback's comment, in short"
+                ),
             },
         )
         if event.selection.rows:

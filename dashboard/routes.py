@@ -30,6 +30,7 @@ def _app_pages(*, default: bool) -> dict[str, list[st.Page]]:
             st.Page("dashboard/queues.py", title="Queues", icon=":material/stacks:"),
             st.Page(ui.LIMITS_PAGE, title="Limits", icon=":material/traffic:"),
             st.Page("dashboard/judges.py", title="Judges", icon=":material/gavel:"),
+            st.Page("dashboard/reasons.py", title="Reasons", icon=":material/label:"),
         ],
     }
 

@@ -152,8 +152,9 @@ def feedback_reasons(conn: psycopg.Connection) -> list[FeedbackReason]:
 
 
 def add_feedback_reason(
-    conn: psycopg.Connection, name: str, description: str, position: int | None
+    conn: psycopg.Connection, name: str, description: str | None, position: int | None
 ) -> FeedbackReason:
+    """Add a reason or change it; None keeps its description or position (new: empty, last)."""
     params = {"name": name, "description": description, "position": position}
     return FeedbackReason.model_validate(
         conn.execute(queries["add_feedback_reason"], params).fetchone()

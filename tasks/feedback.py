@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from db import feedback_details
 from db import outputs as outputs_db
 from db.models import FEEDBACK_VALUES, FeedbackEvent, FeedbackReason, User
 from tasks import outputs
@@ -71,6 +72,21 @@ def _reasons(conn: psycopg.Connection, given: Any) -> list[str]:
             "reasons", f"unknown reason {shown}: choose from {', '.join(known) or 'none yet'}"
         )
     return [name for name in known if name in wanted]
+
+
+def checked_details(
+    conn: psycopg.Connection,
+    reasons: Sequence[str],
+    comment: str | None,
+    corrected_answer: str | None,
+) -> tuple[list[str], str | None, str | None]:
+    """Reasons, a comment and a corrected answer as set_feedback keeps them (reasons from the
+    list, in its order; empty texts as None); InvalidInput naming the part otherwise."""
+    return (
+        _reasons(conn, reasons),
+        _text("comment", comment, MAX_COMMENT_CHARS),
+        _text("corrected_answer", corrected_answer, MAX_CORRECTED_CHARS),
+    )
 
 
 def set_feedback(
@@ -174,14 +190,15 @@ def add_reason(
     description: Any = "",
     position: Any = None,
 ) -> FeedbackReason:
-    """Add a reason to the list, or change its description and place (admins only)."""
+    """Add a reason to the list, or change its description and place (admins only). A
+    description or position of None keeps the reason's own (a new one: empty, and last)."""
     if not admin.is_admin:
         raise Forbidden("only admins change the reasons list")
     tag = reason_name(name)
-    if not isinstance(description, str) or "\x00" in description:
+    if description is not None and (not isinstance(description, str) or "\x00" in description):
         raise InvalidInput("description", "must be text without NUL characters")
-    description = " ".join(description.split())
-    if len(description) > MAX_DESCRIPTION_CHARS:
+    description = None if description is None else " ".join(description.split())
+    if description is not None and len(description) > MAX_DESCRIPTION_CHARS:
         raise InvalidInput("description", f"must be at most {MAX_DESCRIPTION_CHARS} characters")
     if position is not None and (
         isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= 1000
@@ -207,3 +224,18 @@ def remove_reason(pool: ConnectionPool, admin: User, name: Any) -> None:
         if not outputs_db.remove_feedback_reason(conn, tag):
             raise NotFound(f"reason {tag!r} not found")
     log.info("feedback reason removed", reason=tag, user_id=admin.id)
+
+
+MAX_LISTED_EVENTS = 1_000  # changes of one output read at once
+
+
+def feedback_events(
+    pool: ConnectionPool, output_id: int, user: User, limit: int = 200
+) -> list[FeedbackEvent]:
+    """The latest changes of an output's feedback (at most limit, 1 to 1,000), oldest first,
+    with who made each and when (owner or admin; NotFound otherwise)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LISTED_EVENTS:
+        raise InvalidInput("limit", f"must be a whole number from 1 to {MAX_LISTED_EVENTS:,}")
+    with pool.connection() as conn:
+        outputs.find_output(conn, output_id, user)
+        return feedback_details.recent_feedback_events(conn, output_id, limit)

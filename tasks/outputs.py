@@ -22,7 +22,7 @@ from procrastinate.manager import JobManager
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
-from db import agents, outputs, queues, users
+from db import agents, feedback_details, outputs, queues, users
 from db.models import FEEDBACK_VALUES, STATUSES, Agent, LLMOutput, User
 from db.pooled import pooled
 from tasks import budgets, fetchers, templates
@@ -580,8 +580,10 @@ def find_output(conn: psycopg.Connection, output_id: int, viewer: User) -> LLMOu
 
 
 def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLMOutput]:
-    """A page of outputs newest first: the viewer's own, or anyone's (user_id filter) for admins."""
+    """A page of outputs newest first: the viewer's own, or anyone's (user_id filter) for admins.
+    With comment_contains, only those whose feedback comment contains that text (any case)."""
     limit = filters.pop("limit", 50)
+    comment = _comment_search(filters.pop("comment_contains", None))
     if not isinstance(limit, int) or not 1 <= limit <= 500:
         raise InvalidInput("limit", "must be between 1 and 500")
     before_id = filters.get("before_id")
@@ -603,7 +605,27 @@ def list_outputs(pool: ConnectionPool, viewer: User, **filters: Any) -> list[LLM
     if not viewer.is_admin:
         filters["user_id"] = viewer.id
     with pool.connection() as conn:
-        return [shown(o) for o in outputs.list_outputs(conn, limit=limit, **filters)]
+        if comment is not None:
+            found = feedback_details.list_commented_outputs(conn, comment, limit=limit, **filters)
+        else:
+            found = outputs.list_outputs(conn, limit=limit, **filters)
+        return [shown(o) for o in found]
+
+
+MAX_COMMENT_SEARCH_CHARS = 200
+
+
+def _comment_search(value: Any) -> str | None:
+    """The text a comment search looks for; None (no search) when empty."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or "\x00" in value:
+        raise InvalidInput("comment_contains", "must be text without NUL characters")
+    if len(value) > MAX_COMMENT_SEARCH_CHARS:
+        raise InvalidInput(
+            "comment_contains", f"must be at most {MAX_COMMENT_SEARCH_CHARS} characters"
+        )
+    return value.strip() or None
 
 
 def re_run_on(conn: psycopg.Connection, output_id: int, user: User) -> Submission:

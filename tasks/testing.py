@@ -1,7 +1,8 @@
 """Test helpers for code built on LLM Jobs (a pytest plugin, loaded automatically once installed).
 
 - `create_test_llm_output(pool, user, ...)` writes an output in any state without a worker (a
-  json one may take a `json_schema`: its answer is then marked valid or not against it).
+  json one may take a `json_schema`: its answer is then marked valid or not against it), with
+  its feedback: `feedback` (the thumbs), `reasons`, `comment` and `corrected_answer`.
 - `stub_model_success(answers)` / `stub_model_failure(status_code)` register a litellm provider
   `stub/...` that answers per format or fails like a provider would; use the model name they yield.
   Asked for JSON with a JSON Schema, the success stub answers a value of the schema, unless
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -64,10 +65,17 @@ def create_test_llm_output(
     error_message: str | None = None,
     queue: str = "default",
     json_schema: dict[str, Any] | str | None = None,
+    reasons: Sequence[str] = (),
+    comment: str | None = None,
+    corrected_answer: str | None = None,
 ) -> LLMOutput:
     """An output row in the given state, with no job behind it. With a JSON Schema (json format
     only, checked as a submission's is), a completed output's answer is marked valid or not
-    against it."""
+    against it. Its feedback may carry reasons (from the reasons list), a comment and a
+    corrected answer, checked as people's are; like the thumbs, they are written as they are,
+    with no feedback event."""
+    from db import feedback_details
+    from tasks.feedback import checked_details
     from tasks.llm import schemas
     from tasks.outputs import checked_schema
 
@@ -75,6 +83,8 @@ def create_test_llm_output(
     if status == "failed" and error_message is None:
         error_message = "test failure"
     with pool.connection() as conn:
+        given = bool(reasons) or comment is not None or corrected_answer is not None
+        details = checked_details(conn, reasons, comment, corrected_answer) if given else None
         output_id = outputs.insert_output(
             conn,
             outputs.NewOutput(
@@ -88,21 +98,26 @@ def create_test_llm_output(
                 json_schema=schema,
             ),
         )
-        if status == "pending":
-            return outputs.get_output(conn, output_id)
-        if schema is not None and status == "completed":
-            answer = parsed_output if parsed_output is not None else raw_response
-            valid = not schemas.validation_errors(schema, answer)
-            outputs.set_schema_outcome(conn, output_id, valid=valid, first_try=valid)
-        return outputs.set_output_state(
-            conn,
-            output_id,
-            status=status,
-            raw_response=raw_response,
-            parsed_output=parsed_output if parsed_output is not None else raw_response,
-            feedback=feedback,
-            error_message=error_message,
-        )
+        if status != "pending":
+            if schema is not None and status == "completed":
+                answer = parsed_output if parsed_output is not None else raw_response
+                valid = not schemas.validation_errors(schema, answer)
+                outputs.set_schema_outcome(conn, output_id, valid=valid, first_try=valid)
+            outputs.set_output_state(
+                conn,
+                output_id,
+                status=status,
+                raw_response=raw_response,
+                parsed_output=parsed_output if parsed_output is not None else raw_response,
+                feedback=feedback,
+                error_message=error_message,
+            )
+        if details is not None:
+            tags, note, corrected = details
+            feedback_details.set_feedback_details(
+                conn, output_id, reasons=tags, comment=note, corrected_answer=corrected
+            )
+        return outputs.get_output(conn, output_id)
 
 
 def _stub_handler(respond: Callable[[str, list[dict[str, Any]], dict[str, Any]], Any]) -> Any:

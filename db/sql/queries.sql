@@ -305,10 +305,10 @@ SELECT name, description, position FROM feedback_reasons ORDER BY position, name
 -- add_feedback_reason --
 -- Add a reason, or change its description and place
 INSERT INTO feedback_reasons (name, description, position)
-VALUES (%(name)s, %(description)s,
+VALUES (%(name)s, coalesce(%(description)s::text, ''),
         coalesce(%(position)s, (SELECT coalesce(max(position), 0) + 1 FROM feedback_reasons)))
 ON CONFLICT (name) DO UPDATE
-   SET description = EXCLUDED.description,
+   SET description = coalesce(%(description)s::text, feedback_reasons.description),
        position = coalesce(%(position)s, feedback_reasons.position)
 RETURNING name, description, position
 

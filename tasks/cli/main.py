@@ -237,16 +237,69 @@ def cmd_list(args: argparse.Namespace) -> Any:
     pool = _pool()
     viewer = _user(pool, args.as_user)
     filters: dict[str, Any] = {"status": args.status, "model": args.model, "limit": args.limit}
+    if args.comment_contains is not None:
+        filters["comment_contains"] = args.comment_contains
     if args.user:
         filters["user_id"] = _user(pool, args.user).id
     return list_outputs(pool, viewer, **filters)
 
 
 def cmd_feedback(args: argparse.Namespace) -> Any:
-    from tasks.feedback import set_feedback
+    from tasks.feedback import KEEP, set_feedback
+
+    if args.reasons is not None and args.no_reasons:
+        raise InvalidInput("reasons", "give --reason or --no-reasons, not both")
+    if args.corrected_answer is not None and args.corrected_file is not None:
+        raise InvalidInput(
+            "corrected_answer", "give --corrected-answer or --corrected-file, not both"
+        )
+    corrected = args.corrected_answer
+    if args.corrected_file is not None:
+        corrected = _corrected_file(args.corrected_file)
+    pool = _pool()
+    return set_feedback(
+        pool,
+        args.id,
+        _user(pool, args.user),
+        args.value,
+        reasons=[] if args.no_reasons else args.reasons,
+        comment=KEEP if args.comment is None else args.comment,
+        corrected_answer=KEEP if corrected is None else corrected,
+    )
+
+
+def _corrected_file(name: str) -> str:
+    """--corrected-file: the UTF-8 text of the file it names, at most as long as a corrected
+    answer may be (an empty file clears the corrected answer)."""
+    from tasks.feedback import MAX_CORRECTED_CHARS
+
+    limit = MAX_CORRECTED_CHARS * 4  # bytes: four per character at most in UTF-8
+    shown = name if len(name) <= 200 else name[:199] + "…"
+    try:
+        with open(name, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise InvalidInput("corrected_file", f"cannot read {shown!r}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InvalidInput("corrected_file", f"{shown!r} is larger than {limit:,} bytes")
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise InvalidInput("corrected_file", f"{shown!r} is not UTF-8 text") from None
+
+
+def cmd_reasons(args: argparse.Namespace) -> Any:
+    from tasks import feedback
 
     pool = _pool()
-    return set_feedback(pool, args.id, _user(pool, args.user), args.value)
+    if args.action == "set":
+        return feedback.add_reason(
+            pool, _user(pool, args.user), args.name, args.description, args.position
+        )
+    if args.action == "remove":
+        feedback.remove_reason(pool, _user(pool, args.user), args.name)
+        return {"reason": feedback.reason_name(args.name), "removed": True}
+    return feedback.list_reasons(pool)
 
 
 def cmd_rerun(args: argparse.Namespace) -> Any:
@@ -559,13 +612,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", default=None)
     p.add_argument("--model", default=None)
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument(
+        "--comment-contains", default=None, help="only outputs whose feedback comment has this"
+    )
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("feedback", help="thumbs_up, thumbs_down or none on an output")
+    p = sub.add_parser(
+        "feedback",
+        help="thumbs, reasons, a comment or a corrected answer on an output (parts left out "
+        "are kept)",
+    )
     p.add_argument("id", type=int)
-    p.add_argument("value", help="thumbs_up, thumbs_down or none")
+    p.add_argument("value", nargs="?", default=None, help="thumbs_up, thumbs_down or none")
+    p.add_argument(
+        "--reason",
+        dest="reasons",
+        action="append",
+        default=None,
+        help="a reason from `llmjobs reasons list` (repeat for several; replaces the reasons)",
+    )
+    p.add_argument("--no-reasons", action="store_true", help="clear the reasons")
+    p.add_argument("--comment", default=None, help='a comment ("" clears it)')
+    p.add_argument(
+        "--corrected-answer", default=None, help='what the answer should have been ("" clears it)'
+    )
+    p.add_argument(
+        "--corrected-file", default=None, help="the corrected answer from a UTF-8 text file"
+    )
     p.add_argument("--user", default=None)
     p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("reasons", help="the reasons feedback may give (admins change them)")
+    reasons_sub = p.add_subparsers(dest="action", required=True)
+    reasons_sub.add_parser("list", help="the reasons, in order")
+    c = reasons_sub.add_parser("set", help="add a reason, or change its description or place")
+    c.add_argument("name")
+    c.add_argument("--description", default=None, help="what it means (kept when left out)")
+    c.add_argument("--position", type=_cap_arg, default=None, help="0 to 1000 (kept when left out)")
+    c.add_argument("--user", default=None)
+    c = reasons_sub.add_parser("remove", help="take a reason off the list (outputs keep it)")
+    c.add_argument("name")
+    c.add_argument("--user", default=None)
+    p.set_defaults(func=cmd_reasons)
 
     p = sub.add_parser("rerun", help="run an output again with identical parameters")
     p.add_argument("id", type=int)
@@ -805,6 +893,7 @@ _ATOMIC = (
     *("users create", "users list", "tokens create", "tokens list", "tokens revoke"),
     *("queues pause", "queues resume", "queues list"),
     *("limits list", "limits set", "limits clear"),
+    *("reasons list", "reasons set", "reasons remove"),
     *("agents create", "agents list", "templates save", "templates show", "templates list"),
     *("compare show", "compare pick", "batch status", "batch cancel", "batch list"),
     *("judge list", "judge add", "judge calibration"),

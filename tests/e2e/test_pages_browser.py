@@ -35,6 +35,7 @@ PAGES = {
     "agents": ("agents", "Agents"),
     "limits": ("limits", "Set a limit"),
     "judges": ("judges", "Judges"),
+    "reasons": ("reasons", "Reorder or remove"),
 }
 
 

@@ -27,9 +27,11 @@ def test_costs_print_as_fixed_point_decimals(capsys):
         (["export"], False, "what was printed is incomplete; nothing was changed"),
         (["submit"], True, "it was done, but its answer was not printed in full"),
         (["run"], False, "stopped"),
+        (["reasons", "set"], False, "nothing was changed"),
+        (["reasons", "remove"], False, "nothing was changed"),
     ],
 )
 def test_an_interruption_says_what_was_not_done(argv, done, line):
-    action = argv[1] if argv[0] == "batch" else None
+    action = argv[1] if argv[0] in ("batch", "reasons") else None
     args = argparse.Namespace(command=argv[0], action=action)
     assert cli._not_done(args, done) == line
