@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tasks import feedback
 from tasks.logs import CUT, configure_logging, cut_echoes
 from tests.support.provider import Step, error, ok
 
@@ -43,7 +42,7 @@ def every_line():
 
 
 async def test_no_log_line_carries_a_context_value_prompt_or_answer(
-    client, ana, provider, run_worker, every_line, pool, analyst
+    client, ana, provider, run_worker, every_line
 ):
     context = {"customer": SENTINEL, "nickname": SHORT, "amount": 1234.5}
     # the first job: a 503 quoting the prompt (retried), then a 400 quoting it (failed)
@@ -65,12 +64,14 @@ async def test_no_log_line_carries_a_context_value_prompt_or_answer(
     rated = client.post(
         f"/api/v1/llm_outputs/{done['output_id']}/feedback",
         headers=ana,
-        json={"feedback": "thumbs_down"},
+        json={
+            "feedback": "thumbs_down",
+            "reasons": ["wrong"],
+            "comment": f"not {SENTINEL}",
+            "corrected_answer": f"Dear {SENTINEL}, the refund left today.",
+        },
     )
-    assert rated.status_code == 200
-    feedback.set_feedback(
-        pool, done["output_id"], analyst, reasons=["wrong"], comment=f"not {SENTINEL}"
-    )
+    assert rated.status_code == 200, rated.text
     exported = client.get("/api/v1/exports", headers=ana)
     assert exported.status_code == 200 and SENTINEL in exported.text  # the data is all there
 
