@@ -1,7 +1,8 @@
 """Analytics: how good the answers are (thumbs-up rate per model with its confidence, over time,
-per template), how many outputs and failures, how fast and how costly. Analysts see their own
-outputs; admins everyone's or one user's. The key figures head the page; below them one view at
-a time (quality, volume and speed, cost), so a page shows a few charts rather than ten."""
+per template), why thumbs went down (the reasons given), how many outputs and failures, how fast
+and how costly. Analysts see their own outputs; admins everyone's or one user's. The key figures
+head the page; below them one view at a time (quality, reasons, volume and speed, cost), so a
+page shows a few charts rather than ten."""
 
 from __future__ import annotations
 
@@ -89,6 +90,7 @@ kpis[6].metric(
 kpis[6].caption(f"{cache.hits:,} of {cache.eligible:,} that asked for the cache")
 VIEWS = {
     "quality": ":material/thumb_up: Quality",
+    "reasons": ":material/label: Reasons",
     "operations": ":material/speed: Volume and speed",
     "cost": ":material/payments: Cost",
 }
@@ -185,6 +187,48 @@ def schema_view() -> None:
     )
 
 
+def reasons_view() -> None:
+    """Why thumbs went down: the reasons given, by model, by template and over time."""
+    by_model = deps.reasons_by_model(pool, user, flt)
+    if not by_model:
+        st.info(
+            "No thumbs-down in this range has a reason yet. When you give an answer a thumbs "
+            "down, pick a reason (wrong, incomplete, off-format…) on its page or in a review "
+            "queue: the reasons show here by model, by template and over time.",
+            icon=":material/label:",
+        )
+        return
+    with_reason = sum({r.model: r.basis for r in by_model}.values())
+    thumbs_down = total.rated - total.thumbs_up
+    st.caption(
+        f"{with_reason:,} of the {thumbs_down:,} thumbs-down outputs in this range give a "
+        "reason; each share below is of the thumbs-down outputs with a reason, and an output may "
+        "give several."
+    )
+    st.subheader(":material/label: Thumbs-down reasons by model", anchor=False)
+    charts.draw(charts.reasons_grid(charts.reason_rows(by_model), "model", "model"))
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.subheader(":material/timeline: Reasons over time", anchor=False)
+        points = deps.reasons_over_time(pool, user, flt)
+        charts.draw(charts.reasons_over_time(charts.reason_rows(points)))
+    with right:
+        st.subheader(":material/description: Reasons by template", anchor=False)
+        top = st.slider("Top templates", 3, 25, 10, key="analytics_reasons_top")
+        by_template = deps.reasons_by_template(pool, user, flt, top)
+        charts.draw(charts.reasons_grid(charts.reason_rows(by_template), "label", "template"))
+    st.dataframe(
+        charts.reason_rows(by_model)[["model", "reason", "outputs", "basis", "basis_text"]],
+        hide_index=True,
+        key="analytics_reasons_table",
+        column_config={
+            "outputs": st.column_config.NumberColumn("thumbs-down giving it"),
+            "basis": st.column_config.NumberColumn("thumbs-down with a reason"),
+            "basis_text": st.column_config.TextColumn("basis"),
+        },
+    )
+
+
 def operations_view() -> None:
     left, right = st.columns(2, gap="large")
     with left:
@@ -227,7 +271,12 @@ def cost_view() -> None:
         charts.draw(charts.cost_over_time(costs.by_model, "model", "model"))
 
 
-{"quality": quality_view, "operations": operations_view, "cost": cost_view}[view]()
+{
+    "quality": quality_view,
+    "reasons": reasons_view,
+    "operations": operations_view,
+    "cost": cost_view,
+}[view]()
 
 st.download_button(
     "Download the feedback (CSV)",

@@ -163,6 +163,87 @@ def by_template(templates: pd.DataFrame) -> Chart:
     )
 
 
+def reason_rows(rows: Sequence[Any]) -> pd.DataFrame:
+    """Reason counts (tasks.analytics ModelReason, TemplateReason or ReasonPoint rows) with each
+    one's share of its group's basis and that basis said in words."""
+    from tasks.analytics import reason_basis
+
+    data = frame(rows)
+    if data.empty:
+        return data
+    return data.assign(
+        share=data["outputs"] / data["basis"],
+        basis_text=[
+            reason_basis(r, n, b)
+            for r, n, b in zip(data["reason"], data["outputs"], data["basis"], strict=True)
+        ],
+    )
+
+
+def reasons_grid(reasons: pd.DataFrame, by: str, title: str) -> Chart:
+    """Thumbs-down reasons per `by` (model, or a template's label): each cell the share of the
+    row's thumbs-down outputs with a reason that give the column's reason, with its count."""
+    y = field(f"{by}:N", title=title, axis=LABELS)
+    x = field("reason:N", title="reason", axis={"labelAngle": -30})
+    tooltip = [
+        field(f"{by}:N", title=title),
+        field("basis_text:N", title="basis"),
+        field("share:Q", format=".0%", title="share"),
+    ]
+    cells = {
+        "mark": {"type": "rect"},
+        "encoding": {
+            "y": y,
+            "x": x,
+            "color": field(
+                "share:Q",
+                title="share of thumbs-down with a reason",
+                scale={"domain": [0, 1], "scheme": "reds"},
+                legend={"format": ".0%"},
+            ),
+            "tooltip": tooltip,
+        },
+    }
+    counts = {
+        "mark": {"type": "text", "baseline": "middle"},
+        "encoding": {
+            "y": y,
+            "x": x,
+            "text": field("outputs:Q"),
+            "color": {
+                "condition": {"test": "datum.share > 0.5", "value": "white"},
+                "value": "#212121",
+            },
+            "tooltip": tooltip,
+        },
+    }
+    return _chart(reasons, layer=[cells, counts])
+
+
+def reasons_over_time(points: pd.DataFrame) -> Chart:
+    """Thumbs-down reasons per hour or day, stacked by reason (an output may give several)."""
+    return _chart(
+        points,
+        height=280,
+        mark={"type": "bar"},
+        encoding={
+            "x": field("bucket:T", axis=time_axis(points)),
+            "y": field(
+                "outputs:Q",
+                title="reasons given on thumbs-down outputs",
+                stack=True,
+                axis={"format": "d"},
+            ),
+            "color": field("reason:N", title="reason"),
+            "tooltip": [
+                field("bucket:T", title="from"),
+                field("basis_text:N", title="basis"),
+                field("share:Q", format=".0%", title="share"),
+            ],
+        },
+    )
+
+
 def volume_by_status(volume: pd.DataFrame) -> Chart:
     return _chart(
         volume,

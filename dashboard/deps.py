@@ -145,6 +145,27 @@ def top_templates(
     return analytics.top_templates(_pool, viewer, flt, limit)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def reasons_by_model(
+    _pool: ConnectionPool, viewer: User, flt: OutputFilter
+) -> list[analytics.ModelReason]:
+    return analytics.reasons_by_model(_pool, viewer, flt)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def reasons_by_template(
+    _pool: ConnectionPool, viewer: User, flt: OutputFilter, limit: int
+) -> list[analytics.TemplateReason]:
+    return analytics.reasons_by_template(_pool, viewer, flt, limit)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def reasons_over_time(
+    _pool: ConnectionPool, viewer: User, flt: OutputFilter
+) -> list[analytics.ReasonPoint]:
+    return analytics.reasons_over_time(_pool, viewer, flt)
+
+
 @st.cache_data(ttl=60, show_spinner=False, max_entries=20)
 def feedback_csv(_pool: ConnectionPool, viewer: User, flt: OutputFilter) -> str:
     return analytics.feedback_csv(_pool, viewer, flt)
@@ -283,7 +304,16 @@ def forget_agents() -> None:
 
 def forget_analytics() -> None:
     """After feedback changed: the figures that count it are recomputed on the next view."""
-    for cached in (model_quality, feedback_over_time, top_templates, feedback_csv, leaderboard):
+    for cached in (
+        model_quality,
+        feedback_over_time,
+        top_templates,
+        feedback_csv,
+        leaderboard,
+        reasons_by_model,
+        reasons_by_template,
+        reasons_over_time,
+    ):
         cached.clear()
 
 

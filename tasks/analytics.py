@@ -14,10 +14,11 @@ from decimal import Decimal
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
-from db import analytics, batches, evidence, outputs
+from db import analytics, batches, evidence, outputs, reasons
 from db.analytics import Bucket, FeedbackPoint, OutputFilter, TemplateStats, VolumePoint
 from db.evidence import CostPoint
 from db.models import FEEDBACK_VALUES, STATUSES, LLMOutput, User
+from db.reasons import ModelReason, ReasonPoint, TemplateReason
 from tasks.errors import InvalidInput
 
 __all__ = [
@@ -25,7 +26,10 @@ __all__ = [
     "STATUSES",
     "CostPoint",
     "FeedbackPoint",
+    "ModelReason",
     "OutputFilter",
+    "ReasonPoint",
+    "TemplateReason",
     "TemplateStats",
     "VolumePoint",
 ]
@@ -269,7 +273,9 @@ def totals(rows: list[ModelQuality]) -> Totals:
     )
 
 
-def _within_days(points: list[FeedbackPoint] | list[VolumePoint]) -> OutputFilter | None:
+def _within_days(
+    points: list[FeedbackPoint] | list[VolumePoint] | list[ReasonPoint],
+) -> OutputFilter | None:
     """The days a daily series covers, when they are too few to draw a line (a day or two):
     the range to read again per hour. None when the days already make a line."""
     days = sorted({p.bucket for p in points})
@@ -336,6 +342,42 @@ def top_templates(
         found = analytics.by_template(conn, _scoped(viewer, flt), limit)
     # the most rated come first: the unrated ones are only the tail
     return [t for t in found if t.thumbs_up + t.thumbs_down]
+
+
+def reason_basis(reason: str, outputs: int, basis: int) -> str:
+    """A reason's count with what it is counted of: "wrong: 12 of 40 thumbs-down with a
+    reason"."""
+    return f"{reason}: {outputs:,} of {basis:,} thumbs-down with a reason"
+
+
+def reasons_by_model(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> list[ModelReason]:
+    """Per model and reason: the thumbs-down outputs giving that reason, of the model's
+    thumbs-down outputs with any reason (an output may give several)."""
+    with pool.connection() as conn:
+        return reasons.by_model(conn, _scoped(viewer, flt))
+
+
+def reasons_by_template(
+    pool: ConnectionPool, viewer: User, flt: OutputFilter, limit: int = 10
+) -> list[TemplateReason]:
+    """reasons_by_model per template, for the `limit` templates with the most thumbs-down
+    outputs with a reason."""
+    if not 1 <= limit <= 100:
+        raise InvalidInput("limit", "must be between 1 and 100")
+    with pool.connection() as conn:
+        return reasons.by_template(conn, _scoped(viewer, flt), limit)
+
+
+def reasons_over_time(pool: ConnectionPool, viewer: User, flt: OutputFilter) -> list[ReasonPoint]:
+    """reasons_by_model per hour or day, bucketed as the page's other series: a long range
+    whose thumbs-down reasons fall on a day or two is drawn per hour of those days."""
+    scoped = _scoped(viewer, flt)
+    with pool.connection() as conn:
+        points = reasons.over_time(conn, scoped, bucket_for(flt))
+        days = _within_days(points) if bucket_for(flt) == "day" else None
+        if days is not None:
+            points = reasons.over_time(conn, _narrowed(scoped, days), "hour")
+        return points
 
 
 def feedback_csv(
