@@ -174,7 +174,9 @@ async def refresh_rollup_async(
 def feedback_csv(conn: psycopg.Connection, flt: OutputFilter, limit: int) -> str:
     """The rated outputs (newest first, at most `limit`) as CSV text with a header line, written
     by the server (COPY): output_id, created_at, user_name, model, format, feedback,
-    feedback_at, latency_ms, cost, template. Text a spreadsheet would run as a formula starts
+    feedback_at, latency_ms, cost, template, reasons ("; " between them), comment,
+    corrected_answer, judge_verdicts (a JSON array of {judge, verdict, reason}; empty when no
+    judge's answer is in). Text a spreadsheet would run as a formula starts
     with `'` (llmjobs_csv_cell, the rule of tasks.csvcells); numbers are as they are."""
     with (
         conn.cursor() as cur,

@@ -121,12 +121,16 @@ def clear_batch_cancelled(conn: psycopg.Connection, batch_id: int) -> None:
 def export_outputs(
     conn: psycopg.Connection, *, after_id: int = 0, limit: int = 1000, **filters: Any
 ) -> list[dict[str, Any]]:
-    """A page (ids above after_id) of completed outputs matching the filters, oldest first."""
+    """A page (ids above after_id) of completed outputs matching the filters, oldest first,
+    with their feedback's reasons, comment and corrected answer, and their judges' verdicts
+    (`judge_verdicts`: [{"judge", "verdict", "reason"}], by judge name). `or_corrected` keeps
+    the outputs with a corrected answer whatever their feedback."""
     params = {
         "user_id": None,
         "model": None,
         "format": None,
         "feedback": None,
+        "or_corrected": False,
         "template": None,
         "created_after": None,
         "created_before": None,

@@ -120,12 +120,24 @@ UPDATE llm_outputs
 RETURNING id
 
 -- export_outputs --
--- Completed outputs for a dataset: what was asked and answered, and how it was judged. The
--- answers of a blind comparison not yet judged are left out until the pick (their models are
--- not to be seen before it)
+-- Completed outputs for a dataset: what was asked and answered, and how it was judged: the
+-- feedback with its reasons, comment and corrected answer, and the verdicts of the judges whose
+-- answer is in (completed and schema-valid), by judge name. With `or_corrected`, an output with
+-- a corrected answer is kept whatever its feedback. The answers of a blind comparison not yet
+-- judged are left out until the pick (their models are not to be seen before it)
 SELECT o.id, o.model, o.format, o.template, o.prompt, o.system_prompt, o.context,
        o.raw_response, o.parsed_output, o.feedback, o.created_at, o.user_id,
-       v.version AS template_version, t.name AS template_name
+       o.feedback_reasons, o.feedback_comment, o.corrected_answer,
+       v.version AS template_version, t.name AS template_name,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'judge', j.name,
+                    'verdict', jo.parsed_output ->> 'verdict',
+                    'reason', jo.parsed_output ->> 'reason') ORDER BY j.name), '[]'::jsonb)
+          FROM judge_verdicts AS jv
+          JOIN judges AS j ON j.id = jv.judge_id
+          JOIN llm_outputs AS jo ON jo.id = jv.judge_output_id
+         WHERE jv.output_id = o.id AND jo.status = 'completed' AND jo.schema_valid)
+           AS judge_verdicts
   FROM llm_outputs AS o
   LEFT JOIN prompt_template_versions AS v ON v.id = o.template_version_id
   LEFT JOIN prompt_templates AS t ON t.id = v.template_id
@@ -133,7 +145,8 @@ SELECT o.id, o.model, o.format, o.template, o.prompt, o.system_prompt, o.context
    AND (%(user_id)s::bigint IS NULL OR o.user_id = %(user_id)s)
    AND (%(model)s::text IS NULL OR o.model = %(model)s)
    AND (%(format)s::text IS NULL OR o.format = %(format)s)
-   AND (%(feedback)s::text IS NULL OR o.feedback = %(feedback)s)
+   AND (%(feedback)s::text IS NULL OR o.feedback = %(feedback)s
+        OR (%(or_corrected)s AND o.corrected_answer IS NOT NULL))
    AND (%(template)s::text IS NULL
         OR (md5(o.template) = md5(%(template)s) AND o.template = %(template)s))
    AND (%(created_after)s::timestamptz IS NULL OR o.created_at >= %(created_after)s)

@@ -289,8 +289,11 @@ SELECT analytics_refresh(%(created_after)s, %(created_before)s, %(max_periods)s)
 -- analytics_feedback_csv --
 -- Rated outputs (thumbs up or down) with what was rated, newest first, at most `limit`, as CSV
 -- with a header line: the server writes the CSV (COPY), times in UTC as ISO 8601, every text cell
--- through llmjobs_csv_cell (no spreadsheet formulas), numbers as they are. The answers of a blind
--- comparison not yet judged are left out until the pick (their models are not to be seen before)
+-- through llmjobs_csv_cell (no spreadsheet formulas), numbers as they are. Then the feedback's
+-- reasons ("; " between them), comment and corrected answer, and the verdicts of the judges whose
+-- answer is in (completed and schema-valid) as a JSON array of {judge, verdict, reason}, by judge
+-- name. The answers of a blind comparison not yet judged are left out until the pick (their
+-- models are not to be seen before)
 COPY (
 SELECT llm_outputs.id AS output_id,
        llmjobs_csv_cell(to_char(llm_outputs.created_at AT TIME ZONE 'UTC',
@@ -304,7 +307,20 @@ SELECT llm_outputs.id AS output_id,
                                 AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
            AS feedback_at,
        llm_outputs.latency_ms, llm_outputs.cost,
-       llmjobs_csv_cell(llm_outputs.template) AS template
+       llmjobs_csv_cell(llm_outputs.template) AS template,
+       llmjobs_csv_cell(array_to_string(llm_outputs.feedback_reasons, '; ')) AS reasons,
+       llmjobs_csv_cell(llm_outputs.feedback_comment) AS comment,
+       llmjobs_csv_cell(llm_outputs.corrected_answer) AS corrected_answer,
+       llmjobs_csv_cell((
+           SELECT jsonb_agg(jsonb_build_object(
+                      'judge', j.name,
+                      'verdict', jo.parsed_output ->> 'verdict',
+                      'reason', jo.parsed_output ->> 'reason') ORDER BY j.name)::text
+             FROM judge_verdicts AS jv
+             JOIN judges AS j ON j.id = jv.judge_id
+             JOIN llm_outputs AS jo ON jo.id = jv.judge_output_id
+            WHERE jv.output_id = llm_outputs.id AND jo.status = 'completed' AND jo.schema_valid
+       )) AS judge_verdicts
   FROM llm_outputs JOIN users ON users.id = llm_outputs.user_id
  WHERE llm_outputs.feedback <> 'none'
    AND NOT (llm_outputs.comparison_id IS NOT NULL AND EXISTS (

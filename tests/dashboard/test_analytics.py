@@ -210,7 +210,8 @@ def test_feedback_csv_round_trips_awkward_text_times_and_figures(pool, analyst):
     _seed(pool, analyst, model=A, feedback="none")  # not rated: not exported
     text = analytics.feedback_csv(pool, analyst, _last_30_days())
     assert text.splitlines()[0] == (
-        "output_id,created_at,user_name,model,format,feedback,feedback_at,latency_ms,cost,template"
+        "output_id,created_at,user_name,model,format,feedback,feedback_at,latency_ms,cost,template,"
+        "reasons,comment,corrected_answer,judge_verdicts"
     )
     (row,) = csv.DictReader(io.StringIO(text))
     assert int(row["output_id"]) == rated.id
