@@ -47,10 +47,27 @@ def insert_batch(conn: psycopg.Connection, **params: Any) -> int:
     return _insert(conn, "demo_insert_batch", {**params, "columns": Jsonb(params["columns"])})
 
 
+# What an output row may leave out: no reasons, comment, correction or JSON Schema.
+_OUTPUT_DEFAULTS: dict[str, Any] = {
+    "feedback_reasons": [],
+    "feedback_comment": None,
+    "corrected_answer": None,
+    "json_schema": None,
+    "schema_valid": None,
+    "schema_first_try": None,
+}
+
+
 def insert_outputs(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert finished outputs; return their ids in order."""
     params = [
-        {**r, "context": Jsonb(r["context"]), "parsed_output": _json_or_none(r["parsed_output"])}
+        {
+            **_OUTPUT_DEFAULTS,
+            **r,
+            "context": Jsonb(r["context"]),
+            "parsed_output": _json_or_none(r["parsed_output"]),
+            "json_schema": _json_or_none(r.get("json_schema")),
+        }
         for r in rows
     ]
     with conn.cursor() as cur:
@@ -71,6 +88,29 @@ def insert_feedback_events(conn: psycopg.Connection, rows: list[dict[str, Any]])
         cur.executemany(queries["demo_insert_feedback_event"], rows)
 
 
+def insert_judge(conn: psycopg.Connection, **params: Any) -> int:
+    return _insert(conn, "demo_insert_judge", params)
+
+
+def insert_judge_verdicts(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(queries["demo_insert_judge_verdict"], rows)
+
+
+def insert_review_queue(conn: psycopg.Connection, **params: Any) -> int:
+    return _insert(conn, "demo_insert_review_queue", {**params, "scope": Jsonb(params["scope"])})
+
+
+def insert_review_items(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(queries["demo_insert_review_item"], rows)
+
+
+def insert_review_marks(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(queries["demo_insert_review_mark"], rows)
+
+
 def insert_preferences(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> None:
     with conn.cursor() as cur:
         cur.executemany(queries["demo_insert_preference"], rows)
@@ -79,6 +119,8 @@ def insert_preferences(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> 
 def delete_all(conn: psycopg.Connection) -> dict[str, int]:
     """Delete every demo row (children before parents); return how many of each."""
     steps = (
+        ("review_queues", "demo_delete_review_queues"),
+        ("judges", "demo_delete_judges"),
         ("outputs", "demo_delete_outputs"),
         ("comparisons", "demo_delete_comparisons"),
         ("batches", "demo_delete_batches"),

@@ -3,9 +3,12 @@
 `seed(pool)` writes, as the user `demo`, several hundred outputs over the last 30 days across
 offline and provider models (tokens, costs and latencies as those models record them), all four
 formats, thumbs up and down, provider failures, re-runs and regenerations, two library templates
-with versions, a few picked blind comparisons and one finished batch. Everything is written
-already finished (no job is queued) and marked `demo`; `remove(pool)` deletes exactly those rows.
-The same `seed` and day give the same month.
+with versions, a few picked blind comparisons and one finished batch. Most thumbs-down give
+reasons (and some thumbs-up "great"), a few carry a comment, some a corrected answer; an LLM
+judge has judged the batch and a share of the rated outputs (agreeing with the thumbs most of the
+time, not always), and a review queue is half reviewed. Everything is written already finished
+(no job is queued) and marked `demo`; `remove(pool)` deletes exactly those rows. The same `seed`
+and day give the same month.
 """
 
 from __future__ import annotations
@@ -302,6 +305,85 @@ class DemoSummary:
     thumbs_up: int
     thumbs_down: int
     failed: int
+    with_reasons: int = 0
+    comments: int = 0
+    corrected: int = 0
+    judged: int = 0
+    review_items: int = 0
+
+
+# Why the demo user gave a thumbs down, by model: (reason, weight). Answers that had to be JSON
+# fail as off-format more often.
+DOWN_REASONS: dict[str, tuple[tuple[str, float], ...]] = {
+    "offline/brief": (("incomplete", 6), ("wrong", 2), ("off-format", 1)),
+    "offline/verbose": (("too long", 6), ("incomplete", 1), ("wrong", 1)),
+    "offline/flaky": (("off-format", 5), ("wrong", 3), ("incomplete", 1)),
+}
+PROVIDER_REASONS = (
+    ("wrong", 4),
+    ("incomplete", 3),
+    ("too long", 2),
+    ("off-format", 1),
+    ("unsafe", 0.3),
+)
+COMMENTS = {
+    "thumbs_down": (
+        "Misses the second half of the question.",
+        "The numbers do not match the source text.",
+        "Asked for three sentences, got a page.",
+        "Not valid for our JSON parser: a trailing explanation after the object.",
+        "Reads well but the key fact is wrong.",
+    ),
+    "thumbs_up": (
+        "Exactly the tone we want for customers.",
+        "Good enough to ship as is.",
+        "Use this one as an example for the team.",
+    ),
+}
+CORRECTIONS = {
+    "text": "In short: one concrete example first, then the rule in one sentence. Nothing more.",
+    "markdown": "- One concrete example first.\n- Then the rule, in one line.\n",
+    "html": "<p>One concrete example first, then the rule in one line.</p>",
+}
+
+JUDGE = "Answer check (demo)"
+JUDGE_MODEL = "openai/gpt-4o-mini"
+JUDGE_RUBRIC = """\
+You are reviewing an answer an AI model gave. Decide whether it passes.
+
+The request: {{ prompt }}
+The answer: {{ answer }}
+{% if corrected_answer %}What it should have been: {{ corrected_answer }}
+{% endif %}
+Pass the answer only if it is correct, complete, in the format asked for, no longer than needed
+and safe. Reply with a JSON object: {"verdict": "pass" or "fail", "reason": one sentence}.
+"""
+VERDICT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "verdict": {"type": "string", "enum": ["pass", "fail"]},
+        "reason": {"type": "string", "maxLength": 500},
+    },
+    "required": ["verdict", "reason"],
+    "additionalProperties": False,
+}
+JUDGE_REASONS = {
+    "pass": (
+        "Answers the request correctly and in the format asked for.",
+        "Complete and concise.",
+        "Correct, with nothing missing that matters.",
+    ),
+    "fail": (
+        "Leaves out part of what was asked.",
+        "States something that does not follow from the request.",
+        "Not in the format the request asks for.",
+        "Much longer than the request needs.",
+    ),
+}
+JUDGE_AGREEMENT = 0.82  # how often the judge's verdict matches the person's thumb
+JUDGED_SHARE = 0.35  # of the rated outputs
+REVIEW_QUEUE = "Flaky answers (demo)"
+REVIEW_ITEMS = 16
 
 
 def _answer(rng: random.Random, fmt: str, prompt: str, sentences: int) -> str:
@@ -501,14 +583,198 @@ def seed(pool: ConnectionPool, *, now: datetime | None = None, seed: int = SEED)
                 raise Conflict("demo data is already loaded (remove it with seed-demo --remove)")
             if found.name_taken:
                 raise Conflict(f"a user named {USER!r} already exists: demo data needs that name")
-            summary = _write(conn, rng, now)
+            summary = _write(conn, rng, now, random.Random(f"{seed}-explained"))
         # the month only: the worker's periodic refresh keeps the rest up to date
         analytics_db.refresh_rollup(conn, created_after=now - timedelta(days=DAYS + 2))
     log.info("demo data loaded", **summary.__dict__)
     return summary
 
 
-def _write(conn: Any, rng: random.Random, now: datetime) -> DemoSummary:
+def _explain(rng: random.Random, rows: list[dict[str, Any]]) -> None:
+    """Give the rated rows reasons (most thumbs-down, some thumbs-up "great"), a few comments
+    and, on some thumbs-down, a corrected answer."""
+    corrections = 0
+    for row in rows:
+        thumb = row["feedback"]
+        if thumb == "thumbs_down" and rng.random() < 0.8:
+            choices = DOWN_REASONS.get(row["model"], PROVIDER_REASONS)
+            names = [name for name, _ in choices]
+            weights = [
+                w * (3 if n == "off-format" and row["format"] == "json" else 1) for n, w in choices
+            ]
+            picked = {rng.choices(names, weights=weights)[0]}
+            if rng.random() < 0.3:
+                picked.add(rng.choices(names, weights=weights)[0])
+            row["feedback_reasons"] = sorted(picked, key=names.index)
+        elif thumb == "thumbs_up" and rng.random() < 0.15:
+            row["feedback_reasons"] = ["great"]
+        if thumb != "none" and rng.random() < 0.06:
+            row["feedback_comment"] = rng.choice(COMMENTS[thumb])
+        if thumb == "thumbs_down" and (corrections < 3 or rng.random() < 0.08):
+            corrected = _correction(row)
+            if corrected is not None:
+                row["corrected_answer"] = corrected
+                corrections += 1
+
+
+def _correction(row: dict[str, Any]) -> str | None:
+    """What the answer should have been: a short fix in the output's format."""
+    if row["format"] == "json":
+        answer = row["parsed_output"]
+        if not isinstance(answer, dict):
+            return None
+        fixed = dict(answer)
+        if "sentiment" in fixed:
+            fixed["sentiment"] = "negative" if fixed["sentiment"] != "negative" else "neutral"
+        elif "amount" in fixed:
+            fixed["amount"] = round(float(fixed["amount"]) + 100, 2)
+        else:
+            fixed["answer"] = " ".join(row["prompt"].split()[:8])
+        return json.dumps(fixed)
+    return CORRECTIONS[row["format"]]
+
+
+def _events(
+    rng: random.Random, user_id: int, ids: list[int], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One feedback event per rated row: its thumb with the reasons, comment and correction."""
+    events = []
+    for output_id, row in zip(ids, rows, strict=True):
+        if row["feedback"] == "none":
+            continue
+        changed = ["feedback"]
+        for part, column in (
+            ("reasons", "feedback_reasons"),
+            ("comment", "feedback_comment"),
+            ("corrected_answer", "corrected_answer"),
+        ):
+            if row.get(column):
+                changed.append(part)
+        events.append(
+            {
+                "output_id": output_id,
+                "user_id": user_id,
+                "new_value": row["feedback"],
+                "created_at": row["completed_at"] + timedelta(minutes=rng.randrange(1, 240)),
+                "reasons": row.get("feedback_reasons", []),
+                "comment": row.get("feedback_comment"),
+                "corrected_answer": row.get("corrected_answer"),
+                "changed": changed,
+            }
+        )
+    return events
+
+
+def _judged(
+    conn: Any, rng: random.Random, month: _Month, judged: list[tuple[int, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The demo judge and its verdicts on `judged` (id, row): each verdict an ordinary finished
+    json output of the judge's model, checked against the verdict schema, agreeing with the
+    person's thumb JUDGE_AGREEMENT of the time (and passing most unrated answers)."""
+    first = min(row["completed_at"] for _, row in judged)
+    judge_id = demo_db.insert_judge(
+        conn,
+        name=JUDGE,
+        model=JUDGE_MODEL,
+        rubric=JUDGE_RUBRIC,
+        created_by=month.user_id,
+        created_at=first - timedelta(hours=1),
+    )
+    answers = []
+    for _, row in judged:
+        if row["feedback"] == "none":
+            verdict = "pass" if rng.random() < 0.85 else "fail"
+        else:
+            agrees = rng.random() < JUDGE_AGREEMENT
+            verdict = "pass" if (row["feedback"] == "thumbs_up") == agrees else "fail"
+        context = {
+            "prompt": row["prompt"],
+            "answer": row["raw_response"],
+            "corrected_answer": row.get("corrected_answer") or "",
+        }
+        at = max(row["completed_at"] + timedelta(hours=rng.randrange(1, 48)), first)
+        answer = month.output(
+            model=JUDGE_MODEL,
+            template=JUDGE_RUBRIC,
+            context=context,
+            fmt="json",
+            created_at=min(at, month.now - timedelta(minutes=30)),
+            failed=False,
+        )
+        raw = json.dumps({"verdict": verdict, "reason": rng.choice(JUDGE_REASONS[verdict])})
+        answer.update(
+            feedback="none",
+            queue="low",
+            raw_response=raw,
+            parsed_output=json.loads(raw),
+            json_schema=VERDICT_SCHEMA,
+            schema_valid=True,
+            schema_first_try=True,
+        )
+        answers.append(answer)
+    answer_ids = demo_db.insert_outputs(conn, answers)
+    demo_db.insert_judge_verdicts(
+        conn,
+        [
+            {
+                "judge_id": judge_id,
+                "output_id": output_id,
+                "judge_output_id": answer_id,
+                "created_at": answer["created_at"],
+            }
+            for (output_id, _), answer_id, answer in zip(judged, answer_ids, answers, strict=True)
+        ],
+    )
+    return answers
+
+
+def _review_queue(
+    conn: Any, rng: random.Random, month: _Month, rated: list[tuple[int, dict[str, Any]]]
+) -> int:
+    """A review queue of offline/flaky's rated answers, its first half reviewed (each mark the
+    thumb and reasons the answer has); how many items it holds."""
+    items = [(i, r) for i, r in rated if r["model"] == "offline/flaky"][-REVIEW_ITEMS:]
+    if not items:
+        return 0
+    created_at = min(r["completed_at"] for _, r in items) + timedelta(hours=1)
+    queue_id = demo_db.insert_review_queue(
+        conn,
+        name=REVIEW_QUEUE,
+        owner_id=month.user_id,
+        scope={"model": "offline/flaky"},
+        blind=True,
+        created_at=created_at,
+    )
+    demo_db.insert_review_items(
+        conn,
+        [
+            {"queue_id": queue_id, "output_id": i, "position": n}
+            for n, (i, _) in enumerate(items, 1)
+        ],
+    )
+    demo_db.insert_review_marks(
+        conn,
+        [
+            {
+                "queue_id": queue_id,
+                "output_id": i,
+                "user_id": month.user_id,
+                "feedback": r["feedback"],
+                "reasons": r.get("feedback_reasons", []),
+                "reviewed_at": min(
+                    created_at + timedelta(minutes=3 * n + rng.randrange(3)),
+                    month.now - timedelta(minutes=5),
+                ),
+            }
+            for n, (i, r) in enumerate(items[: len(items) // 2])
+        ],
+    )
+    return len(items)
+
+
+def _write(conn: Any, rng: random.Random, now: datetime, explained: random.Random) -> DemoSummary:
+    """The month's rows; `explained` (a generator of its own, so that the month's outputs stay
+    those of the seed) picks the reasons, comments, corrections, verdicts and reviews."""
     start = now - timedelta(days=DAYS)
     user_id = demo_db.insert_user(conn, name=USER, created_at=start - timedelta(days=1))
     month = _Month(rng, now, user_id)
@@ -533,6 +799,7 @@ def _write(conn: Any, rng: random.Random, now: datetime) -> DemoSummary:
         library.append((ids, contexts))
 
     originals, children = _plan_outputs(rng, month, library)
+    _explain(explained, originals + [row for _, row in children])
     ids = demo_db.insert_outputs(conn, originals)
     for parent, row in children:
         row["parent_id"] = ids[parent]
@@ -540,20 +807,20 @@ def _write(conn: Any, rng: random.Random, now: datetime) -> DemoSummary:
     ids += demo_db.insert_outputs(conn, [row for _, row in children])
 
     comparisons, compared = _comparisons(conn, rng, month)
-    batch_rows = _batch(conn, rng, month)
+    batch_ids, batch_rows = _batch(conn, rng, month)
     rows += compared + batch_rows
 
-    events = [
-        {
-            "output_id": output_id,
-            "user_id": user_id,
-            "new_value": row["feedback"],
-            "created_at": row["completed_at"] + timedelta(minutes=rng.randrange(1, 240)),
-        }
-        for output_id, row in zip(ids, originals + [r for _, r in children], strict=True)
-        if row["feedback"] != "none"
+    planned = originals + [r for _, r in children]
+    demo_db.insert_feedback_events(conn, _events(rng, user_id, ids, planned))
+
+    rated = [(i, r) for i, r in zip(ids, planned, strict=True) if r["feedback"] != "none"]
+    judged = [(i, r) for i, r in rated if explained.random() < JUDGED_SHARE]
+    judged += [
+        (i, r) for i, r in zip(batch_ids, batch_rows, strict=True) if r["status"] == "completed"
     ]
-    demo_db.insert_feedback_events(conn, events)
+    verdicts = _judged(conn, explained, _Month(explained, now, user_id), judged)
+    queued = _review_queue(conn, explained, month, rated)
+    rows += verdicts
     return DemoSummary(
         user=USER,
         outputs=len(rows),
@@ -563,6 +830,11 @@ def _write(conn: Any, rng: random.Random, now: datetime) -> DemoSummary:
         thumbs_up=sum(r["feedback"] == "thumbs_up" for r in rows),
         thumbs_down=sum(r["feedback"] == "thumbs_down" for r in rows),
         failed=sum(r["status"] == "failed" for r in rows),
+        with_reasons=sum(bool(r.get("feedback_reasons")) for r in rows),
+        comments=sum(r.get("feedback_comment") is not None for r in rows),
+        corrected=sum(r.get("corrected_answer") is not None for r in rows),
+        judged=len(verdicts),
+        review_items=queued,
     )
 
 
@@ -625,7 +897,7 @@ def _comparisons(conn: Any, rng: random.Random, month: _Month) -> tuple[int, lis
     return len(COMPARED), rows
 
 
-def _batch(conn: Any, rng: random.Random, month: _Month) -> list[dict]:
+def _batch(conn: Any, rng: random.Random, month: _Month) -> tuple[list[int], list[dict]]:
     """One finished batch: reviews classified by gpt-4o-mini, one row failed."""
     template = PROMPTS[1][0]
     created_at = _when(rng, month.now)
@@ -655,8 +927,7 @@ def _batch(conn: Any, rng: random.Random, month: _Month) -> list[dict]:
     ]
     for row in rows:
         row["queue"] = "low"
-    demo_db.insert_outputs(conn, rows)
-    return rows
+    return demo_db.insert_outputs(conn, rows), rows
 
 
 def remove(pool: ConnectionPool) -> dict[str, int]:

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks import analytics, comparisons, demo, templates
+from tasks import analytics, comparisons, demo, feedback, templates
 from tasks import outputs as jobs
 from tasks.cli.main import main
 from tasks.errors import Conflict
+from tasks.testing import create_test_llm_output
 
 NOW = datetime(2024, 11, 20, 15, 30, tzinfo=UTC)
 
@@ -82,6 +83,81 @@ def test_seed_writes_a_finished_realistic_month(pool, admin):
     assert totals.thumbs_up == summary.thumbs_up
 
 
+def test_seed_explains_its_feedback_and_judges_a_batch(pool, admin):
+    summary = demo.seed(pool, now=NOW)
+    feedback = _one(
+        pool,
+        "SELECT count(*) FILTER (WHERE feedback = 'thumbs_down') AS down,"
+        " count(*) FILTER (WHERE feedback = 'thumbs_down' AND feedback_reasons <> '{}') AS why,"
+        " count(*) FILTER (WHERE feedback = 'thumbs_up' AND 'great' = ANY(feedback_reasons))"
+        "   AS great,"
+        " count(*) FILTER (WHERE feedback_comment IS NOT NULL) AS comments,"
+        " count(*) FILTER (WHERE corrected_answer IS NOT NULL) AS corrected,"
+        " count(*) FILTER (WHERE feedback_reasons <> '{}') AS with_reasons"
+        " FROM llm_outputs",
+    )
+    assert feedback["why"] > feedback["down"] / 2  # most thumbs-down give a reason
+    assert feedback["great"] >= 3 and feedback["comments"] >= 3 and feedback["corrected"] >= 1
+    assert (feedback["with_reasons"], feedback["comments"], feedback["corrected"]) == (
+        summary.with_reasons,
+        summary.comments,
+        summary.corrected,
+    )
+    # every reason is on the list, and each event keeps what it set
+    unknown = _one(
+        pool,
+        "SELECT count(*) AS n FROM llm_outputs, unnest(feedback_reasons) AS r(name)"
+        " WHERE r.name NOT IN (SELECT name FROM feedback_reasons)",
+    )
+    assert unknown["n"] == 0
+    events = _one(
+        pool,
+        "SELECT count(*) FILTER (WHERE e.reasons <> o.feedback_reasons"
+        "   OR e.comment IS DISTINCT FROM o.feedback_comment"
+        "   OR e.corrected_answer IS DISTINCT FROM o.corrected_answer) AS differ,"
+        " count(*) FILTER (WHERE 'reasons' = ANY(e.changed)) AS with_reasons"
+        " FROM feedback_events AS e JOIN llm_outputs AS o ON o.id = e.output_id",
+    )
+    assert events["differ"] == 0 and events["with_reasons"] > 0
+
+    # one demo judge, its verdicts ordinary json outputs of a known model, valid against a schema
+    verdicts = _all(
+        pool,
+        "SELECT j.demo AS judge_demo, jo.demo, jo.model, jo.format, jo.status, jo.schema_valid,"
+        " jo.json_schema IS NOT NULL AS has_schema, jo.feedback AS judge_feedback,"
+        " jo.parsed_output ->> 'verdict' AS verdict, jo.parsed_output ->> 'reason' AS reason,"
+        " o.feedback, o.batch_id"
+        " FROM judge_verdicts AS v JOIN judges AS j ON j.id = v.judge_id"
+        " JOIN llm_outputs AS jo ON jo.id = v.judge_output_id"
+        " JOIN llm_outputs AS o ON o.id = v.output_id",
+    )
+    assert len(verdicts) == summary.judged >= 40
+    assert {
+        (v["judge_demo"], v["demo"], v["model"], v["format"], v["status"]) for v in verdicts
+    } == {(True, True, demo.JUDGE_MODEL, "json", "completed")}
+    assert all(v["schema_valid"] and v["has_schema"] and v["reason"] for v in verdicts)
+    assert {v["judge_feedback"] for v in verdicts} == {"none"}  # verdicts are not thumbs
+    assert any(v["batch_id"] is not None for v in verdicts)  # the batch is judged
+    rated = [v for v in verdicts if v["feedback"] != "none"]
+    agree = sum((v["verdict"] == "pass") == (v["feedback"] == "thumbs_up") for v in rated)
+    assert len(rated) >= 30 and 0.6 < agree / len(rated) < 1  # mostly, not always
+
+    queue = _one(
+        pool,
+        "SELECT q.demo, count(i.*) AS items, (SELECT count(*) FROM review_marks AS m"
+        "   WHERE m.queue_id = q.id) AS marked FROM review_queues AS q"
+        " JOIN review_items AS i ON i.queue_id = q.id GROUP BY q.id",
+    )
+    assert queue["demo"] and queue["items"] == summary.review_items >= 4
+    assert queue["marked"] == queue["items"] // 2
+
+    # the Analytics page's reasons are those of the demo month
+    flt = analytics.output_filter(start=(NOW - timedelta(days=31)).date(), end=NOW.date())
+    by_model = analytics.reasons_by_model(pool, admin, flt)
+    assert sum({r.model: r.basis for r in by_model}.values()) == feedback["why"]
+    assert {r.model for r in by_model} >= {"offline/flaky", "openai/gpt-4o-mini"}
+
+
 _BY_MODEL = """
 SELECT model, sum(cost) AS cost, avg(latency_ms) AS latency, avg(completion_tokens) AS tokens,
        count(*) FILTER (WHERE feedback = 'thumbs_up') AS up,
@@ -112,6 +188,32 @@ def test_remove_deletes_exactly_the_demo_rows(pool, analyst, admin):
     mine = jobs.submit(
         pool, user=analyst, template="Hi {{ x }}", context={"x": "a"}, model="offline/echo"
     )
+    # someone's own judge, verdict and review queue stay
+    rated = create_test_llm_output(pool, analyst, feedback="thumbs_down")
+    feedback.set_feedback(pool, rated.id, analyst, reasons=["wrong"], comment="no")
+    verdict = create_test_llm_output(pool, admin, format="json", raw_response='{"verdict": "fail"}')
+    with pool.connection() as conn:
+        judge = conn.execute(
+            "INSERT INTO judges (name, model, rubric) VALUES ('mine', 'offline/echo', 'r')"
+            " RETURNING id"
+        ).fetchone()["id"]
+        conn.execute(
+            "INSERT INTO judge_verdicts (judge_id, output_id, judge_output_id) VALUES (%s, %s, %s)",
+            (judge, rated.id, verdict.id),
+        )
+        queue = conn.execute(
+            "INSERT INTO review_queues (name, owner_id) VALUES ('mine', %s) RETURNING id",
+            (analyst.id,),
+        ).fetchone()["id"]
+        conn.execute(
+            "INSERT INTO review_items (queue_id, output_id, position) VALUES (%s, %s, 1)",
+            (queue, rated.id),
+        )
+        conn.execute(
+            "INSERT INTO review_marks (queue_id, output_id, user_id, feedback)"
+            " VALUES (%s, %s, %s, 'thumbs_down')",
+            (queue, rated.id, analyst.id),
+        )
     templates.save_template(pool, analyst, "My template", "Hello {{ name }}")
     comparisons.submit_comparison(
         pool,
@@ -125,6 +227,7 @@ def test_remove_deletes_exactly_the_demo_rows(pool, analyst, admin):
     assert demo.is_loaded(pool)
     removed = demo.remove(pool)
     assert removed["outputs"] > 300 and removed["users"] == 1 and removed["templates"] == 2
+    assert removed["judges"] == 1 and removed["review_queues"] == 1
     assert _one(pool, _TABLES) == before
     assert jobs.get_output(pool, mine.output_id, analyst).status == "pending"
     assert not demo.is_loaded(pool)
@@ -138,7 +241,13 @@ SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM llm_outputs)
        (SELECT count(*) FROM comparisons) AS comparisons, (SELECT count(*) FROM batches) AS batches,
        (SELECT count(*) FROM preferences) AS preferences,
        (SELECT count(*) FROM feedback_events) AS feedback_events,
-       (SELECT count(*) FROM procrastinate_jobs) AS jobs
+       (SELECT count(*) FROM procrastinate_jobs) AS jobs,
+       (SELECT count(*) FROM judges) AS judges,
+       (SELECT count(*) FROM judge_verdicts) AS judge_verdicts,
+       (SELECT count(*) FROM review_queues) AS review_queues,
+       (SELECT count(*) FROM review_items) AS review_items,
+       (SELECT count(*) FROM review_marks) AS review_marks,
+       (SELECT count(*) FROM llm_outputs WHERE feedback_reasons <> '{}') AS with_reasons
 """
 
 
