@@ -5,14 +5,15 @@
 Seeds llm_outputs in SQL (generate_series): 50 analysts (a few heavy ones), 10 models and 20
 templates with skewed use, 90 days of history (ids in time order), 94 % completed, 6 % failed,
 the newest 0.5 % pending or processing, 15 % of completed outputs thumbs up and 7 % thumbs down,
-one feedback event per rated output; then rolls up every settled period (the analytics rollup,
-as the worker's periodic refresh would). Then times, on one connection as the dashboard's pool
-would, what the dashboard runs: the outputs page (`db.outputs.list_outputs`, a filter and the
-second keyset page, as an analyst and as an admin) and every aggregate of `db/analytics.py` over
-the analytics page's default range (the last 30 days), as an admin (everyone) and as an analyst.
-The analytics page's CSV download (every rated output of the range, at most 50,000, written by
-the server) runs on click, not with the page: it is timed apart, in ms and rows per second,
-with no goal (its rows grow with the data).
+half the thumbs-down with one or two reasons (wrong most, unsafe least) and 5 % of the thumbs-up
+with "great", one feedback event per rated output; then rolls up every settled period (the
+analytics rollup, as the worker's periodic refresh would). Then times, on one connection as the
+dashboard's pool would, what the dashboard runs: the outputs page (`db.outputs.list_outputs`, a
+filter and the second keyset page, as an analyst and as an admin) and every aggregate of
+`db/analytics.py` and `db/reasons.py` over the analytics page's default range (the last 30
+days), as an admin (everyone) and as an analyst. The analytics page's CSV download (every rated
+output of the range, at most 50,000, written by the server) runs on click, not with the page: it
+is timed apart, in ms and rows per second, with no goal (its rows grow with the data).
 
 Goals per query: p50 at 1 M <= 100 ms and p50 at 1 M ÷ p50 at 10 k <= 3. For each query missing
 one (every query with --plans), prints a summary of `EXPLAIN (ANALYZE, BUFFERS)`: the plan's top
@@ -64,9 +65,10 @@ TEMPLATES = [
 # models and templates). Ids follow time: the newest outputs have the highest ids.
 SEED_OUTPUTS = """
 INSERT INTO llm_outputs (user_id, template, model, context, format, queue, priority, kind,
-                         status, prompt, raw_response, parsed_output, feedback, attempts,
-                         error_message, prompt_tokens, completion_tokens, cost, latency_ms,
-                         created_at, started_at, completed_at)
+                         status, prompt, raw_response, parsed_output, feedback,
+                         feedback_reasons, attempts, error_message, prompt_tokens,
+                         completion_tokens, cost, latency_ms, created_at, started_at,
+                         completed_at)
 SELECT user_id, template, model, context, format, 'default', 10, 'original',
        status, prompt,
        CASE WHEN status = 'completed' THEN answer END,
@@ -75,6 +77,14 @@ SELECT user_id, template, model, context, format, 'default', 10, 'original',
             WHEN r_feedback < 0.15 THEN 'thumbs_up'
             WHEN r_feedback < 0.22 THEN 'thumbs_down'
             ELSE 'none' END,
+       -- half the thumbs-down give a reason (a third of those two), 5 %% of thumbs-up "great"
+       CASE WHEN status <> 'completed' THEN '{}'::text[]
+            WHEN r_feedback < 0.0075 THEN ARRAY['great']
+            WHEN r_feedback >= 0.15 AND r_feedback < 0.185 THEN
+                 CASE WHEN r_reason < 0.67 THEN ARRAY[(%(reasons)s::text[])[1 + reason]]
+                      ELSE ARRAY[(%(reasons)s::text[])[1 + reason],
+                                 (%(reasons)s::text[])[1 + (reason + 1) %% 5]] END
+            ELSE '{}' END,
        CASE WHEN status = 'pending' THEN 0 ELSE 1 END,
        CASE WHEN status = 'failed' THEN 'RateLimitError: provider said slow down' END,
        prompt_tokens, completion_tokens,
@@ -99,6 +109,8 @@ SELECT user_id, template, model, context, format, 'default', 10, 'original',
            'Here is an answer about concept ' || (g %% 5000) || '. '
                || repeat('It explains the idea step by step with an example. ', 6) AS answer,
            random() AS r_feedback,
+           random() AS r_reason,
+           floor(power(random(), 1.7) * 5)::int AS reason,
            100 + floor(random() * 900)::int AS prompt_tokens,
            20 + floor(random() * 600)::int AS completion_tokens,
            300 + floor(power(random(), 2) * 8000)::int AS latency_ms,
@@ -114,11 +126,16 @@ SELECT user_id, template, model, context, format, 'default', 10, 'original',
 """
 
 SEED_FEEDBACK = """
-INSERT INTO feedback_events (output_id, user_id, old_value, new_value, created_at)
-SELECT id, user_id, 'none', feedback, completed_at + interval '1 hour'
+INSERT INTO feedback_events (output_id, user_id, old_value, new_value, created_at, reasons,
+                             changed)
+SELECT id, user_id, 'none', feedback, completed_at + interval '1 hour', feedback_reasons,
+       CASE WHEN feedback_reasons = '{}' THEN '{feedback}'::text[]
+            ELSE '{feedback,reasons}' END
   FROM llm_outputs
  WHERE feedback <> 'none'
 """
+# The default reasons of a thumbs-down, the most given first.
+REASONS = ["wrong", "incomplete", "off-format", "too long", "unsafe"]
 
 
 def seed(url: str, outputs: int) -> dict[str, Any]:
@@ -137,7 +154,13 @@ def seed(url: str, outputs: int) -> dict[str, Any]:
         started = time.perf_counter()
         conn.execute(
             SEED_OUTPUTS,
-            {"n": outputs, "first_user": first, "models": MODELS, "templates": TEMPLATES},
+            {
+                "n": outputs,
+                "first_user": first,
+                "models": MODELS,
+                "templates": TEMPLATES,
+                "reasons": REASONS,
+            },
         )
         conn.execute(SEED_FEEDBACK)
         conn.execute("VACUUM (ANALYZE) llm_outputs")
@@ -211,7 +234,7 @@ Case = tuple[str, Callable[[Any], Any]]
 
 def cases(picks: dict[str, Any], second_page: dict[str, int]) -> list[Case]:
     """(label, call on a connection) for every query the outputs and analytics pages run."""
-    from db import analytics, outputs
+    from db import analytics, outputs, reasons
     from tasks.analytics import bucket_for, output_filter
 
     today = datetime.now(UTC).date()
@@ -260,6 +283,12 @@ def cases(picks: dict[str, Any], second_page: dict[str, int]) -> list[Case]:
                 lambda c, f=flt: analytics.volume_over_time(c, f, bucket),
             ),
             (f"by_template 30 d: {who}", lambda c, f=flt: analytics.by_template(c, f, 10)),
+            (f"reasons by_model 30 d: {who}", lambda c, f=flt: reasons.by_model(c, f)),
+            (f"reasons by_template 30 d: {who}", lambda c, f=flt: reasons.by_template(c, f, 10)),
+            (
+                f"reasons over_time 30 d: {who}",
+                lambda c, f=flt: reasons.over_time(c, f, bucket),
+            ),
         ]
     return found
 

@@ -178,11 +178,13 @@ def feedback_csv(conn: psycopg.Connection, flt: OutputFilter, limit: int) -> str
     corrected_answer, judge_verdicts (a JSON array of {judge, verdict, reason}; empty when no
     judge's answer is in). Text a spreadsheet would run as a formula starts
     with `'` (llmjobs_csv_cell, the rule of tasks.csvcells); numbers are as they are."""
-    with (
-        conn.cursor() as cur,
-        cur.copy(queries["analytics_feedback_csv"], _params(flt, limit=limit)) as copy,
-    ):
-        return b"".join(bytes(chunk) for chunk in copy).decode()
+    with conn.transaction():
+        conn.execute(queries["analytics_feedback_csv_settings"])
+        with (
+            conn.cursor() as cur,
+            cur.copy(queries["analytics_feedback_csv"], _params(flt, limit=limit)) as copy,
+        ):
+            return b"".join(bytes(chunk) for chunk in copy).decode()
 
 
 def models_used(conn: psycopg.Connection, user_id: int | None) -> list[str]:

@@ -286,55 +286,73 @@ SELECT COALESCE(max(t.name || ' v' || v.version), min(parts.template_head)) AS l
 -- first, at most max_periods (NULL: all); how many were rolled up (0 when another refresh runs)
 SELECT analytics_refresh(%(created_after)s, %(created_before)s, %(max_periods)s) AS periods
 
+-- analytics_feedback_csv_settings --
+-- For the CSV's transaction: no JIT compiling (its tens of milliseconds are more than the
+-- export's expressions take to run, yet its estimated rows reach the planner's threshold)
+SET LOCAL jit = off
+
 -- analytics_feedback_csv --
 -- Rated outputs (thumbs up or down) with what was rated, newest first, at most `limit`, as CSV
 -- with a header line: the server writes the CSV (COPY), times in UTC as ISO 8601, every text cell
 -- through llmjobs_csv_cell (no spreadsheet formulas), numbers as they are. Then the feedback's
 -- reasons ("; " between them), comment and corrected answer, and the verdicts of the judges whose
 -- answer is in (completed and schema-valid) as a JSON array of {judge, verdict, reason}, by judge
--- name. The answers of a blind comparison not yet judged are left out until the pick (their
--- models are not to be seen before)
+-- name, read for the rows written only (a join, not a query per row). The answers of a blind
+-- comparison not yet judged are left out until the pick (their models are not to be seen before)
 COPY (
-SELECT llm_outputs.id AS output_id,
-       llmjobs_csv_cell(to_char(llm_outputs.created_at AT TIME ZONE 'UTC',
+WITH rated AS MATERIALIZED (
+    SELECT llm_outputs.id, llm_outputs.created_at, users.name AS user_name, llm_outputs.model,
+           llm_outputs.format, llm_outputs.feedback, llm_outputs.latency_ms, llm_outputs.cost,
+           llm_outputs.template, llm_outputs.feedback_reasons, llm_outputs.feedback_comment,
+           llm_outputs.corrected_answer
+      FROM llm_outputs JOIN users ON users.id = llm_outputs.user_id
+     WHERE llm_outputs.feedback <> 'none'
+       AND NOT (llm_outputs.comparison_id IS NOT NULL AND EXISTS (
+               SELECT 1 FROM comparisons AS c
+                WHERE c.id = llm_outputs.comparison_id AND c.blind
+                  AND NOT EXISTS (SELECT 1 FROM preferences AS p WHERE p.comparison_id = c.id)))
+       AND (%(user_id)s::bigint IS NULL OR llm_outputs.user_id = %(user_id)s)
+       AND (%(model)s::text IS NULL OR llm_outputs.model = %(model)s)
+       AND (%(template)s::text IS NULL
+            OR (md5(llm_outputs.template) = md5(%(template)s)
+                AND llm_outputs.template = %(template)s))
+       AND (%(created_after)s::timestamptz IS NULL OR llm_outputs.created_at >= %(created_after)s)
+       AND (%(created_before)s::timestamptz IS NULL
+            OR llm_outputs.created_at < %(created_before)s)
+     ORDER BY llm_outputs.id DESC
+     LIMIT %(limit)s
+), verdicts AS (
+    SELECT jv.output_id,
+           jsonb_agg(jsonb_build_object(
+               'judge', j.name,
+               'verdict', jo.parsed_output ->> 'verdict',
+               'reason', jo.parsed_output ->> 'reason') ORDER BY j.name)::text AS verdicts
+      FROM judge_verdicts AS jv
+      JOIN judges AS j ON j.id = jv.judge_id
+      JOIN llm_outputs AS jo ON jo.id = jv.judge_output_id
+     WHERE jv.output_id IN (SELECT rated.id FROM rated)
+       AND jo.status = 'completed' AND jo.schema_valid
+     GROUP BY jv.output_id
+)
+SELECT rated.id AS output_id,
+       llmjobs_csv_cell(to_char(rated.created_at AT TIME ZONE 'UTC',
                                 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) AS created_at,
-       llmjobs_csv_cell(users.name) AS user_name,
-       llmjobs_csv_cell(llm_outputs.model) AS model,
-       llmjobs_csv_cell(llm_outputs.format) AS format,
-       llmjobs_csv_cell(llm_outputs.feedback) AS feedback,
+       llmjobs_csv_cell(rated.user_name) AS user_name,
+       llmjobs_csv_cell(rated.model) AS model,
+       llmjobs_csv_cell(rated.format) AS format,
+       llmjobs_csv_cell(rated.feedback) AS feedback,
        llmjobs_csv_cell(to_char((SELECT max(feedback_events.created_at) FROM feedback_events
-                                  WHERE feedback_events.output_id = llm_outputs.id)
+                                  WHERE feedback_events.output_id = rated.id)
                                 AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
            AS feedback_at,
-       llm_outputs.latency_ms, llm_outputs.cost,
-       llmjobs_csv_cell(llm_outputs.template) AS template,
-       llmjobs_csv_cell(array_to_string(llm_outputs.feedback_reasons, '; ')) AS reasons,
-       llmjobs_csv_cell(llm_outputs.feedback_comment) AS comment,
-       llmjobs_csv_cell(llm_outputs.corrected_answer) AS corrected_answer,
-       llmjobs_csv_cell((
-           SELECT jsonb_agg(jsonb_build_object(
-                      'judge', j.name,
-                      'verdict', jo.parsed_output ->> 'verdict',
-                      'reason', jo.parsed_output ->> 'reason') ORDER BY j.name)::text
-             FROM judge_verdicts AS jv
-             JOIN judges AS j ON j.id = jv.judge_id
-             JOIN llm_outputs AS jo ON jo.id = jv.judge_output_id
-            WHERE jv.output_id = llm_outputs.id AND jo.status = 'completed' AND jo.schema_valid
-       )) AS judge_verdicts
-  FROM llm_outputs JOIN users ON users.id = llm_outputs.user_id
- WHERE llm_outputs.feedback <> 'none'
-   AND NOT (llm_outputs.comparison_id IS NOT NULL AND EXISTS (
-           SELECT 1 FROM comparisons AS c
-            WHERE c.id = llm_outputs.comparison_id AND c.blind
-              AND NOT EXISTS (SELECT 1 FROM preferences AS p WHERE p.comparison_id = c.id)))
-   AND (%(user_id)s::bigint IS NULL OR llm_outputs.user_id = %(user_id)s)
-   AND (%(model)s::text IS NULL OR llm_outputs.model = %(model)s)
-   AND (%(template)s::text IS NULL
-        OR (md5(llm_outputs.template) = md5(%(template)s) AND llm_outputs.template = %(template)s))
-   AND (%(created_after)s::timestamptz IS NULL OR llm_outputs.created_at >= %(created_after)s)
-   AND (%(created_before)s::timestamptz IS NULL OR llm_outputs.created_at < %(created_before)s)
- ORDER BY llm_outputs.id DESC
- LIMIT %(limit)s
+       rated.latency_ms, rated.cost,
+       llmjobs_csv_cell(rated.template) AS template,
+       llmjobs_csv_cell(array_to_string(rated.feedback_reasons, '; ')) AS reasons,
+       llmjobs_csv_cell(rated.feedback_comment) AS comment,
+       llmjobs_csv_cell(rated.corrected_answer) AS corrected_answer,
+       llmjobs_csv_cell(verdicts.verdicts) AS judge_verdicts
+  FROM rated LEFT JOIN verdicts ON verdicts.output_id = rated.id
+ ORDER BY rated.id DESC
 ) TO STDOUT WITH (FORMAT csv, HEADER)
 
 -- analytics_models_used --
