@@ -535,7 +535,10 @@ class BatchRetried(BaseModel):
 class ExportFilters(OutputSelection):
     kind: Literal["all", "golden", "eval"] = Field(
         "all",
-        description="all completed outputs, golden (thumbs-up) or eval (thumbs-down) ones.",
+        description=(
+            "all completed outputs, golden (thumbs-up ones and those with a corrected answer, "
+            "which then gives the answer) or eval (thumbs-down) ones."
+        ),
     )
 
 
