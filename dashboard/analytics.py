@@ -207,16 +207,13 @@ def reasons_view() -> None:
     )
     st.subheader(":material/label: Thumbs-down reasons by model", anchor=False)
     charts.draw(charts.reasons_grid(charts.reason_rows(by_model), "model", "model"))
-    left, right = st.columns(2, gap="large")
-    with left:
-        st.subheader(":material/timeline: Reasons over time", anchor=False)
-        points = deps.reasons_over_time(pool, user, flt)
-        charts.draw(charts.reasons_over_time(charts.reason_rows(points)))
-    with right:
-        st.subheader(":material/description: Reasons by template", anchor=False)
-        top = st.slider("Top templates", 3, 25, 10, key="analytics_reasons_top")
-        by_template = deps.reasons_by_template(pool, user, flt, top)
-        charts.draw(charts.reasons_grid(charts.reason_rows(by_template), "label", "template"))
+    st.subheader(":material/timeline: Reasons over time", anchor=False)
+    points = deps.reasons_over_time(pool, user, flt)
+    charts.draw(charts.reasons_over_time(charts.reason_rows(points)))
+    st.subheader(":material/description: Reasons by template", anchor=False)
+    top = st.slider("Top templates", 3, 25, 10, key="analytics_reasons_top")
+    by_template = deps.reasons_by_template(pool, user, flt, top)
+    charts.draw(charts.reasons_grid(charts.reason_rows(by_template), "label", "template"))
     st.dataframe(
         charts.reason_rows(by_model)[["model", "reason", "outputs", "basis", "basis_text"]],
         hide_index=True,

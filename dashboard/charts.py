@@ -183,7 +183,7 @@ def reason_rows(rows: Sequence[Any]) -> pd.DataFrame:
 def reasons_grid(reasons: pd.DataFrame, by: str, title: str) -> Chart:
     """Thumbs-down reasons per `by` (model, or a template's label): each cell the share of the
     row's thumbs-down outputs with a reason that give the column's reason, with its count."""
-    y = field(f"{by}:N", title=title, axis=LABELS)
+    y = field(f"{by}:N", title=None, axis=LABELS)
     x = field("reason:N", title="reason", axis={"labelAngle": -30})
     tooltip = [
         field(f"{by}:N", title=title),
@@ -197,7 +197,7 @@ def reasons_grid(reasons: pd.DataFrame, by: str, title: str) -> Chart:
             "x": x,
             "color": field(
                 "share:Q",
-                title="share of thumbs-down with a reason",
+                title="share",
                 scale={"domain": [0, 1], "scheme": "reds"},
                 legend={"format": ".0%"},
             ),
@@ -230,7 +230,7 @@ def reasons_over_time(points: pd.DataFrame) -> Chart:
             "x": field("bucket:T", axis=time_axis(points)),
             "y": field(
                 "outputs:Q",
-                title="reasons given on thumbs-down outputs",
+                title="reasons given",
                 stack=True,
                 axis={"format": "d"},
             ),
