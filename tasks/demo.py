@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from db import analytics as analytics_db
 from db import demo as demo_db
+from tasks import judges
 from tasks.errors import Conflict
 from tasks.llm import formats, rendering
 from tasks.logs import get_logger
@@ -348,25 +349,6 @@ CORRECTIONS = {
 
 JUDGE = "Answer check (demo)"
 JUDGE_MODEL = "openai/gpt-4o-mini"
-JUDGE_RUBRIC = """\
-You are reviewing an answer an AI model gave. Decide whether it passes.
-
-The request: {{ prompt }}
-The answer: {{ answer }}
-{% if corrected_answer %}What it should have been: {{ corrected_answer }}
-{% endif %}
-Pass the answer only if it is correct, complete, in the format asked for, no longer than needed
-and safe. Reply with a JSON object: {"verdict": "pass" or "fail", "reason": one sentence}.
-"""
-VERDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "verdict": {"type": "string", "enum": ["pass", "fail"]},
-        "reason": {"type": "string", "maxLength": 500},
-    },
-    "required": ["verdict", "reason"],
-    "additionalProperties": False,
-}
 JUDGE_REASONS = {
     "pass": (
         "Answers the request correctly and in the format asked for.",
@@ -676,7 +658,7 @@ def _judged(
         conn,
         name=JUDGE,
         model=JUDGE_MODEL,
-        rubric=JUDGE_RUBRIC,
+        rubric=judges.DEFAULT_RUBRIC,
         created_by=month.user_id,
         created_at=first - timedelta(hours=1),
     )
@@ -687,15 +669,17 @@ def _judged(
         else:
             agrees = rng.random() < JUDGE_AGREEMENT
             verdict = "pass" if (row["feedback"] == "thumbs_up") == agrees else "fail"
+        # what the rubric sees, as a judge run gives it (tasks.judges.rubric_values)
         context = {
             "prompt": row["prompt"],
             "answer": row["raw_response"],
             "corrected_answer": row.get("corrected_answer") or "",
+            "context": json.dumps(row["context"], ensure_ascii=False, indent=2, sort_keys=True),
         }
         at = max(row["completed_at"] + timedelta(hours=rng.randrange(1, 48)), first)
         answer = month.output(
             model=JUDGE_MODEL,
-            template=JUDGE_RUBRIC,
+            template=judges.DEFAULT_RUBRIC,
             context=context,
             fmt="json",
             created_at=min(at, month.now - timedelta(minutes=30)),
@@ -707,7 +691,7 @@ def _judged(
             queue="low",
             raw_response=raw,
             parsed_output=json.loads(raw),
-            json_schema=VERDICT_SCHEMA,
+            json_schema=judges.VERDICT_SCHEMA,
             schema_valid=True,
             schema_first_try=True,
         )

@@ -122,7 +122,7 @@ RETURNING id
 -- export_outputs --
 -- Completed outputs for a dataset: what was asked and answered, and how it was judged: the
 -- feedback with its reasons, comment and corrected answer, and the verdicts of the judges whose
--- answer is in (completed and schema-valid), by judge name. With `or_corrected`, an output with
+-- answer is in (pass or fail: judge_outcomes), by judge name. With `or_corrected`, an output with
 -- a corrected answer is kept whatever its feedback. The answers of a blind comparison not yet
 -- judged are left out until the pick (their models are not to be seen before it)
 SELECT o.id, o.model, o.format, o.template, o.prompt, o.system_prompt, o.context,
@@ -130,14 +130,11 @@ SELECT o.id, o.model, o.format, o.template, o.prompt, o.system_prompt, o.context
        o.feedback_reasons, o.feedback_comment, o.corrected_answer,
        v.version AS template_version, t.name AS template_name,
        (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                    'judge', j.name,
-                    'verdict', jo.parsed_output ->> 'verdict',
-                    'reason', jo.parsed_output ->> 'reason') ORDER BY j.name), '[]'::jsonb)
-          FROM judge_verdicts AS jv
-          JOIN judges AS j ON j.id = jv.judge_id
-          JOIN llm_outputs AS jo ON jo.id = jv.judge_output_id
-         WHERE jv.output_id = o.id AND jo.status = 'completed' AND jo.schema_valid)
-           AS judge_verdicts
+                    'judge', j.name, 'verdict', jo.outcome, 'reason', jo.reason)
+                    ORDER BY j.name), '[]'::jsonb)
+          FROM judge_outcomes AS jo
+          JOIN judges AS j ON j.id = jo.judge_id
+         WHERE jo.output_id = o.id AND jo.outcome IN ('pass', 'fail')) AS judge_verdicts
   FROM llm_outputs AS o
   LEFT JOIN prompt_template_versions AS v ON v.id = o.template_version_id
   LEFT JOIN prompt_templates AS t ON t.id = v.template_id

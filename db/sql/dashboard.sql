@@ -296,8 +296,8 @@ SET LOCAL jit = off
 -- with a header line: the server writes the CSV (COPY), times in UTC as ISO 8601, every text cell
 -- through llmjobs_csv_cell (no spreadsheet formulas), numbers as they are. Then the feedback's
 -- reasons ("; " between them), comment and corrected answer, and the verdicts of the judges whose
--- answer is in (completed and schema-valid) as a JSON array of {judge, verdict, reason}, by judge
--- name, read for the rows written only (a join, not a query per row). The answers of a blind
+-- answer is in (pass or fail: judge_outcomes) as a JSON array of {judge, verdict, reason}, by
+-- judge name, read for the rows written only (a join, not a query per row). The answers of a blind
 -- comparison not yet judged are left out until the pick (their models are not to be seen before)
 COPY (
 WITH rated AS MATERIALIZED (
@@ -322,17 +322,13 @@ WITH rated AS MATERIALIZED (
      ORDER BY llm_outputs.id DESC
      LIMIT %(limit)s
 ), verdicts AS (
-    SELECT jv.output_id,
-           jsonb_agg(jsonb_build_object(
-               'judge', j.name,
-               'verdict', jo.parsed_output ->> 'verdict',
-               'reason', jo.parsed_output ->> 'reason') ORDER BY j.name)::text AS verdicts
-      FROM judge_verdicts AS jv
-      JOIN judges AS j ON j.id = jv.judge_id
-      JOIN llm_outputs AS jo ON jo.id = jv.judge_output_id
-     WHERE jv.output_id IN (SELECT rated.id FROM rated)
-       AND jo.status = 'completed' AND jo.schema_valid
-     GROUP BY jv.output_id
+    SELECT jo.output_id,
+           jsonb_agg(jsonb_build_object('judge', j.name, 'verdict', jo.outcome,
+                                        'reason', jo.reason) ORDER BY j.name)::text AS verdicts
+      FROM judge_outcomes AS jo
+      JOIN judges AS j ON j.id = jo.judge_id
+     WHERE jo.output_id IN (SELECT rated.id FROM rated) AND jo.outcome IN ('pass', 'fail')
+     GROUP BY jo.output_id
 )
 SELECT rated.id AS output_id,
        llmjobs_csv_cell(to_char(rated.created_at AT TIME ZONE 'UTC',

@@ -83,3 +83,20 @@ def test_reason_charts_are_valid_vega_lite_with_their_basis():
         values = json.loads(chart.data.to_json(orient="records", date_format="iso"))
         alt.Chart.from_dict({**chart.spec, "data": {"values": values}}, validate=True)
     assert charts.reason_rows([]).empty
+
+
+def test_the_demo_month_fills_the_reasons_view_and_the_judges_page(app_as, pool, admin):
+    from tasks import demo
+
+    demo.seed(pool)
+    at = _reasons_view(app_as, admin)
+    assert len(at.get("vega_lite_chart")) == 3
+    assert not at.info  # no empty state: the demo's thumbs-down give reasons
+    at = app_as(admin, "dashboard/judges.py")
+    [judge] = [j for j in at.selectbox(key="judges_pick").options if j != "New judge"]
+    assert judge == demo.JUDGE
+    at.selectbox(key="judges_pick").select_index(1).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Outputs with both"].replace(",", "")) >= 30
+    assert 0.2 < float(metrics["Cohen's kappa"]) < 1  # calibration is meaningful

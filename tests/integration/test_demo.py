@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tasks import analytics, comparisons, demo, feedback, templates
+from tasks import analytics, comparisons, demo, feedback, judges, templates
 from tasks import outputs as jobs
 from tasks.cli.main import main
 from tasks.errors import Conflict
@@ -141,6 +141,13 @@ def test_seed_explains_its_feedback_and_judges_a_batch(pool, admin):
     rated = [v for v in verdicts if v["feedback"] != "none"]
     agree = sum((v["verdict"] == "pass") == (v["feedback"] == "thumbs_up") for v in rated)
     assert len(rated) >= 30 and 0.6 < agree / len(rated) < 1  # mostly, not always
+    # calibration is meaningful: agreement beyond chance, per model too
+    [judge] = judges.list_judges(pool, admin)
+    calibrated = judges.calibration(pool, judge.id, admin)
+    assert calibrated.overall.count == len(rated)
+    assert calibrated.overall.agreement == pytest.approx(agree / len(rated))
+    assert 0.2 < calibrated.overall.kappa < 1
+    assert len(calibrated.per_model) >= 4
 
     queue = _one(
         pool,

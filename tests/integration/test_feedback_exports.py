@@ -12,14 +12,9 @@ import json
 import pytest
 
 from tasks import analytics, exports, feedback
+from tasks.judges import VERDICT_SCHEMA
 from tasks.testing import create_test_llm_output
 from tests.support.hostile import FORMULAS, neutralised
-
-VERDICT_SCHEMA = {
-    "type": "object",
-    "properties": {"verdict": {"enum": ["pass", "fail"]}, "reason": {"type": "string"}},
-    "required": ["verdict", "reason"],
-}
 
 
 def _lines(pool, user, **kw) -> list[dict]:
