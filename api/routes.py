@@ -599,7 +599,8 @@ def export_outputs(
 ) -> StreamingResponse:
     """Completed outputs (yours; admins: everyone's or user_id's), streamed: prompt, output,
     model, format, feedback, template name and version, context, and chat `messages` ready for
-    fine-tuning. kind golden keeps thumbs-up answers, eval thumbs-down ones."""
+    fine-tuning. kind golden keeps thumbs-up answers and corrected ones (the correction as the
+    answer, `corrected: true`), eval thumbs-down ones."""
     lines = exports.export_jsonl(pool, user, **filters.model_dump())
     # The first page is read now, so that an unavailable database is a 503, not a cut stream.
     first = next(lines, None)

@@ -29,7 +29,7 @@ WIDTHS |= {"feedback": 95, "user": 65, "context": 110, "answer": 120, "comment":
 FEEDBACK_SHORT = {"thumbs_up": "up", "thumbs_down": "down", "none": ""}
 DATASETS = (
     ("all", "Export all (JSONL)", ":material/download:"),
-    ("golden", "Golden set: thumbs up", ":material/thumb_up:"),
+    ("golden", "Golden set: thumbs up and corrected answers", ":material/thumb_up:"),
     ("eval", "Eval set: thumbs down", ":material/thumb_down:"),
 )
 

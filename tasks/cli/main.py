@@ -813,7 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind",
         default="all",
         choices=["all", "golden", "eval"],
-        help="golden: thumbs up only; eval: thumbs down only",
+        help="golden: thumbs up, and corrected answers (given as the answer); eval: thumbs down",
     )
     p.add_argument("--model", default=None)
     p.add_argument("--format", default=None)
