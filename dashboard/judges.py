@@ -76,45 +76,50 @@ if "judges_pick_next" in st.session_state:  # a judge just defined or deleted
 chosen = st.selectbox(
     "Judge",
     [None, *every],
+    index=1 if every else 0,  # a judge's verdicts and calibration first, when there is one
     key="judges_pick",
     format_func=lambda j: "New judge" if j is None else every[j].name,
 )
 judge = every.get(chosen)
 
-st.subheader(
-    ":material/edit: " + (f"Change {judge.name}" if judge else "Define a judge"), anchor=False
-)
-served = [m.name for m in deps.usable_models()]
-models = served if judge is None or judge.model in served else [judge.model, *served]
-form_key = f"judges_form_{chosen or 'new'}"
-with st.form(form_key):
-    columns = st.columns([1, 1])
-    name = columns[0].text_input(
-        "Name",
-        value=judge.name if judge else "",
-        max_chars=judges.MAX_NAME_CHARS,
-        key=f"{form_key}_name",
-    )
-    model = columns[1].selectbox(
-        "Model",
-        models,
-        index=models.index(judge.model) if judge else None,
-        key=f"{form_key}_model",
-        placeholder="Choose the judge's model",
-    )
-    rubric = st.text_area(
-        "Rubric",
-        value=judge.rubric if judge else judges.DEFAULT_RUBRIC,
-        height=360,
-        key=f"{form_key}_rubric",
-        help="A prompt template (as on Submit) that sees `prompt` (the judged output's prompt), "
-        "`answer` (its raw answer), `corrected_answer` (what a person said it should have been, "
-        "else empty) and `context` (its values, as JSON text). Long texts are cut to fit, and "
-        "say so.",
-    )
-    saved = st.form_submit_button(
-        "Save changes" if judge else "Define the judge", icon=":material/save:", type="primary"
-    )
+# A judge's verdicts and calibration come first; its definition folds away.
+if judge is None:
+    st.subheader(":material/edit: Define a judge", anchor=False)
+    editor = st.container()
+else:
+    editor = st.expander(f":material/edit: Change {judge.name}")
+with editor:
+    served = [m.name for m in deps.usable_models()]
+    models = served if judge is None or judge.model in served else [judge.model, *served]
+    form_key = f"judges_form_{chosen or 'new'}"
+    with st.form(form_key):
+        columns = st.columns([1, 1])
+        name = columns[0].text_input(
+            "Name",
+            value=judge.name if judge else "",
+            max_chars=judges.MAX_NAME_CHARS,
+            key=f"{form_key}_name",
+        )
+        model = columns[1].selectbox(
+            "Model",
+            models,
+            index=models.index(judge.model) if judge else None,
+            key=f"{form_key}_model",
+            placeholder="Choose the judge's model",
+        )
+        rubric = st.text_area(
+            "Rubric",
+            value=judge.rubric if judge else judges.DEFAULT_RUBRIC,
+            height=360,
+            key=f"{form_key}_rubric",
+            help="A prompt template (as on Submit) that sees `prompt` (the judged output's "
+            "prompt), `answer` (its raw answer), `corrected_answer` (what a person said it "
+            "should have been, else empty) and `context` (its values, as JSON text). Long texts "
+            "are cut to fit, and say so.",
+        )
+        saved = st.form_submit_button(
+            "Save changes" if judge else "Define the judge", icon=":material/save:", type="primary"
+        )
 if saved:
     try:
         if judge is None:
