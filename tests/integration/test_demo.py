@@ -10,7 +10,6 @@ import pytest
 
 from tasks import analytics, comparisons, demo, feedback, judges, templates
 from tasks import outputs as jobs
-from tasks.cli.main import main
 from tasks.errors import Conflict
 from tasks.testing import create_test_llm_output
 
@@ -272,14 +271,18 @@ def test_hint_only_on_an_empty_database(pool):
     assert demo.hint_if_empty(pool) is None
 
 
-def test_the_command_seeds_refuses_again_and_removes(database_url, pool, capsys):
-    assert main(["seed-demo"]) == 0
-    seeded = json.loads(capsys.readouterr().out)
+def test_the_command_seeds_refuses_again_and_removes(database_url, pool):
+    from tests.integration.test_cli import llmjobs
+
+    first = llmjobs("seed-demo")
+    assert first.returncode == 0, first.stderr
+    seeded = json.loads(first.stdout)
     assert seeded["outputs"] >= 300 and seeded["user"] == "demo"
-    assert main(["seed-demo"]) == 1
-    assert "already loaded" in capsys.readouterr().err
-    assert main(["seed-demo", "--remove"]) == 0
-    assert json.loads(capsys.readouterr().out)["removed"]["outputs"] == seeded["outputs"]
+    again = llmjobs("seed-demo")
+    assert again.returncode == 1 and "already loaded" in again.stderr
+    removed = llmjobs("seed-demo", "--remove")
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(removed.stdout)["removed"]["outputs"] == seeded["outputs"]
     assert _one(pool, "SELECT count(*) AS n FROM llm_outputs")["n"] == 0
 
 

@@ -173,12 +173,12 @@ def test_feedback_csv_keeps_formulas_in_comments_and_corrections_as_text(pool, a
     assert [lines[i]["comment"] for i in made] == FORMULAS
 
 
-def test_the_command_exports_the_golden_set_with_corrections(database_url, pool, analyst, capsys):
-    from tasks.cli.main import main
+def test_the_command_exports_the_golden_set_with_corrections(database_url, pool, analyst):
+    from tests.integration.test_cli import llmjobs
 
     out = create_test_llm_output(pool, analyst, raw_response="bad")
     feedback.set_feedback(pool, out.id, analyst, "thumbs_down", corrected_answer="good")
-    capsys.readouterr()  # the log line of the feedback
-    assert main(["export", "--kind", "golden", "--user", "ana"]) == 0
-    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    exported = llmjobs("export", "--kind", "golden", "--user", "ana")
+    assert exported.returncode == 0, exported.stderr
+    [line] = [json.loads(x) for x in exported.stdout.splitlines()]
     assert (line["id"], line["output"], line["corrected"]) == (out.id, "good", True)
