@@ -46,6 +46,7 @@ PAGES = {
     "Outputs": "outputs",
     "Output": "output",
     "Analytics": "analytics",
+    "Analytics, reasons": "analytics?view=reasons",
     "Leaderboard": "leaderboard",
     "Templates": "templates",
     "Agents": "agents",

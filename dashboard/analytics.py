@@ -94,9 +94,11 @@ VIEWS = {
     "operations": ":material/speed: Volume and speed",
     "cost": ":material/payments: Cost",
 }
+asked = st.query_params.get("view")  # a link opens a view: /analytics?view=reasons
 view = st.radio(
     "Show",
     list(VIEWS),
+    index=list(VIEWS).index(asked) if asked in VIEWS else 0,
     format_func=VIEWS.__getitem__,
     horizontal=True,
     key="analytics_view",

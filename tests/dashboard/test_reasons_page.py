@@ -100,3 +100,14 @@ def test_the_demo_month_fills_the_reasons_view_and_the_judges_page(app_as, pool,
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Outputs with both"].replace(",", "")) >= 30
     assert 0.2 < float(metrics["Cohen's kappa"]) < 1  # calibration is meaningful
+
+
+def test_a_link_opens_the_reasons_view(app_as, pool, analyst):
+    _down(pool, analyst, ["wrong"])
+    at = app_as(analyst, ANALYTICS, view="reasons")
+    assert not at.exception
+    assert at.radio(key="analytics_view").value == "reasons"
+    assert len(at.get("vega_lite_chart")) == 3
+    for asked in ({}, {"view": "nonsense"}):
+        plain = app_as(analyst, ANALYTICS, **asked)
+        assert not plain.exception and plain.radio(key="analytics_view").value == "quality"
