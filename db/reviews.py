@@ -171,11 +171,12 @@ def save_mark(
     output_id: int,
     user_id: int,
     *,
-    feedback: str,
-    reasons: list[str],
+    feedback: str | None,
+    reasons: list[str] | None,
     skipped: bool,
 ) -> Mark:
-    """The reviewer's mark (replacing theirs, if any), their hold on the item released."""
+    """The reviewer's mark (replacing theirs, if any; feedback or reasons None: kept from it),
+    their hold on the item released."""
     params = {
         "queue_id": queue_id,
         "output_id": output_id,

@@ -432,9 +432,10 @@ def review(
             queue.id,
             output_id,
             user.id,
-            feedback=feedback or "none",
+            # what this review said; what it left out stays as the reviewer's last review said
+            feedback=feedback,
             # as set_feedback kept them: from the list, each once, in the list's order
-            reasons=event.reasons if reasons is not None else [],
+            reasons=event.reasons if reasons is not None else None,
             skipped=False,
         )
     feedback_use.logged(event, user, model, job_id)

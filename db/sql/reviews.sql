@@ -133,15 +133,21 @@ SELECT i.position,
  WHERE i.queue_id = %(queue_id)s AND i.output_id = %(output_id)s
 
 -- save_review_mark --
--- A reviewer's mark on an item (a second one replaces the first), and their hold on it released
+-- A reviewer's mark on an item, and their hold on it released. A second review replaces the
+-- first; its thumbs or reasons left out (NULL) are kept from a first that was not a skip
 WITH released AS (
     DELETE FROM review_reservations
      WHERE queue_id = %(queue_id)s AND output_id = %(output_id)s AND user_id = %(user_id)s
 )
 INSERT INTO review_marks (queue_id, output_id, user_id, feedback, reasons, skipped)
-VALUES (%(queue_id)s, %(output_id)s, %(user_id)s, %(feedback)s, %(reasons)s, %(skipped)s)
+VALUES (%(queue_id)s, %(output_id)s, %(user_id)s, coalesce(%(feedback)s::text, 'none'),
+        coalesce(%(reasons)s::text[], '{}'), %(skipped)s)
     ON CONFLICT (queue_id, output_id, user_id) DO UPDATE
-   SET feedback = EXCLUDED.feedback, reasons = EXCLUDED.reasons, skipped = EXCLUDED.skipped,
+   SET feedback = coalesce(%(feedback)s::text,
+                           CASE WHEN review_marks.skipped THEN 'none' ELSE review_marks.feedback END),
+       reasons = coalesce(%(reasons)s::text[],
+                          CASE WHEN review_marks.skipped THEN '{}' ELSE review_marks.reasons END),
+       skipped = EXCLUDED.skipped,
        reviewed_at = now()
 RETURNING *
 

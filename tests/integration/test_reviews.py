@@ -315,6 +315,11 @@ def test_a_review_is_feedback_with_its_event_and_a_mark(pool, analyst):
     assert _count(pool, "SELECT count(*) AS n FROM review_marks") == 1
     with pool.connection() as conn:
         assert outputs_db.get_output(conn, ids[0]).feedback_comment == "Rambles"
+    # a third review that only comments keeps the mark's thumbs and reasons
+    third = reviews.review(pool, queue.id, ids[0], analyst, comment="Fine now")
+    assert (third.feedback, third.reasons) == ("thumbs_up", [])
+    fourth = reviews.review(pool, queue.id, ids[0], analyst, reasons=["great"])
+    assert (fourth.feedback, fourth.reasons) == ("thumbs_up", ["great"])
     assert reviews.next_item(pool, queue.id, analyst).output_id == ids[1]
     assert reviews.get_item(pool, queue.id, ids[0], analyst).my_feedback == "thumbs_up"
 
