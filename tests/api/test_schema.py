@@ -4,6 +4,7 @@ no input gives a 5xx, and every answer matches what the document says."""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,18 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from api.app import create_app
 from tasks import accounts
 from tasks.testing import create_test_llm_output
+
+
+@pytest.fixture(autouse=True)
+def stack_room() -> Iterator[None]:
+    """Schemathesis draws nested strategies recursively, and hypothesis names a strategy by
+    parsing its source (`ast`) at whatever depth it is drawn. Near the recursion limit, CPython
+    3.11's `ast` then fails with a SystemError ("AST constructor recursion depth mismatch")
+    instead of a RecursionError: give the run room."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 5_000))
+    yield
+    sys.setrecursionlimit(limit)
 
 
 @dataclass(frozen=True)

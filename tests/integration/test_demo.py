@@ -4,9 +4,11 @@ and removed without touching anything else."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import structlog
 
 from tasks import analytics, comparisons, demo, feedback, judges, templates
 from tasks import outputs as jobs
@@ -305,5 +307,12 @@ def test_run_says_how_to_load_demo_data_on_an_empty_database(database_url, monke
     # free ports: another `make run` on this machine must not stop the run before its hint
     monkeypatch.setenv("LLMJOBS_API_PORT", str(_free_port()))
     monkeypatch.setenv("LLMJOBS_DASHBOARD_PORT", str(_free_port()))
-    runner.run()
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    try:
+        runner.run()
+    finally:  # the run's logging wrote to this test's captured stderr, closed after it
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.configure(**config)
     assert "llmjobs seed-demo" in capsys.readouterr().err
