@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import queue
 import shutil
@@ -27,6 +28,7 @@ for _name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_BASE", "OPENAI_
 
 import psycopg
 import pytest
+import structlog
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -64,6 +66,19 @@ def monkeypatch() -> Iterator[pytest.MonkeyPatch]:
     patch = SettingsMonkeyPatch()
     yield patch
     patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """Every test leaves logging as it found it: code run in-process (the command, `make run`'s
+    runner, a worker's start) configures it to write to the stderr pytest captured for that test,
+    a stream closed when the test ends."""
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)
 
 
 def _server_url() -> str:
