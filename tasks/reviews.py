@@ -230,7 +230,7 @@ def create_queue(
         )
         if not found:
             raise InvalidInput(
-                "scope", "no completed output of yours is in this scope: widen it and try again"
+                "scope", "no completed output you can see is in this scope: widen it and try again"
             )
         capped = len(found) > MAX_ITEMS
         ids = list(reversed(found[:MAX_ITEMS]))  # oldest first

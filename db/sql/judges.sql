@@ -80,8 +80,10 @@ SELECT v.outcome, count(*) AS n
 
 -- judge_verdicts_page --
 -- A judge's verdicts, newest judged output first, one keyset page (output ids below before_id)
-SELECT v.*, o.model, o.user_id, o.feedback
+SELECT v.*, o.model, o.user_id, o.feedback, judges.name AS judge_name,
+       judges.model AS judge_model
   FROM judge_outcomes AS v JOIN llm_outputs AS o ON o.id = v.output_id
+  JOIN judges ON judges.id = v.judge_id
  WHERE v.judge_id = %(judge_id)s
    AND (%(user_id)s::bigint IS NULL OR o.user_id = %(user_id)s)
    AND (%(outcome)s::text IS NULL OR v.outcome = %(outcome)s)

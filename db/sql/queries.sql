@@ -296,7 +296,7 @@ WITH old AS (
       FROM changed
     RETURNING *
 )
-SELECT * FROM event
+SELECT event.*, users.name AS user_name FROM event JOIN users ON users.id = event.user_id
 
 -- feedback_reasons --
 -- The reasons a person may give, in the order admins set

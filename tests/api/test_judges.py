@@ -217,6 +217,9 @@ def test_a_run_queues_the_admins_jobs_and_verdicts_page_per_viewer(
     first = client.get(f"{path}?limit=2", headers=ana).json()
     assert [v["output_id"] for v in first["items"]] == sorted(mine, reverse=True)[:2]
     assert {v["outcome"] for v in first["items"]} == {"waiting"}
+    assert {(v["judge_name"], v["judge_model"]) for v in first["items"]} == {
+        (judge["name"], judge["model"])
+    }
     rest = client.get(f"{path}?limit=2&before_id={first['next_before_id']}", headers=ana).json()
     assert [v["output_id"] for v in rest["items"]] == [min(mine)] and rest["next_before_id"] is None
     assert client.get(path, headers=otto).json() == {"items": [], "next_before_id": None}

@@ -38,6 +38,7 @@ def test_parts_are_kept_or_cleared_and_each_change_is_an_event(pool, analyst):
         corrected_answer="A function that calls itself until a base case stops it.",
     )
     assert first.reasons == ["wrong", "incomplete"]  # once each, in the list's order
+    assert (first.user_id, first.user_name) == (analyst.id, analyst.name)
     assert first.changed == ["feedback", "reasons", "comment", "corrected_answer"]
 
     second = feedback.set_feedback(pool, output.id, analyst, reasons=["great"])
